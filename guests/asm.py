@@ -1,0 +1,78 @@
+"""Building a PV kernel from an asm/ source with keystone (Intel syntax).
+
+Conventions of an asm/ kernel (the shared include sets them up):
+- `.include "name"` pulls in asm/include/name (textually, before assembly);
+- the image is assembled at VIRT_BASE, entry at the symbol `_start`;
+- the symbol `hypercall_page` names a page-aligned page for Xen's stubs.
+These play the part of the ELF notes ENTRY, VIRT_BASE and HYPERCALL_PAGE.
+"""
+import os
+import re
+import struct
+
+from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
+
+from guests.image import KernelError, KernelImage
+
+VIRT_BASE = 0xFFFFFFFF80000000
+INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'asm',
+                           'include')
+_INCLUDE = re.compile(r'^\s*\.include\s+"([^"]+)"\s*$', re.M)
+_SYMBOLS = ('_start', 'hypercall_page')
+
+
+def strip_comments(source: str) -> str:
+    """Drop `#` comments (to end of line, outside string literals): keystone only
+    accepts them on a line of their own."""
+    out = []
+    for line in source.splitlines():
+        quoted = False
+        for i, ch in enumerate(line):
+            if ch == '"' and (i == 0 or line[i - 1] != '\\'):
+                quoted = not quoted
+            elif ch == '#' and not quoted:
+                line = line[:i]
+                break
+        out.append(line.rstrip())
+    return '\n'.join(out)
+
+
+def preprocess(source: str, path: str, depth: int = 0) -> str:
+    if depth > 8:
+        raise KernelError(f'{path}: includes nested too deeply')
+
+    def include(match):
+        name = match.group(1)
+        inc_path = os.path.join(INCLUDE_DIR, name)
+        try:
+            with open(inc_path) as f:
+                return preprocess(f.read(), inc_path, depth + 1)
+        except OSError:
+            raise KernelError(f'{path}: cannot include {name!r}') from None
+    return _INCLUDE.sub(include, strip_comments(source))
+
+
+def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
+    try:
+        encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(source, base)
+    except KsError as exc:
+        raise KernelError(f'{path}: keystone cannot assemble it: {exc}') from None
+    if not encoding:
+        raise KernelError(f'{path}: assembled to nothing')
+    return bytes(encoding)
+
+
+def load_asm(path: str, text: str) -> KernelImage:
+    source = preprocess(text, path)
+    # Symbol addresses come from a trailer of .quad directives read back after assembly.
+    trailer = ''.join(f'\n.quad {sym}' for sym in _SYMBOLS)
+    code = assemble(source + trailer, VIRT_BASE, path)
+    body, tail = code[:-8 * len(_SYMBOLS)], code[-8 * len(_SYMBOLS):]
+    entry, hypercall_page = struct.unpack(f'<{len(_SYMBOLS)}Q', tail)
+    if hypercall_page & 0xFFF:
+        raise KernelError(f'{path}: hypercall_page at {hypercall_page:#x} is not page-aligned')
+    return KernelImage(name=path, segments=[(VIRT_BASE, body, len(body))], entry=entry,
+                       virt_base=VIRT_BASE, hypercall_page=hypercall_page,
+                       notes={'GUEST_OS': 'pvshadow-asm', 'XEN_VERSION': 'xen-3.0',
+                              'LOADER': 'generic', 'ENTRY': entry, 'VIRT_BASE': VIRT_BASE,
+                              'HYPERCALL_PAGE': hypercall_page})

@@ -1,0 +1,161 @@
+"""Xen's PV start-of-day layout (the start_info comment in xen/include/public/xen.h).
+
+The bootstrap virtual region starts at VIRT_BASE and holds, each page-aligned and in
+this order: the kernel image, the p2m list [mfn_list, nr_pages], start_info [rsi], the
+xenstore ring page, the console ring page, the bootstrap page tables [pt_base, CR3] and
+the bootstrap stack [rsp at its top]. The region ends on a 4 MiB boundary with at least
+512 KiB of padding after the stack, and maps 1:1 onto the first pseudo-physical frames.
+Everything is mapped writable except the page tables, which are read-only.
+"""
+import struct
+from dataclasses import dataclass
+
+from guests.hypercall_page import hypercall_page
+from guests.image import KernelError, KernelImage
+from shadow.abi import xen
+from shadow.domain import Domain
+from shadow.host import Host
+from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
+                               make_pte, table_index)
+
+PAGE = 4096
+MB4 = 4 << 20
+L1_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_USER
+L1_PROT_RO = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_USER
+UPPER_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_USER
+START_INFO_MAGIC = b'xen-3.0-x86_64'
+
+
+def _round_up(value: int, align: int) -> int:
+    return (value + align - 1) & ~(align - 1)
+
+
+def _tables_needed(v_start: int, v_end: int) -> int:
+    """Page-table frames to map [v_start, v_end): one L4, and one table per distinct
+    512 GiB / 1 GiB / 2 MiB region at L3 / L2 / L1."""
+    count = 1
+    for shift in (39, 30, 21):
+        count += ((v_end - 1) >> shift) - (v_start >> shift) + 1
+    return count
+
+
+@dataclass
+class BootLayout:
+    v_start: int
+    v_end: int
+    p2m: int
+    start_info: int
+    xenstore: int
+    console: int
+    page_tables: int
+    nr_pt_frames: int
+    stack: int
+
+    def pfn(self, va: int) -> int:
+        return (va - self.v_start) >> 12
+
+
+def plan_layout(image: KernelImage, nr_pages: int) -> BootLayout:
+    v_start = image.virt_base
+    if image.start < v_start:
+        raise KernelError(f'{image.name}: image starts at {image.start:#x}, below VIRT_BASE '
+                          f'{v_start:#x}')
+    cursor = _round_up(image.end, PAGE)
+    p2m = cursor
+    cursor += _round_up(nr_pages * 8, PAGE)
+    start_info, xenstore, console = cursor, cursor + PAGE, cursor + 2 * PAGE
+    page_tables = cursor + 3 * PAGE
+    nr_pt = 1
+    while True:
+        stack = page_tables + nr_pt * PAGE
+        v_end = _round_up(stack + PAGE, MB4)
+        if v_end - (stack + PAGE) < 512 * 1024:
+            v_end += MB4
+        needed = _tables_needed(v_start, v_end)
+        if needed <= nr_pt:
+            break
+        nr_pt = needed
+    layout = BootLayout(v_start, v_end, p2m, start_info, xenstore, console, page_tables, nr_pt,
+                        stack)
+    if layout.pfn(v_end) > nr_pages:
+        raise KernelError(f'{image.name}: needs {layout.pfn(v_end) * 4 // 1024} MiB for its boot '
+                          f'layout, the domain has {nr_pages * 4 // 1024} MiB')
+    return layout
+
+
+def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: str = '') -> Domain:
+    nr_pages = memory_mb * 256
+    layout = plan_layout(image, nr_pages)
+    d = host.create_domain(max_pages=nr_pages)
+    for pfn in range(nr_pages):
+        mfn = d.alloc_frame()
+        if mfn is None:
+            raise KernelError(f'machine memory too small for a {memory_mb} MiB domain')
+        d.set_p2m(pfn, mfn)
+    mem = d.mem
+
+    def write_va(va: int, data: bytes) -> None:
+        pos = 0
+        while pos < len(data):
+            chunk = min(len(data) - pos, PAGE - ((va + pos) & 0xFFF))
+            mfn = d.p2m[layout.pfn(va + pos)]
+            mem.write((mfn << 12) + ((va + pos) & 0xFFF), data[pos:pos + chunk])
+            pos += chunk
+
+    for vaddr, body, _memsz in image.segments:
+        write_va(vaddr, body)
+    if image.hypercall_page is not None:
+        write_va(image.hypercall_page, hypercall_page())
+    write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
+    l4_mfn = _build_page_tables(d, layout)
+
+    si = xen.start_info(magic=START_INFO_MAGIC, nr_pages=nr_pages,
+                        shared_info=d.shared_info_mfn << 12, flags=0,
+                        store_mfn=d.p2m[layout.pfn(layout.xenstore)], store_evtchn=0,
+                        console_mfn=d.p2m[layout.pfn(layout.console)], console_evtchn=0,
+                        pt_base=layout.page_tables, nr_pt_frames=layout.nr_pt_frames,
+                        mfn_list=layout.p2m, cmd_line=cmdline.encode()[:xen.MAX_GUEST_CMDLINE - 1])
+    write_va(layout.start_info, bytes(si))
+    shared = xen.shared_info.max_pfn.offset
+    mem.write_u64((d.shared_info_mfn << 12) + shared, nr_pages)
+
+    v = d.vcpus[0]
+    rc = v.set_guest_table(l4_mfn, user=False)
+    if rc:
+        raise RuntimeError(f'bootstrap page tables failed validation ({rc})')
+    d.entry = (image.entry, layout.stack + PAGE, layout.start_info)
+    d.layout = layout
+    d.image = image
+    return d
+
+
+def _build_page_tables(d: Domain, layout: BootLayout) -> int:
+    """Map [v_start, v_end) 1:1 onto pfns, page-table frames read-only; returns the L4."""
+    mem = d.mem
+    pt_pfns = iter(range(layout.pfn(layout.page_tables),
+                         layout.pfn(layout.page_tables) + layout.nr_pt_frames))
+    pt_first = layout.pfn(layout.page_tables)
+    pt_last = pt_first + layout.nr_pt_frames
+
+    def next_table() -> int:
+        return d.p2m[next(pt_pfns)]
+
+    l4 = next_table()
+    tables = {}                        # (level, prefix) -> mfn
+
+    def table_for(level: int, va: int, parent: int) -> int:
+        key = (level, va >> (12 + 9 * level))
+        if key not in tables:
+            tables[key] = next_table()
+            slot = (parent << 12) + table_index(va, level + 1) * 8
+            mem.write_u64(slot, make_pte(tables[key], UPPER_PROT))
+        return tables[key]
+
+    for va in range(layout.v_start, layout.v_end, PAGE):
+        l3 = table_for(3, va, l4)
+        l2 = table_for(2, va, l3)
+        l1 = table_for(1, va, l2)
+        pfn = layout.pfn(va)
+        prot = L1_PROT_RO if pt_first <= pfn < pt_last else L1_PROT
+        mem.write_u64((l1 << 12) + table_index(va, 1) * 8, make_pte(d.p2m[pfn], prot))
+    return l4

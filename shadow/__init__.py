@@ -1,0 +1,1 @@
+"""pvshadow: a shadow-paging hypervisor for PV x86-64 guests, on Unicorn."""

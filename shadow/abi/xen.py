@@ -1,0 +1,372 @@
+"""Numbers and structures from Xen's public headers (xen/include/public/).
+
+Only facts live here: hypercall numbers, sub-operation codes, error numbers, flags and
+the ctypes layouts of the structures a PV x86-64 guest passes to the hypervisor. Each
+group names the header it comes from.
+"""
+import ctypes
+from ctypes import c_char, c_int8, c_uint8, c_uint16, c_uint32, c_uint64
+
+# --- xen.h: hypercall numbers ---------------------------------------------------------
+HYPERVISOR_set_trap_table = 0
+HYPERVISOR_mmu_update = 1
+HYPERVISOR_set_gdt = 2
+HYPERVISOR_stack_switch = 3
+HYPERVISOR_set_callbacks = 4
+HYPERVISOR_fpu_taskswitch = 5
+HYPERVISOR_sched_op_compat = 6
+HYPERVISOR_platform_op = 7
+HYPERVISOR_set_debugreg = 8
+HYPERVISOR_get_debugreg = 9
+HYPERVISOR_update_descriptor = 10
+HYPERVISOR_memory_op = 12
+HYPERVISOR_multicall = 13
+HYPERVISOR_update_va_mapping = 14
+HYPERVISOR_set_timer_op = 15
+HYPERVISOR_event_channel_op_compat = 16
+HYPERVISOR_xen_version = 17
+HYPERVISOR_console_io = 18
+HYPERVISOR_physdev_op_compat = 19
+HYPERVISOR_grant_table_op = 20
+HYPERVISOR_vm_assist = 21
+HYPERVISOR_update_va_mapping_otherdomain = 22
+HYPERVISOR_iret = 23
+HYPERVISOR_vcpu_op = 24
+HYPERVISOR_set_segment_base = 25
+HYPERVISOR_mmuext_op = 26
+HYPERVISOR_xsm_op = 27
+HYPERVISOR_nmi_op = 28
+HYPERVISOR_sched_op = 29
+HYPERVISOR_callback_op = 30
+HYPERVISOR_xenoprof_op = 31
+HYPERVISOR_event_channel_op = 32
+HYPERVISOR_physdev_op = 33
+HYPERVISOR_hvm_op = 34
+HYPERVISOR_sysctl = 35
+HYPERVISOR_domctl = 36
+HYPERVISOR_kexec_op = 37
+NR_hypercalls = 64
+
+HYPERCALL_NAMES = {v: k[len('HYPERVISOR_'):] for k, v in dict(globals()).items()
+                   if k.startswith('HYPERVISOR_')}
+
+# --- errno.h (Xen's values match Linux's) -----------------------------------------------
+EPERM, ENOENT, ESRCH, EINTR, EIO = 1, 2, 3, 4, 5
+E2BIG, EBADF, EAGAIN, ENOMEM, EACCES, EFAULT = 7, 9, 11, 12, 13, 14
+EBUSY, EEXIST, ENODEV, EINVAL, ENOSPC, ERANGE = 16, 17, 19, 22, 28, 34
+ENOSYS, EOPNOTSUPP = 38, 95
+
+# --- xen.h: domain ids ---------------------------------------------------------------------
+DOMID_FIRST_RESERVED = 0x7FF0
+DOMID_SELF = 0x7FF0
+DOMID_IO = 0x7FF1
+DOMID_XEN = 0x7FF2
+DOMID_COW = 0x7FF3
+DOMID_INVALID = 0x7FF4
+DOMID_IDLE = 0x7FFF
+
+# --- xen.h: mmu_update commands (low 2 bits of ptr) ----------------------------------------
+MMU_NORMAL_PT_UPDATE = 0
+MMU_MACHPHYS_UPDATE = 1
+MMU_PT_UPDATE_PRESERVE_AD = 2
+MMU_PT_UPDATE_NO_TRANSLATE = 3
+
+# --- xen.h: mmuext_op commands ---------------------------------------------------------------
+MMUEXT_PIN_L1_TABLE = 0
+MMUEXT_PIN_L2_TABLE = 1
+MMUEXT_PIN_L3_TABLE = 2
+MMUEXT_PIN_L4_TABLE = 3
+MMUEXT_UNPIN_TABLE = 4
+MMUEXT_NEW_BASEPTR = 5
+MMUEXT_TLB_FLUSH_LOCAL = 6
+MMUEXT_INVLPG_LOCAL = 7
+MMUEXT_TLB_FLUSH_MULTI = 8
+MMUEXT_INVLPG_MULTI = 9
+MMUEXT_TLB_FLUSH_ALL = 10
+MMUEXT_INVLPG_ALL = 11
+MMUEXT_FLUSH_CACHE = 12
+MMUEXT_SET_LDT = 13
+MMUEXT_NEW_USER_BASEPTR = 15
+MMUEXT_CLEAR_PAGE = 16
+MMUEXT_COPY_PAGE = 17
+MMUEXT_FLUSH_CACHE_GLOBAL = 18
+MMUEXT_MARK_SUPER = 19
+MMUEXT_UNMARK_SUPER = 20
+
+# --- xen.h: update_va_mapping flags ----------------------------------------------------------
+UVMF_NONE = 0
+UVMF_TLB_FLUSH = 1
+UVMF_INVLPG = 2
+UVMF_FLUSHTYPE_MASK = 3
+UVMF_MULTI = 0
+UVMF_LOCAL = 0
+UVMF_ALL = 4
+
+# --- xen.h: vm_assist ------------------------------------------------------------------------
+VMASST_CMD_enable = 0
+VMASST_CMD_disable = 1
+VMASST_TYPE_4gb_segments = 0
+VMASST_TYPE_4gb_segments_notify = 1
+VMASST_TYPE_writable_pagetables = 2
+VMASST_TYPE_pae_extended_cr3 = 3
+VMASST_TYPE_architectural_iopl = 4
+VMASST_TYPE_runstate_update_flag = 5
+VMASST_TYPE_m2p_strict = 32
+# The types Xen accepts from a 64-bit PV guest (arch/x86/include/asm/config.h VM_ASSIST_VALID).
+VM_ASSIST_VALID_PV64 = ((1 << VMASST_TYPE_4gb_segments) | (1 << VMASST_TYPE_4gb_segments_notify) |
+                        (1 << VMASST_TYPE_writable_pagetables) | (1 << VMASST_TYPE_pae_extended_cr3) |
+                        (1 << VMASST_TYPE_architectural_iopl) | (1 << VMASST_TYPE_runstate_update_flag) |
+                        (1 << VMASST_TYPE_m2p_strict))
+
+# --- sched.h -----------------------------------------------------------------------------------
+SCHEDOP_yield = 0
+SCHEDOP_block = 1
+SCHEDOP_shutdown = 2
+SCHEDOP_poll = 3
+SCHEDOP_remote_shutdown = 4
+SCHEDOP_shutdown_code = 5
+SCHEDOP_watchdog = 6
+SHUTDOWN_poweroff = 0
+SHUTDOWN_reboot = 1
+SHUTDOWN_suspend = 2
+SHUTDOWN_crash = 3
+SHUTDOWN_watchdog = 4
+SHUTDOWN_soft_reset = 5
+SHUTDOWN_NAMES = {0: 'poweroff', 1: 'reboot', 2: 'suspend', 3: 'crash', 4: 'watchdog',
+                  5: 'soft_reset'}
+
+# --- xen.h: console_io -------------------------------------------------------------------------
+CONSOLEIO_write = 0
+CONSOLEIO_read = 1
+
+# --- version.h ---------------------------------------------------------------------------------
+XENVER_version = 0
+XENVER_extraversion = 1
+XENVER_compile_info = 2
+XENVER_capabilities = 3
+XENVER_changeset = 4
+XENVER_platform_parameters = 5
+XENVER_get_features = 6
+XENVER_pagesize = 7
+XENVER_guest_handle = 8
+XENVER_commandline = 9
+XENVER_build_id = 10
+
+# --- features.h --------------------------------------------------------------------------------
+XENFEAT_writable_page_tables = 0
+XENFEAT_writable_descriptor_tables = 1
+XENFEAT_auto_translated_physmap = 2
+XENFEAT_supervisor_mode_kernel = 3
+XENFEAT_pae_pgdir_above_4gb = 4
+XENFEAT_mmu_pt_update_preserve_ad = 5
+XENFEAT_highmem_assist = 6
+XENFEAT_gnttab_map_avail_bits = 7
+
+# --- callback.h / arch-x86/xen-x86_64.h --------------------------------------------------------
+CALLBACKOP_register = 0
+CALLBACKOP_unregister = 1
+CALLBACKTYPE_event = 0
+CALLBACKTYPE_failsafe = 1
+CALLBACKTYPE_syscall = 2
+CALLBACKTYPE_sysenter_deprecated = 3
+CALLBACKTYPE_nmi = 4
+CALLBACKTYPE_sysenter = 5
+CALLBACKTYPE_syscall32 = 7
+CALLBACKF_mask_events = 1
+
+# trap_info.flags: bits 0-1 DPL, bit 2 "clear event enable" (an interrupt gate).
+TI_DPL_MASK = 3
+TI_IF = 4
+# iret_context.flags
+VGCF_in_syscall = 1 << 8
+
+# --- memory.h ----------------------------------------------------------------------------------
+XENMEM_increase_reservation = 0
+XENMEM_decrease_reservation = 1
+XENMEM_maximum_ram_page = 2
+XENMEM_current_reservation = 3
+XENMEM_maximum_reservation = 4
+XENMEM_machphys_mfn_list = 5
+XENMEM_populate_physmap = 6
+XENMEM_add_to_physmap = 7
+XENMEM_memory_map = 9
+XENMEM_machine_memory_map = 10
+XENMEM_machphys_mapping = 12
+XENMEM_maximum_gpfn = 14
+XENMEM_access_op = 21
+MEMOP_CMD_MASK = 0x3F  # the sub-op lives in the low bits; the rest is a continuation start
+
+# --- arch-x86/xen-x86_64.h: selectors and the hypervisor's virtual area --------------------
+FLAT_RING3_CS32 = 0xE023
+FLAT_RING3_CS64 = 0xE033
+FLAT_RING3_DS32 = 0xE02B
+FLAT_RING3_DS64 = 0x0000
+FLAT_RING3_SS32 = 0xE02B
+FLAT_RING3_SS64 = 0xE02B
+FLAT_KERNEL_CS64 = FLAT_RING3_CS64
+FLAT_KERNEL_DS64 = FLAT_RING3_DS64
+FLAT_KERNEL_SS64 = FLAT_RING3_SS64
+FLAT_USER_CS64 = FLAT_RING3_CS64
+FLAT_USER_DS64 = FLAT_RING3_DS64
+FLAT_USER_SS64 = FLAT_RING3_SS64
+FIRST_RESERVED_GDT_PAGE = 14
+FIRST_RESERVED_GDT_ENTRY = FIRST_RESERVED_GDT_PAGE * 512
+
+HYPERVISOR_VIRT_START = 0xFFFF800000000000
+HYPERVISOR_VIRT_END = 0xFFFF880000000000
+MACH2PHYS_VIRT_START = 0xFFFF800000000000   # RO_MPT_VIRT_START
+MACH2PHYS_VIRT_END = 0xFFFF804000000000
+INVALID_M2P_ENTRY = (1 << 64) - 1
+
+# --- elfnote.h -----------------------------------------------------------------------------------
+XEN_ELFNOTE_INFO = 0
+XEN_ELFNOTE_ENTRY = 1
+XEN_ELFNOTE_HYPERCALL_PAGE = 2
+XEN_ELFNOTE_VIRT_BASE = 3
+XEN_ELFNOTE_PADDR_OFFSET = 4
+XEN_ELFNOTE_XEN_VERSION = 5
+XEN_ELFNOTE_GUEST_OS = 6
+XEN_ELFNOTE_GUEST_VERSION = 7
+XEN_ELFNOTE_LOADER = 8
+XEN_ELFNOTE_PAE_MODE = 9
+XEN_ELFNOTE_FEATURES = 10
+XEN_ELFNOTE_BSD_SYMTAB = 11
+XEN_ELFNOTE_HV_START_LOW = 12
+XEN_ELFNOTE_L1_MFN_VALID = 13
+XEN_ELFNOTE_SUSPEND_CANCEL = 14
+XEN_ELFNOTE_INIT_P2M = 15
+XEN_ELFNOTE_MOD_START_PFN = 16
+XEN_ELFNOTE_SUPPORTED_FEATURES = 17
+XEN_ELFNOTE_PHYS32_ENTRY = 18
+
+# --- xen.h: start_info flags ---------------------------------------------------------------------
+SIF_PRIVILEGED = 1 << 0
+SIF_INITDOMAIN = 1 << 1
+SIF_MULTIBOOT_MOD = 1 << 2
+SIF_MOD_START_PFN = 1 << 3
+SIF_VIRT_P2M_4TOOLS = 1 << 4
+MAX_GUEST_CMDLINE = 1024
+
+
+# --- structures ------------------------------------------------------------------------------------
+class Struct(ctypes.LittleEndianStructure):
+    """A Xen structure: byte layout from the C header, read and written as bytes."""
+
+    @classmethod
+    def size(cls):
+        return ctypes.sizeof(cls)
+
+    def pack(self):
+        return bytes(self)
+
+
+class start_info(Struct):
+    _fields_ = [
+        ('magic', c_char * 32),
+        ('nr_pages', c_uint64),
+        ('shared_info', c_uint64),      # machine address of the shared_info page
+        ('flags', c_uint32),
+        ('store_mfn', c_uint64),
+        ('store_evtchn', c_uint32),
+        ('console_mfn', c_uint64),      # union console { domU { mfn; evtchn } }
+        ('console_evtchn', c_uint32),
+        ('pt_base', c_uint64),          # virtual address of the bootstrap L4
+        ('nr_pt_frames', c_uint64),
+        ('mfn_list', c_uint64),         # virtual address of the p2m list
+        ('mod_start', c_uint64),
+        ('mod_len', c_uint64),
+        ('cmd_line', c_char * MAX_GUEST_CMDLINE),
+        ('first_p2m_pfn', c_uint64),
+        ('nr_p2m_frames', c_uint64),
+    ]
+
+
+class vcpu_time_info(Struct):
+    _fields_ = [('version', c_uint32), ('pad0', c_uint32), ('tsc_timestamp', c_uint64),
+                ('system_time', c_uint64), ('tsc_to_system_mul', c_uint32),
+                ('tsc_shift', c_int8), ('flags', c_uint8), ('pad1', c_uint8 * 2)]
+
+
+class vcpu_info(Struct):
+    _fields_ = [('evtchn_upcall_pending', c_uint8), ('evtchn_upcall_mask', c_uint8),
+                ('evtchn_pending_sel', c_uint64),
+                ('cr2', c_uint64), ('arch_pad', c_uint64),   # struct arch_vcpu_info
+                ('time', vcpu_time_info)]
+
+
+XEN_LEGACY_MAX_VCPUS = 32
+
+
+class shared_info(Struct):
+    _fields_ = [('vcpu_info', vcpu_info * XEN_LEGACY_MAX_VCPUS),
+                ('evtchn_pending', c_uint64 * 64),
+                ('evtchn_mask', c_uint64 * 64),
+                ('wc_version', c_uint32), ('wc_sec', c_uint32), ('wc_nsec', c_uint32),
+                ('wc_sec_hi', c_uint32),
+                # struct arch_shared_info
+                ('max_pfn', c_uint64), ('pfn_to_mfn_frame_list_list', c_uint64),
+                ('nmi_reason', c_uint64), ('p2m_cr3', c_uint64), ('p2m_vaddr', c_uint64),
+                ('p2m_generation', c_uint64)]
+
+
+class trap_info(Struct):
+    _fields_ = [('vector', c_uint8), ('flags', c_uint8), ('cs', c_uint16),
+                ('address', c_uint64)]
+
+
+class mmu_update(Struct):
+    _fields_ = [('ptr', c_uint64), ('val', c_uint64)]
+
+
+class mmuext_op(Struct):
+    _fields_ = [('cmd', c_uint32), ('arg1', c_uint64), ('arg2', c_uint64)]
+
+
+class multicall_entry(Struct):
+    _fields_ = [('op', c_uint64), ('result', c_uint64), ('args', c_uint64 * 6)]
+
+
+class callback_register(Struct):
+    _fields_ = [('type', c_uint16), ('flags', c_uint16), ('address', c_uint64)]
+
+
+class callback_unregister(Struct):
+    _fields_ = [('type', c_uint16), ('_unused', c_uint16)]
+
+
+class iret_context(Struct):
+    _fields_ = [(name, c_uint64) for name in
+                ('rax', 'r11', 'rcx', 'flags', 'rip', 'cs', 'rflags', 'rsp', 'ss')]
+
+
+class sched_shutdown(Struct):
+    _fields_ = [('reason', c_uint32)]
+
+
+class xen_feature_info(Struct):
+    _fields_ = [('submap_idx', c_uint32), ('submap', c_uint32)]
+
+
+class xen_memory_reservation(Struct):
+    _fields_ = [('extent_start', c_uint64), ('nr_extents', c_uint64),
+                ('extent_order', c_uint32), ('mem_flags', c_uint32), ('domid', c_uint16)]
+
+
+class xen_platform_parameters(Struct):
+    _fields_ = [('virt_start', c_uint64)]
+
+
+class xen_machphys_mfn_list(Struct):
+    _fields_ = [('max_extents', c_uint32), ('extent_start', c_uint64)]
+
+
+# Layout checks against the sizes the C headers give: a wrong field here would silently
+# break the ABI, so fail at import.
+for _struct, _size in ((start_info, 1168), (vcpu_info, 64), (vcpu_time_info, 32),
+                       (shared_info, 3136), (trap_info, 16), (mmu_update, 16), (mmuext_op, 24),
+                       (multicall_entry, 64), (callback_register, 16), (iret_context, 72),
+                       (xen_memory_reservation, 32)):
+    assert ctypes.sizeof(_struct) == _size, (_struct.__name__, ctypes.sizeof(_struct))
+assert shared_info.evtchn_pending.offset == 2048
+assert shared_info.wc_version.offset == 3072
+assert start_info.cmd_line.offset == 128

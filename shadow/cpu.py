@@ -1,0 +1,178 @@
+"""The physical CPU: the one place that owns the Unicorn instance.
+
+It runs in long mode with the CPU's own MMU walking whatever tables CR3 names, hooks
+`syscall` and every interrupt/exception, and hands each to the vCPU currently loaded
+(`guest.on_syscall()`, `guest.on_exception(vector, error_code, is_software)`). Faults the
+hypervisor resolves are resolved inside the hook: no emu_stop/emu_start per fault.
+
+Two Unicorn facts shape this file (../shared/unicorn-facts/): a hooked exception leaves
+env->old_exception set, so the next fault would turn into a double fault; and the
+hardware #PF error code is not passed to the hook. Both live in the saved CPU context,
+which the exception hook reads and patches in place.
+"""
+import ctypes
+import struct
+
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import unicorn_const as ucc
+from unicorn import x86_const as x86
+
+from shadow.machine import MachineMemory
+
+CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
+CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+MSR_EFER = 0xC0000080
+EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
+
+RFLAGS_TF, RFLAGS_IF, RFLAGS_DF = 1 << 8, 1 << 9, 1 << 10
+RFLAGS_IOPL, RFLAGS_NT, RFLAGS_RF, RFLAGS_VM, RFLAGS_AC = 3 << 12, 1 << 14, 1 << 16, 1 << 17, 1 << 18
+
+GPRS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
+        'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
+REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
+       GPRS + ('rip', 'rflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs', 'fs_base', 'gs_base',
+               'cr0', 'cr2', 'cr3', 'cr4')}
+CONTEXT_REGS = GPRS + ('rip', 'rflags', 'fs_base', 'gs_base')
+_CONTEXT_IDS = [REG[name] for name in CONTEXT_REGS]
+_HYPERCALL_IDS = [REG[n] for n in ('rax', 'rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')]
+
+# Runs never reach this address: the run loop returns only when a hook stops the CPU.
+NEVER = 0xFFFF82D0BFFFF000
+_SYSCALL_LEN = 2
+
+
+class CpuError(Exception):
+    """Unicorn refused to go on (an internal error, not a guest fault)."""
+
+
+class PhysicalCpu:
+    def __init__(self, mem: MachineMemory):
+        self.mem = mem
+        self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
+        uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.host_address)
+        self.guest = None            # the vCPU whose hooks run; set by the scheduler
+        self._in_syscall = False
+        self._stopped = False
+        self._init_exception_state()
+        self._init_long_mode()
+        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
+        uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+
+    # --- set-up -------------------------------------------------------------------------
+    def _init_exception_state(self):
+        """Locate env->error_code, exception_is_int and old_exception in a saved context
+        (CPUX86State: error_code, exception_is_int, exception_next_eip, dr[8], 4 pointers,
+        old_exception), by writing a marker into DR0."""
+        uc = self.uc
+        marker = 0x1122334455667788
+        uc.reg_write(x86.UC_X86_REG_DR0, marker)
+        ctx = uc.context_save()
+        base = ctypes.cast(ctx.context, ctypes.c_void_p).value
+        raw = ctypes.string_at(base, ctx.size)
+        uc.reg_write(x86.UC_X86_REG_DR0, 0)
+        dr0 = raw.find(struct.pack('<Q', marker))
+        if dr0 < 0:
+            raise CpuError('cannot locate the exception state in the Unicorn context')
+        self._ctx = ctx
+        self._error_code = ctypes.c_int.from_address(base + dr0 - 16)
+        self._is_int = ctypes.c_int.from_address(base + dr0 - 12)
+        self._old_exception = ctypes.c_int.from_address(base + dr0 + 64 + 32)
+
+    def _init_long_mode(self):
+        uc = self.uc
+        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE | CR4_OSFXSR |
+                     CR4_OSXMMEXCPT)
+        efer = uc.reg_read(x86.UC_X86_REG_MSR, MSR_EFER)
+        uc.reg_write(x86.UC_X86_REG_MSR, (MSR_EFER, efer | EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
+        cr0 = uc.reg_read(x86.UC_X86_REG_CR0) & ~0x4   # clear EM: SSE available
+        uc.reg_write(x86.UC_X86_REG_CR0, cr0 | CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)
+
+    def load_gdt(self, base: int, limit: int):
+        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
+
+    # --- hooks ----------------------------------------------------------------------------
+    def _on_interrupt(self, uc, vector, _user):
+        ctx = self._ctx
+        uc.context_update(ctx)
+        error_code = self._error_code.value & 0xFFFFFFFF
+        software = self._is_int.value != 0
+        self._old_exception.value = -1
+        uc.context_restore(ctx)
+        self.guest.on_exception(vector, error_code, software)
+
+    def _on_syscall(self, uc, _user):
+        self._in_syscall = True
+        try:
+            self.guest.on_syscall()
+        finally:
+            self._in_syscall = False
+
+    # --- registers --------------------------------------------------------------------------
+    def reg(self, name: str) -> int:
+        return self.uc.reg_read(REG[name])
+
+    def set_reg(self, name: str, value: int) -> None:
+        self.uc.reg_write(REG[name], value & 0xFFFFFFFFFFFFFFFF)
+
+    def regs(self, *names):
+        return self.uc.reg_read_batch([REG[n] for n in names])
+
+    def set_regs(self, **values):
+        self.uc.reg_write_batch([(REG[n], v & 0xFFFFFFFFFFFFFFFF) for n, v in values.items()])
+
+    def hypercall_registers(self):
+        """rax (number) and the six argument registers rdi, rsi, rdx, r10, r8, r9."""
+        return self.uc.reg_read_batch(_HYPERCALL_IDS)
+
+    @property
+    def rip(self) -> int:
+        """The guest's next instruction; inside the syscall hook, the one after syscall."""
+        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        return rip + _SYSCALL_LEN if self._in_syscall else rip
+
+    @rip.setter
+    def rip(self, value: int) -> None:
+        # Unicorn adds the syscall length after the syscall hook returns.
+        if self._in_syscall:
+            value -= _SYSCALL_LEN
+        self.uc.reg_write(x86.UC_X86_REG_RIP, value & 0xFFFFFFFFFFFFFFFF)
+
+    def save_context(self) -> dict:
+        values = self.uc.reg_read_batch(_CONTEXT_IDS)
+        context = dict(zip(CONTEXT_REGS, values))
+        context['rip'] = self.rip
+        return context
+
+    def dump(self) -> dict:
+        names = GPRS + ('rip', 'rflags', 'cs', 'ss', 'fs_base', 'gs_base', 'cr2', 'cr3')
+        values = dict(zip(names, self.regs(*names)))
+        values['rip'] = self.rip
+        return values
+
+    def set_cr3(self, maddr: int) -> None:
+        """Load a new root; flushes the TLB as the hardware does."""
+        self.uc.reg_write(x86.UC_X86_REG_CR3, maddr)
+
+    def flush_tlb(self) -> None:
+        self.uc.ctl(ucc.UC_CTL_TLB_FLUSH, ucc.UC_CTL_IO_WRITE)
+
+    def flush_code_cache(self) -> None:
+        self.uc.ctl_flush_tb()
+
+    def read_virtual(self, va: int, size: int) -> bytes:
+        """Read through the current page tables, as the CPU would (used by the tracer)."""
+        return bytes(self.uc.mem_read(va, size))
+
+    # --- running ------------------------------------------------------------------------------
+    def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
+        """Run from rip until a hook stops the CPU; True if it stopped on request."""
+        self._stopped = False
+        try:
+            self.uc.emu_start(rip, NEVER, timeout_us, count)
+        except UcError as exc:
+            raise CpuError(str(exc)) from exc
+        return self._stopped
+
+    def stop(self) -> None:
+        self._stopped = True
+        self.uc.emu_stop()

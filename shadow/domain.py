@@ -1,0 +1,161 @@
+"""A PV domain: its frames, its p2m, its vCPUs, its console, and the run loop."""
+import time
+from typing import Callable, List, Optional
+
+from shadow.abi import xen
+from shadow.abi.xen import EINVAL, INVALID_M2P_ENTRY
+from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
+from shadow.exits import Exit, ExitReason
+from shadow.hypercall import HypercallTable, default_handlers
+from shadow.machine import FrameTable, MachineMemory, PageType
+from shadow.paging.direct import DirectPaging
+from shadow.paging.types import PageTypes
+from shadow.vcpu import VCpu
+from shadow.xenspace import TRAMPOLINE_VA, XenSpace
+
+
+class Domain:
+    def __init__(self, domid: int, mem: MachineMemory, frames: FrameTable, types: PageTypes,
+                 xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int):
+        self.domid = domid
+        self.mem = mem
+        self.frames = frames
+        self.types = types
+        self.xen = xenspace
+        self.cpu = cpu
+        self.max_pages = max_pages
+        self.tot_pages = 0
+        self.p2m: List[int] = []
+        self.vm_assist = 0
+        self.shutdown_code: Optional[int] = None
+        self.console = bytearray()
+        self.console_sink: Optional[Callable[[bytes], None]] = None
+        self.xen_log: List[str] = []
+        self.hypercalls = HypercallTable(default_handlers())
+        self.paging = DirectPaging(domid, types, self.flush_tlb)
+        # shared_info belongs to the domain but is not in its physmap (Xen shares a heap
+        # page); the guest finds it through start_info.shared_info.
+        self.shared_info_mfn = frames.alloc(domid)
+        mem.clear_frame(self.shared_info_mfn)
+        self.vcpus: List[VCpu] = [VCpu(self, 0, cpu)]
+        self.vcpus[0].set_upcall_mask(1)
+        self.entry = None                 # (rip, rsp, rsi) for the first entry
+
+    # --- frames -----------------------------------------------------------------------------
+    def alloc_frame(self) -> Optional[int]:
+        """A fresh, scrubbed frame charged to this domain, or None when over reservation."""
+        if self.tot_pages >= self.max_pages or not self.frames.free_frames():
+            return None
+        mfn = self.frames.alloc_high(self.domid)
+        self.mem.clear_frame(mfn)
+        self.tot_pages += 1
+        return mfn
+
+    def owns(self, mfn: int) -> bool:
+        return self.frames.is_valid(mfn) and self.frames.owner[mfn] == self.domid
+
+    def pfn_valid(self, pfn: int) -> bool:
+        return pfn < len(self.p2m) and self.p2m[pfn] != INVALID_M2P_ENTRY
+
+    def set_p2m(self, pfn: int, mfn: int) -> None:
+        if pfn >= len(self.p2m):
+            self.p2m.extend([INVALID_M2P_ENTRY] * (pfn + 1 - len(self.p2m)))
+        self.p2m[pfn] = mfn
+        self.xen.set_m2p(mfn, pfn)
+
+    def machphys_update(self, mfn: int, pfn: int) -> int:
+        if not self.owns(mfn):
+            return -EINVAL
+        self.xen.set_m2p(mfn, pfn)
+        return 0
+
+    def release_frame(self, mfn: int) -> int:
+        """decrease_reservation of one frame: drop the allocation reference; the frame is
+        freed when its last mapping goes (until then it is still this domain's)."""
+        frames = self.frames
+        if not self.owns(mfn) or not frames.allocated[mfn] or mfn == self.shared_info_mfn:
+            return -EINVAL
+        pfn = self.xen.get_m2p(mfn)
+        if pfn < len(self.p2m) and self.p2m[pfn] == mfn:
+            self.p2m[pfn] = INVALID_M2P_ENTRY
+        self.xen.clear_m2p(mfn)
+        frames.allocated[mfn] = 0
+        self.tot_pages -= 1
+        self.types.put_page(mfn)
+        return 0
+
+    def clear_page(self, mfn: int) -> int:
+        if self.types.get_page_and_type(mfn, PageType.WRITABLE, self.domid):
+            return -EINVAL
+        self.mem.clear_frame(mfn)
+        self.types.put_page_and_type(mfn)
+        return 0
+
+    def copy_page(self, dst: int, src: int) -> int:
+        if not self.types.get_page(src, self.domid):
+            return -EINVAL
+        rc = self.types.get_page_and_type(dst, PageType.WRITABLE, self.domid)
+        if rc == 0:
+            self.mem.write(dst << 12, self.mem.read(src << 12, 4096))
+            self.types.put_page_and_type(dst)
+        self.types.put_page(src)
+        return -EINVAL if rc else 0
+
+    def flush_tlb(self) -> None:
+        self.cpu.flush_tlb()
+
+    def features(self) -> int:
+        return 1 << xen.XENFEAT_mmu_pt_update_preserve_ad
+
+    # --- console and log ---------------------------------------------------------------------
+    def console_write(self, data: bytes) -> None:
+        self.console += data
+        if self.console_sink is not None:
+            self.console_sink(data)
+
+    def log(self, message: str) -> None:
+        self.xen_log.append(message)
+
+    # --- scheduling outcomes -------------------------------------------------------------------
+    def shutdown(self, v: VCpu, reason: int) -> None:
+        self.shutdown_code = reason
+        v.request_exit(Exit(ExitReason.SHUTDOWN, shutdown_code=reason))
+
+    def block(self, v: VCpu) -> None:
+        v.request_exit(Exit(ExitReason.HALT, message=f'd{self.domid}v{v.vcpu_id} blocked with '
+                            'no event source that could wake it'))
+
+    # --- running -----------------------------------------------------------------------------------
+    def run(self, budget: int = 0, timeout: Optional[float] = None) -> Exit:
+        """Run the domain until it needs a decision outside the CPU; returns the exit.
+
+        budget > 0 bounds the instructions executed (Unicorn counts each one, ~15x slower);
+        timeout (seconds) is a wall-clock watchdog.
+        """
+        v = self.vcpus[0]
+        cpu = self.cpu
+        cpu.guest = v
+        v.exit = None
+        if not v.entered:
+            rip, rsp, rsi = self.entry
+            cpu.set_regs(rsi=rsi, rsp=self.xen.iret_frame_to(rip, rsp, RFLAGS_IF | 2))
+            v.load_cr3()
+            v.entered = True
+            start = TRAMPOLINE_VA
+        else:
+            start = cpu.rip
+        began = time.monotonic()
+        try:
+            cpu.run(start, count=budget, timeout_us=int(timeout * 1e6) if timeout else 0)
+        except CpuError as exc:
+            return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
+        if v.exit is not None:
+            return v.exit
+        if budget:
+            return Exit(ExitReason.BUDGET, message=f'{budget} instructions executed',
+                        registers=cpu.dump())
+        if timeout and time.monotonic() - began >= timeout * 0.99:
+            return Exit(ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
+                        registers=cpu.dump())
+        return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',
+                    registers=cpu.dump())

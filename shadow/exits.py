@@ -1,0 +1,41 @@
+"""What a run returns: an exit with a reason, KVM style."""
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Optional
+
+
+class ExitReason(str, Enum):
+    SHUTDOWN = 'shutdown'            # SCHEDOP_shutdown: code says poweroff/reboot/suspend/crash
+    CRASH = 'crash'                  # the hypervisor crashed the domain (reason, registers)
+    HALT = 'halt'                    # blocked with nothing that could wake it
+    BUDGET = 'budget'                # the instruction budget ran out
+    TIMEOUT = 'timeout'              # the wall-clock watchdog fired
+    INTERNAL_ERROR = 'internal_error'
+
+
+@dataclass
+class Exit:
+    reason: ExitReason
+    shutdown_code: Optional[int] = None
+    message: str = ''
+    registers: dict = field(default_factory=dict)
+
+    @property
+    def clean(self) -> bool:
+        return self.reason is ExitReason.SHUTDOWN and self.shutdown_code == 0
+
+    def describe(self) -> str:
+        from shadow.abi.xen import SHUTDOWN_NAMES
+        if self.reason is ExitReason.SHUTDOWN:
+            text = f'shutdown: {SHUTDOWN_NAMES.get(self.shutdown_code, self.shutdown_code)}'
+        else:
+            text = self.reason.value
+        return f'{text}: {self.message}' if self.message else text
+
+
+def format_registers(regs: dict) -> str:
+    names = [n for n in ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10',
+                         'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags', 'cs', 'ss', 'cr2', 'cr3')
+             if n in regs]
+    cells = [f'{n:>6}={regs[n]:016x}' for n in names]
+    return '\n'.join('  '.join(cells[i:i + 4]) for i in range(0, len(cells), 4))

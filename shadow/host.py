@@ -1,0 +1,33 @@
+"""The host: machine memory, frame table, the one physical CPU, and its domains."""
+from shadow.cpu import PhysicalCpu
+from shadow.domain import Domain
+from shadow.machine import FrameTable, MachineMemory
+from shadow.paging.types import PageTypes
+from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
+
+DEFAULT_MACHINE_MB = 256
+
+
+class Host:
+    def __init__(self, machine_mb: int = DEFAULT_MACHINE_MB):
+        nr_frames = machine_mb * 256
+        self.mem = MachineMemory(nr_frames)
+        self.frames = FrameTable(nr_frames)
+        self.xen = XenSpace(self.mem, self.frames)
+        self.cpu = PhysicalCpu(self.mem)
+        self.cpu.load_gdt(GDT_VIRT_START, GDT_LIMIT)
+        self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
+        self.domains = {}
+        self._next_domid = 1
+
+    def _frame_freed(self, mfn: int) -> None:
+        # A stale TLB entry must never reach a frame that has gone back to the allocator.
+        self.xen.clear_m2p(mfn)
+        self.cpu.flush_tlb()
+
+    def create_domain(self, max_pages: int) -> Domain:
+        domid = self._next_domid
+        self._next_domid += 1
+        d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages)
+        self.domains[domid] = d
+        return d

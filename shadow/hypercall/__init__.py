@@ -1,0 +1,48 @@
+"""Hypercall dispatch: one explicit table from Xen's hypercall number to its handler.
+
+A handler takes (vcpu, a1..a6) from rdi, rsi, rdx, r10, r8, r9 and returns the value for
+rax (a negative Xen errno on failure) or NO_RETURN when it set the registers itself. A
+guest-memory fault inside a handler becomes -EFAULT; an unknown number, -ENOSYS.
+"""
+from typing import Callable, Dict
+
+from shadow.abi import xen
+from shadow.abi.xen import EFAULT, ENOSYS
+from shadow.hypercall import console, memory, mm, multicall, sched, traps, version
+from shadow.vcpu import GuestFault
+
+
+class HypercallTable:
+    def __init__(self, handlers: Dict[int, Callable]):
+        self.handlers = dict(handlers)
+
+    def call(self, vcpu, nr: int, args):
+        handler = self.handlers.get(nr)
+        if handler is None:
+            return -ENOSYS
+        try:
+            return handler(vcpu, *args)
+        except GuestFault:
+            return -EFAULT
+
+    def names(self):
+        return sorted(xen.HYPERCALL_NAMES.get(nr, str(nr)) for nr in self.handlers)
+
+
+def default_handlers() -> Dict[int, Callable]:
+    return {
+        xen.HYPERVISOR_set_trap_table: traps.do_set_trap_table,
+        xen.HYPERVISOR_mmu_update: mm.do_mmu_update,
+        xen.HYPERVISOR_stack_switch: traps.do_stack_switch,
+        xen.HYPERVISOR_set_callbacks: traps.do_set_callbacks,
+        xen.HYPERVISOR_memory_op: memory.do_memory_op,
+        xen.HYPERVISOR_multicall: multicall.do_multicall,
+        xen.HYPERVISOR_update_va_mapping: mm.do_update_va_mapping,
+        xen.HYPERVISOR_xen_version: version.do_xen_version,
+        xen.HYPERVISOR_console_io: console.do_console_io,
+        xen.HYPERVISOR_vm_assist: mm.do_vm_assist,
+        xen.HYPERVISOR_iret: traps.do_iret,
+        xen.HYPERVISOR_mmuext_op: mm.do_mmuext_op,
+        xen.HYPERVISOR_sched_op: sched.do_sched_op,
+        xen.HYPERVISOR_callback_op: traps.do_callback_op,
+    }

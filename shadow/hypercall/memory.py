@@ -1,0 +1,74 @@
+"""HYPERVISOR_memory_op: reservations (the balloon) and physmap population.
+
+For a PV guest (not auto-translated) the frames named here are machine frames: increase
+and populate write the new MFNs back into the guest's extent array; decrease takes MFNs.
+Only order-0 extents are supported; a larger order does no extent (result 0).
+"""
+import struct
+
+from shadow.abi import xen
+from shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH, INVALID_M2P_ENTRY
+
+_PFN = struct.Struct('<Q')
+
+
+def _target_ok(v, domid) -> bool:
+    return v.domid_ok(domid)
+
+
+def do_memory_op(v, cmd, arg, *_):
+    op = cmd & xen.MEMOP_CMD_MASK
+    start = cmd >> 6                       # continuation: first extent still to do
+    d = v.domain
+    if op == xen.XENMEM_maximum_ram_page:
+        return d.frames.nr_frames
+    if op in (xen.XENMEM_current_reservation, xen.XENMEM_maximum_reservation):
+        domid = struct.unpack('<H', v.copy_from_guest(arg, 2))[0]
+        if not _target_ok(v, domid):
+            return -ESRCH
+        return d.tot_pages if op == xen.XENMEM_current_reservation else d.max_pages
+    if op == xen.XENMEM_maximum_gpfn:
+        return len(d.p2m) - 1
+    if op == xen.XENMEM_machphys_mapping:
+        # struct xen_machphys_mapping { v_start, v_end, max_mfn }
+        v.copy_to_guest(arg, struct.pack('<3Q', xen.MACH2PHYS_VIRT_START,
+                                         xen.MACH2PHYS_VIRT_START + d.frames.nr_frames * 8,
+                                         d.frames.nr_frames - 1))
+        return 0
+    if op in (xen.XENMEM_increase_reservation, xen.XENMEM_decrease_reservation,
+              xen.XENMEM_populate_physmap):
+        res = v.read_struct(xen.xen_memory_reservation, arg)
+        if not _target_ok(v, res.domid):
+            return -EPERM
+        if res.extent_order != 0:
+            return start
+        if op == xen.XENMEM_decrease_reservation:
+            return _decrease(v, res, start)
+        return _increase(v, res, start, populate=op == xen.XENMEM_populate_physmap)
+    return -ENOSYS
+
+
+def _increase(v, res, start, populate):
+    d = v.domain
+    for i in range(start, res.nr_extents):
+        slot = res.extent_start + i * 8
+        gpfn = _PFN.unpack(v.copy_from_guest(slot, 8))[0] if populate else None
+        if populate and (gpfn >= d.max_pages * 4 or d.pfn_valid(gpfn)):
+            return i
+        mfn = d.alloc_frame()
+        if mfn is None:
+            return i
+        if populate:
+            d.set_p2m(gpfn, mfn)
+        if res.extent_start:
+            v.copy_to_guest(slot, _PFN.pack(mfn))
+    return res.nr_extents
+
+
+def _decrease(v, res, start):
+    d = v.domain
+    for i in range(start, res.nr_extents):
+        mfn = _PFN.unpack(v.copy_from_guest(res.extent_start + i * 8, 8))[0]
+        if d.release_frame(mfn):
+            return i
+    return res.nr_extents

@@ -1,0 +1,24 @@
+"""HYPERVISOR_sched_op: yield, block, shutdown."""
+from shadow.abi import xen
+from shadow.abi.xen import EINVAL, ENOSYS, SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield
+
+
+def do_sched_op(v, cmd, arg, *_):
+    if cmd == SCHEDOP_yield:
+        return 0
+    if cmd == SCHEDOP_block:
+        # Xen enables event delivery, then blocks unless an event is already pending.
+        v.set_upcall_mask(0)
+        if not v.upcall_pending():
+            v.domain.block(v)
+        return 0
+    if cmd in (SCHEDOP_shutdown, SCHEDOP_shutdown_code):
+        reason = v.read_struct(xen.sched_shutdown, arg).reason
+        if reason > xen.SHUTDOWN_soft_reset:
+            return -EINVAL
+        if cmd == SCHEDOP_shutdown_code:
+            v.domain.shutdown_code = reason
+            return 0
+        v.domain.shutdown(v, reason)
+        return 0
+    return -ENOSYS

@@ -1,0 +1,133 @@
+"""Machine memory and the frame table: the single truth for who owns which frame.
+
+Machine memory is one anonymous mapping (committed lazily by the OS) that the CPU layer
+hands to Unicorn with mem_map_ptr, so the hypervisor reads and writes guest frames
+through a memoryview without a Unicorn call. The frame table is a set of flat arrays
+indexed by machine frame number (Xen's struct page_info, one column per field).
+"""
+import ctypes
+import mmap
+import struct
+from array import array
+from collections import deque
+from enum import IntEnum
+from typing import NewType
+
+from shadow.abi.xen import DOMID_INVALID, DOMID_XEN
+
+Mfn = NewType('Mfn', int)
+PAGE_SHIFT = 12
+PAGE_SIZE = 1 << PAGE_SHIFT
+
+_u64 = struct.Struct('<Q')
+
+
+class PageType(IntEnum):
+    """A frame's type (Xen's PGT_*): it is one of these at a time, while type_count > 0."""
+    NONE = 0
+    L1 = 1
+    L2 = 2
+    L3 = 3
+    L4 = 4
+    SEG_DESC = 5
+    WRITABLE = 7
+    SHADOW = 8          # a hypervisor frame holding a shadow page table
+
+
+PT_TYPES = (PageType.L1, PageType.L2, PageType.L3, PageType.L4)
+
+
+class MachineMemory:
+    """Byte-addressed machine memory: maddr = mfn << 12 | offset."""
+
+    def __init__(self, nr_frames: int):
+        self.nr_frames = nr_frames
+        self.size = nr_frames << PAGE_SHIFT
+        self._map = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
+        self.view = memoryview(self._map)
+        self.host_address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
+
+    def read(self, maddr: int, size: int) -> bytes:
+        return bytes(self.view[maddr:maddr + size])
+
+    def write(self, maddr: int, data: bytes) -> None:
+        self.view[maddr:maddr + len(data)] = data
+
+    def read_u64(self, maddr: int) -> int:
+        return _u64.unpack_from(self._map, maddr)[0]
+
+    def write_u64(self, maddr: int, value: int) -> None:
+        _u64.pack_into(self._map, maddr, value)
+
+    def frame_u64s(self, mfn: int):
+        """All 512 entries of a frame, for table validation and walks."""
+        return struct.unpack_from('<512Q', self._map, mfn << PAGE_SHIFT)
+
+    def clear_frame(self, mfn: int) -> None:
+        base = mfn << PAGE_SHIFT
+        self.view[base:base + PAGE_SIZE] = bytes(PAGE_SIZE)
+
+    def close(self):
+        self.view.release()
+        try:
+            self._map.close()
+        except BufferError:
+            pass  # Unicorn may still hold the pointer; the mapping dies with the process
+
+
+class FrameTable:
+    """Per machine frame: owner domain, type, type count, general refcount, pinned."""
+
+    def __init__(self, nr_frames: int):
+        self.nr_frames = nr_frames
+        self.owner = array('H', [DOMID_INVALID]) * nr_frames
+        self.type = bytearray(nr_frames)
+        self.type_count = array('I', [0]) * nr_frames
+        self.count = array('I', [0]) * nr_frames
+        self.pinned = bytearray(nr_frames)
+        self.allocated = bytearray(nr_frames)
+        self._free = deque(range(nr_frames))
+
+    def is_valid(self, mfn: int) -> bool:
+        return 0 <= mfn < self.nr_frames
+
+    def free_frames(self) -> int:
+        return len(self._free)
+
+    def alloc(self, owner: int) -> Mfn:
+        """Hand out one free frame to owner (a domid or DOMID_XEN); raises MemoryError."""
+        if not self._free:
+            raise MemoryError('machine memory exhausted')
+        return self._claim(self._free.popleft(), owner)
+
+    def alloc_high(self, owner: int) -> Mfn:
+        """A frame from the top of the free list: keeps guest frames away from mfn == pfn."""
+        if not self._free:
+            raise MemoryError('machine memory exhausted')
+        return self._claim(self._free.pop(), owner)
+
+    def _claim(self, mfn: int, owner: int) -> Mfn:
+        self.owner[mfn] = owner
+        self.type[mfn] = PageType.NONE
+        self.type_count[mfn] = 0
+        self.count[mfn] = 1          # the allocation reference (Xen's PGC_allocated)
+        self.allocated[mfn] = 1
+        self.pinned[mfn] = 0
+        return Mfn(mfn)
+
+    def free(self, mfn: int) -> None:
+        assert self.type_count[mfn] == 0, f'freeing mfn {mfn:#x} with type references'
+        self.owner[mfn] = DOMID_INVALID
+        self.type[mfn] = PageType.NONE
+        self.count[mfn] = 0
+        self.allocated[mfn] = 0
+        self.pinned[mfn] = 0
+        self._free.appendleft(mfn)
+
+    def is_xen(self, mfn: int) -> bool:
+        return self.owner[mfn] == DOMID_XEN
+
+    def describe(self, mfn: int) -> dict:
+        return {'mfn': mfn, 'owner': self.owner[mfn], 'type': PageType(self.type[mfn]).name,
+                'type_count': self.type_count[mfn], 'count': self.count[mfn],
+                'pinned': bool(self.pinned[mfn])}

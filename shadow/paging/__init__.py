@@ -1,0 +1,1 @@
+"""Paging: x86-64 page-table arithmetic and walks, direct paging (Xen's type rules)."""

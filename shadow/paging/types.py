@@ -1,0 +1,192 @@
+"""Xen's page-type rules for PV guests: reference counts, types, and table validation.
+
+A frame is a page table (L1..L4) or writable, never both: every present L1 entry with RW
+holds a WRITABLE type reference on the frame it maps, every present Ln entry holds an
+L(n-1) type reference on the table below, and a frame's type can change only when its
+type count is zero. Validating a table takes these references for every entry; the last
+type reference going away releases them again. Functions return 0 or a negative Xen
+errno, as the hypercalls that call them do.
+"""
+from typing import Callable, Dict
+
+from shadow.abi.xen import EBUSY, EINVAL
+from shadow.machine import FrameTable, MachineMemory, PageType
+from shadow.paging.x86 import (_PAGE_GLOBAL, _PAGE_PCD, _PAGE_PRESENT, _PAGE_PSE, _PAGE_PWT, _PAGE_RW,
+                               _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, HIGH_AVAIL_MASK, pte_mfn)
+
+# The first and last L4 slots Xen keeps for itself in every 64-bit PV address space.
+ROOT_PAGETABLE_FIRST_XEN_SLOT = 256
+ROOT_PAGETABLE_LAST_XEN_SLOT = 271
+
+# Flags a guest may not set (Xen's L*_DISALLOW_MASK, simplified to the bits that matter
+# here): software bits 52-62 everywhere; superpages and cache/global bits above L1.
+L1_DISALLOW_MASK = HIGH_AVAIL_MASK
+UPPER_DISALLOW_MASK = HIGH_AVAIL_MASK | _PAGE_PSE | _PAGE_GLOBAL | _PAGE_PCD | _PAGE_PWT
+
+_TABLE_TYPE = {1: PageType.L1, 2: PageType.L2, 3: PageType.L3, 4: PageType.L4}
+
+
+def is_guest_l4_slot(slot: int) -> bool:
+    return not ROOT_PAGETABLE_FIRST_XEN_SLOT <= slot <= ROOT_PAGETABLE_LAST_XEN_SLOT
+
+
+def adjust_guest_entry(entry: int) -> int:
+    """64-bit PV: every present guest entry is user-accessible in hardware (the guest
+    kernel runs at CPL3; kernel and user are separated by page-table switches)."""
+    return entry | _PAGE_USER if entry & _PAGE_PRESENT else entry
+
+
+def disallowed_flags(entry: int, level: int) -> int:
+    return entry & (L1_DISALLOW_MASK if level == 1 else UPPER_DISALLOW_MASK)
+
+
+class PageTypes:
+    """Type and general reference counting over one frame table."""
+
+    def __init__(self, mem: MachineMemory, frames: FrameTable, xen_l4_slots: Dict[int, int],
+                 on_free: Callable[[int], None]):
+        self.mem = mem
+        self.frames = frames
+        self.xen_l4_slots = xen_l4_slots
+        self.on_free = on_free          # a frame went back to the allocator (TLB flush etc.)
+
+    # --- general references ------------------------------------------------------------
+    def get_page(self, mfn: int, domid: int) -> bool:
+        frames = self.frames
+        if not frames.is_valid(mfn) or frames.owner[mfn] != domid or frames.count[mfn] == 0:
+            return False
+        frames.count[mfn] += 1
+        return True
+
+    def put_page(self, mfn: int) -> None:
+        frames = self.frames
+        frames.count[mfn] -= 1
+        if frames.count[mfn] == 0:
+            frames.free(mfn)
+            self.on_free(mfn)
+
+    # --- type references ------------------------------------------------------------------
+    def get_page_type(self, mfn: int, ptype: PageType, domid: int) -> int:
+        frames = self.frames
+        if frames.type_count[mfn]:
+            if frames.type[mfn] != ptype:
+                return -EINVAL           # "Bad type": in use as something else
+            frames.type_count[mfn] += 1
+            return 0
+        # Claim the type before validating, so a table that (directly or not) points at
+        # itself meets a type conflict instead of recursing.
+        frames.type[mfn] = ptype
+        frames.type_count[mfn] = 1
+        if ptype in _LEVEL_OF:
+            rc = self.validate_table(mfn, _LEVEL_OF[ptype], domid)
+            if rc:
+                frames.type[mfn] = PageType.NONE
+                frames.type_count[mfn] = 0
+                return rc
+        return 0
+
+    def put_page_type(self, mfn: int) -> None:
+        frames = self.frames
+        assert frames.type_count[mfn] > 0, f'type count underflow on mfn {mfn:#x}'
+        frames.type_count[mfn] -= 1
+        if frames.type_count[mfn] == 0:
+            ptype = frames.type[mfn]
+            if ptype in _LEVEL_OF:
+                self.devalidate_table(mfn, _LEVEL_OF[ptype])
+            frames.type[mfn] = PageType.NONE
+
+    def get_page_and_type(self, mfn: int, ptype: PageType, domid: int) -> int:
+        if not self.get_page(mfn, domid):
+            return -EINVAL
+        rc = self.get_page_type(mfn, ptype, domid)
+        if rc:
+            self.put_page(mfn)
+        return rc
+
+    def put_page_and_type(self, mfn: int) -> None:
+        self.put_page_type(mfn)
+        self.put_page(mfn)
+
+    # --- entries ------------------------------------------------------------------------
+    def get_page_from_entry(self, entry: int, level: int, domid: int) -> int:
+        """Take the references a present entry at this level needs (get_page_from_lNe)."""
+        if disallowed_flags(entry, level):
+            return -EINVAL
+        mfn = pte_mfn(entry)
+        if not self.frames.is_valid(mfn):
+            return -EINVAL
+        if level == 1:
+            # Xen: a frame of another owner, or one that cannot be writable, "could not
+            # pin" -> -EBUSY.
+            if not self.get_page(mfn, domid):
+                return -EBUSY
+            if entry & _PAGE_RW and self.get_page_type(mfn, PageType.WRITABLE, domid):
+                self.put_page(mfn)
+                return -EBUSY
+            return 0
+        return self.get_page_and_type(mfn, _TABLE_TYPE[level - 1], domid)
+
+    def put_page_from_entry(self, entry: int, level: int) -> None:
+        mfn = pte_mfn(entry)
+        if level == 1 and not entry & _PAGE_RW:
+            self.put_page(mfn)
+        else:
+            self.put_page_and_type(mfn)
+
+    # --- whole tables -----------------------------------------------------------------------
+    def validate_table(self, mfn: int, level: int, domid: int) -> int:
+        entries = self.mem.frame_u64s(mfn)
+        base = mfn << 12
+        taken = []
+        for index, entry in enumerate(entries):
+            if level == 4 and not is_guest_l4_slot(index):
+                continue
+            if not entry & _PAGE_PRESENT:
+                continue
+            rc = self.get_page_from_entry(entry, level, domid)
+            if rc:
+                for i in reversed(taken):
+                    self.put_page_from_entry(entries[i], level)
+                return rc
+            taken.append(index)
+            adjusted = adjust_guest_entry(entry)
+            if adjusted != entry:
+                self.mem.write_u64(base + index * 8, adjusted)
+        if level == 4:
+            self.install_xen_l4_slots(mfn)
+        return 0
+
+    def devalidate_table(self, mfn: int, level: int) -> None:
+        for index, entry in enumerate(self.mem.frame_u64s(mfn)):
+            if level == 4 and not is_guest_l4_slot(index):
+                continue
+            if entry & _PAGE_PRESENT:
+                self.put_page_from_entry(entry, level)
+
+    def install_xen_l4_slots(self, l4_mfn: int) -> None:
+        """init_xen_l4_slots: the hypervisor's own slots, the same in every address space."""
+        base = l4_mfn << 12
+        for slot in range(ROOT_PAGETABLE_FIRST_XEN_SLOT, ROOT_PAGETABLE_LAST_XEN_SLOT + 1):
+            self.mem.write_u64(base + slot * 8, self.xen_l4_slots.get(slot, 0))
+
+    def mod_entry(self, table_mfn: int, index: int, level: int, new: int, domid: int,
+                  preserve_ad: bool = False) -> int:
+        """mod_lNe_entry: replace one entry of a validated table, keeping counts right."""
+        if level == 4 and not is_guest_l4_slot(index):
+            return -EINVAL               # "L4 update in Xen-private area"
+        maddr = (table_mfn << 12) + index * 8
+        old = self.mem.read_u64(maddr)
+        if preserve_ad:
+            new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY)
+        if new & _PAGE_PRESENT:
+            rc = self.get_page_from_entry(new, level, domid)
+            if rc:
+                return rc
+            new = adjust_guest_entry(new)
+        self.mem.write_u64(maddr, new)
+        if old & _PAGE_PRESENT:
+            self.put_page_from_entry(old, level)
+        return 0
+
+
+_LEVEL_OF = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}

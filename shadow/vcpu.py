@@ -1,0 +1,315 @@
+"""A PV vCPU: its guest-visible state, and what happens when the guest needs Xen.
+
+Guest kernel and guest user both run at CPL3 (64-bit PV); the vCPU keeps the mode bit
+itself and switches between the kernel and user page tables on every mode change.
+Exceptions and guest-user syscalls reach the guest kernel through Xen's PV64 bounce
+frame { RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS } (create_bounce_frame in Xen's
+x86_64/entry.S); the iret hypercall takes it back down.
+"""
+import struct
+from typing import Optional
+
+from shadow.abi import xen
+from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
+                            HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
+from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
+                        RFLAGS_VM, PhysicalCpu)
+from shadow.exits import Exit, ExitReason
+from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, walk
+
+TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
+TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
+VECTORS_WITH_ERROR_CODE = frozenset((8, 10, 11, 12, 13, 14, 17, 21))
+TRAP_NAMES = {0: 'divide error', 1: 'debug', 2: 'nmi', 3: 'int3', 4: 'overflow', 5: 'bounds',
+              6: 'invalid opcode', 7: 'device not available', 8: 'double fault',
+              10: 'invalid TSS', 11: 'segment not present', 12: 'stack error',
+              13: 'general protection', 14: 'page fault', 16: 'fpu error',
+              17: 'alignment check', 18: 'machine check', 19: 'simd error'}
+
+# Bounce flags (Xen's TBF_*)
+TBF_EXCEPTION_ERRCODE = 2
+TBF_INTERRUPT = 8
+
+# vcpu_info field offsets (shadow.abi.xen.vcpu_info)
+_UPCALL_PENDING = xen.vcpu_info.evtchn_upcall_pending.offset
+_UPCALL_MASK = xen.vcpu_info.evtchn_upcall_mask.offset
+_CR2 = xen.vcpu_info.cr2.offset
+
+
+class GuestFault(Exception):
+    """A hypervisor access to guest memory failed (the hypercall returns -EFAULT)."""
+
+
+class NoReturn:
+    """A hypercall that set the guest's registers itself (iret, a bounce): no rax write."""
+
+
+NO_RETURN = NoReturn()
+
+
+class VCpu:
+    def __init__(self, domain, vcpu_id: int, cpu: PhysicalCpu):
+        self.domain = domain
+        self.vcpu_id = vcpu_id
+        self.cpu = cpu
+        self.kernel_mode = True
+        self.guest_table = 0              # L4 mfn of the kernel address space
+        self.guest_table_user = 0         # L4 mfn of the user address space (0: none)
+        self.trap_ctxt = [(0, 0)] * 256   # (address, flags) per vector: the virtual IDT
+        self.event_callback = 0
+        self.failsafe_callback = 0
+        self.syscall_callback = 0
+        self.syscall_disables_events = False
+        self.kernel_ss = FLAT_KERNEL_SS64
+        self.kernel_sp = 0
+        self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
+        self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
+        self.entered = False
+        self.exit: Optional[Exit] = None
+        self.hypercalls = domain.hypercalls
+        self.on_hypercall = None          # tracer callback, None when off
+
+    # --- vcpu_info ----------------------------------------------------------------------------
+    @property
+    def vcpu_info_maddr(self) -> int:
+        return (self.domain.shared_info_mfn << 12) + self.vcpu_id * 64
+
+    def upcall_mask(self) -> int:
+        return self.domain.mem.view[self.vcpu_info_maddr + _UPCALL_MASK]
+
+    def set_upcall_mask(self, value: int) -> None:
+        self.domain.mem.view[self.vcpu_info_maddr + _UPCALL_MASK] = value
+
+    def upcall_pending(self) -> int:
+        return self.domain.mem.view[self.vcpu_info_maddr + _UPCALL_PENDING]
+
+    def set_cr2(self, va: int) -> None:
+        self.domain.mem.write_u64(self.vcpu_info_maddr + _CR2, va)
+
+    # --- guest memory -------------------------------------------------------------------------
+    def current_table(self) -> int:
+        return self.guest_table if self.kernel_mode else self.guest_table_user
+
+    def translate(self, va: int, write: bool = False) -> int:
+        """The machine address behind a guest virtual address, as a hypervisor access
+        through the guest's current tables sees it (A/D bits set as hardware would)."""
+        if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
+            raise GuestFault(f'{va:#x} is in the hypervisor area')
+        mem = self.domain.mem
+        gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0,
+                  write_u64=mem.write_u64)
+        if not gw.ok:
+            raise GuestFault(f'{va:#x}: {gw.reason}')
+        if self.domain.frames.owner[gw.mfn] != self.domain.domid:
+            raise GuestFault(f'{va:#x} maps a frame the domain does not own')
+        return gw.maddr
+
+    def copy_from_guest(self, va: int, size: int) -> bytes:
+        out = bytearray()
+        mem = self.domain.mem
+        while size > 0:
+            chunk = min(size, 0x1000 - (va & 0xFFF))
+            maddr = self.translate(va)
+            out += mem.view[maddr:maddr + chunk]
+            va, size = va + chunk, size - chunk
+        return bytes(out)
+
+    def copy_to_guest(self, va: int, data: bytes) -> None:
+        mem = self.domain.mem
+        pos = 0
+        while pos < len(data):
+            chunk = min(len(data) - pos, 0x1000 - (va & 0xFFF))
+            mem.write(self.translate(va, write=True), data[pos:pos + chunk])
+            va, pos = va + chunk, pos + chunk
+
+    def read_u64(self, va: int) -> int:
+        return struct.unpack('<Q', self.copy_from_guest(va, 8))[0]
+
+    def read_struct(self, cls, va: int):
+        return cls.from_buffer_copy(self.copy_from_guest(va, cls.size()))
+
+    def read_array(self, cls, va: int, count: int):
+        size = cls.size()
+        raw = self.copy_from_guest(va, size * count)
+        return [cls.from_buffer_copy(raw, i * size) for i in range(count)]
+
+    # --- mode switches ----------------------------------------------------------------------
+    def load_cr3(self) -> None:
+        self.cpu.set_cr3(self.domain.paging.cr3_for(self.current_table()))
+
+    def toggle_guest_mode(self) -> None:
+        """Kernel <-> user: swap page tables and GS bases, as Xen's toggle_guest_mode."""
+        self.kernel_mode = not self.kernel_mode
+        gs = self.cpu.reg('gs_base')
+        self.cpu.set_reg('gs_base', self.gs_base_other)
+        self.gs_base_other = gs
+        self.load_cr3()
+
+    # --- stopping --------------------------------------------------------------------------
+    def request_exit(self, exit_: Exit) -> None:
+        if self.exit is None:
+            self.exit = exit_
+        self.cpu.stop()
+
+    def crash(self, message: str) -> None:
+        """domain_crash: the domain ends with a crash exit and a register dump."""
+        self.domain.log(f'domain_crash: d{self.domain.domid}v{self.vcpu_id}: {message}')
+        self.request_exit(Exit(ExitReason.CRASH, message=message, registers=self.cpu.dump()))
+
+    # --- exceptions ---------------------------------------------------------------------------
+    def on_exception(self, vector: int, error_code: int, software: bool) -> None:
+        if self.exit is not None:
+            return self.cpu.stop()
+        if software:
+            return self._software_interrupt(vector)
+        if vector == TRAP_page_fault:
+            cr2 = self.cpu.reg('cr2')
+            if self.domain.paging.page_fault(self, cr2, error_code):
+                return
+            return self.inject_page_fault(cr2, error_code)
+        if vector in VECTORS_WITH_ERROR_CODE:
+            return self.inject_trap(vector, error_code)
+        return self.inject_trap(vector)
+
+    def _software_interrupt(self, vector: int) -> None:
+        """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with
+        #GP((N << 3) | 2) unless the guest's own trap-table DPL permits (permit_softint)."""
+        if vector in (TRAP_int3, TRAP_overflow):
+            return self.inject_trap(vector)
+        address, flags = self.trap_ctxt[vector]
+        if (flags & TI_DPL_MASK) >= (1 if self.kernel_mode else 3):
+            return self.inject_trap(vector)
+        self.cpu.rip = self.cpu.rip - 2            # a #GP points at the int instruction
+        return self.inject_trap(TRAP_gp_fault, (vector << 3) | 2)
+
+    def inject_page_fault(self, cr2: int, error_code: int) -> None:
+        """The guest's own #PF: CR2 goes to vcpu_info, the U bit says the guest mode."""
+        self.set_cr2(cr2)
+        error_code &= ~PFEC_USER
+        if not self.kernel_mode:
+            error_code |= PFEC_USER
+        self.inject_trap(TRAP_page_fault, error_code)
+
+    def inject_trap(self, vector: int, error_code: Optional[int] = None) -> None:
+        address, flags = self.trap_ctxt[vector]
+        if not address:
+            ec = f', ec={error_code:04x}' if error_code is not None else ''
+            return self.crash(f'Unhandled {TRAP_NAMES.get(vector, "trap")} fault/trap '
+                              f'[#{vector}{ec}]')
+        bounce = TBF_INTERRUPT if flags & TI_IF else 0
+        self.create_bounce_frame(address, bounce, error_code)
+
+    def create_bounce_frame(self, handler: int, bounce_flags: int,
+                            error_code: Optional[int] = None, rcx: Optional[int] = None,
+                            r11: Optional[int] = None) -> None:
+        """Push { RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS } on the guest kernel stack
+        and continue at handler in guest kernel mode."""
+        cpu = self.cpu
+        rip = cpu.rip
+        rsp, rflags, cs, ss, saved_rcx, saved_r11 = cpu.regs('rsp', 'rflags', 'cs', 'ss', 'rcx', 'r11')
+        if rcx is None:
+            rcx, r11 = saved_rcx, saved_r11
+        if self.kernel_mode:
+            stack = rsp
+            cs &= ~3                                  # tell the guest it was in kernel mode
+        else:
+            self.toggle_guest_mode()
+            stack = self.kernel_sp
+        stack &= ~0xF
+        if HYPERVISOR_VIRT_START <= stack < HYPERVISOR_VIRT_END + 60:
+            return self.crash(f'bounce frame at {stack:#x} would be in the hypervisor area')
+        saved_mask = self.upcall_mask()
+        if bounce_flags & TBF_INTERRUPT:
+            self.set_upcall_mask(1)
+        frame_rflags = (rflags & ~RFLAGS_IF) | (0 if saved_mask else RFLAGS_IF)
+        frame = [ss, rsp, frame_rflags, (saved_mask << 32) | (cs & 0xFFFF), rip]
+        if error_code is not None:
+            frame.append(error_code)
+        frame += [r11, rcx]
+        frame.reverse()
+        stack -= 8 * len(frame)
+        try:
+            self.copy_to_guest(stack, struct.pack(f'<{len(frame)}Q', *frame))
+        except GuestFault as fault:
+            return self.crash(f'fault writing the bounce frame: {fault}')
+        rflags &= ~(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF)
+        cpu.set_regs(rsp=stack, rflags=rflags)
+        cpu.rip = handler
+
+    # --- syscall: hypercalls from guest kernel, system calls from guest user -----------------
+    def on_syscall(self) -> None:
+        cpu = self.cpu
+        if self.exit is not None:
+            return cpu.stop()
+        if not self.kernel_mode:
+            return self._bounce_user_syscall()
+        nr, a1, a2, a3, a4, a5, a6 = cpu.hypercall_registers()
+        rc = self.hypercalls.call(self, nr, (a1, a2, a3, a4, a5, a6))
+        if self.on_hypercall is not None:
+            self.on_hypercall(self, nr, (a1, a2, a3, a4, a5, a6), rc)
+        if rc is NO_RETURN:
+            return
+        # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
+        cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
+
+    def _bounce_user_syscall(self) -> None:
+        """A guest-user syscall goes to the registered syscall callback in kernel mode,
+        with the hardware's rcx (return address) and r11 (rflags) in the frame."""
+        if not self.syscall_callback:
+            return self.crash('guest user syscall with no syscall callback registered')
+        cpu = self.cpu
+        rflags = cpu.reg('rflags')
+        self.create_bounce_frame(self.syscall_callback,
+                                 TBF_INTERRUPT if self.syscall_disables_events else 0,
+                                 rcx=cpu.rip, r11=rflags)
+        cpu.set_reg('rflags', cpu.reg('rflags') & ~RFLAGS_DF)
+
+    # --- iret ---------------------------------------------------------------------------------
+    def do_iret(self):
+        """HYPERVISOR_iret: pop { RAX, R11, RCX, FLAGS, RIP, CS, RFLAGS, RSP, SS }."""
+        cpu = self.cpu
+        rsp = cpu.reg('rsp')
+        try:
+            ctx = self.read_struct(xen.iret_context, rsp)
+        except GuestFault as fault:
+            self.crash(f'Fault while reading IRET context from guest stack: {fault}')
+            return NO_RETURN
+        if ctx.cs & 3 == 3:
+            if not self.guest_table_user:
+                self.crash('Guest switching to user mode with no user page tables')
+                return NO_RETURN
+            self.toggle_guest_mode()
+        regs = dict(rax=ctx.rax, rsp=ctx.rsp,
+                    rflags=(ctx.rflags & ~((3 << 12) | RFLAGS_VM)) | RFLAGS_IF)
+        if not ctx.flags & xen.VGCF_in_syscall:
+            regs.update(r11=ctx.r11, rcx=ctx.rcx)
+        cpu.set_regs(**regs)
+        cpu.rip = ctx.rip
+        self.set_upcall_mask(0 if ctx.rflags & RFLAGS_IF else 1)
+        return NO_RETURN
+
+    # --- state for the guest ----------------------------------------------------------------
+    def set_guest_table(self, mfn: int, user: bool) -> int:
+        """MMUEXT_NEW_BASEPTR / NEW_USER_BASEPTR: take the new root's reference first,
+        then drop the old one; reload CR3 if the running mode uses it."""
+        paging = self.domain.paging
+        if user and mfn == 0:
+            rc = 0
+        else:
+            rc = paging.get_root(mfn)
+            if rc:
+                return rc
+        old = self.guest_table_user if user else self.guest_table
+        if user:
+            self.guest_table_user = mfn
+        else:
+            self.guest_table = mfn
+        if self.kernel_mode != user:
+            self.load_cr3()
+        if old:
+            paging.put_root(old)
+        return rc
+
+    def domid_ok(self, domid: int) -> bool:
+        return domid in (DOMID_SELF, self.domain.domid)
+

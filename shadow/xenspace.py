@@ -1,0 +1,114 @@
+"""The hypervisor's own virtual area, present in every PV address space (L4 slots 256-271).
+
+- slot 256, RO_MPT_VIRT_START: the machine-to-phys table, read-only and user-accessible,
+  as Xen maps it into every 64-bit PV guest;
+- slot 260, the per-domain area: the GDT (16 pages; page 14 holds Xen's reserved flat
+  descriptors, FLAT_RING3_CS64 and friends);
+- slot 261, hypervisor text: the supervisor-only trampoline that enters the guest at CPL3
+  with an iretq, and its stack.
+
+Every frame here is owned by DOMID_XEN and none is user-accessible except the M2P.
+"""
+import struct
+
+from shadow.abi.xen import (DOMID_XEN, FIRST_RESERVED_GDT_PAGE, FLAT_RING3_CS32, FLAT_RING3_CS64,
+                            FLAT_RING3_SS64, INVALID_M2P_ENTRY, MACH2PHYS_VIRT_START)
+from shadow.machine import FrameTable, MachineMemory, PAGE_SIZE
+from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+                               _PAGE_USER, make_pte, table_index)
+
+GDT_VIRT_START = 0xFFFF820000000000       # PERDOMAIN_VIRT_START: GDT/LDT area
+GDT_PAGES = 16
+GDT_LIMIT = GDT_PAGES * PAGE_SIZE - 1
+XEN_TEXT_START = 0xFFFF82D080000000
+TRAMPOLINE_VA = XEN_TEXT_START
+XEN_STACK_VA = XEN_TEXT_START + 0x1000
+HYPERVISOR_CS64 = 0xE008
+
+_TABLE = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY
+
+
+def _descriptor(access: int, flags: int) -> int:
+    """A flat segment descriptor; the accessed bit is preset so the CPU never has to
+    write the (read-only) GDT when it loads a selector."""
+    return 0xFFFF | (access << 40) | (0xF << 48) | (flags << 52)
+
+
+class XenSpace:
+    def __init__(self, mem: MachineMemory, frames: FrameTable):
+        self.mem = mem
+        self.frames = frames
+        self.l4_slots = {}
+        self._l3 = {}
+        self._alloc_m2p()
+        self.zero_frame = self._xen_frame()
+        self.gdt_frame = self._xen_frame()
+        self.trampoline_frame = self._xen_frame()
+        self.stack_frame = self._xen_frame()
+        self._fill_gdt()
+        self.mem.write(self.trampoline_frame << 12, b'\x48\xcf')      # iretq
+        flags_ro_kernel = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
+        for page in range(GDT_PAGES):
+            frame = self.gdt_frame if page == FIRST_RESERVED_GDT_PAGE else self.zero_frame
+            self.map(GDT_VIRT_START + page * PAGE_SIZE, frame, flags_ro_kernel)
+        self.map(TRAMPOLINE_VA, self.trampoline_frame, _PAGE_PRESENT | _PAGE_ACCESSED)
+        self.map(XEN_STACK_VA, self.stack_frame, _TABLE | _PAGE_NX)
+
+    def _xen_frame(self) -> int:
+        mfn = self.frames.alloc(DOMID_XEN)
+        self.mem.clear_frame(mfn)
+        return mfn
+
+    def _alloc_m2p(self):
+        nr = (self.frames.nr_frames * 8 + PAGE_SIZE - 1) // PAGE_SIZE
+        self.m2p_frames = [self._xen_frame() for _ in range(nr)]
+        assert self.m2p_frames == list(range(self.m2p_frames[0], self.m2p_frames[0] + nr))
+        self.m2p_maddr = self.m2p_frames[0] << 12
+        self.mem.write(self.m2p_maddr, b'\xff' * (nr * PAGE_SIZE))
+        for i, mfn in enumerate(self.m2p_frames):
+            self.map(MACH2PHYS_VIRT_START + i * PAGE_SIZE, mfn,
+                     _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_NX)
+
+    def _fill_gdt(self):
+        base = self.gdt_frame << 12
+        for selector, desc in ((HYPERVISOR_CS64, _descriptor(0x9B, 0xA)),
+                               (FLAT_RING3_CS32, _descriptor(0xFB, 0xC)),
+                               (FLAT_RING3_SS64, _descriptor(0xF3, 0xC)),
+                               (FLAT_RING3_CS64, _descriptor(0xFB, 0xA))):
+            index = (selector >> 3) - FIRST_RESERVED_GDT_PAGE * 512
+            self.mem.write_u64(base + index * 8, desc)
+
+    def map(self, va: int, mfn: int, flags: int) -> None:
+        """Map one hypervisor page; intermediate tables are hypervisor frames too."""
+        slot = table_index(va, 4)
+        user = flags & _PAGE_USER
+        if slot not in self.l4_slots:
+            l3 = self._xen_frame()
+            self.l4_slots[slot] = make_pte(l3, _TABLE | user)
+        table = self.l4_slots[slot] >> 12 & 0xFFFFFFFFFF
+        for level in (3, 2):
+            maddr = (table << 12) + table_index(va, level) * 8
+            entry = self.mem.read_u64(maddr)
+            if not entry & _PAGE_PRESENT:
+                entry = make_pte(self._xen_frame(), _TABLE | user)
+                self.mem.write_u64(maddr, entry)
+            table = entry >> 12 & 0xFFFFFFFFFF
+        self.mem.write_u64((table << 12) + table_index(va, 1) * 8, make_pte(mfn, flags))
+
+    # --- M2P ------------------------------------------------------------------------------
+    def set_m2p(self, mfn: int, pfn: int) -> None:
+        self.mem.write_u64(self.m2p_maddr + mfn * 8, pfn)
+
+    def get_m2p(self, mfn: int) -> int:
+        return self.mem.read_u64(self.m2p_maddr + mfn * 8)
+
+    def clear_m2p(self, mfn: int) -> None:
+        self.set_m2p(mfn, INVALID_M2P_ENTRY)
+
+    # --- entering the guest -----------------------------------------------------------------
+    def iret_frame_to(self, rip: int, rsp: int, rflags: int) -> int:
+        """Write an iretq frame to CPL3 on the hypervisor stack; returns its virtual address."""
+        frame = struct.pack('<5Q', rip, FLAT_RING3_CS64, rflags, rsp, FLAT_RING3_SS64)
+        offset = PAGE_SIZE - len(frame)
+        self.mem.write((self.stack_frame << 12) + offset, frame)
+        return XEN_STACK_VA + offset
