@@ -8,12 +8,14 @@ hypervisor resolves are resolved inside the hook: no emu_stop/emu_start per faul
 Two Unicorn facts shape this file (../shared/unicorn-facts/): a hooked exception leaves
 env->old_exception set, so the next fault would turn into a double fault; and the
 hardware #PF error code is not passed to the hook. Both live in the saved CPU context,
-which the exception hook reads and patches in place.
+which the exception hook reads and patches in place. A third, found here: #UD never
+reaches the interrupt hook (Unicorn stops with UC_ERR_INSN_INVALID) unless a
+UC_HOOK_INSN_INVALID hook takes it.
 """
 import ctypes
 import struct
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
@@ -57,6 +59,7 @@ class PhysicalCpu:
         self._init_long_mode()
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
 
     # --- set-up -------------------------------------------------------------------------
     def _init_exception_state(self):
@@ -99,6 +102,13 @@ class PhysicalCpu:
         self._old_exception.value = -1
         uc.context_restore(ctx)
         self.guest.on_exception(vector, error_code, software)
+
+    def _on_invalid_opcode(self, uc, _user):
+        # Unicorn never raises #UD to the interrupt hook: an undefined opcode (ud2, and
+        # also icebp, which it does not implement) stops emulation unless this hook
+        # answers True. RIP is at the instruction.
+        self.guest.on_invalid_opcode()
+        return True
 
     def _on_syscall(self, uc, _user):
         self._in_syscall = True

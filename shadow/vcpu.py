@@ -171,6 +171,21 @@ class VCpu:
             return self.inject_trap(vector, error_code)
         return self.inject_trap(vector)
 
+    def on_invalid_opcode(self) -> None:
+        """#UD, as Unicorn reports it. icebp (0xf1), which Unicorn does not implement,
+        is what the hardware makes of it: a #DB trap after the instruction."""
+        if self.exit is not None:
+            return self.cpu.stop()
+        rip = self.cpu.rip
+        try:
+            opcode = self.copy_from_guest(rip, 1)
+        except GuestFault:
+            opcode = b''
+        if opcode == b'\xf1':
+            self.cpu.rip = rip + 1
+            return self.inject_trap(TRAP_debug)
+        return self.inject_trap(TRAP_invalid_op)
+
     def _software_interrupt(self, vector: int) -> None:
         """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with
         #GP((N << 3) | 2) unless the guest's own trap-table DPL permits (permit_softint)."""

@@ -1,0 +1,49 @@
+"""The toolstack-level API front ends use: boot a kernel into a fresh host and run it."""
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+from guests.builder import build_domain
+from guests.kernels import load_kernel
+from shadow.domain import Domain
+from shadow.exits import Exit
+from shadow.host import Host
+
+PAGING_MODES = ('direct',)
+
+
+@dataclass
+class RunResult:
+    domain: Domain
+    exit: Exit
+
+    @property
+    def console(self) -> str:
+        return self.domain.console.decode('utf-8', 'replace')
+
+    @property
+    def verdict(self) -> Optional[str]:
+        """The kernel's own verdict: the last 'Test result: X' line it printed."""
+        verdict = None
+        for line in self.console.splitlines():
+            if line.startswith('Test result: '):
+                verdict = line.split(':', 1)[1].strip()
+        return verdict
+
+
+def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
+         machine_mb: Optional[int] = None,
+         console_sink: Optional[Callable[[bytes], None]] = None) -> Domain:
+    """Load a kernel (path or test-kernel name) and build its domain, ready to run.
+    Raises guests.image.KernelError with a one-line message for a bad kernel."""
+    if paging not in PAGING_MODES:
+        raise ValueError(f'paging mode {paging!r} is not available (have: {", ".join(PAGING_MODES)})')
+    image = load_kernel(kernel)
+    host = Host(machine_mb or max(64, memory_mb * 2 + 32))
+    domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline)
+    domain.console_sink = console_sink
+    return domain
+
+
+def run_kernel(kernel: str, budget: int = 0, timeout: Optional[float] = 60.0, **kwargs) -> RunResult:
+    domain = boot(kernel, **kwargs)
+    return RunResult(domain, domain.run(budget=budget, timeout=timeout))

@@ -1,0 +1,1 @@
+"""Command-line front ends. They drive the domain API (shadow.api), never the CPU."""
