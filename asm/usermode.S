@@ -1,0 +1,271 @@
+# usermode: a drop to guest user mode and syscalls back. The kernel builds a user address
+# space (its own L4/L3/L2/L1, a code page and a stack page, not mapping the kernel), pins
+# it, installs it with NEW_USER_BASEPTR, registers a syscall callback and a kernel stack,
+# and enters user mode with HYPERVISOR_iret. The user program makes a syscall (the
+# kernel returns to it with iret), touches a kernel address (a user-mode #PF: the kernel
+# is not mapped there), and makes a second syscall that ends the round trip. Wrong frame
+# contents, a missing U bit in the error code, or a crash are failures.
+.include "pv.inc"
+
+.equ USER_CODE_VA, 0x400000
+.equ USER_STACK_TOP, 0x402000
+.equ VGCF_in_syscall, 0x100
+.equ MMUEXT_PIN_L4_TABLE, 3
+
+# user_page_write(rdi = mfn, rsi = index, rdx = value): one qword into a frame, through
+# a temporary writable mapping at the scratch address.
+user_page_write:
+    push rax
+    push rbx
+    push rdi
+    push rsi
+    push rdx
+    mov rsi, rdi
+    shl rsi, 12
+    or rsi, PTE_P | PTE_RW
+    mov rdi, [rip + scratch]
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+    mov rbx, [rip + scratch]
+    mov rsi, [rsp + 8]
+    mov rdx, [rsp]
+    mov [rbx + rsi * 8], rdx
+    mov rdi, [rip + scratch]
+    xor esi, esi
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+    pop rdx
+    pop rsi
+    pop rdi
+    pop rbx
+    pop rax
+    ret
+
+# frame_of(rdi = pfn counted from the top: 1 is the last) -> rax = mfn
+frame_of:
+    push rdi
+    mov rax, [rip + start_info_ptr]
+    mov rax, [rax + SI_nr_pages]
+    sub rax, rdi
+    mov rdi, rax
+    call pfn_to_mfn
+    pop rdi
+    ret
+
+test_main:
+    call scratch_va
+    mov [rip + scratch], rax
+    mov edi, 3
+    call frame_of
+    mov [rip + u_l4], rax
+    mov edi, 4
+    call frame_of
+    mov [rip + u_l3], rax
+    mov edi, 5
+    call frame_of
+    mov [rip + u_l2], rax
+    mov edi, 6
+    call frame_of
+    mov [rip + u_l1], rax
+    mov edi, 7
+    call frame_of
+    mov [rip + u_code], rax
+    mov edi, 8
+    call frame_of
+    mov [rip + u_stack], rax
+
+    # L4[0] -> L3, L3[0] -> L2, L2[2] -> L1 (0x400000), L1[0] = code, L1[1] = stack
+    mov rdi, [rip + u_l4]
+    xor esi, esi
+    mov rdx, [rip + u_l3]
+    shl rdx, 12
+    or rdx, PTE_P | PTE_RW | PTE_US
+    call user_page_write
+    mov rdi, [rip + u_l3]
+    xor esi, esi
+    mov rdx, [rip + u_l2]
+    shl rdx, 12
+    or rdx, PTE_P | PTE_RW | PTE_US
+    call user_page_write
+    mov rdi, [rip + u_l2]
+    mov esi, 2
+    mov rdx, [rip + u_l1]
+    shl rdx, 12
+    or rdx, PTE_P | PTE_RW | PTE_US
+    call user_page_write
+    mov rdi, [rip + u_l1]
+    xor esi, esi
+    mov rdx, [rip + u_code]
+    shl rdx, 12
+    or rdx, PTE_P | PTE_US
+    call user_page_write
+    mov rdi, [rip + u_l1]
+    mov esi, 1
+    mov rdx, [rip + u_stack]
+    shl rdx, 12
+    or rdx, PTE_P | PTE_RW | PTE_US
+    call user_page_write
+
+    # the user program's bytes into the code frame
+    mov rsi, [rip + u_code]
+    shl rsi, 12
+    or rsi, PTE_P | PTE_RW
+    mov rdi, [rip + scratch]
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+    mov rdi, [rip + scratch]
+    lea rsi, [rip + user_blob]
+    lea rcx, [rip + user_blob_end]
+    sub rcx, rsi
+    rep movsb
+    mov rdi, [rip + scratch]
+    xor esi, esi
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+
+    # pin the user L4 (validates the tree) and install it as the user base pointer
+    mov dword ptr [rip + ext_op], MMUEXT_PIN_L4_TABLE
+    mov rax, [rip + u_l4]
+    mov [rip + ext_op + 8], rax
+    lea rdi, [rip + ext_op]
+    mov esi, 1
+    xor edx, edx
+    mov r10d, DOMID_SELF
+    call hc_mmuext_op
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_pin]
+    call check_eq
+    mov dword ptr [rip + ext_op], MMUEXT_NEW_USER_BASEPTR
+    lea rdi, [rip + ext_op]
+    mov esi, 1
+    xor edx, edx
+    mov r10d, DOMID_SELF
+    call hc_mmuext_op
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_user_baseptr]
+    call check_eq
+
+    # syscall callback and kernel stack for bounces from user mode
+    xor edi, edi
+    xor esi, esi
+    lea rdx, [rip + syscall_entry]
+    call hc_set_callbacks
+    mov edi, FLAT_KERNEL_SS
+    lea rsi, [rip + kernel_stack_top]
+    call hc_stack_switch
+
+    # a user-mode fault on a kernel address resumes in user code
+    mov rax, USER_CODE_VA + (user_after_fault - user_blob)
+    mov rdi, rax
+    call expect_fault
+
+    # enter user mode: iret frame { flags, RIP, CS, RFLAGS, RSP, SS }
+    mov [rip + saved_kernel_rsp], rsp
+    push FLAT_USER_SS
+    push USER_STACK_TOP
+    push 0x202
+    push FLAT_USER_CS
+    push USER_CODE_VA
+    push 0
+    jmp hc_iret
+
+back_in_kernel:
+    mov rdi, [rip + sys1_rax]
+    mov esi, 1
+    lea rdx, [rip + m_sys1]
+    call check_eq
+    mov rdi, [rip + sys1_rcx]
+    mov esi, USER_CODE_VA + (user_after_sys1 - user_blob)
+    lea rdx, [rip + m_sys1_rcx]
+    call check_eq
+    mov rdi, [rip + sys1_rip]
+    mov esi, USER_CODE_VA + (user_after_sys1 - user_blob)
+    lea rdx, [rip + m_sys1_rip]
+    call check_eq
+    mov rdi, [rip + sys1_cs]
+    and edi, 0xffff
+    mov esi, FLAT_USER_CS
+    lea rdx, [rip + m_sys1_cs]
+    call check_eq
+    mov rdi, [rip + fault_vector]
+    mov esi, 14
+    lea rdx, [rip + m_user_pf]
+    call check_eq
+    mov rdi, [rip + fault_err]
+    mov esi, 4
+    lea rdx, [rip + m_user_pf_err]
+    call check_eq
+    mov rdi, [rip + fault_cr2]
+    movabs rsi, KERNEL_BASE
+    lea rdx, [rip + m_user_pf_cr2]
+    call check_eq
+    mov rdi, [rip + sys2_rbx]
+    mov esi, 0x5eed
+    lea rdx, [rip + m_sys2]
+    call check_eq
+    ret
+
+# The syscall callback: RCX, R11, RIP, CS, RFLAGS, RSP, SS on the kernel stack.
+syscall_entry:
+    cmp rax, 1
+    jne syscall_second
+    mov [rip + sys1_rax], rax
+    mov rax, [rsp]
+    mov [rip + sys1_rcx], rax
+    mov rax, [rsp + 16]
+    mov [rip + sys1_rip], rax
+    mov rax, [rsp + 24]
+    mov [rip + sys1_cs], rax
+    pop rcx
+    pop r11
+    push VGCF_in_syscall
+    jmp hc_iret
+syscall_second:
+    mov [rip + sys2_rbx], rbx
+    mov rsp, [rip + saved_kernel_rsp]
+    jmp back_in_kernel
+
+# The user program (position-independent; copied to USER_CODE_VA).
+user_blob:
+    mov eax, 1
+    syscall
+user_after_sys1:
+    movabs rbx, KERNEL_BASE
+    mov rcx, [rbx]
+user_after_fault:
+    mov ebx, 0x5eed
+    mov eax, 2
+    syscall
+    ud2
+user_blob_end:
+
+.align 8
+scratch: .quad 0
+u_l4: .quad 0
+u_l3: .quad 0
+u_l2: .quad 0
+u_l1: .quad 0
+u_code: .quad 0
+u_stack: .quad 0
+ext_op: .quad 0, 0, 0
+saved_kernel_rsp: .quad 0
+sys1_rax: .quad 0
+sys1_rcx: .quad 0
+sys1_rip: .quad 0
+sys1_cs: .quad 0
+sys2_rbx: .quad 0
+m_pin: .asciz "MMUEXT_PIN_L4_TABLE of the user tables"
+m_user_baseptr: .asciz "MMUEXT_NEW_USER_BASEPTR"
+m_sys1: .asciz "rax of the user's syscall"
+m_sys1_rcx: .asciz "frame RCX holds the user return address"
+m_sys1_rip: .asciz "frame RIP of the user syscall"
+m_sys1_cs: .asciz "frame CS of a user-mode syscall (RPL3)"
+m_user_pf: .asciz "a user access to a kernel address raises #PF"
+m_user_pf_err: .asciz "#PF error code in user mode (U, read, not present)"
+m_user_pf_cr2: .asciz "#PF CR2 in user mode"
+m_sys2: .asciz "user registers reach the second syscall"
+.align 16
+    .fill 8192, 1, 0
+kernel_stack_top:
