@@ -19,6 +19,8 @@ INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            'include')
 _INCLUDE = re.compile(r'^\s*\.include\s+"([^"]+)"\s*$', re.M)
 _SYMBOLS = ('_start', 'hypercall_page')
+# keystone assembles `mov rsi, -NAME` (a negated symbol) as a memory load from NAME.
+_NEGATED_SYMBOL = re.compile(r',\s*[-~]\s*\(?\s*[A-Za-z_]')
 
 
 def strip_comments(source: str) -> str:
@@ -52,6 +54,13 @@ def preprocess(source: str, path: str, depth: int = 0) -> str:
     return _INCLUDE.sub(include, strip_comments(source))
 
 
+def check_pitfalls(source: str, path: str) -> None:
+    for number, line in enumerate(source.splitlines(), 1):
+        if not line.lstrip().startswith('.') and _NEGATED_SYMBOL.search(line):
+            raise KernelError(f'{path}:{number}: keystone reads a negated symbol operand as a '
+                              f'memory load; define the constant with .equ instead: {line.strip()}')
+
+
 def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
     try:
         encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(source, base)
@@ -64,6 +73,7 @@ def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
 
 def load_asm(path: str, text: str) -> KernelImage:
     source = preprocess(text, path)
+    check_pitfalls(source, path)
     # Symbol addresses come from a trailer of .quad directives read back after assembly.
     trailer = ''.join(f'\n.quad {sym}' for sym in _SYMBOLS)
     code = assemble(source + trailer, VIRT_BASE, path)
