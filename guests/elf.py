@@ -21,27 +21,43 @@ STRING_NOTES = {xen.XEN_ELFNOTE_XEN_VERSION: 'XEN_VERSION', xen.XEN_ELFNOTE_GUES
                 xen.XEN_ELFNOTE_BSD_SYMTAB: 'BSD_SYMTAB'}
 
 
-def _desc_bytes(desc) -> bytes:
-    return desc.encode('latin-1') if isinstance(desc, str) else bytes(desc)
+def iter_note_records(blob: bytes):
+    """(name, type, desc) of each ELF note record in blob. Parsed here rather than by
+    pyelftools, which renames note types 1-5 after GNU notes whatever the owner."""
+    pos = 0
+    while pos + 12 <= len(blob):
+        namesz, descsz, kind = struct.unpack_from('<III', blob, pos)
+        pos += 12
+        name_end = pos + namesz
+        desc_start = pos + ((namesz + 3) & ~3)
+        desc_end = desc_start + descsz
+        if desc_end > len(blob):
+            raise KernelError('truncated ELF note')
+        yield blob[pos:name_end].rstrip(b'\0'), kind, blob[desc_start:desc_end]
+        pos = desc_start + ((descsz + 3) & ~3)
 
 
-def _read_notes(elf: ELFFile) -> dict:
+def _read_notes(elf: ELFFile, path: str) -> dict:
     notes = {}
-    sources = [s for s in elf.iter_segments() if s['p_type'] == 'PT_NOTE']
-    if not sources:
-        sources = [s for s in elf.iter_sections() if s['sh_type'] == 'SHT_NOTE']
-    for source in sources:
-        for note in source.iter_notes():
-            if note['n_name'] != 'Xen':
+    blobs = [s.data() for s in elf.iter_segments() if s['p_type'] == 'PT_NOTE']
+    if not blobs:
+        blobs = [s.data() for s in elf.iter_sections() if s['sh_type'] == 'SHT_NOTE']
+    for blob in blobs:
+        try:
+            records = list(iter_note_records(blob))
+        except KernelError as exc:
+            raise KernelError(f'{path}: {exc}') from None
+        for name, kind, desc in records:
+            if name != b'Xen':
                 continue
-            kind, desc = note['n_type'], _desc_bytes(note['n_desc'])
             if kind in NUMERIC_NOTES:
                 if len(desc) not in (4, 8):
-                    raise KernelError(f'Xen note {NUMERIC_NOTES[kind]} has a {len(desc)}-byte value')
+                    raise KernelError(f'{path}: Xen note {NUMERIC_NOTES[kind]} has a '
+                                      f'{len(desc)}-byte value')
                 notes[NUMERIC_NOTES[kind]] = struct.unpack('<Q' if len(desc) == 8 else '<I', desc)[0]
             elif kind in STRING_NOTES:
                 notes[STRING_NOTES[kind]] = desc.split(b'\0', 1)[0].decode('ascii', 'replace')
-            elif isinstance(kind, int):
+            else:
                 notes[f'NOTE_{kind}'] = desc.hex()
     return notes
 
@@ -52,7 +68,7 @@ def load_elf(path: str, data: bytes) -> KernelImage:
         if elf.elfclass != 64 or elf['e_machine'] != 'EM_X86_64':
             raise KernelError(f'{path}: not an x86-64 ELF (class {elf.elfclass}, '
                               f'machine {elf["e_machine"]})')
-        notes = _read_notes(elf)
+        notes = _read_notes(elf, path)
         loads = [s for s in elf.iter_segments() if s['p_type'] == 'PT_LOAD']
         segments_raw = [(s['p_paddr'], s['p_vaddr'], s.data(), s['p_memsz']) for s in loads]
     except ELFError as exc:

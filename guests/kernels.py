@@ -9,7 +9,7 @@ ASM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MAX_KERNEL_BYTES = 64 << 20
 
 
-def test_kernel_names():
+def kernel_names():
     return sorted(name[:-2] for name in os.listdir(ASM_DIR) if name.endswith('.S'))
 
 
@@ -21,7 +21,7 @@ def resolve(spec: str) -> str:
         return candidate
     if os.sep in spec or '.' in os.path.basename(spec):
         raise KernelError(f'{spec}: no such file')
-    raise KernelError(f'{spec}: no such file or test kernel (known: {", ".join(test_kernel_names())})')
+    raise KernelError(f'{spec}: no such file or test kernel (known: {", ".join(kernel_names())})')
 
 
 def load_kernel(spec: str) -> KernelImage:

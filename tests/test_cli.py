@@ -1,0 +1,76 @@
+"""`pvshadow run`: console output, exit status, and one-line refusals of bad input."""
+import os
+import subprocess
+import sys
+
+from tests.conftest import ROOT, asm_kernel
+
+
+def pvshadow(*args, timeout=120):
+    return subprocess.run([sys.executable, '-m', 'tools.cli', *args], cwd=ROOT, text=True,
+                          capture_output=True, timeout=timeout)
+
+
+def test_run_hello_prints_the_greeting_and_exits_zero():
+    proc = pvshadow('run', 'hello')
+    assert proc.returncode == 0, proc.stderr
+    assert 'Hello from a PV guest on pvshadow!' in proc.stdout
+    assert 'Test result: SUCCESS' in proc.stdout
+
+
+def test_run_accepts_an_asm_path():
+    proc = pvshadow('run', os.path.join(ROOT, 'asm', 'hello.S'))
+    assert proc.returncode == 0, proc.stderr
+
+
+def _one_line_refusal(proc, needle):
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1, proc.stderr
+    assert needle in lines[0] and 'Traceback' not in proc.stderr
+
+
+def test_a_missing_file_is_refused_in_one_line(tmp_path):
+    _one_line_refusal(pvshadow('run', str(tmp_path / 'missing.elf')), 'no such file')
+
+
+def test_an_unknown_kernel_name_is_refused_in_one_line():
+    _one_line_refusal(pvshadow('run', 'no-such-kernel'), 'no such file or test kernel')
+
+
+def test_a_malformed_elf_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / 'bad.elf'
+    bad.write_bytes(b'\x7fELF' + bytes(range(60)))
+    _one_line_refusal(pvshadow('run', str(bad)), 'malformed ELF')
+
+
+def test_a_truncated_elf_is_refused_in_one_line(tmp_path):
+    bad = tmp_path / 'short.elf'
+    bad.write_bytes(b'\x7fELF\x02\x01\x01')
+    _one_line_refusal(pvshadow('run', str(bad)), 'malformed ELF')
+
+
+def test_an_elf_without_xen_notes_is_refused_in_one_line():
+    _one_line_refusal(pvshadow('run', sys.executable), 'ELF')
+
+
+def test_an_asm_source_that_does_not_assemble_is_refused_in_one_line(tmp_path):
+    path = asm_kernel(tmp_path, 'broken', 'test_main:\n    frobnicate rax\n')
+    _one_line_refusal(pvshadow('run', path), 'cannot assemble')
+
+
+def test_a_crash_exits_nonzero_with_reason_registers_and_console_kept(tmp_path):
+    path = asm_kernel(tmp_path, 'crash', '''
+test_main:
+    lea rdi, [rip + before]
+    call puts
+    xor edi, edi
+    call hc_set_trap_table
+    ud2
+before: .asciz "before the crash\\n"
+''')
+    proc = pvshadow('run', path)
+    assert proc.returncode == 1
+    assert 'before the crash' in proc.stdout
+    assert 'crash' in proc.stderr and 'Unhandled invalid opcode' in proc.stderr
+    assert 'rip=' in proc.stderr

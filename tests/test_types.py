@@ -1,0 +1,104 @@
+"""Xen's page-type rules (shadow.paging.types) on a small frame table, without a CPU."""
+import pytest
+
+from shadow.abi.xen import DOMID_XEN, EBUSY, EINVAL
+from shadow.machine import FrameTable, MachineMemory, PageType
+from shadow.paging.types import PageTypes
+from shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, make_pte
+
+P, RW = _PAGE_PRESENT, _PAGE_RW
+DOM = 1
+
+
+@pytest.fixture
+def world():
+    mem = MachineMemory(64)
+    frames = FrameTable(64)
+    freed = []
+    types = PageTypes(mem, frames, {256: 0xABC007}, freed.append)
+    mine = [frames.alloc(DOM) for _ in range(8)]
+    xen_frame = frames.alloc(DOMID_XEN)
+    return mem, frames, types, mine, xen_frame, freed
+
+
+def chain(mem, mine):
+    """L4 -> L3 -> L2 -> L1 -> data, slot 0 at each level; returns (l4, l3, l2, l1, data)."""
+    l4, l3, l2, l1, data = mine[:5]
+    for table, child in ((l4, l3), (l3, l2), (l2, l1), (l1, data)):
+        mem.write_u64(table << 12, make_pte(child, P | RW))
+    return l4, l3, l2, l1, data
+
+
+def test_validating_an_l4_types_the_whole_tree_and_fills_xen_slots(world):
+    mem, frames, types, mine, _, _ = world
+    l4, l3, l2, l1, data = chain(mem, mine)
+    assert types.get_page_and_type(l4, PageType.L4, DOM) == 0
+    assert [PageType(frames.type[m]) for m in (l4, l3, l2, l1, data)] == \
+        [PageType.L4, PageType.L3, PageType.L2, PageType.L1, PageType.WRITABLE]
+    assert mem.read_u64((l4 << 12) + 256 * 8) == 0xABC007
+    assert mem.read_u64(l1 << 12) & _PAGE_USER       # 64-bit PV: entries made user-accessible
+
+
+def test_a_writable_frame_cannot_become_a_page_table(world):
+    mem, frames, types, mine, _, _ = world
+    l4, l3, l2, l1, data = chain(mem, mine)
+    assert types.get_page_type(l1, PageType.WRITABLE, DOM) == 0
+    assert types.get_page_and_type(l4, PageType.L4, DOM) == -EINVAL
+    assert all(frames.type_count[m] == 0 for m in (l4, l3, l2)), 'a failed validation leaks refs'
+
+
+def test_a_page_table_cannot_be_mapped_writable(world):
+    mem, frames, types, mine, _, _ = world
+    l4, l3, l2, l1, data = chain(mem, mine)
+    types.get_page_and_type(l4, PageType.L4, DOM)
+    assert types.get_page_from_entry(make_pte(l2, P | RW), 1, DOM) == -EBUSY
+    assert types.get_page_from_entry(make_pte(l2, P), 1, DOM) == 0
+
+
+def test_a_frame_of_another_owner_cannot_be_mapped(world):
+    _, _, types, _, xen_frame, _ = world
+    assert types.get_page_from_entry(make_pte(xen_frame, P), 1, DOM) == -EBUSY
+
+
+def test_xen_l4_slots_are_refused(world):
+    mem, _, types, mine, _, _ = world
+    l4 = chain(mem, mine)[0]
+    types.get_page_and_type(l4, PageType.L4, DOM)
+    assert types.mod_entry(l4, 256, 4, 0, DOM) == -EINVAL
+    assert mem.read_u64((l4 << 12) + 256 * 8) == 0xABC007
+
+
+def test_dropping_the_last_reference_devalidates_the_tree(world):
+    mem, frames, types, mine, _, _ = world
+    l4, l3, l2, l1, data = chain(mem, mine)
+    types.get_page_and_type(l4, PageType.L4, DOM)
+    types.put_page_and_type(l4)
+    assert all(frames.type_count[m] == 0 for m in (l4, l3, l2, l1, data))
+    assert types.get_page_type(l1, PageType.WRITABLE, DOM) == 0
+
+
+def test_mod_entry_moves_references_from_the_old_frame_to_the_new(world):
+    mem, frames, types, mine, _, _ = world
+    l4, l3, l2, l1, data = chain(mem, mine)
+    other = mine[5]
+    types.get_page_and_type(l4, PageType.L4, DOM)
+    assert types.mod_entry(l1, 0, 1, make_pte(other, P | RW), DOM) == 0
+    assert frames.type_count[data] == 0 and frames.type_count[other] == 1
+
+
+def test_a_self_referencing_table_is_refused_not_recursed(world):
+    mem, _, types, mine, _, _ = world
+    l4 = mine[0]
+    mem.write_u64(l4 << 12, make_pte(l4, P | RW))
+    assert types.get_page_and_type(l4, PageType.L4, DOM) == -EINVAL
+
+
+def test_a_frame_is_freed_when_its_last_reference_goes(world):
+    _, frames, types, mine, _, freed = world
+    data = mine[7]
+    assert types.get_page(data, DOM)
+    frames.allocated[data] = 0
+    types.put_page(data)          # the allocation reference
+    assert not freed
+    types.put_page(data)          # the mapping's reference
+    assert freed == [data]
