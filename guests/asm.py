@@ -71,18 +71,22 @@ def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
     return bytes(encoding)
 
 
-def load_asm(path: str, text: str) -> KernelImage:
+def load_asm(path: str, text: str, extra_symbols=()) -> KernelImage:
+    """Assemble a kernel; extra_symbols names labels whose addresses a tool needs."""
     source = preprocess(text, path)
     check_pitfalls(source, path)
     # Symbol addresses come from a trailer of .quad directives read back after assembly.
-    trailer = ''.join(f'\n.quad {sym}' for sym in _SYMBOLS)
+    names = _SYMBOLS + tuple(extra_symbols)
+    trailer = ''.join(f'\n.quad {sym}' for sym in names)
     code = assemble(source + trailer, VIRT_BASE, path)
-    body, tail = code[:-8 * len(_SYMBOLS)], code[-8 * len(_SYMBOLS):]
-    entry, hypercall_page = struct.unpack(f'<{len(_SYMBOLS)}Q', tail)
+    body, tail = code[:-8 * len(names)], code[-8 * len(names):]
+    symbols = dict(zip(names, struct.unpack(f'<{len(names)}Q', tail)))
+    entry, hypercall_page = symbols['_start'], symbols['hypercall_page']
     if hypercall_page & 0xFFF:
         raise KernelError(f'{path}: hypercall_page at {hypercall_page:#x} is not page-aligned')
     return KernelImage(name=path, segments=[(VIRT_BASE, body, len(body))], entry=entry,
                        virt_base=VIRT_BASE, hypercall_page=hypercall_page,
                        notes={'GUEST_OS': 'pvshadow-asm', 'XEN_VERSION': 'xen-3.0',
                               'LOADER': 'generic', 'ENTRY': entry, 'VIRT_BASE': VIRT_BASE,
-                              'HYPERCALL_PAGE': hypercall_page})
+                              'HYPERCALL_PAGE': hypercall_page},
+                       symbols=symbols)

@@ -15,6 +15,7 @@ class KernelImage:
     virt_base: int
     hypercall_page: Optional[int] = None
     notes: Dict[str, object] = field(default_factory=dict)
+    symbols: Dict[str, int] = field(default_factory=dict)
 
     @property
     def start(self) -> int:

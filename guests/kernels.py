@@ -24,7 +24,7 @@ def resolve(spec: str) -> str:
     raise KernelError(f'{spec}: no such file or test kernel (known: {", ".join(kernel_names())})')
 
 
-def load_kernel(spec: str) -> KernelImage:
+def load_kernel(spec: str, extra_symbols=()) -> KernelImage:
     path = resolve(spec)
     if os.path.isdir(path):
         raise KernelError(f'{path}: is a directory')
@@ -42,5 +42,5 @@ def load_kernel(spec: str) -> KernelImage:
             text = data.decode()
         except UnicodeDecodeError:
             raise KernelError(f'{path}: not a text assembly source') from None
-        return load_asm(path, text)
+        return load_asm(path, text, extra_symbols)
     raise KernelError(f'{path}: neither an ELF file nor an assembly source (.S)')
