@@ -83,10 +83,13 @@ def plan_layout(image: KernelImage, nr_pages: int) -> BootLayout:
     return layout
 
 
-def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: str = '') -> Domain:
+def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: str = '',
+                 **domain_options) -> Domain:
+    """Build a domain for the image; domain_options go to Host.create_domain (paging,
+    shadow_pool_pages, audit)."""
     nr_pages = memory_mb * 256
     layout = plan_layout(image, nr_pages)
-    d = host.create_domain(max_pages=nr_pages)
+    d = host.create_domain(max_pages=nr_pages, **domain_options)
     for pfn in range(nr_pages):
         mfn = d.alloc_frame()
         if mfn is None:

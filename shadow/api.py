@@ -7,8 +7,9 @@ from guests.kernels import load_kernel
 from shadow.domain import Domain
 from shadow.exits import Exit
 from shadow.host import Host
+from shadow.paging.shadow import DEFAULT_POOL_PAGES
 
-PAGING_MODES = ('direct',)
+PAGING_MODES = ('direct', 'shadow')
 
 
 @dataclass
@@ -31,15 +32,18 @@ class RunResult:
 
 
 def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
-         machine_mb: Optional[int] = None,
+         machine_mb: Optional[int] = None, audit: bool = False,
+         shadow_pool_pages: int = DEFAULT_POOL_PAGES,
          console_sink: Optional[Callable[[bytes], None]] = None) -> Domain:
     """Load a kernel (path or test-kernel name) and build its domain, ready to run.
     Raises guests.image.KernelError with a one-line message for a bad kernel."""
     if paging not in PAGING_MODES:
         raise ValueError(f'paging mode {paging!r} is not available (have: {", ".join(PAGING_MODES)})')
     image = load_kernel(kernel)
-    host = Host(machine_mb or max(64, memory_mb * 2 + 32))
-    domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline)
+    pool_mb = shadow_pool_pages // 256 if paging == 'shadow' else 0
+    host = Host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
+    domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline, paging=paging,
+                          shadow_pool_pages=shadow_pool_pages, audit=audit)
     domain.console_sink = console_sink
     return domain
 

@@ -159,6 +159,13 @@ class PhysicalCpu:
         values['rip'] = self.rip
         return values
 
+    def save_state(self):
+        """The whole CPU state, to undo an emulated instruction."""
+        return self.uc.context_save()
+
+    def restore_state(self, state) -> None:
+        self.uc.context_restore(state)
+
     def set_cr3(self, maddr: int) -> None:
         """Load a new root; flushes the TLB as the hardware does."""
         self.uc.reg_write(x86.UC_X86_REG_CR3, maddr)

@@ -9,6 +9,8 @@ from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
 from shadow.machine import FrameTable, MachineMemory, PageType
 from shadow.paging.direct import DirectPaging
+from shadow.paging.emulate import single_step
+from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
 from shadow.paging.types import PageTypes
 from shadow.vcpu import VCpu
 from shadow.xenspace import TRAMPOLINE_VA, XenSpace
@@ -16,7 +18,9 @@ from shadow.xenspace import TRAMPOLINE_VA, XenSpace
 
 class Domain:
     def __init__(self, domid: int, mem: MachineMemory, frames: FrameTable, types: PageTypes,
-                 xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int):
+                 xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int, scratch_mfn: int,
+                 paging: str = 'direct', shadow_pool_pages: int = DEFAULT_POOL_PAGES,
+                 audit: bool = False):
         self.domid = domid
         self.mem = mem
         self.frames = frames
@@ -32,7 +36,10 @@ class Domain:
         self.console_sink: Optional[Callable[[bytes], None]] = None
         self.xen_log: List[str] = []
         self.hypercalls = HypercallTable(default_handlers())
-        self.paging = DirectPaging(domid, types, self.flush_tlb)
+        self.scratch_mfn = scratch_mfn
+        self.audit = audit
+        self.shadow_pool = ShadowPool(frames, mem, shadow_pool_pages)
+        self.paging = self._make_paging(paging)
         # shared_info belongs to the domain but is not in its physmap (Xen shares a heap
         # page); the guest finds it through start_info.shared_info.
         self.shared_info_mfn = frames.alloc(domid)
@@ -40,6 +47,29 @@ class Domain:
         self.vcpus: List[VCpu] = [VCpu(self, 0, cpu)]
         self.vcpus[0].set_upcall_mask(1)
         self.entry = None                 # (rip, rsp, rsi) for the first entry
+
+    # --- paging mode -------------------------------------------------------------------------
+    def _make_paging(self, mode: str):
+        if mode == 'direct':
+            return DirectPaging(self.domid, self.types, self.flush_tlb)
+        if mode == 'shadow':
+            return ShadowPaging(self.domid, self.types, self.flush_tlb, self.xen.l4_slots,
+                                self.shadow_pool, on_blow=self._reload_roots, audit=self.audit)
+        raise ValueError(f'unknown paging mode {mode!r} (direct, shadow)')
+
+    def set_paging_mode(self, mode: str) -> None:
+        """Switch between direct and shadow paging, at creation or between runs."""
+        if mode == self.paging.name:
+            return
+        new = self._make_paging(mode)
+        self.paging.detach()
+        self.paging = new
+        self._reload_roots()
+
+    def _reload_roots(self) -> None:
+        v = self.vcpus[0] if hasattr(self, 'vcpus') else None
+        if v is not None and v.entered and self.cpu.guest is v:
+            v.load_cr3()
 
     # --- frames -----------------------------------------------------------------------------
     def alloc_frame(self) -> Optional[int]:
@@ -145,12 +175,26 @@ class Domain:
         else:
             start = cpu.rip
         began = time.monotonic()
-        try:
-            cpu.run(start, count=budget, timeout_us=int(timeout * 1e6) if timeout else 0)
-        except CpuError as exc:
-            return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
-        if v.exit is not None:
-            return v.exit
+        while True:
+            left = timeout - (time.monotonic() - began) if timeout else 0
+            if timeout and left <= 0:
+                break
+            try:
+                cpu.run(start, count=budget, timeout_us=int(left * 1e6) if timeout else 0)
+            except CpuError as exc:
+                return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
+            if v.exit is not None:
+                return v.exit
+            if v.pending_step is None:
+                break
+            req, v.pending_step = v.pending_step, None
+            refused = single_step(self, v, req, self.scratch_mfn)
+            if v.exit is not None:
+                return v.exit
+            if refused:
+                self.log(f'emulated page-table write refused: {refused}')
+                v.inject_page_fault(req.va, req.error_code)
+            start = cpu.rip
         if budget:
             return Exit(ExitReason.BUDGET, message=f'{budget} instructions executed',
                         registers=cpu.dump())

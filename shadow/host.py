@@ -1,7 +1,9 @@
 """The host: machine memory, frame table, the one physical CPU, and its domains."""
+from shadow.abi.xen import DOMID_XEN
 from shadow.cpu import PhysicalCpu
 from shadow.domain import Domain
 from shadow.machine import FrameTable, MachineMemory
+from shadow.paging.shadow import DEFAULT_POOL_PAGES
 from shadow.paging.types import PageTypes
 from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
 
@@ -19,15 +21,20 @@ class Host:
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.domains = {}
         self._next_domid = 1
+        # One scratch frame for single-stepping emulated stores (one CPU, one at a time).
+        self.scratch_mfn = self.frames.alloc(DOMID_XEN)
 
     def _frame_freed(self, mfn: int) -> None:
         # A stale TLB entry must never reach a frame that has gone back to the allocator.
         self.xen.clear_m2p(mfn)
         self.cpu.flush_tlb()
 
-    def create_domain(self, max_pages: int) -> Domain:
+    def create_domain(self, max_pages: int, paging: str = 'direct',
+                      shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False) -> Domain:
         domid = self._next_domid
         self._next_domid += 1
-        d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages)
+        d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
+                   self.scratch_mfn, paging=paging, shadow_pool_pages=shadow_pool_pages,
+                   audit=audit)
         self.domains[domid] = d
         return d

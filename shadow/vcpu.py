@@ -15,6 +15,7 @@ from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
 from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
 from shadow.exits import Exit, ExitReason
+from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, walk
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
@@ -68,6 +69,9 @@ class VCpu:
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls
         self.on_hypercall = None          # tracer callback, None when off
+        self.pending_step = None          # a page-table store for the run loop to single-step
+        self.stepping = False
+        self.emulator = PtWriteEmulator(self)
 
     # --- vcpu_info ----------------------------------------------------------------------------
     @property
@@ -151,6 +155,16 @@ class VCpu:
             self.exit = exit_
         self.cpu.stop()
 
+    def request_step(self, req) -> None:
+        """Ask the run loop to single-step the faulting store (see paging.emulate)."""
+        if self.stepping:
+            return self.request_exit(Exit(ExitReason.INTERNAL_ERROR,
+                                          message='an emulated store wrote a second page-table '
+                                                  'page; cannot emulate',
+                                          registers=self.cpu.dump()))
+        self.pending_step = req
+        self.cpu.stop()
+
     def crash(self, message: str) -> None:
         """domain_crash: the domain ends with a crash exit and a register dump."""
         self.domain.log(f'domain_crash: d{self.domain.domid}v{self.vcpu_id}: {message}')
@@ -164,9 +178,12 @@ class VCpu:
             return self._software_interrupt(vector)
         if vector == TRAP_page_fault:
             cr2 = self.cpu.reg('cr2')
-            if self.domain.paging.page_fault(self, cr2, error_code):
+            guest_error = self.domain.paging.page_fault(self, cr2, error_code)
+            if guest_error is None:
                 return
-            return self.inject_page_fault(cr2, error_code)
+            if guest_error & PFEC_WRITE and self.emulator.try_emulate(cr2, guest_error):
+                return
+            return self.inject_page_fault(cr2, guest_error)
         if vector in VECTORS_WITH_ERROR_CODE:
             return self.inject_trap(vector, error_code)
         return self.inject_trap(vector)

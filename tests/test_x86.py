@@ -85,7 +85,7 @@ def test_superpages_and_reserved_bits_fault_with_rsvd():
     assert walk(mem.read, 1, VA).pfec == PFEC_PRESENT | PFEC_RSVD
 
 
-def test_walk_sets_accessed_everywhere_and_dirty_on_a_write_only_when_it_succeeds():
+def test_walk_sets_leaf_accessed_and_dirty_only_when_the_access_succeeds():
     mem = tables()
     walk(mem.read, 1, VA, 0, write_u64=mem.write)
     leaf = mem[(4 << 12) + table_index(VA, 1) * 8]
@@ -100,3 +100,11 @@ def test_walk_sets_accessed_everywhere_and_dirty_on_a_write_only_when_it_succeed
 def test_non_canonical_address_faults_without_reading_tables():
     gw = walk(Memory().read, 1, 0x0000800000000000)
     assert not gw.ok and gw.levels == []
+
+
+def test_walk_sets_upper_accessed_bits_even_when_a_lower_level_faults():
+    mem = tables(l1=0)
+    gw = walk(mem.read, 1, VA, 0, write_u64=mem.write)
+    assert not gw.ok
+    assert mem[(1 << 12) + table_index(VA, 4) * 8] & A
+    assert mem[(3 << 12) + table_index(VA, 2) * 8] & A

@@ -49,6 +49,9 @@ class PageTypes:
         self.frames = frames
         self.xen_l4_slots = xen_l4_slots
         self.on_free = on_free          # a frame went back to the allocator (TLB flush etc.)
+        # Per domain: told when one of its frames becomes or stops being a page table
+        # (shadow mode follows this): table_validated(mfn, level), table_devalidated(...).
+        self.listeners = {}
 
     # --- general references ------------------------------------------------------------
     def get_page(self, mfn: int, domid: int) -> bool:
@@ -83,6 +86,9 @@ class PageTypes:
                 frames.type[mfn] = PageType.NONE
                 frames.type_count[mfn] = 0
                 return rc
+            listener = self.listeners.get(domid)
+            if listener is not None:
+                listener.table_validated(mfn, _LEVEL_OF[ptype])
         return 0
 
     def put_page_type(self, mfn: int) -> None:
@@ -94,6 +100,9 @@ class PageTypes:
             if ptype in _LEVEL_OF:
                 self.devalidate_table(mfn, _LEVEL_OF[ptype])
             frames.type[mfn] = PageType.NONE
+            listener = self.listeners.get(frames.owner[mfn])
+            if ptype in _LEVEL_OF and listener is not None:
+                listener.table_devalidated(mfn, _LEVEL_OF[ptype])
 
     def get_page_and_type(self, mfn: int, ptype: PageType, domid: int) -> int:
         if not self.get_page(mfn, domid):

@@ -143,8 +143,9 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
     """Walk the 4-level tables rooted at l4_mfn for va with the wanted access.
 
     access holds PFEC_WRITE / PFEC_USER / PFEC_INSN. With write_u64 given, the walk sets
-    the accessed bit on every entry it uses and the dirty bit on the leaf for a write, as
-    hardware does, and only when the access succeeds.
+    accessed and dirty bits as the CPU this runs on does: the accessed bit of each upper
+    entry as it is used (even when the walk then faults lower down), and the leaf's
+    accessed bit, with its dirty bit for a write, only when the access succeeds.
     """
     gw = GuestWalk(va=va, access=access)
     if not is_canonical(va):
@@ -161,13 +162,17 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
             return _fault(gw, level, access, present=False, why='not present')
         if is_reserved(entry, level, max_phys_bits) or (entry & _PAGE_NX and not nx_enabled):
             return _fault(gw, level, access, present=True, why='reserved bit set', rsvd=True)
+        if level in (3, 2) and entry & _PAGE_PSE:
+            return _fault(gw, level, access, present=True, why='superpage (not supported for PV)',
+                          rsvd=True)
         if not entry & _PAGE_RW:
             gw.writable = False
         if entry & _PAGE_NX:
             gw.executable = False
-        if level in (3, 2) and entry & _PAGE_PSE:
-            return _fault(gw, level, access, present=True, why='superpage (not supported for PV)',
-                          rsvd=True)
+        if level > 1 and write_u64 is not None and not entry & _PAGE_ACCESSED:
+            entry |= _PAGE_ACCESSED
+            write_u64((table << 12) + index * 8, entry)
+            gw.levels[-1].entry = entry
         table = pte_mfn(entry)
     if access & PFEC_WRITE and not gw.writable:
         return _fault(gw, 1, access, present=True, why='write to a read-only mapping')
@@ -175,13 +180,11 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
         return _fault(gw, 1, access, present=True, why='fetch from a no-execute mapping')
     gw.mfn = table
     if write_u64 is not None:
-        for lv in gw.levels:
-            want = lv.entry | _PAGE_ACCESSED
-            if lv.level == 1 and access & PFEC_WRITE:
-                want |= _PAGE_DIRTY
-            if want != lv.entry:
-                write_u64(lv.entry_maddr, want)
-                lv.entry = want
+        leaf = gw.levels[-1]
+        want = leaf.entry | _PAGE_ACCESSED | (_PAGE_DIRTY if access & PFEC_WRITE else 0)
+        if want != leaf.entry:
+            write_u64(leaf.entry_maddr, want)
+            leaf.entry = want
     return gw
 
 

@@ -1,0 +1,190 @@
+"""Emulating a guest store into one of its own page tables (Xen's ptwr / sh_x86_emulate).
+
+A page-table frame is never writable in the CPU's view, so a store to it faults. When the
+paging mode emulates writes to that level, the instruction is applied here and the new
+entry goes through the same validation as mmu_update (write_guest_entry), so refcounts
+and shadows follow. The common stores (mov, xchg, cmpxchg) are decoded with capstone and
+applied inside the fault hook; any other instruction that writes memory (rep movs/stos,
+read-modify-write ALU ops, cmpxchg16b, ...) is single-stepped by the run loop with the
+page redirected to a scratch copy, and the copy's changed entries are applied. A write
+the validation refuses leaves everything as it was and the guest gets its #PF.
+"""
+from dataclasses import dataclass
+from typing import Optional
+
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs, CsError
+from capstone import x86_const as csx86
+
+from shadow.paging.x86 import walk
+
+_md = Cs(CS_ARCH_X86, CS_MODE_64)
+_md.detail = True
+_ACCUMULATOR = {1: 'al', 2: 'ax', 4: 'eax', 8: 'rax'}
+_FAST = {'mov', 'xchg', 'cmpxchg'}
+# RFLAGS bits written by CMP
+CF, PF, AF, ZF, SF, OF = 1, 1 << 2, 1 << 4, 1 << 6, 1 << 7, 1 << 11
+
+
+@dataclass
+class StepRequest:
+    """A store the fault hook could not apply itself: the run loop single-steps it."""
+    va: int
+    table_mfn: int
+    level: int
+    error_code: int
+
+
+def decode(vcpu, rip: int):
+    """The instruction at rip, fetched through the guest's tables, or None."""
+    code = b''
+    for length in (15, 4096 - (rip & 0xFFF)):
+        try:
+            code = vcpu.copy_from_guest(rip, min(15, length))
+            break
+        except Exception:
+            continue
+    try:
+        return next(_md.disasm(code, rip, 1), None)
+    except CsError:
+        return None
+
+
+def _cmp_flags(a: int, b: int, size: int) -> int:
+    bits = size * 8
+    mask = (1 << bits) - 1
+    result = (a - b) & mask
+    flags = 0
+    if a < b:
+        flags |= CF
+    if result == 0:
+        flags |= ZF
+    if result >> (bits - 1):
+        flags |= SF
+    if ((a ^ b) & (a ^ result)) >> (bits - 1) & 1:
+        flags |= OF
+    if (a ^ b ^ result) & 0x10:
+        flags |= AF
+    if bin(result & 0xFF).count('1') % 2 == 0:
+        flags |= PF
+    return flags
+
+
+class PtWriteEmulator:
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+        self.cpu = vcpu.cpu
+
+    def try_emulate(self, va: int, error_code: int) -> bool:
+        """True when the fault was a page-table store this mode emulates (applied now, or
+        queued for single-stepping); False leaves the #PF to the guest."""
+        v = self.vcpu
+        d = v.domain
+        paging = d.paging
+        gw = walk(d.mem.read_u64, v.current_table(), va)
+        if not gw.ok:
+            return False
+        level = paging.table_level(gw.mfn)
+        if level is None or not paging.emulates_writes_to(level, d.vm_assist):
+            return False
+        insn = decode(v, self.cpu.rip)
+        if insn is None:
+            return False
+        if insn.mnemonic in _FAST and self._fast(insn, va, gw.mfn, level):
+            return True
+        if insn.mnemonic in _FAST and self._fast_refused:
+            return False
+        v.request_step(StepRequest(va, gw.mfn, level, error_code))
+        return True
+
+    # --- the fast path: mov / xchg / cmpxchg into one table -----------------------------------
+    _fast_refused = False
+
+    def _fast(self, insn, va: int, table_mfn: int, level: int) -> bool:
+        self._fast_refused = False
+        ops = insn.operands
+        if len(ops) != 2:
+            return False
+        mem_first = ops[0].type == csx86.X86_OP_MEM
+        mem_op, other = (ops[0], ops[1]) if mem_first else (ops[1], ops[0])
+        if mem_op.type != csx86.X86_OP_MEM or (insn.mnemonic != 'xchg' and not mem_first):
+            return False
+        size = mem_op.size
+        if size not in (1, 2, 4, 8) or (va & 0xFFF) + size > 0x1000:
+            return False
+        cpu = self.cpu
+        if other.type == csx86.X86_OP_IMM:
+            value = other.imm & ((1 << (size * 8)) - 1)
+            reg = None
+        elif other.type == csx86.X86_OP_REG:
+            reg = insn.reg_name(other.reg)
+            value = cpu.reg(reg)
+        else:
+            return False
+        maddr = (table_mfn << 12) | (va & 0xFFF)
+        old = int.from_bytes(self.vcpu.domain.mem.read(maddr, size), 'little')
+        updates = {}
+        if insn.mnemonic == 'cmpxchg':
+            acc_name = _ACCUMULATOR[size]
+            acc = cpu.reg(acc_name)
+            flags = cpu.reg('rflags') & ~(CF | PF | AF | ZF | SF | OF)
+            flags |= _cmp_flags(acc, old, size)
+            updates['rflags'] = flags
+            if acc != old:
+                updates[acc_name] = old
+                value = None                       # no store
+        elif insn.mnemonic == 'xchg':
+            updates[reg] = old
+        if value is not None and not self._store(table_mfn, level, va & 0xFFF, size, value):
+            self._fast_refused = True
+            return False
+        for name, val in updates.items():
+            cpu.set_reg(name, val)
+        cpu.rip = insn.address + insn.size
+        return True
+
+    def _store(self, table_mfn: int, level: int, offset: int, size: int, value: int) -> bool:
+        """Merge the stored bytes into each entry they touch and write it validated."""
+        d = self.vcpu.domain
+        base = table_mfn << 12
+        data = value.to_bytes(size, 'little')
+        first, last = offset // 8, (offset + size - 1) // 8
+        for index in range(first, last + 1):
+            entry = bytearray(d.mem.read(base + index * 8, 8))
+            for i in range(8):
+                pos = index * 8 + i
+                if offset <= pos < offset + size:
+                    entry[i] = data[pos - offset]
+            if d.paging.write_guest_entry(table_mfn, index, level,
+                                          int.from_bytes(entry, 'little')):
+                return False
+        return True
+
+
+def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[str]:
+    """Run one instruction with the page-table page at req.va redirected to a scratch copy,
+    then apply the entries it changed. Returns None, or why the store was refused."""
+    cpu = domain.cpu
+    mem = domain.mem
+    table = req.table_mfn << 12
+    scratch = scratch_mfn << 12
+    mem.write(scratch, mem.read(table, 4096))
+    saved = cpu.save_state()
+    restore = domain.paging.redirect(vcpu, req.va, scratch_mfn)
+    cpu.flush_tlb()
+    vcpu.stepping = True
+    try:
+        cpu.run(cpu.rip, count=1)
+    finally:
+        vcpu.stepping = False
+        restore()
+        cpu.flush_tlb()
+    if vcpu.exit is not None:
+        return None
+    before, after = mem.frame_u64s(req.table_mfn), mem.frame_u64s(scratch_mfn)
+    for index in range(512):
+        if before[index] != after[index]:
+            rc = domain.paging.write_guest_entry(req.table_mfn, index, req.level, after[index])
+            if rc:
+                cpu.restore_state(saved)
+                return f'entry {index} of the L{req.level} table at mfn {req.table_mfn:#x}: {rc}'
+    return None

@@ -1,0 +1,135 @@
+"""What both paging modes share: a PV guest's tables under Xen's type rules.
+
+Pinning, base pointers, mmu_update and update_va_mapping are the same in direct and shadow
+mode: they validate against shadow.paging.types and return the same errnos. Every change
+to a guest entry goes through write_guest_entry, so a mode can follow it (shadow mode
+revalidates its shadows there).
+"""
+from typing import Optional
+
+from shadow.abi.xen import EINVAL
+from shadow.machine import PageType
+from shadow.paging.types import PageTypes
+from shadow.paging.x86 import _PAGE_PRESENT, pte_mfn, table_index
+
+LEVEL_OF = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
+PIN_TYPES = {0: PageType.L1, 1: PageType.L2, 2: PageType.L3, 3: PageType.L4}
+
+
+class PvPaging:
+    name = 'pv'
+
+    def __init__(self, domid: int, types: PageTypes, flush_tlb):
+        self.domid = domid
+        self.types = types
+        self.mem = types.mem
+        self.frames = types.frames
+        self.flush_tlb = flush_tlb
+
+    # --- what a mode provides -------------------------------------------------------------
+    def cr3_for(self, l4_mfn: int) -> int:
+        raise NotImplementedError
+
+    def page_fault(self, vcpu, va: int, error_code: int) -> Optional[int]:
+        """Resolve a #PF the hypervisor caused (None), or return the error code the
+        guest's own tables give for it."""
+        raise NotImplementedError
+
+    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> None:
+        """A guest entry was rewritten (after validation)."""
+
+    def invlpg(self, va: int) -> None:
+        # The Python binding has no single-page flush; a full flush is ~2 µs.
+        self.flush_tlb()
+
+    def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
+        """Whether a guest write to a page table of this level is emulated."""
+        return False
+
+    def detach(self) -> None:
+        """The domain leaves this mode."""
+
+    # --- roots ------------------------------------------------------------------------------
+    def get_root(self, mfn: int) -> int:
+        """Take the L4 type reference a vCPU's guest_table holds."""
+        return self.types.get_page_and_type(mfn, PageType.L4, self.domid)
+
+    def put_root(self, mfn: int) -> None:
+        self.types.put_page_and_type(mfn)
+
+    # --- pinning ------------------------------------------------------------------------------
+    def pin(self, mfn: int, level: int) -> int:
+        frames = self.frames
+        if not frames.is_valid(mfn) or frames.owner[mfn] != self.domid:
+            return -EINVAL
+        if frames.pinned[mfn]:
+            return -EINVAL              # "mfn already pinned"
+        rc = self.types.get_page_and_type(mfn, PIN_TYPES[level], self.domid)
+        if rc == 0:
+            frames.pinned[mfn] = 1
+        return rc
+
+    def unpin(self, mfn: int) -> int:
+        frames = self.frames
+        if not frames.is_valid(mfn) or frames.owner[mfn] != self.domid or not frames.pinned[mfn]:
+            return -EINVAL              # "mfn not pinned"
+        frames.pinned[mfn] = 0
+        self.types.put_page_and_type(mfn)
+        self.flush_tlb()
+        return 0
+
+    # --- entry updates --------------------------------------------------------------------------
+    def table_level(self, mfn: int):
+        """The level of a validated page table, or None."""
+        if self.frames.type_count[mfn]:
+            return LEVEL_OF.get(self.frames.type[mfn])
+        return None
+
+    def write_guest_entry(self, table_mfn: int, index: int, level: int, new: int,
+                          preserve_ad: bool = False) -> int:
+        """mod_lNe_entry, then let the mode follow the change."""
+        maddr = (table_mfn << 12) + index * 8
+        old = self.mem.read_u64(maddr)
+        rc = self.types.mod_entry(table_mfn, index, level, new, self.domid, preserve_ad)
+        if rc == 0:
+            self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr))
+            if old & _PAGE_PRESENT:
+                self.flush_tlb()
+        return rc
+
+    def pt_update(self, ptr: int, val: int, preserve_ad: bool = False) -> int:
+        """MMU_NORMAL_PT_UPDATE: ptr is the machine address of the entry to write."""
+        mfn = ptr >> 12
+        types = self.types
+        if not types.get_page(mfn, self.domid):
+            return -EINVAL
+        try:
+            level = self.table_level(mfn)
+            if level is not None:
+                return self.write_guest_entry(mfn, (ptr & 0xFFF) >> 3, level, val, preserve_ad)
+            # Not a page table: an ordinary write, if the frame may be writable.
+            if types.get_page_type(mfn, PageType.WRITABLE, self.domid):
+                return -EINVAL
+            self.mem.write_u64(ptr, val)
+            types.put_page_type(mfn)
+            return 0
+        finally:
+            types.put_page(mfn)
+
+    def find_l1_entry(self, l4_mfn: int, va: int):
+        """guest_map_l1e: the machine address of the L1 entry mapping va, or None."""
+        table = l4_mfn
+        for level in (4, 3, 2):
+            entry = self.mem.read_u64((table << 12) + table_index(va, level) * 8)
+            if not entry & _PAGE_PRESENT:
+                return None
+            table = pte_mfn(entry)
+        if self.table_level(table) != 1:
+            return None
+        return (table << 12) + table_index(va, 1) * 8
+
+    def update_va_mapping(self, l4_mfn: int, va: int, val: int) -> int:
+        maddr = self.find_l1_entry(l4_mfn, va)
+        if maddr is None:
+            return -EINVAL
+        return self.write_guest_entry(maddr >> 12, (maddr & 0xFFF) >> 3, 1, val)

@@ -1,0 +1,342 @@
+"""Shadow paging for PV guests: the CPU walks tables the hypervisor builds from the guest's.
+
+Names follow Xen's shadow code (xen/arch/x86/mm/shadow/) so the two can be read side by
+side: sh_page_fault, _sh_propagate, sh_validate_guest_entry, sh_remove_all_mappings,
+sh_remove_write_access, shadow_blow_tables. The guest's tables stay under Xen's PV type
+rules (shadow.paging.pv); every change to a guest entry reaches entry_changed, so shadows
+never go stale. Shadows are built lazily, one per guest table (shared by every parent that
+points at that table), from a bounded pool:
+
+- an upper-level shadow entry is present only once the guest entry has been accessed,
+  and points at the shadow of the guest's next table;
+- a shadow L1 entry = guest rights ∩ page-type rules (page-table frames never writable,
+  frames the domain does not own never mapped) ∩ policies (mem_access, read-only regions),
+  and stays read-only until the guest entry is dirty, so the first write reaches
+  sh_page_fault and sets D as hardware would.
+"""
+from collections import Counter
+from typing import Callable, Dict, List, Set, Tuple
+
+from shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
+from shadow.machine import PageType
+from shadow.paging.pv import PvPaging
+from shadow.paging.types import is_guest_l4_slot
+from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+                               _PAGE_USER, PFEC_INSN, PFEC_USER, PFEC_WRITE, make_pte, pte_mfn,
+                               table_index, walk)
+
+SHADOW_TABLE_FLAGS = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+DEFAULT_POOL_PAGES = 1024
+
+# An L1 policy takes (target mfn, shadow flags) and returns the flags with rights removed.
+L1Policy = Callable[[int, int], int]
+
+
+class PoolExhausted(Exception):
+    pass
+
+
+class ShadowPool:
+    """Hypervisor frames for shadow tables, at most `limit` of them."""
+
+    def __init__(self, frames, mem, limit: int = DEFAULT_POOL_PAGES):
+        self.frames = frames
+        self.mem = mem
+        self.limit = limit
+        self.allocated = 0
+        self._free: List[int] = []
+
+    def alloc(self) -> int:
+        if self._free:
+            smfn = self._free.pop()
+        elif self.allocated < self.limit and self.frames.free_frames():
+            smfn = self.frames.alloc(DOMID_XEN)
+            self.frames.type[smfn] = PageType.SHADOW
+            self.allocated += 1
+        else:
+            raise PoolExhausted
+        self.mem.clear_frame(smfn)
+        return smfn
+
+    def free(self, smfn: int) -> None:
+        self._free.append(smfn)
+
+    @property
+    def in_use(self) -> int:
+        return self.allocated - len(self._free)
+
+
+class ShadowPaging(PvPaging):
+    name = 'shadow'
+
+    def __init__(self, domid, types, flush_tlb, xen_l4_slots: Dict[int, int], pool: ShadowPool,
+                 on_blow: Callable[[], None] = lambda: None, audit: bool = False):
+        super().__init__(domid, types, flush_tlb)
+        self.xen_l4_slots = xen_l4_slots
+        self.pool = pool
+        self.on_blow = on_blow
+        self.audit_after_fault = audit
+        self.shadow_of: Dict[int, int] = {}               # guest table mfn -> shadow mfn
+        self.guest_of: Dict[int, Tuple[int, int]] = {}    # shadow mfn -> (guest mfn, level)
+        self.parents: Dict[int, Set[int]] = {}            # shadow mfn -> entries pointing at it
+        self.maps_of: Dict[int, Set[int]] = {}            # guest frame -> shadow L1 entries mapping it
+        self.l1_policies: List[L1Policy] = []
+        self.stats = Counter()
+        types.listeners[domid] = self
+
+    def detach(self) -> None:
+        self.shadow_blow_tables(reload=False)
+        self.types.listeners.pop(self.domid, None)
+
+    # --- roots ------------------------------------------------------------------------------
+    def cr3_for(self, l4_mfn: int) -> int:
+        try:
+            return self.get_shadow(l4_mfn, 4) << 12
+        except PoolExhausted:
+            self.shadow_blow_tables(reload=False)
+            return self.get_shadow(l4_mfn, 4) << 12
+
+    def get_shadow(self, gmfn: int, level: int) -> int:
+        smfn = self.shadow_of.get(gmfn)
+        if smfn is not None:
+            return smfn
+        smfn = self.pool.alloc()
+        if level == 4:
+            base = smfn << 12
+            for slot, entry in self.xen_l4_slots.items():
+                self.mem.write_u64(base + slot * 8, entry)
+        self.shadow_of[gmfn] = smfn
+        self.guest_of[smfn] = (gmfn, level)
+        self.parents[smfn] = set()
+        self.stats['shadows_made'] += 1
+        return smfn
+
+    def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
+        from shadow.abi.xen import VMASST_TYPE_writable_pagetables
+        return bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
+
+    # --- the fault path -------------------------------------------------------------------------
+    def page_fault(self, vcpu, va: int, error_code: int):
+        return self.sh_page_fault(vcpu, va, error_code)
+
+    def sh_page_fault(self, vcpu, va: int, error_code: int):
+        """Walk the guest's tables: a fault they explain is the guest's, returned as the
+        error code its walk gives. Otherwise propagate the walk into the shadows and let
+        the instruction retry (None)."""
+        if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
+            return error_code               # Xen's own mappings: a genuine fault
+        access = error_code & (PFEC_WRITE | PFEC_INSN)
+        if not vcpu.kernel_mode:
+            access |= PFEC_USER
+        root = vcpu.current_table()
+        mem = self.mem
+        gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
+        if not gw.ok:
+            self.stats['guest_faults'] += 1
+            return gw.pfec
+        try:
+            self._propagate(root, gw)
+        except PoolExhausted:
+            self.shadow_blow_tables()
+            self._propagate(root, gw)
+        self.stats['shadow_fills'] += 1
+        if self.audit_after_fault:
+            self.check_audit()
+        return None
+
+    def _propagate(self, root: int, gw) -> int:
+        """Make the shadow chain for one successful guest walk; returns the sl1e address."""
+        mem = self.mem
+        smfn = self.get_shadow(root, 4)
+        for lv in gw.levels[:-1]:
+            child = self.get_shadow(pte_mfn(lv.entry), lv.level - 1)
+            maddr = (smfn << 12) + lv.index * 8
+            want = make_pte(child, (lv.entry & (_PAGE_RW | _PAGE_NX)) | SHADOW_TABLE_FLAGS)
+            current = mem.read_u64(maddr)
+            if current != want:
+                if current & _PAGE_PRESENT:
+                    self._unhook(maddr, current, lv.level)
+                mem.write_u64(maddr, want)
+                self.parents[child].add(maddr)
+            smfn = child
+        leaf = gw.levels[-1]
+        maddr = (smfn << 12) + leaf.index * 8
+        want = self._sh_propagate(leaf.entry)
+        current = mem.read_u64(maddr)
+        if current != want:
+            if current & _PAGE_PRESENT:
+                self._unhook(maddr, current, 1)
+            mem.write_u64(maddr, want)
+            if want & _PAGE_PRESENT:
+                self.maps_of.setdefault(pte_mfn(want), set()).add(maddr)
+        else:
+            self.stats['spurious'] += 1
+            self.flush_tlb()
+        return maddr
+
+    def _sh_propagate(self, gl1e: int) -> int:
+        """The shadow L1 entry for a present, accessed guest L1 entry."""
+        target = pte_mfn(gl1e)
+        frames = self.frames
+        if frames.owner[target] != self.domid:
+            return 0                        # never map what the domain does not own
+        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (gl1e & _PAGE_NX)
+        if gl1e & _PAGE_RW and gl1e & _PAGE_DIRTY and not (
+                frames.type_count[target] and frames.type[target] in _PT_TYPES):
+            flags |= _PAGE_RW | _PAGE_DIRTY
+        for policy in self.l1_policies:
+            flags = policy(target, flags)
+        return make_pte(target, flags) if flags & _PAGE_PRESENT else 0
+
+    def explain_l1(self, gl1e: int) -> List[Tuple[str, str]]:
+        """Which rights the shadow L1 entry lacks compared with the guest's, and why."""
+        reasons = []
+        target = pte_mfn(gl1e)
+        frames = self.frames
+        if frames.owner[target] != self.domid:
+            return [('present', f'mfn {target:#x} is not the domain\'s')]
+        if gl1e & _PAGE_RW:
+            if not gl1e & _PAGE_DIRTY:
+                reasons.append(('write', 'guest entry not dirty yet (D-bit emulation)'))
+            if frames.type_count[target] and frames.type[target] in _PT_TYPES:
+                reasons.append(('write', f'mfn {target:#x} is a page table '
+                                         f'({PageType(frames.type[target]).name})'))
+        flags = _PAGE_PRESENT | _PAGE_RW | _PAGE_USER
+        for policy in self.l1_policies:
+            after = policy(target, flags)
+            name = getattr(policy, 'describe', policy.__name__)
+            for bit, right in ((_PAGE_PRESENT, 'present'), (_PAGE_RW, 'write')):
+                if flags & bit and not after & bit:
+                    reasons.append((right, str(name)))
+            if after & _PAGE_NX and not flags & _PAGE_NX:
+                reasons.append(('execute', str(name)))
+        return reasons
+
+    # --- following guest changes ------------------------------------------------------------------
+    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> None:
+        self.sh_validate_guest_entry(table_mfn, index, level)
+
+    def sh_validate_guest_entry(self, gmfn: int, index: int, level: int) -> None:
+        """A guest entry changed: drop its shadow entry; the next access rebuilds it."""
+        smfn = self.shadow_of.get(gmfn)
+        if smfn is None or (level == 4 and not is_guest_l4_slot(index)):
+            return
+        maddr = (smfn << 12) + index * 8
+        current = self.mem.read_u64(maddr)
+        if current & _PAGE_PRESENT:
+            self._unhook(maddr, current, level)
+            self.mem.write_u64(maddr, 0)
+            self.flush_tlb()
+
+    def table_validated(self, gmfn: int, level: int) -> None:
+        """A frame became a page table: no shadow may map it writable any more."""
+        self.sh_remove_write_access(gmfn)
+
+    def table_devalidated(self, gmfn: int, level: int) -> None:
+        """A frame stopped being a page table: its shadow goes, and the read-only
+        mappings the page-type rule imposed go with it (they come back writable)."""
+        self.sh_destroy_shadow(gmfn)
+        self.sh_remove_all_mappings(gmfn)
+
+    def _unhook(self, maddr: int, sentry: int, level: int) -> None:
+        target = pte_mfn(sentry)
+        if level == 1:
+            refs = self.maps_of.get(target)
+            if refs is not None:
+                refs.discard(maddr)
+        else:
+            refs = self.parents.get(target)
+            if refs is not None:
+                refs.discard(maddr)
+
+    # --- removing shadows and mappings --------------------------------------------------------------
+    def sh_destroy_shadow(self, gmfn: int) -> None:
+        smfn = self.shadow_of.pop(gmfn, None)
+        if smfn is None:
+            return
+        _, level = self.guest_of.pop(smfn)
+        base = smfn << 12
+        for index, sentry in enumerate(self.mem.frame_u64s(smfn)):
+            if sentry & _PAGE_PRESENT and (level != 4 or is_guest_l4_slot(index)):
+                self._unhook(base + index * 8, sentry, level)
+        for parent_entry in self.parents.pop(smfn):
+            self.mem.write_u64(parent_entry, 0)
+        self.pool.free(smfn)
+        self.stats['shadows_destroyed'] += 1
+        self.flush_tlb()
+
+    def sh_remove_all_mappings(self, gmfn: int) -> int:
+        """Remove every shadow L1 entry that maps gmfn; returns how many there were."""
+        refs = self.maps_of.pop(gmfn, None)
+        if not refs:
+            return 0
+        for maddr in refs:
+            self.mem.write_u64(maddr, 0)
+        self.flush_tlb()
+        return len(refs)
+
+    def sh_remove_write_access(self, gmfn: int) -> int:
+        """Make every shadow L1 entry that maps gmfn read-only; returns how many changed."""
+        changed = 0
+        for maddr in self.maps_of.get(gmfn, ()):
+            sentry = self.mem.read_u64(maddr)
+            if sentry & _PAGE_RW:
+                self.mem.write_u64(maddr, sentry & ~(_PAGE_RW | _PAGE_DIRTY))
+                changed += 1
+        if changed:
+            self.flush_tlb()
+        return changed
+
+    def shadow_blow_tables(self, reload: bool = True) -> int:
+        """Throw every shadow away (Xen's shadow_blow_tables); returns how many there were."""
+        count = len(self.guest_of)
+        for smfn in self.guest_of:
+            self.pool.free(smfn)
+        self.shadow_of.clear()
+        self.guest_of.clear()
+        self.parents.clear()
+        self.maps_of.clear()
+        self.stats['blown'] += 1
+        self.flush_tlb()
+        if reload:
+            self.on_blow()
+        return count
+
+    def invlpg(self, va: int) -> None:
+        """Shadows follow every guest change, so a guest invlpg only needs the TLB."""
+        self.flush_tlb()
+
+    # --- single-step emulation support --------------------------------------------------------------
+    def shadow_l1e_maddr(self, vcpu, va: int) -> int:
+        """The shadow L1 entry for va in the running root, building the chain if needed."""
+        root = vcpu.current_table()
+        gw = walk(self.mem.read_u64, root, va)
+        return self._propagate(root, gw)
+
+    def redirect(self, vcpu, va: int, scratch_mfn: int):
+        maddr = self.shadow_l1e_maddr(vcpu, va)
+        saved = self.mem.read_u64(maddr)
+        self.mem.write_u64(maddr, make_pte(scratch_mfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER |
+                                           _PAGE_ACCESSED | _PAGE_DIRTY))
+        return lambda: self.mem.write_u64(maddr, saved)
+
+    # --- audit ------------------------------------------------------------------------------------------
+    def audit(self) -> List[str]:
+        from shadow.paging.audit import audit_shadows
+        return audit_shadows(self)
+
+    def check_audit(self) -> None:
+        problems = self.audit()
+        if problems:
+            raise AuditError('; '.join(problems[:5]) + (f' (+{len(problems) - 5} more)'
+                                                         if len(problems) > 5 else ''))
+
+    def live_shadows(self) -> int:
+        return len(self.guest_of)
+
+
+class AuditError(AssertionError):
+    """A shadow broke a rule: a hypervisor bug, never a guest fault."""
+
+
+_PT_TYPES = (PageType.L1, PageType.L2, PageType.L3, PageType.L4)
