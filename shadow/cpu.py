@@ -110,6 +110,15 @@ class PhysicalCpu:
         self.guest.on_invalid_opcode()
         return True
 
+    def _clear_pending_exception(self) -> None:
+        # A stop requested inside a hook can leave env->old_exception set too, and the
+        # first fault after restarting would then arrive as a double fault.
+        ctx = self._ctx
+        self.uc.context_update(ctx)
+        if self._old_exception.value != -1:
+            self._old_exception.value = -1
+            self.uc.context_restore(ctx)
+
     def _on_syscall(self, uc, _user):
         self._in_syscall = True
         try:
@@ -184,6 +193,7 @@ class PhysicalCpu:
     def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip until a hook stops the CPU; True if it stopped on request."""
         self._stopped = False
+        self._clear_pending_exception()
         try:
             self.uc.emu_start(rip, NEVER, timeout_us, count)
         except UcError as exc:

@@ -66,6 +66,12 @@ class Domain:
         self.paging = new
         self._reload_roots()
 
+    def set_shadow_allocation(self, pages: int) -> None:
+        """Resize the shadow pool; shrinking below what is in use blows the shadows."""
+        if pages < self.shadow_pool.in_use and self.paging.name == 'shadow':
+            self.paging.shadow_blow_tables()
+        self.shadow_pool.limit = max(pages, 8)
+
     def _reload_roots(self) -> None:
         v = self.vcpus[0] if hasattr(self, 'vcpus') else None
         if v is not None and v.entered and self.cpu.guest is v:

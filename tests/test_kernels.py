@@ -12,11 +12,20 @@ def test_the_kernel_set_is_the_one_the_issue_asks_for():
             'compute'} <= set(KERNELS)
 
 
+@pytest.mark.parametrize('paging', ['direct', 'shadow'])
 @pytest.mark.parametrize('kernel', KERNELS)
-def test_kernel_reports_success_and_powers_off(kernel):
-    result = run_kernel(kernel, timeout=60)
+def test_kernel_reports_success_and_powers_off(kernel, paging):
+    result = run_kernel(kernel, timeout=60, paging=paging, audit=True)
     assert result.verdict == 'SUCCESS', result.console
     assert result.exit.clean, (result.exit.describe(), result.console, result.domain.xen_log)
+
+
+@pytest.mark.parametrize('kernel', KERNELS)
+def test_kernel_console_is_identical_in_direct_and_shadow_mode(kernel):
+    direct = run_kernel(kernel, paging='direct')
+    shadow = run_kernel(kernel, paging='shadow', audit=True)
+    assert direct.console == shadow.console
+    assert direct.exit.describe() == shadow.exit.describe()
 
 
 def test_hello_prints_its_greeting():

@@ -370,3 +370,29 @@ for _struct, _size in ((start_info, 1168), (vcpu_info, 64), (vcpu_time_info, 32)
 assert shared_info.evtchn_pending.offset == 2048
 assert shared_info.wc_version.offset == 3072
 assert start_info.cmd_line.offset == 128
+
+
+# --- domctl.h: shadow control -------------------------------------------------------------------
+XEN_DOMCTL_shadow_op = 10
+XEN_DOMCTL_SHADOW_OP_OFF = 0
+XEN_DOMCTL_SHADOW_OP_ENABLE_TEST = 1
+XEN_DOMCTL_SHADOW_OP_ENABLE_LOGDIRTY = 2
+XEN_DOMCTL_SHADOW_OP_ENABLE_TRANSLATE = 3
+XEN_DOMCTL_SHADOW_OP_CLEAN = 11
+XEN_DOMCTL_SHADOW_OP_PEEK = 12
+XEN_DOMCTL_SHADOW_OP_GET_ALLOCATION = 30
+XEN_DOMCTL_SHADOW_OP_SET_ALLOCATION = 31
+XEN_DOMCTL_SHADOW_OP_ENABLE = 32
+XEN_DOMCTL_SHADOW_ENABLE_REFCOUNT = 1 << 1
+XEN_DOMCTL_SHADOW_ENABLE_LOG_DIRTY = 1 << 2
+XEN_DOMCTL_SHADOW_ENABLE_TRANSLATE = 1 << 3
+XEN_DOMCTL_SHADOW_ENABLE_EXTERNAL = 1 << 4
+
+
+class xen_domctl_shadow_op(Struct):
+    _fields_ = [('op', c_uint32), ('mode', c_uint32), ('mb', c_uint32),
+                ('dirty_bitmap', c_uint64), ('pages', c_uint64),
+                ('fault_count', c_uint32), ('dirty_count', c_uint32)]
+
+
+assert ctypes.sizeof(xen_domctl_shadow_op) == 40
