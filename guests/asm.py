@@ -21,6 +21,12 @@ _INCLUDE = re.compile(r'^\s*\.include\s+"([^"]+)"\s*$', re.M)
 _SYMBOLS = ('_start', 'hypercall_page')
 # keystone assembles `mov rsi, -NAME` (a negated symbol) as a memory load from NAME.
 _NEGATED_SYMBOL = re.compile(r',\s*[-~]\s*\(?\s*[A-Za-z_]')
+# ... and drops all but one symbolic term inside a memory operand: [r14 + A + B] -> [r14 + B].
+_MEMORY_OPERAND = re.compile(r'\[([^\]]*)\]')
+_TERM = re.compile(r'[A-Za-z_.$][\w.$]*')
+_REGISTERS = frozenset(
+    ['rip', 'eip'] + [f'r{n}{s}' for n in range(8, 16) for s in ('', 'd', 'w', 'b')] +
+    [p + r for r in ('ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'sp') for p in ('r', 'e', '')])
 
 
 def strip_comments(source: str) -> str:
@@ -55,10 +61,19 @@ def preprocess(source: str, path: str, depth: int = 0) -> str:
 
 
 def check_pitfalls(source: str, path: str) -> None:
+    """Refuse the spellings keystone assembles into something else without a word."""
     for number, line in enumerate(source.splitlines(), 1):
-        if not line.lstrip().startswith('.') and _NEGATED_SYMBOL.search(line):
+        if line.lstrip().startswith('.'):
+            continue
+        if _NEGATED_SYMBOL.search(line):
             raise KernelError(f'{path}:{number}: keystone reads a negated symbol operand as a '
                               f'memory load; define the constant with .equ instead: {line.strip()}')
+        for operand in _MEMORY_OPERAND.findall(line):
+            symbols = [t for t in _TERM.findall(operand)
+                       if t.lower() not in _REGISTERS and not t.lower().startswith(('qword', 'dword'))]
+            if len(symbols) > 1:
+                raise KernelError(f'{path}:{number}: keystone drops all but one symbol in a '
+                                  f'memory operand; combine them with .equ: {line.strip()}')
 
 
 def assemble(source: str, base: int, path: str = '<asm>') -> bytes:

@@ -1,5 +1,6 @@
 """A PV domain: its frames, its p2m, its vCPUs, its console, and the run loop."""
 import time
+from collections import Counter
 from typing import Callable, List, Optional
 
 from shadow.abi import xen
@@ -35,6 +36,7 @@ class Domain:
         self.console = bytearray()
         self.console_sink: Optional[Callable[[bytes], None]] = None
         self.xen_log: List[str] = []
+        self.stats = Counter()            # hypervisor events: emulated writes, ...
         self.hypercalls = HypercallTable(default_handlers())
         self.scratch_mfn = scratch_mfn
         self.audit = audit

@@ -25,6 +25,9 @@ _FAST = {'mov', 'xchg', 'cmpxchg'}
 CF, PF, AF, ZF, SF, OF = 1, 1 << 2, 1 << 4, 1 << 6, 1 << 7, 1 << 11
 
 
+APPLIED, REFUSED = 'applied', 'refused'
+
+
 @dataclass
 class StepRequest:
     """A store the fault hook could not apply itself: the run loop single-steps it."""
@@ -89,28 +92,30 @@ class PtWriteEmulator:
         insn = decode(v, self.cpu.rip)
         if insn is None:
             return False
-        if insn.mnemonic in _FAST and self._fast(insn, va, gw.mfn, level):
+        outcome = self._fast(insn, va, gw.mfn, level)
+        if outcome is APPLIED:
             return True
-        if insn.mnemonic in _FAST and self._fast_refused:
+        if outcome is REFUSED:
             return False
         v.request_step(StepRequest(va, gw.mfn, level, error_code))
         return True
 
     # --- the fast path: mov / xchg / cmpxchg into one table -----------------------------------
-    _fast_refused = False
-
-    def _fast(self, insn, va: int, table_mfn: int, level: int) -> bool:
-        self._fast_refused = False
+    def _fast(self, insn, va: int, table_mfn: int, level: int):
+        """APPLIED, REFUSED (validation said no), or None (not a store this path knows)."""
+        mnemonic = insn.mnemonic.split()[-1]          # 'lock cmpxchg' -> 'cmpxchg'
+        if mnemonic not in _FAST:
+            return None
         ops = insn.operands
         if len(ops) != 2:
-            return False
+            return None
         mem_first = ops[0].type == csx86.X86_OP_MEM
         mem_op, other = (ops[0], ops[1]) if mem_first else (ops[1], ops[0])
-        if mem_op.type != csx86.X86_OP_MEM or (insn.mnemonic != 'xchg' and not mem_first):
-            return False
+        if mem_op.type != csx86.X86_OP_MEM or (mnemonic != 'xchg' and not mem_first):
+            return None
         size = mem_op.size
         if size not in (1, 2, 4, 8) or (va & 0xFFF) + size > 0x1000:
-            return False
+            return None
         cpu = self.cpu
         if other.type == csx86.X86_OP_IMM:
             value = other.imm & ((1 << (size * 8)) - 1)
@@ -119,11 +124,11 @@ class PtWriteEmulator:
             reg = insn.reg_name(other.reg)
             value = cpu.reg(reg)
         else:
-            return False
+            return None
         maddr = (table_mfn << 12) | (va & 0xFFF)
         old = int.from_bytes(self.vcpu.domain.mem.read(maddr, size), 'little')
         updates = {}
-        if insn.mnemonic == 'cmpxchg':
+        if mnemonic == 'cmpxchg':
             acc_name = _ACCUMULATOR[size]
             acc = cpu.reg(acc_name)
             flags = cpu.reg('rflags') & ~(CF | PF | AF | ZF | SF | OF)
@@ -132,15 +137,15 @@ class PtWriteEmulator:
             if acc != old:
                 updates[acc_name] = old
                 value = None                       # no store
-        elif insn.mnemonic == 'xchg':
+        elif mnemonic == 'xchg':
             updates[reg] = old
         if value is not None and not self._store(table_mfn, level, va & 0xFFF, size, value):
-            self._fast_refused = True
-            return False
+            return REFUSED
         for name, val in updates.items():
             cpu.set_reg(name, val)
         cpu.rip = insn.address + insn.size
-        return True
+        self.vcpu.domain.stats['pt_writes_emulated'] += 1
+        return APPLIED
 
     def _store(self, table_mfn: int, level: int, offset: int, size: int, value: int) -> bool:
         """Merge the stored bytes into each entry they touch and write it validated."""
@@ -178,6 +183,7 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
         vcpu.stepping = False
         restore()
         cpu.flush_tlb()
+    domain.stats['pt_writes_single_stepped'] += 1
     if vcpu.exit is not None:
         return None
     before, after = mem.frame_u64s(req.table_mfn), mem.frame_u64s(scratch_mfn)
