@@ -7,9 +7,9 @@ from shadow.api import run_kernel
 KERNELS = kernel_names()
 
 
-def test_the_kernel_set_is_the_one_the_issue_asks_for():
+def test_the_kernel_set_is_the_one_the_issues_ask_for():
     assert {'hello', 'exceptions', 'pagetables', 'usermode', 'balloon', 'refused', 'hypercalls',
-            'compute'} <= set(KERNELS)
+            'compute', 'ptwrite', 'accessdirty', 'remap', 'sharedl1', 'ptreuse'} <= set(KERNELS)
 
 
 @pytest.mark.parametrize('paging', ['direct', 'shadow'])
