@@ -1,10 +1,17 @@
 """pvshadow benchmarks: ratios against bare Unicorn, measured in one process.
 
-    python3 bench/bench.py [--iterations N] [--repeat R]
+    python3 bench/bench.py [--only NAME ...] [--iterations N] [--repeat R]
 
-compute: the `compute` kernel under pvshadow (boot, run, report, poweroff) against the
-same instructions on a bare Unicorn over the same machine memory and the same guest page
-tables, with no hooks at all. The ratio is bare time / pvshadow time (1.0: no overhead).
+compute (a): the `compute` kernel under pvshadow, direct and shadow paging (boot, run,
+  report, poweroff), against the same instructions on a bare Unicorn over the same
+  machine memory and the same guest page tables, with no hooks at all. Ratio: bare time /
+  pvshadow time (1.0: no overhead). Goal >= 0.9.
+faults (b): a kernel touching N fresh pages under shadow paging: shadow faults/s, and its
+  ratio to the trivial in-hook fill of unicorn-facts item 3 run in the same process.
+  Goal >= 0.4.
+ptwrites (c): a kernel rewriting a PTE in a loop: emulated page-table writes/s.
+  Goal >= 30,000.
+blow (d): shadow_blow_tables with 10,000 live shadow pages: time per shadow page.
 """
 import argparse
 import os
@@ -25,8 +32,11 @@ from shadow.host import Host                     # noqa: E402
 from shadow.paging.x86 import walk               # noqa: E402
 
 
-def time_pvshadow_compute(iterations: int) -> float:
-    domain = api.boot('compute', cmdline=f'iterations={iterations}')
+KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kernels')
+
+
+def time_pvshadow_compute(iterations: int, paging: str = 'direct') -> float:
+    domain = api.boot('compute', cmdline=f'iterations={iterations}', paging=paging)
     start = time.perf_counter()
     exit_ = domain.run(timeout=None)
     elapsed = time.perf_counter() - start
@@ -57,21 +67,164 @@ def time_bare_compute(iterations: int) -> float:
 
 
 def bench_compute(iterations: int, repeat: int) -> None:
-    pv = min(time_pvshadow_compute(iterations) for _ in range(repeat))
     bare = min(time_bare_compute(iterations) for _ in range(repeat))
     instructions = iterations * 7
-    print(f'compute ({iterations:,} iterations, ~{instructions / 1e6:,.0f}M instructions, best of {repeat}):')
-    print(f'  bare Unicorn {bare:.3f} s ({instructions / bare / 1e6:,.0f} MIPS)   '
-          f'pvshadow {pv:.3f} s ({instructions / pv / 1e6:,.0f} MIPS)')
-    print(f'  ratio bare/pvshadow = {bare / pv:.3f}   (goal >= 0.9)')
+    print(f'(a) compute ({iterations:,} iterations, ~{instructions / 1e6:,.0f}M instructions, '
+          f'best of {repeat}): bare Unicorn {bare:.3f} s ({instructions / bare / 1e6:,.0f} MIPS)')
+    for paging in ('direct', 'shadow'):
+        pv = min(time_pvshadow_compute(iterations, paging) for _ in range(repeat))
+        print(f'  pvshadow {paging:6} {pv:.3f} s   ratio bare/pvshadow = {bare / pv:.3f}'
+              f'   (goal >= 0.9)')
+
+
+# --- (b) and (d): a planted tree of page tables, touched page by page ---------------------------
+def plant_tree(domain, image, n_l1: int, entries_per_l1: int) -> int:
+    """An L3 -> L2s -> n_l1 L1s tree in the domain's top frames, every L1 entry mapping one
+    data frame; returns the L3's mfn."""
+    from shadow.paging.x86 import make_pte
+    mem = domain.mem
+    pfns = iter(range(len(domain.p2m) - 1, 0, -1))
+    take = lambda: domain.p2m[next(pfns)]        # noqa: E731
+    upper = 0x27                                   # P RW US A
+    leaf = 0x67                                    # P RW US A D
+    data = take()
+    l3 = take()
+    l2s = [take() for _ in range((n_l1 + 511) // 512)]
+    for i, l2 in enumerate(l2s):
+        mem.write_u64((l3 << 12) + i * 8, make_pte(l2, upper))
+    for n in range(n_l1):
+        l1 = take()
+        mem.write_u64((l2s[n // 512] << 12) + (n % 512) * 8, make_pte(l1, upper))
+        entry = make_pte(data, leaf).to_bytes(8, 'little')
+        mem.write(l1 << 12, entry * entries_per_l1)
+    return l3
+
+
+def run_touch(n_l1: int, entries_per_l1: int, touches: int, stride: int, paging='shadow',
+              pool_pages=1024, memory_mb=64):
+    """Boot the touch kernel over a planted tree; returns (seconds, domain)."""
+    image = load_kernel(os.path.join(KERNELS, 'touch.S'),
+                        extra_symbols=('window_l3_mfn', 'touch_count', 'stride_pages'))
+    host = Host(memory_mb * 2 + pool_pages // 256 + 32)
+    domain = build_domain(host, image, memory_mb=memory_mb, paging=paging,
+                          shadow_pool_pages=pool_pages)
+    l3 = plant_tree(domain, image, n_l1, entries_per_l1)
+    l4 = domain.vcpus[0].guest_table
+    for symbol, value in (('window_l3_mfn', l3), ('touch_count', touches),
+                          ('stride_pages', stride)):
+        gw = walk(domain.mem.read_u64, l4, image.symbols[symbol])
+        domain.mem.write_u64(gw.maddr, value)
+    start = time.perf_counter()
+    exit_ = domain.run(timeout=None)
+    elapsed = time.perf_counter() - start
+    if not exit_.clean or b'Test result: SUCCESS' not in domain.console:
+        raise SystemExit(f'touch kernel failed: {exit_.describe()} {domain.console!r}')
+    return elapsed, domain
+
+
+def trivial_fill_rate(n: int = 20000) -> float:
+    """unicorn-facts item 3: a #PF hook that fills one identity PTE and returns."""
+    import ctypes
+    import struct
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    from unicorn import UC_HOOK_INTR
+    ks = Ks(KS_ARCH_X86, KS_MODE_64)
+    P, RW = 1, 2
+    pml4, pdpt, pd, pt = 0x100000, 0x101000, 0x102000, 0x110000
+    pages = 16384                                   # 64 MiB of VA: 32 L1 tables
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(0, 128 << 20)
+    uc.mem_write(pml4, struct.pack('<Q', pdpt | P | RW))
+    uc.mem_write(pdpt, struct.pack('<Q', pd | P | RW))
+    uc.mem_write(pd, b''.join(struct.pack('<Q', (pt + j * 0x1000) | P | RW) for j in range(32)))
+    uc.mem_write(pt, b''.join(struct.pack('<Q', (i << 12) | P | RW) if i < 1024 else b'\0' * 8
+                              for i in range(pages)))
+    uc.reg_write(x86.UC_X86_REG_CR3, pml4)
+    uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE)
+    uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | CR0_PG | CR0_WP | CR0_PE)
+    n = min(n, pages - 1024)
+    code = bytes(ks.asm(f'mov rcx, {n}; mov rsi, 0x400000; l: mov rax, qword ptr [rsi];'
+                        ' add rsi, 0x1000; dec rcx; jnz l; hlt', 0x1000)[0])
+    uc.mem_write(0x1000, code)
+    uc.reg_write(x86.UC_X86_REG_DR0, 0x1122334455667788)
+    ctx = uc.context_save()
+    base = ctypes.cast(ctx.context, ctypes.c_void_p).value
+    dr0 = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', 0x1122334455667788))
+    old = ctypes.c_int.from_address(base + dr0 + 96)
+
+    def intr(uc, intno, _):
+        uc.context_update(ctx)
+        old.value = -1
+        uc.context_restore(ctx)
+        cr2 = uc.reg_read(x86.UC_X86_REG_CR2)
+        uc.mem_write(pt + 8 * (cr2 >> 12), struct.pack('<Q', (cr2 & ~0xfff) | P | RW))
+    uc.hook_add(UC_HOOK_INTR, intr)
+    start = time.perf_counter()
+    uc.emu_start(0x1000, 0x1000 + len(code) - 1)
+    return n / (time.perf_counter() - start)
+
+
+def bench_faults(repeat: int) -> None:
+    n_l1, per = 64, 512
+    touches = n_l1 * per
+    base = min(run_touch(n_l1, per, 0, 1)[0] for _ in range(repeat))
+    best, domain = None, None
+    for _ in range(repeat):
+        t, d = run_touch(n_l1, per, touches, 1)
+        if best is None or t < best:
+            best, domain = t, d
+    fills = domain.paging.stats['shadow_fills']
+    rate = touches / (best - base)
+    trivial = max(trivial_fill_rate() for _ in range(repeat))
+    print(f'(b) shadow faults: {touches:,} fresh pages touched, {fills:,} shadow fills, '
+          f'{rate:,.0f} faults/s; trivial in-hook fill {trivial:,.0f} faults/s; '
+          f'ratio {rate / trivial:.2f}   (goal >= 0.4)')
+
+
+def bench_ptwrites(repeat: int, writes: int = 60000) -> None:
+    kernel = os.path.join(KERNELS, 'ptwloop.S')
+
+    def timed(n, paging):
+        d = api.boot(kernel, cmdline=str(n), paging=paging)
+        start = time.perf_counter()
+        exit_ = d.run(timeout=None)
+        if not exit_.clean:
+            raise SystemExit(f'ptwloop failed: {exit_.describe()}')
+        return time.perf_counter() - start, d
+    for paging in ('shadow', 'direct'):
+        base = min(timed(0, paging)[0] for _ in range(repeat))
+        t, d = min((timed(writes, paging) for _ in range(repeat)), key=lambda r: r[0])
+        emulated = d.stats['pt_writes_emulated']
+        print(f'(c) emulated page-table writes ({paging}): {emulated:,} in {t - base:.3f} s, '
+              f'{emulated / (t - base):,.0f} writes/s   (goal >= 30,000)')
+
+
+def bench_blow(repeat: int, shadows: int = 10000) -> None:
+    _, domain = run_touch(shadows, 1, shadows, 512, pool_pages=shadows + 256, memory_mb=64)
+    sp = domain.paging
+    live = sp.live_shadows()
+    start = time.perf_counter()
+    blown = sp.shadow_blow_tables(reload=False)
+    elapsed = time.perf_counter() - start
+    print(f'(d) shadow_blow_tables: {blown:,} live shadow pages (of {live:,}) in '
+          f'{elapsed * 1e3:.1f} ms, {elapsed / blown * 1e6:.2f} us per shadow page')
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('--only', nargs='*', choices=('compute', 'faults', 'ptwrites', 'blow'),
+                        default=('compute', 'faults', 'ptwrites', 'blow'))
     parser.add_argument('--iterations', type=int, default=30_000_000)
     parser.add_argument('--repeat', type=int, default=3)
     args = parser.parse_args(argv)
-    bench_compute(args.iterations, args.repeat)
+    if 'compute' in args.only:
+        bench_compute(args.iterations, args.repeat)
+    if 'faults' in args.only:
+        bench_faults(args.repeat)
+    if 'ptwrites' in args.only:
+        bench_ptwrites(args.repeat)
+    if 'blow' in args.only:
+        bench_blow(args.repeat)
     return 0
 
 

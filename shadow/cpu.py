@@ -43,6 +43,12 @@ NEVER = 0xFFFF82D0BFFFF000
 _SYSCALL_LEN = 2
 
 
+def _reg_id(name: str) -> int:
+    """Unicorn's id for any x86 register name capstone prints (eax, r8d, al, ...)."""
+    REG[name] = getattr(x86, 'UC_X86_REG_' + name.upper())
+    return REG[name]
+
+
 class CpuError(Exception):
     """Unicorn refused to go on (an internal error, not a guest fault)."""
 
@@ -128,10 +134,10 @@ class PhysicalCpu:
 
     # --- registers --------------------------------------------------------------------------
     def reg(self, name: str) -> int:
-        return self.uc.reg_read(REG[name])
+        return self.uc.reg_read(REG[name] if name in REG else _reg_id(name))
 
     def set_reg(self, name: str, value: int) -> None:
-        self.uc.reg_write(REG[name], value & 0xFFFFFFFFFFFFFFFF)
+        self.uc.reg_write(REG[name] if name in REG else _reg_id(name), value & 0xFFFFFFFFFFFFFFFF)
 
     def regs(self, *names):
         return self.uc.reg_read_batch([REG[n] for n in names])

@@ -16,7 +16,7 @@ from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, R
                         RFLAGS_VM, PhysicalCpu)
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
-from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, walk
+from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
 TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
@@ -100,13 +100,13 @@ class VCpu:
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             raise GuestFault(f'{va:#x} is in the hypervisor area')
         mem = self.domain.mem
-        gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0,
-                  write_u64=mem.write_u64)
-        if not gw.ok:
+        maddr = translate(mem.read_u64, mem.write_u64, self.current_table(), va, write)
+        if maddr is None:
+            gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0)
             raise GuestFault(f'{va:#x}: {gw.reason}')
-        if self.domain.frames.owner[gw.mfn] != self.domain.domid:
+        if self.domain.frames.owner[maddr >> 12] != self.domain.domid:
             raise GuestFault(f'{va:#x} maps a frame the domain does not own')
-        return gw.maddr
+        return maddr
 
     def copy_from_guest(self, va: int, size: int) -> bytes:
         out = bytearray()
@@ -178,10 +178,12 @@ class VCpu:
             return self._software_interrupt(vector)
         if vector == TRAP_page_fault:
             cr2 = self.cpu.reg('cr2')
-            guest_error = self.domain.paging.page_fault(self, cr2, error_code)
+            paging = self.domain.paging
+            guest_error = paging.page_fault(self, cr2, error_code)
             if guest_error is None:
                 return
-            if guest_error & PFEC_WRITE and self.emulator.try_emulate(cr2, guest_error):
+            if guest_error & PFEC_WRITE and self.emulator.try_emulate(
+                    cr2, guest_error, paging.last_guest_walk):
                 return
             return self.inject_page_fault(cr2, guest_error)
         if vector in VECTORS_WITH_ERROR_CODE:

@@ -15,7 +15,7 @@ from typing import Optional
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs, CsError
 from capstone import x86_const as csx86
 
-from shadow.paging.x86 import walk
+from shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
 
 _md = Cs(CS_ARCH_X86, CS_MODE_64)
 _md.detail = True
@@ -52,6 +52,39 @@ def decode(vcpu, rip: int):
         return None
 
 
+@dataclass(frozen=True)
+class Store:
+    """What the fast path needs of a decoded store, cached by instruction bytes."""
+    mnemonic: str            # mov, xchg, cmpxchg
+    size: int                # bytes stored
+    source_reg: Optional[str]
+    imm: int
+    length: int              # instruction length
+
+
+def _store_of(insn) -> Optional[Store]:
+    mnemonic = insn.mnemonic.split()[-1]          # 'lock cmpxchg' -> 'cmpxchg'
+    ops = insn.operands
+    if mnemonic not in _FAST or len(ops) != 2:
+        return None
+    mem_first = ops[0].type == csx86.X86_OP_MEM
+    mem_op, other = (ops[0], ops[1]) if mem_first else (ops[1], ops[0])
+    if mem_op.type != csx86.X86_OP_MEM or (mnemonic != 'xchg' and not mem_first):
+        return None
+    if mem_op.size not in (1, 2, 4, 8):
+        return None
+    if other.type == csx86.X86_OP_IMM:
+        return Store(mnemonic, mem_op.size, None, other.imm & ((1 << (mem_op.size * 8)) - 1),
+                     insn.size)
+    if other.type == csx86.X86_OP_REG:
+        return Store(mnemonic, mem_op.size, insn.reg_name(other.reg), 0, insn.size)
+    return None
+
+
+def _ignore_write(_maddr: int, _value: int) -> None:
+    pass
+
+
 def _cmp_flags(a: int, b: int, size: int) -> int:
     bits = size * 8
     mask = (1 << bits) - 1
@@ -76,59 +109,89 @@ class PtWriteEmulator:
     def __init__(self, vcpu):
         self.vcpu = vcpu
         self.cpu = vcpu.cpu
+        # (root, code page) -> (page maddr, the walk's (entry maddr, entry) at each level):
+        # reused while those entries are unchanged, so a store loop walks its code once.
+        self._code_pages = {}
+        self._decoded = {}                   # instruction bytes -> Store or None
 
-    def try_emulate(self, va: int, error_code: int) -> bool:
+    def try_emulate(self, va: int, error_code: int, gw=None) -> bool:
         """True when the fault was a page-table store this mode emulates (applied now, or
-        queued for single-stepping); False leaves the #PF to the guest."""
+        queued for single-stepping); False leaves the #PF to the guest. gw is the guest
+        walk the paging mode already made for this fault, if any."""
         v = self.vcpu
         d = v.domain
         paging = d.paging
-        gw = walk(d.mem.read_u64, v.current_table(), va)
-        if not gw.ok:
-            return False
-        level = paging.table_level(gw.mfn)
+        mem = d.mem
+        if gw is not None and len(gw.levels) == 4 and gw.levels[-1].entry & 1:
+            table_mfn = pte_mfn(gw.levels[-1].entry)
+        else:
+            maddr = translate(mem.read_u64, _ignore_write, v.current_table(), va)
+            if maddr is None:
+                return False
+            table_mfn = maddr >> 12
+        level = paging.table_level(table_mfn)
         if level is None or not paging.emulates_writes_to(level, d.vm_assist):
             return False
-        insn = decode(v, self.cpu.rip)
-        if insn is None:
-            return False
-        outcome = self._fast(insn, va, gw.mfn, level)
-        if outcome is APPLIED:
-            return True
-        if outcome is REFUSED:
-            return False
-        v.request_step(StepRequest(va, gw.mfn, level, error_code))
+        rip = self.cpu.rip
+        code = self._fetch(rip)
+        store = self._decode(code, rip) if code else None
+        if store is not None:
+            outcome = self._fast(store, va, table_mfn, level)
+            if outcome is APPLIED:
+                self.cpu.rip = rip + store.length
+                return True
+            if outcome is REFUSED:
+                return False
+        v.request_step(StepRequest(va, table_mfn, level, error_code))
         return True
 
+    def _fetch(self, rip: int) -> bytes:
+        v = self.vcpu
+        mem = v.domain.mem
+        root = v.current_table()
+        key = (root, rip >> 12)
+        hit = self._code_pages.get(key)
+        if hit is None or any(mem.read_u64(m) != e for m, e in hit[1]):
+            gw = walk(mem.read_u64, root, rip, PFEC_INSN)
+            if not gw.ok:
+                return b''
+            hit = (gw.mfn << 12, tuple((lv.entry_maddr, lv.entry) for lv in gw.levels))
+            if len(self._code_pages) > 64:
+                self._code_pages.clear()
+            self._code_pages[key] = hit
+        offset = rip & 0xFFF
+        if offset <= 0x1000 - 15:
+            return mem.read(hit[0] + offset, 15)
+        try:
+            return v.copy_from_guest(rip, 15)
+        except Exception:
+            return mem.read(hit[0] + offset, 0x1000 - offset)
+
+    def _decode(self, code: bytes, rip: int) -> Optional[Store]:
+        if code in self._decoded:
+            return self._decoded[code]
+        try:
+            insn = next(_md.disasm(code, rip, 1), None)
+        except CsError:
+            insn = None
+        store = _store_of(insn) if insn is not None else None
+        if len(self._decoded) > 256:
+            self._decoded.clear()
+        self._decoded[code] = store
+        return store
+
     # --- the fast path: mov / xchg / cmpxchg into one table -----------------------------------
-    def _fast(self, insn, va: int, table_mfn: int, level: int):
-        """APPLIED, REFUSED (validation said no), or None (not a store this path knows)."""
-        mnemonic = insn.mnemonic.split()[-1]          # 'lock cmpxchg' -> 'cmpxchg'
-        if mnemonic not in _FAST:
-            return None
-        ops = insn.operands
-        if len(ops) != 2:
-            return None
-        mem_first = ops[0].type == csx86.X86_OP_MEM
-        mem_op, other = (ops[0], ops[1]) if mem_first else (ops[1], ops[0])
-        if mem_op.type != csx86.X86_OP_MEM or (mnemonic != 'xchg' and not mem_first):
-            return None
-        size = mem_op.size
-        if size not in (1, 2, 4, 8) or (va & 0xFFF) + size > 0x1000:
+    def _fast(self, store: Store, va: int, table_mfn: int, level: int):
+        """APPLIED, REFUSED (validation said no), or None (this path cannot do it)."""
+        size = store.size
+        if (va & 0xFFF) + size > 0x1000:
             return None
         cpu = self.cpu
-        if other.type == csx86.X86_OP_IMM:
-            value = other.imm & ((1 << (size * 8)) - 1)
-            reg = None
-        elif other.type == csx86.X86_OP_REG:
-            reg = insn.reg_name(other.reg)
-            value = cpu.reg(reg)
-        else:
-            return None
+        value = cpu.reg(store.source_reg) if store.source_reg else store.imm
         maddr = (table_mfn << 12) | (va & 0xFFF)
         old = int.from_bytes(self.vcpu.domain.mem.read(maddr, size), 'little')
         updates = {}
-        if mnemonic == 'cmpxchg':
+        if store.mnemonic == 'cmpxchg':
             acc_name = _ACCUMULATOR[size]
             acc = cpu.reg(acc_name)
             flags = cpu.reg('rflags') & ~(CF | PF | AF | ZF | SF | OF)
@@ -137,13 +200,12 @@ class PtWriteEmulator:
             if acc != old:
                 updates[acc_name] = old
                 value = None                       # no store
-        elif mnemonic == 'xchg':
-            updates[reg] = old
+        elif store.mnemonic == 'xchg':
+            updates[store.source_reg] = old
         if value is not None and not self._store(table_mfn, level, va & 0xFFF, size, value):
             return REFUSED
         for name, val in updates.items():
             cpu.set_reg(name, val)
-        cpu.rip = insn.address + insn.size
         self.vcpu.domain.stats['pt_writes_emulated'] += 1
         return APPLIED
 
@@ -151,6 +213,8 @@ class PtWriteEmulator:
         """Merge the stored bytes into each entry they touch and write it validated."""
         d = self.vcpu.domain
         base = table_mfn << 12
+        if size == 8 and not offset & 7:
+            return d.paging.write_guest_entry(table_mfn, offset >> 3, level, value) == 0
         data = value.to_bytes(size, 'little')
         first, last = offset // 8, (offset + size - 1) // 8
         for index in range(first, last + 1):

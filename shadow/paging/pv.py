@@ -46,6 +46,8 @@ class PvPaging:
         """Whether a guest write to a page table of this level is emulated."""
         return False
 
+    last_guest_walk = None            # a mode that walked the guest's tables for a fault
+
     def detach(self) -> None:
         """The domain leaves this mode."""
 

@@ -82,6 +82,7 @@ class ShadowPaging(PvPaging):
         self.maps_of: Dict[int, Set[int]] = {}            # guest frame -> shadow L1 entries mapping it
         self.l1_policies: List[L1Policy] = []
         self.stats = Counter()
+        self.last_guest_walk = None                        # the walk behind the last guest fault
         types.listeners[domid] = self
 
     def detach(self) -> None:
@@ -123,6 +124,7 @@ class ShadowPaging(PvPaging):
         """Walk the guest's tables: a fault they explain is the guest's, returned as the
         error code its walk gives. Otherwise propagate the walk into the shadows and let
         the instruction retry (None)."""
+        self.last_guest_walk = None
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             return error_code               # Xen's own mappings: a genuine fault
         access = error_code & (PFEC_WRITE | PFEC_INSN)
@@ -133,6 +135,7 @@ class ShadowPaging(PvPaging):
         gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
         if not gw.ok:
             self.stats['guest_faults'] += 1
+            self.last_guest_walk = gw
             return gw.pfec
         try:
             self._propagate(root, gw)
@@ -224,9 +227,9 @@ class ShadowPaging(PvPaging):
         maddr = (smfn << 12) + index * 8
         current = self.mem.read_u64(maddr)
         if current & _PAGE_PRESENT:
+            # The guest entry was present too, so write_guest_entry flushes the TLB.
             self._unhook(maddr, current, level)
             self.mem.write_u64(maddr, 0)
-            self.flush_tlb()
 
     def table_validated(self, gmfn: int, level: int) -> None:
         """A frame became a page table: no shadow may map it writable any more."""

@@ -188,6 +188,37 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
     return gw
 
 
+def translate(read_u64: Callable[[int], int], write_u64: Callable[[int, int], None], l4_mfn: int,
+              va: int, write: bool = False, max_phys_bits: int = 40):
+    """The machine address behind va, or None: walk()'s answer and A/D updates for a
+    read or write, without building the walk record (the hypervisor's own accesses)."""
+    if (va >> 47) not in (0, 0x1FFFF):
+        return None
+    table = l4_mfn
+    rw = True
+    entries = []
+    for shift in (39, 30, 21, 12):
+        maddr = (table << 12) + ((va >> shift) & 511) * 8
+        entry = read_u64(maddr)
+        if not entry & _PAGE_PRESENT or (entry & ADDR_MASK) >> max_phys_bits:
+            return None
+        if shift in (30, 21) and entry & _PAGE_PSE or shift == 39 and entry & _PAGE_PSE:
+            return None
+        if not entry & _PAGE_RW:
+            rw = False
+        if shift != 12 and not entry & _PAGE_ACCESSED:
+            write_u64(maddr, entry | _PAGE_ACCESSED)
+        entries.append((maddr, entry))
+        table = (entry & ADDR_MASK) >> 12
+    if write and not rw:
+        return None
+    maddr, entry = entries[-1]
+    want = entry | _PAGE_ACCESSED | (_PAGE_DIRTY if write else 0)
+    if want != entry:
+        write_u64(maddr, want)
+    return (table << 12) | (va & 0xFFF)
+
+
 def _fault(gw: GuestWalk, level: int, access: int, present: bool, why: str,
            rsvd: bool = False) -> GuestWalk:
     pfec = access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)
