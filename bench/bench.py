@@ -67,12 +67,18 @@ def time_bare_compute(iterations: int) -> float:
 
 
 def bench_compute(iterations: int, repeat: int) -> None:
-    bare = min(time_bare_compute(iterations) for _ in range(repeat))
+    # Interleaved, so drift in the machine's speed reaches all three alike.
+    times = {'bare': [], 'direct': [], 'shadow': []}
+    for _ in range(repeat):
+        times['bare'].append(time_bare_compute(iterations))
+        for paging in ('direct', 'shadow'):
+            times[paging].append(time_pvshadow_compute(iterations, paging))
+    bare = min(times['bare'])
     instructions = iterations * 7
     print(f'(a) compute ({iterations:,} iterations, ~{instructions / 1e6:,.0f}M instructions, '
           f'best of {repeat}): bare Unicorn {bare:.3f} s ({instructions / bare / 1e6:,.0f} MIPS)')
     for paging in ('direct', 'shadow'):
-        pv = min(time_pvshadow_compute(iterations, paging) for _ in range(repeat))
+        pv = min(times[paging])
         print(f'  pvshadow {paging:6} {pv:.3f} s   ratio bare/pvshadow = {bare / pv:.3f}'
               f'   (goal >= 0.9)')
 
@@ -215,7 +221,7 @@ def main(argv=None) -> int:
     parser.add_argument('--only', nargs='*', choices=('compute', 'faults', 'ptwrites', 'blow'),
                         default=('compute', 'faults', 'ptwrites', 'blow'))
     parser.add_argument('--iterations', type=int, default=30_000_000)
-    parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args(argv)
     if 'compute' in args.only:
         bench_compute(args.iterations, args.repeat)
