@@ -3,7 +3,7 @@
 # read-only, so each store traps and the hypervisor emulates it after validating the new
 # entry: mov, xchg, lock cmpxchg (taken and not taken), a read-modify-write `and`,
 # rep stosq and cmpxchg16b. A store that maps a frame Xen owns is refused: the guest gets
-# the #PF of a write to a read-only page and the entry is unchanged. Wrong contents,
+# the #PF of a write to a read-only page and the entry is unchanged. rep movsq too. Wrong contents,
 # registers, flags or error codes are FAILUREs.
 .include "pv.inc"
 
@@ -157,6 +157,22 @@ and_resume:
     lea rdx, [rip + m_stos]
     call check_eq
 
+    # rep movsq: copy an entry (A, writable) from memory into the table
+    lea rax, [r14 + PTE_PRW]
+    mov [rip + movs_src], rax
+    lea rsi, [rip + movs_src]
+    mov rdi, r12
+    mov ecx, 1
+    rep movsq
+    call invlpg_scratch
+    mov rdi, [rbx]
+    movabs rsi, PATTERN_A
+    lea rdx, [rip + m_movs]
+    call check_eq
+    lea rax, [r15 + PTE_PRW]
+    mov [r12], rax
+    call invlpg_scratch
+
     # cmpxchg16b on the aligned pair holding the entry: swap in A, keep the neighbour
     mov rsi, r12
     and rsi, -16
@@ -214,6 +230,7 @@ refused_resume:
 .align 8
 scratch: .quad 0
 pair_base: .quad 0
+movs_src: .quad 0
 ext_op: .quad 0, 0, 0
 m_mov: .asciz "frame A through a mapping made by mov"
 m_mov_entry: .asciz "the entry mov wrote"
@@ -226,6 +243,7 @@ m_cmpxchg_kept: .asciz "cmpxchg not taken changes nothing"
 m_and: .asciz "and cleared RW in the entry"
 m_and_fault: .asciz "a write after RW was cleared faults P|W"
 m_stos: .asciz "frame B through a mapping made by rep stosq"
+m_movs: .asciz "frame A through a mapping made by rep movsq"
 m_cx16: .asciz "cmpxchg16b taken sets ZF"
 m_cx16_map: .asciz "frame A through a mapping made by cmpxchg16b"
 m_refused: .asciz "a store mapping Xen's frame faults P|W"
