@@ -7,28 +7,16 @@
 
 # read_l1e -> rax: the scratch L1 entry as the guest reads it
 read_l1e:
-    mov rax, [rip + l1e_va]
+    mov rax, [rip + l1e_ptr]
     mov rax, [rax]
     ret
 
 # set_l1e(rsi = value): mmu_update of the scratch L1 entry, then invlpg
 set_l1e:
-    mov rax, [rip + l1e_maddr_v]
-    mov [rip + mmu_req], rax
-    mov [rip + mmu_req + 8], rsi
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
-    mov dword ptr [rip + ext_op], MMUEXT_INVLPG_LOCAL
-    mov rax, [rip + scratch]
-    mov [rip + ext_op + 8], rax
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rdi, [rip + l1e_maddr_v]
+    call mmu_update1
+    mov rdi, [rip + scratch]
+    call invlpg_va
     ret
 
 test_main:
@@ -40,17 +28,15 @@ test_main:
     mov [rip + l1e_maddr_v], rax
     mov rdi, rax
     call maddr_to_va
-    mov [rip + l1e_va], rax
+    mov [rip + l1e_ptr], rax
     mov rdi, rbx
     mov esi, 2
     call pte_maddr
     mov rdi, rax
     call maddr_to_va
     mov [rip + l2e_va], rax
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    dec rdi
-    call pfn_to_mfn
+    mov edi, 1
+    call top_mfn
     shl rax, 12
     or rax, PTE_P | PTE_RW
     mov r12, rax                          # frame A, present and writable, no A or D
@@ -126,10 +112,8 @@ test_main:
 .align 8
 scratch: .quad 0
 l1e_maddr_v: .quad 0
-l1e_va: .quad 0
+l1e_ptr: .quad 0
 l2e_va: .quad 0
-mmu_req: .quad 0, 0
-ext_op: .quad 0, 0, 0
 m_fresh: .asciz "A/D of a fresh mapping"
 m_read: .asciz "A/D after a read"
 m_l2_a: .asciz "A in the L2 entry after a read"

@@ -36,8 +36,7 @@ current_reservation:
 # map_scratch(rsi = pte) -> rax = rc
 map_scratch:
     mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
+    call map_va
     ret
 
 test_main:
@@ -108,17 +107,11 @@ max_ram_ok:
     lea rdx, [rip + m_increase]
     call check_eq
     mov r15, [rip + extent]
-    mov rax, r15
-    shl rax, 12
-    or rax, MMU_MACHPHYS_UPDATE
-    mov [rip + mmu_req], rax
-    lea rax, [r13 - 1]
-    mov [rip + mmu_req + 8], rax
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
+    mov rdi, r15
+    shl rdi, 12
+    or rdi, MMU_MACHPHYS_UPDATE
+    lea rsi, [r13 - 1]
+    call mmu_update1
     mov rsi, r15
     shl rsi, 12
     or rsi, PTE_P | PTE_RW
@@ -204,7 +197,6 @@ max_ram_ok:
 scratch: .quad 0
 extent: .quad 0
 reservation: .quad 0, 0, 0, 0
-mmu_req: .quad 0, 0
 domid_self: .word DOMID_SELF
 m_current: .asciz "current_reservation at boot"
 m_maximum: .asciz "maximum_reservation at boot"

@@ -14,11 +14,8 @@
 # map_scratch(rsi = pte value): update_va_mapping(scratch, rsi, UVMF_INVLPG); rax = rc
 map_scratch:
     push rdi
-    push rdx
     mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    pop rdx
+    call map_va
     pop rdi
     ret
 
@@ -53,13 +50,9 @@ test_main:
     mov rdi, rbx
     call l1e_maddr
     mov [rip + l1e], rax
-    mov rdi, rax
-    shr rdi, 12
-    call mfn_to_va
-    mov rcx, [rip + l1e]
-    and ecx, 0xfff
-    add rax, rcx
-    mov [rip + l1e_va], rax
+    mov rdi, rbx
+    call l1e_va
+    mov [rip + l1e_ptr], rax
     mov rdi, [rax]
     and edi, PTE_A | PTE_D
     mov esi, PTE_A | PTE_D
@@ -82,33 +75,22 @@ test_main:
     lea rdx, [rip + m_read_b]
     call check_eq
 
-    mov rax, [rip + l1e]
-    or rax, MMU_NORMAL_PT_UPDATE
-    mov [rip + mmu_req], rax
-    mov rax, [rip + mfn_a]
-    shl rax, 12
-    or rax, PTE_P | PTE_RW
-    mov [rip + mmu_req + 8], rax
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    lea rdx, [rip + done_count]
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
+    mov rdi, [rip + l1e]
+    or rdi, MMU_NORMAL_PT_UPDATE
+    mov rsi, [rip + mfn_a]
+    shl rsi, 12
+    or rsi, PTE_P | PTE_RW
+    call mmu_update1
     mov rdi, rax
     xor esi, esi
     lea rdx, [rip + m_mmu_update]
     call check_eq
-    mov edi, dword ptr [rip + done_count]
+    mov edi, dword ptr [rip + mmu_done]
     mov esi, 1
     lea rdx, [rip + m_done]
     call check_eq
-    mov dword ptr [rip + ext_op], MMUEXT_INVLPG_LOCAL
-    mov [rip + ext_op + 8], rbx
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rdi, rbx
+    call invlpg_va
     mov rdi, rax
     xor esi, esi
     lea rdx, [rip + m_invlpg]
@@ -194,16 +176,11 @@ nx_resume:
     call check_eq
 
     # 7. MMU_MACHPHYS_UPDATE rewrites the M2P entry the guest reads
-    mov rax, [rip + mfn_a]
-    shl rax, 12
-    or rax, MMU_MACHPHYS_UPDATE
-    mov [rip + mmu_req], rax
-    mov qword ptr [rip + mmu_req + 8], 0x1234
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
+    mov rdi, [rip + mfn_a]
+    shl rdi, 12
+    or rdi, MMU_MACHPHYS_UPDATE
+    mov esi, 0x1234
+    call mmu_update1
     mov rdi, rax
     xor esi, esi
     lea rdx, [rip + m_machphys]
@@ -214,13 +191,11 @@ nx_resume:
     mov esi, 0x1234
     lea rdx, [rip + m_m2p]
     call check_eq
-    mov rax, [rip + pfn_a]
-    mov [rip + mmu_req + 8], rax
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
+    mov rdi, [rip + mfn_a]
+    shl rdi, 12
+    or rdi, MMU_MACHPHYS_UPDATE
+    mov rsi, [rip + pfn_a]
+    call mmu_update1
     ret
 
 .align 8
@@ -229,10 +204,7 @@ pfn_a: .quad 0
 mfn_a: .quad 0
 mfn_b: .quad 0
 l1e: .quad 0
-l1e_va: .quad 0
-mmu_req: .quad 0, 0
-ext_op: .quad 0, 0, 0
-done_count: .quad 0
+l1e_ptr: .quad 0
 m_map_a: .asciz "update_va_mapping of frame A"
 m_ad: .asciz "accessed and dirty bits after a write"
 m_map_b: .asciz "update_va_mapping of frame B"

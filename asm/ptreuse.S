@@ -13,21 +13,14 @@
 
 # set_l2(rsi = value): mmu_update of the hole's L2 entry -> rax
 set_l2:
-    mov rax, [rip + l2e]
-    mov [rip + mmu_req], rax
-    mov [rip + mmu_req + 8], rsi
-    lea rdi, [rip + mmu_req]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmu_update
+    mov rdi, [rip + l2e]
+    call mmu_update1
     ret
 
 # map_scratch(rsi = pte) -> rax
 map_scratch:
     mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
+    call map_va
     ret
 
 test_main:
@@ -40,16 +33,12 @@ test_main:
     mov esi, 2
     call pte_maddr
     mov [rip + l2e], rax
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    dec rdi
-    call pfn_to_mfn
+    mov edi, 1
+    call top_mfn
     shl rax, 12
     mov r12, rax                          # F
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    sub rdi, 2
-    call pfn_to_mfn
+    mov edi, 2
+    call top_mfn
     shl rax, 12
     mov r13, rax                          # D
 
@@ -157,7 +146,6 @@ hole_resume:
 scratch: .quad 0
 hole: .quad 0
 l2e: .quad 0
-mmu_req: .quad 0, 0
 m_hook: .asciz "hooking F into the L2"
 m_through: .asciz "D through F"
 m_pt_locked: .asciz "a writable mapping of F while it is an L1"

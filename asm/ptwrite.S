@@ -17,22 +17,10 @@
 # invlpg_scratch: MMUEXT_INVLPG_LOCAL of the scratch page, as Xen wants after a change
 invlpg_scratch:
     push rdi
-    push rsi
-    push rdx
-    push r10
     push rax
-    mov dword ptr [rip + ext_op], MMUEXT_INVLPG_LOCAL
-    mov rax, [rip + scratch]
-    mov [rip + ext_op + 8], rax
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rdi, [rip + scratch]
+    call invlpg_va
     pop rax
-    pop r10
-    pop rdx
-    pop rsi
     pop rdi
     ret
 
@@ -44,21 +32,15 @@ test_main:
     mov [rip + scratch], rax
     mov rbx, rax
     mov rdi, rax
-    call l1e_maddr
-    mov rdi, rax
-    call maddr_to_va
+    call l1e_va
     mov r12, rax                          # the scratch L1 entry, mapped read-only
     mov r13, [r12]                        # its boot value
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    dec rdi
-    call pfn_to_mfn
+    mov edi, 1
+    call top_mfn
     shl rax, 12
     mov r14, rax                          # frame A's machine address
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    sub rdi, 2
-    call pfn_to_mfn
+    mov edi, 2
+    call top_mfn
     shl rax, 12
     mov r15, rax                          # frame B's machine address
 
@@ -231,7 +213,6 @@ refused_resume:
 scratch: .quad 0
 pair_base: .quad 0
 movs_src: .quad 0
-ext_op: .quad 0, 0, 0
 m_mov: .asciz "frame A through a mapping made by mov"
 m_mov_entry: .asciz "the entry mov wrote"
 m_xchg_old: .asciz "xchg returns the old entry"

@@ -36,25 +36,14 @@ mmu_update_one:
     call hc_mmu_update
     ret
 
-# mmuext_one(rdi = cmd, rsi = arg1) -> rax
-mmuext_one:
-    mov [rip + ext_op], edi
-    mov [rip + ext_op + 8], rsi
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
-    ret
-
 test_main:
     call scratch_va
     mov [rip + scratch], rax
     mov rdi, rax
     call l1e_maddr
     mov [rip + scratch_l1e], rax
-    mov rdi, rax
-    call maddr_to_va
+    mov rdi, [rip + scratch]
+    call l1e_va
     mov [rip + scratch_l1e_va], rax
     call scratch_entry
     mov r12, rax                         # the scratch entry before any refusal
@@ -164,10 +153,8 @@ xen_slot_kept:
     call check_eq
 
     # pinning a frame that is mapped writable
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    dec rdi
-    call pfn_to_mfn
+    mov edi, 1
+    call top_mfn
     mov r13, rax
     mov rsi, r13
     shl rsi, 12
@@ -175,7 +162,7 @@ xen_slot_kept:
     call map_scratch
     mov edi, MMUEXT_PIN_L1_TABLE
     mov rsi, r13
-    call mmuext_one
+    call mmuext1
     mov rdi, rax
     mov rsi, RC_EINVAL
     lea rdx, [rip + m_pin_writable]
@@ -184,7 +171,7 @@ xen_slot_kept:
     # a data frame as the base pointer
     mov edi, MMUEXT_NEW_BASEPTR
     mov rsi, r13
-    call mmuext_one
+    call mmuext1
     mov rdi, rax
     mov rsi, RC_EINVAL
     lea rdx, [rip + m_baseptr]
@@ -228,7 +215,6 @@ scratch_l1e_va: .quad 0
 xen_mfn: .quad 0
 l4_mfn: .quad 0
 mmu_req: .quad 0, 0
-ext_op: .quad 0, 0, 0
 done: .quad 0
 m_xen_frame: .asciz "mapping a frame Xen owns"
 m_unchanged: .asciz "a refused update leaves the entry unchanged"

@@ -15,32 +15,22 @@ map:
     call hc_update_va_mapping
     ret
 
-# mmuext(rdi = cmd)
+# mmuext(rdi = cmd) on the scratch address
 mmuext:
-    mov [rip + ext_op], edi
-    mov rax, [rip + scratch]
-    mov [rip + ext_op + 8], rax
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rsi, [rip + scratch]
+    call mmuext1
     ret
 
 test_main:
     call scratch_va
     mov [rip + scratch], rax
     mov rbx, rax
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    dec rdi
-    call pfn_to_mfn
+    mov edi, 1
+    call top_mfn
     shl rax, 12
     mov r12, rax
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_nr_pages]
-    sub rdi, 2
-    call pfn_to_mfn
+    mov edi, 2
+    call top_mfn
     shl rax, 12
     mov r13, rax
     # label both frames
@@ -117,7 +107,6 @@ remap_bad:
 
 .align 8
 scratch: .quad 0
-ext_op: .quad 0, 0, 0
 m_invlpg: .asciz "frame B after update_va_mapping and invlpg"
 m_flush: .asciz "frame A after update_va_mapping and a TLB flush"
 m_uvmf: .asciz "frame B after update_va_mapping with UVMF_INVLPG"

@@ -16,72 +16,29 @@
 .equ EXPECTED_SUM, 500500
 .equ PTE_USER, PTE_P | PTE_RW | PTE_US
 
-# page_write(rdi = mfn, rsi = index, rdx = value) through the scratch address
-page_write:
-    push rax
-    push rbx
-    push rdi
-    push rsi
-    push rdx
-    mov rsi, rdi
-    shl rsi, 12
-    or rsi, PTE_P | PTE_RW
-    mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    mov rbx, [rip + scratch]
-    mov rsi, [rsp + 8]
-    mov rdx, [rsp]
-    mov [rbx + rsi * 8], rdx
-    mov rdi, [rip + scratch]
-    xor esi, esi
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    pop rdx
-    pop rsi
-    pop rdi
-    pop rbx
-    pop rax
-    ret
 
 # link(rdi = table mfn, rsi = index, rdx = child mfn): a user-accessible entry
 link:
     push rdx
     shl rdx, 12
     or rdx, PTE_USER
-    call page_write
+    call frame_write
     pop rdx
     ret
 
-# frame(rdi = n) -> rax: the mfn of pfn nr_pages - n
-frame:
-    mov rax, [rip + start_info_ptr]
-    mov rax, [rax + SI_nr_pages]
-    sub rax, rdi
-    mov rdi, rax
-    call pfn_to_mfn
-    ret
 
 # pin_l4(rdi = mfn) -> rax
 pin_l4:
-    mov dword ptr [rip + ext_op], 3
-    mov [rip + ext_op + 8], rdi
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rsi, rdi
+    mov edi, MMUEXT_PIN_L4_TABLE
+    call mmuext1
     ret
 
 # user_base(rdi = mfn) -> rax
 user_base:
-    mov dword ptr [rip + ext_op], MMUEXT_NEW_USER_BASEPTR
-    mov [rip + ext_op + 8], rdi
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov rsi, rdi
+    mov edi, MMUEXT_NEW_USER_BASEPTR
+    call mmuext1
     ret
 
 test_main:
@@ -91,7 +48,7 @@ test_main:
     mov r12d, 3
 take_frames:
     mov rdi, r12
-    call frame
+    call top_mfn
     mov [rbx + r12 * 8 - 24], rax
     inc r12d
     cmp r12d, 17
@@ -153,11 +110,11 @@ take_frames:
     mov rdi, [rbx + 88]
     xor esi, esi
     mov edx, 1
-    call page_write
+    call frame_write
     mov rdi, [rbx + 96]
     xor esi, esi
     mov edx, 1000
-    call page_write
+    call frame_write
     # the user program
     mov rsi, [rbx + 72]
     shl rsi, 12
@@ -249,7 +206,6 @@ user_blob_end:
 .align 8
 scratch: .quad 0
 frames: .fill 14 * 8, 1, 0
-ext_op: .quad 0, 0, 0
 saved_kernel_rsp: .quad 0
 rounds: .quad 0
 final_sum: .quad 0

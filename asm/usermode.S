@@ -10,68 +10,29 @@
 .equ USER_CODE_VA, 0x400000
 .equ USER_STACK_TOP, 0x402000
 .equ VGCF_in_syscall, 0x100
-.equ MMUEXT_PIN_L4_TABLE, 3
 
-# user_page_write(rdi = mfn, rsi = index, rdx = value): one qword into a frame, through
-# a temporary writable mapping at the scratch address.
-user_page_write:
-    push rax
-    push rbx
-    push rdi
-    push rsi
-    push rdx
-    mov rsi, rdi
-    shl rsi, 12
-    or rsi, PTE_P | PTE_RW
-    mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    mov rbx, [rip + scratch]
-    mov rsi, [rsp + 8]
-    mov rdx, [rsp]
-    mov [rbx + rsi * 8], rdx
-    mov rdi, [rip + scratch]
-    xor esi, esi
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    pop rdx
-    pop rsi
-    pop rdi
-    pop rbx
-    pop rax
-    ret
 
-# frame_of(rdi = pfn counted from the top: 1 is the last) -> rax = mfn
-frame_of:
-    push rdi
-    mov rax, [rip + start_info_ptr]
-    mov rax, [rax + SI_nr_pages]
-    sub rax, rdi
-    mov rdi, rax
-    call pfn_to_mfn
-    pop rdi
-    ret
 
 test_main:
     call scratch_va
     mov [rip + scratch], rax
     mov edi, 3
-    call frame_of
+    call top_mfn
     mov [rip + u_l4], rax
     mov edi, 4
-    call frame_of
+    call top_mfn
     mov [rip + u_l3], rax
     mov edi, 5
-    call frame_of
+    call top_mfn
     mov [rip + u_l2], rax
     mov edi, 6
-    call frame_of
+    call top_mfn
     mov [rip + u_l1], rax
     mov edi, 7
-    call frame_of
+    call top_mfn
     mov [rip + u_code], rax
     mov edi, 8
-    call frame_of
+    call top_mfn
     mov [rip + u_stack], rax
 
     # L4[0] -> L3, L3[0] -> L2, L2[2] -> L1 (0x400000), L1[0] = code, L1[1] = stack
@@ -80,31 +41,31 @@ test_main:
     mov rdx, [rip + u_l3]
     shl rdx, 12
     or rdx, PTE_P | PTE_RW | PTE_US
-    call user_page_write
+    call frame_write
     mov rdi, [rip + u_l3]
     xor esi, esi
     mov rdx, [rip + u_l2]
     shl rdx, 12
     or rdx, PTE_P | PTE_RW | PTE_US
-    call user_page_write
+    call frame_write
     mov rdi, [rip + u_l2]
     mov esi, 2
     mov rdx, [rip + u_l1]
     shl rdx, 12
     or rdx, PTE_P | PTE_RW | PTE_US
-    call user_page_write
+    call frame_write
     mov rdi, [rip + u_l1]
     xor esi, esi
     mov rdx, [rip + u_code]
     shl rdx, 12
     or rdx, PTE_P | PTE_US
-    call user_page_write
+    call frame_write
     mov rdi, [rip + u_l1]
     mov esi, 1
     mov rdx, [rip + u_stack]
     shl rdx, 12
     or rdx, PTE_P | PTE_RW | PTE_US
-    call user_page_write
+    call frame_write
 
     # the user program's bytes into the code frame
     mov rsi, [rip + u_code]
@@ -124,24 +85,16 @@ test_main:
     call hc_update_va_mapping
 
     # pin the user L4 (validates the tree) and install it as the user base pointer
-    mov dword ptr [rip + ext_op], MMUEXT_PIN_L4_TABLE
-    mov rax, [rip + u_l4]
-    mov [rip + ext_op + 8], rax
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov edi, MMUEXT_PIN_L4_TABLE
+    mov rsi, [rip + u_l4]
+    call mmuext1
     mov rdi, rax
     xor esi, esi
     lea rdx, [rip + m_pin]
     call check_eq
-    mov dword ptr [rip + ext_op], MMUEXT_NEW_USER_BASEPTR
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov edi, MMUEXT_NEW_USER_BASEPTR
+    mov rsi, [rip + u_l4]
+    call mmuext1
     mov rdi, rax
     xor esi, esi
     lea rdx, [rip + m_user_baseptr]
@@ -249,7 +202,6 @@ u_l2: .quad 0
 u_l1: .quad 0
 u_code: .quad 0
 u_stack: .quad 0
-ext_op: .quad 0, 0, 0
 saved_kernel_rsp: .quad 0
 sys1_rax: .quad 0
 sys1_rcx: .quad 0

@@ -7,34 +7,22 @@
 # an ERROR. The harness compares the outcomes of direct and shadow paging.
 .include "pv.inc"
 
-.equ MMUEXT_PIN_L4, 3
 .equ VGCF_in_syscall, 0x100
 .equ MAX_ACCESSES, 64
 
 test_main:
-    mov dword ptr [rip + ext_op], MMUEXT_PIN_L4
-    mov rax, [rip + test_root_mfn]
-    mov [rip + ext_op + 8], rax
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov edi, MMUEXT_PIN_L4_TABLE
+    mov rsi, [rip + test_root_mfn]
+    call mmuext1
     mov [rip + pin_rc], rax
     test rax, rax
     jnz probe_pin_failed
-    mov dword ptr [rip + ext_op], MMUEXT_NEW_BASEPTR
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
-    mov dword ptr [rip + ext_op], MMUEXT_NEW_USER_BASEPTR
-    lea rdi, [rip + ext_op]
-    mov esi, 1
-    xor edx, edx
-    mov r10d, DOMID_SELF
-    call hc_mmuext_op
+    mov edi, MMUEXT_NEW_BASEPTR
+    mov rsi, [rip + test_root_mfn]
+    call mmuext1
+    mov edi, MMUEXT_NEW_USER_BASEPTR
+    mov rsi, [rip + test_root_mfn]
+    call mmuext1
     lea rdi, [rip + probe_traps]
     call hc_set_trap_table
     xor edi, edi
@@ -141,7 +129,6 @@ probe_traps:
     .long 0
     .quad probe_pf
     .quad 0, 0
-ext_op: .quad 0, 0, 0
 saved_rsp: .quad 0
 outcome: .quad 0
 outcome_cr2: .quad 0
