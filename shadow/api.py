@@ -33,7 +33,7 @@ class RunResult:
 
 def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
          machine_mb: Optional[int] = None, audit: bool = False,
-         shadow_pool_pages: int = DEFAULT_POOL_PAGES,
+         shadow_pool_pages: int = DEFAULT_POOL_PAGES, vm_event_ring: bool = False,
          console_sink: Optional[Callable[[bytes], None]] = None) -> Domain:
     """Load a kernel (path or test-kernel name) and build its domain, ready to run.
     Raises guests.image.KernelError with a one-line message for a bad kernel."""
@@ -43,7 +43,8 @@ def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str 
     pool_mb = shadow_pool_pages // 256 if paging == 'shadow' else 0
     host = Host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
     domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline, paging=paging,
-                          shadow_pool_pages=shadow_pool_pages, audit=audit)
+                          shadow_pool_pages=shadow_pool_pages, audit=audit,
+                          vm_event_ring=vm_event_ring)
     domain.console_sink = console_sink
     return domain
 

@@ -61,6 +61,7 @@ class PhysicalCpu:
         self.guest = None            # the vCPU whose hooks run; set by the scheduler
         self._in_syscall = False
         self._stopped = False
+        self._double_faults = 0
         self._init_exception_state()
         self._init_long_mode()
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
@@ -107,6 +108,15 @@ class PhysicalCpu:
         software = self._is_int.value != 0
         self._old_exception.value = -1
         uc.context_restore(ctx)
+        if vector == 8 and not software:
+            # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
+            # folding a fault into a stale earlier one (seen when a run is restarted after
+            # a stop requested inside this hook). With the state cleared, retrying the
+            # instruction raises the real fault with its own error code.
+            self._double_faults += 1
+            if self._double_faults <= 3:
+                return
+        self._double_faults = 0
         self.guest.on_exception(vector, error_code, software)
 
     def _on_invalid_opcode(self, uc, _user):
@@ -200,6 +210,11 @@ class PhysicalCpu:
         """Run from rip until a hook stops the CPU; True if it stopped on request."""
         self._stopped = False
         self._clear_pending_exception()
+        if count:
+            # count= works by instrumenting each instruction as it is translated; blocks
+            # already in the cache were translated without that and would run to their
+            # end (a single step would run a whole block).
+            self.uc.ctl_flush_tb()
         try:
             self.uc.emu_start(rip, NEVER, timeout_us, count)
         except UcError as exc:

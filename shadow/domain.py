@@ -4,7 +4,7 @@ from collections import Counter
 from typing import Callable, List, Optional
 
 from shadow.abi import xen
-from shadow.abi.xen import EINVAL, INVALID_M2P_ENTRY
+from shadow.abi.xen import DOMID_XEN, EINVAL, EPERM, INVALID_M2P_ENTRY
 from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
@@ -21,7 +21,7 @@ class Domain:
     def __init__(self, domid: int, mem: MachineMemory, frames: FrameTable, types: PageTypes,
                  xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int, scratch_mfn: int,
                  paging: str = 'direct', shadow_pool_pages: int = DEFAULT_POOL_PAGES,
-                 audit: bool = False):
+                 audit: bool = False, vm_event_ring: bool = False):
         self.domid = domid
         self.mem = mem
         self.frames = frames
@@ -42,6 +42,14 @@ class Domain:
         self.audit = audit
         self.shadow_pool = ShadowPool(frames, mem, shadow_pool_pages)
         self.paging = self._make_paging(paging)
+        self.mem_access = None            # MemAccess once PG_mem_access is enabled
+        # The vm_event ring page: the hypervisor's, outside the guest's physmap, and a
+        # guest that tries to map it gets -EPERM.
+        self.vm_event_ring_mfn = None
+        if vm_event_ring:
+            self.vm_event_ring_mfn = frames.alloc(DOMID_XEN)
+            mem.clear_frame(self.vm_event_ring_mfn)
+            types.unmappable[self.vm_event_ring_mfn] = EPERM
         # shared_info belongs to the domain but is not in its physmap (Xen shares a heap
         # page); the guest finds it through start_info.shared_info.
         self.shared_info_mfn = frames.alloc(domid)
@@ -66,7 +74,16 @@ class Domain:
         new = self._make_paging(mode)
         self.paging.detach()
         self.paging = new
+        self.mem_access = None
         self._reload_roots()
+
+    def enable_mem_access(self) -> None:
+        """PG_mem_access shadow mode: shadow paging plus the access tracker."""
+        from shadow.mem_access import MemAccess
+        self.set_paging_mode('shadow')
+        if self.mem_access is None:
+            self.mem_access = MemAccess(self)
+            self.paging.enable_mem_access(self.mem_access)
 
     def set_shadow_allocation(self, pages: int) -> None:
         """Resize the shadow pool; shrinking below what is in use blows the shadows."""
@@ -174,6 +191,9 @@ class Domain:
         cpu = self.cpu
         cpu.guest = v
         v.exit = None
+        if v.paused_for_event:
+            return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is paused '
+                        'waiting for a vm_event response')
         if not v.entered:
             rip, rsp, rsi = self.entry
             cpu.set_regs(rsi=rsi, rsp=self.xen.iret_frame_to(rip, rsp, RFLAGS_IF | 2))

@@ -30,11 +30,12 @@ class Host:
         self.cpu.flush_tlb()
 
     def create_domain(self, max_pages: int, paging: str = 'direct',
-                      shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False) -> Domain:
+                      shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False,
+                      vm_event_ring: bool = False) -> Domain:
         domid = self._next_domid
         self._next_domid += 1
         d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
                    self.scratch_mfn, paging=paging, shadow_pool_pages=shadow_pool_pages,
-                   audit=audit)
+                   audit=audit, vm_event_ring=vm_event_ring)
         self.domains[domid] = d
         return d

@@ -21,3 +21,77 @@ def xc_shadow_enable(domain) -> int:
 
 def xc_shadow_off(domain) -> int:
     return xc_shadow_control(domain, xen.XEN_DOMCTL_SHADOW_OP_OFF)[0]
+
+
+# --- mem_access (libxc's xc_mem_access.c / xc_domain.c names) ---------------------------------
+def xc_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
+    """XENMEM_access_op set_access, re-issued from the continuation index until done."""
+    from shadow.mem_access import access_op
+    start = 0
+    while True:
+        rc = access_op(domain, xen.xen_mem_access_op(
+            op=xen.XENMEM_access_op_set_access, access=access, domid=domain.domid, nr=nr,
+            pfn=first_pfn), start)
+        if rc <= 0:
+            return rc
+        start = rc
+
+
+def xc_get_mem_access(domain, pfn: int):
+    """(rc, access) of one frame, or of the default for pfn == ~0."""
+    from shadow.mem_access import access_op
+    op = xen.xen_mem_access_op(op=xen.XENMEM_access_op_get_access, domid=domain.domid, pfn=pfn)
+    rc = access_op(domain, op)
+    return rc, op.access
+
+
+def xc_hvm_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
+    """The legacy HVMOP_set_mem_access path: the same semantics as xc_set_mem_access."""
+    from shadow.mem_access import hvm_set_mem_access
+    start = 0
+    while True:
+        rc = hvm_set_mem_access(domain, xen.xen_hvm_set_mem_access(
+            domid=domain.domid, hvmmem_access=access, nr=nr, first_pfn=first_pfn), start)
+        if rc <= 0:
+            return rc
+        start = rc
+
+
+def xc_hvm_get_mem_access(domain, pfn: int):
+    from shadow.mem_access import hvm_get_mem_access
+    hop = xen.xen_hvm_get_mem_access(domid=domain.domid, pfn=pfn)
+    rc = hvm_get_mem_access(domain, hop)
+    return rc, hop.hvmmem_access
+
+
+def _vm_event_op(domain, op: int):
+    from shadow.domctl import do_vm_event_op
+    vop = xen.xen_domctl_vm_event_op(op=op, mode=xen.XEN_DOMCTL_VM_EVENT_OP_MONITOR)
+    return do_vm_event_op(domain, vop), vop.port
+
+
+def xc_mem_access_enable(domain):
+    """Connect a listener: (rc, port, ring) where ring is the listener's end."""
+    from shadow.vm_event import ListenerRing
+    rc, port = _vm_event_op(domain, xen.XEN_VM_EVENT_ENABLE)
+    ring = ListenerRing(domain.mem, domain.vm_event_ring_mfn) if rc == 0 else None
+    return rc, port, ring
+
+
+def xc_mem_access_disable(domain) -> int:
+    return _vm_event_op(domain, xen.XEN_VM_EVENT_DISABLE)[0]
+
+
+def xc_mem_access_resume(domain) -> int:
+    return _vm_event_op(domain, xen.XEN_VM_EVENT_RESUME)[0]
+
+
+def xc_domain_set_access_required(domain, required: bool) -> int:
+    from shadow.domctl import do_set_access_required
+    return do_set_access_required(domain, required)
+
+
+def xc_mem_access_shadow_enable(domain) -> int:
+    """PG_mem_access shadow mode (the design's step 3), before any access is set."""
+    return xc_shadow_control(domain, xen.XEN_DOMCTL_SHADOW_OP_ENABLE,
+                             mode=xen.XEN_DOMCTL_SHADOW_ENABLE_MEM_ACCESS)[0]

@@ -71,6 +71,8 @@ class VCpu:
         self.on_hypercall = None          # tracer callback, None when off
         self.pending_step = None          # a page-table store for the run loop to single-step
         self.stepping = False
+        self.paused_for_event = False     # waiting for a vm_event response
+        self.emulate_once = False         # the listener asked to let the next access through
         self.emulator = PtWriteEmulator(self)
 
     # --- vcpu_info ----------------------------------------------------------------------------

@@ -396,3 +396,98 @@ class xen_domctl_shadow_op(Struct):
 
 
 assert ctypes.sizeof(xen_domctl_shadow_op) == 40
+
+
+# --- memory.h: XENMEM_access_op ---------------------------------------------------------------------
+XENMEM_access_op_set_access = 0
+XENMEM_access_op_get_access = 1
+XENMEM_access_n, XENMEM_access_r, XENMEM_access_w, XENMEM_access_rw = 0, 1, 2, 3
+XENMEM_access_x, XENMEM_access_rx, XENMEM_access_wx, XENMEM_access_rwx = 4, 5, 6, 7
+XENMEM_access_rx2rw, XENMEM_access_n2rwx, XENMEM_access_default = 8, 9, 10
+ACCESS_NAMES = {0: 'n', 1: 'r', 2: 'w', 3: 'rw', 4: 'x', 5: 'rx', 6: 'wx', 7: 'rwx', 8: 'rx2rw',
+                9: 'n2rwx', 10: 'default'}
+ACCESS_BY_NAME = {name: value for value, name in ACCESS_NAMES.items()}
+ACCESS_START_DEFAULT = (1 << 64) - 1        # pfn ~0: the domain's default access
+
+
+class xen_mem_access_op(Struct):
+    _fields_ = [('op', c_uint8), ('access', c_uint8), ('domid', c_uint16), ('nr', c_uint32),
+                ('pfn', c_uint64)]
+
+
+# --- hvm/hvm_op.h: the legacy names, kept as aliases ------------------------------------------
+HVMOP_set_mem_access = 12
+HVMOP_get_mem_access = 13
+
+
+class xen_hvm_set_mem_access(Struct):
+    _fields_ = [('domid', c_uint16), ('hvmmem_access', c_uint16), ('nr', c_uint32),
+                ('first_pfn', c_uint64)]
+
+
+class xen_hvm_get_mem_access(Struct):
+    _fields_ = [('domid', c_uint16), ('hvmmem_access', c_uint16), ('pfn', c_uint64)]
+
+
+# --- domctl.h: vm_event and access_required --------------------------------------------------------
+XEN_DOMCTL_vm_event_op = 56
+XEN_DOMCTL_set_access_required = 64
+XEN_VM_EVENT_ENABLE = 0
+XEN_VM_EVENT_DISABLE = 1
+XEN_VM_EVENT_RESUME = 2
+XEN_DOMCTL_VM_EVENT_OP_PAGING = 1
+XEN_DOMCTL_VM_EVENT_OP_MONITOR = 2
+XEN_DOMCTL_VM_EVENT_OP_SHARING = 3
+# The PG_mem_access shadow mode the mem_access-for-PV design proposes; not in upstream Xen's
+# domctl.h, so this bit is pvshadow's own.
+XEN_DOMCTL_SHADOW_ENABLE_MEM_ACCESS = 1 << 5
+
+
+class xen_domctl_vm_event_op(Struct):
+    _fields_ = [('op', c_uint32), ('mode', c_uint32), ('port', c_uint32)]
+
+
+# --- vm_event.h (VM_EVENT_INTERFACE_VERSION 1) -------------------------------------------------------
+VM_EVENT_INTERFACE_VERSION = 1
+VM_EVENT_FLAG_VCPU_PAUSED = 1 << 0
+VM_EVENT_FLAG_FOREIGN = 1 << 1
+VM_EVENT_FLAG_DUMMY = 1 << 2
+VM_EVENT_REASON_UNKNOWN = 0
+VM_EVENT_REASON_MEM_ACCESS = 1
+MEM_ACCESS_R = 1 << 0
+MEM_ACCESS_W = 1 << 1
+MEM_ACCESS_X = 1 << 2
+MEM_ACCESS_GLA_VALID = 1 << 3
+MEM_ACCESS_FAULT_WITH_GLA = 1 << 4
+MEM_ACCESS_FAULT_IN_GPT = 1 << 5
+MEM_ACCESS_EMULATE = 1 << 6
+MEM_ACCESS_EMULATE_NOWRITE = 1 << 7
+
+
+class vm_event_regs_x86(Struct):
+    _fields_ = [(name, c_uint64) for name in (
+        'rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10', 'r11', 'r12',
+        'r13', 'r14', 'r15', 'rflags', 'dr7', 'rip', 'cr0', 'cr2', 'cr3', 'cr4', 'sysenter_cs',
+        'sysenter_esp', 'sysenter_eip', 'msr_efer', 'msr_star', 'msr_lstar', 'fs_base',
+        'gs_base')] + [('cs_arbytes', c_uint32), ('_pad', c_uint32)]
+
+
+class vm_event_mem_access(Struct):
+    _fields_ = [('gfn', c_uint64), ('offset', c_uint64), ('gla', c_uint64), ('flags', c_uint32),
+                ('_pad', c_uint32)]
+
+
+class vm_event_st(Struct):
+    """vm_event_request_t and vm_event_response_t (the union u holds mem_access here)."""
+    _fields_ = [('version', c_uint32), ('flags', c_uint32), ('reason', c_uint32),
+                ('vcpu_id', c_uint32), ('mem_access', vm_event_mem_access),
+                ('regs', vm_event_regs_x86)]
+
+
+# io/ring.h: a shared ring: req_prod, req_event, rsp_prod, rsp_event, 48 bytes of padding,
+# then the entries; the number of entries is the largest power of two that fits.
+RING_HEADER_SIZE = 64
+
+assert ctypes.sizeof(vm_event_st) == 304
+assert ctypes.sizeof(xen_mem_access_op) == 16
+assert ctypes.sizeof(xen_hvm_set_mem_access) == 16

@@ -7,7 +7,7 @@ Only order-0 extents are supported; a larger order does no extent (result 0).
 import struct
 
 from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH, INVALID_M2P_ENTRY
+from shadow.abi.xen import ENOSYS, EPERM, ESRCH
 
 _PFN = struct.Struct('<Q')
 
@@ -35,6 +35,12 @@ def do_memory_op(v, cmd, arg, *_):
                                          xen.MACH2PHYS_VIRT_START + d.frames.nr_frames * 8,
                                          d.frames.nr_frames - 1))
         return 0
+    if op == xen.XENMEM_access_op:
+        # mem_access is for a domain's listener: a guest may not set (or read) its own
+        # access (Xen's XSM_DM_PRIV check); its privileged listener goes through
+        # shadow.toolstack.
+        v.read_struct(xen.xen_mem_access_op, arg)
+        return -EPERM
     if op in (xen.XENMEM_increase_reservation, xen.XENMEM_decrease_reservation,
               xen.XENMEM_populate_physmap):
         res = v.read_struct(xen.xen_memory_reservation, arg)

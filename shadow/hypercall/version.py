@@ -2,7 +2,7 @@
 import ctypes
 
 from shadow.abi import xen
-from shadow.abi.xen import ENOSYS, EINVAL
+from shadow.abi.xen import EINVAL, ENOSYS
 
 XEN_MAJOR, XEN_MINOR = 4, 19
 EXTRAVERSION = b'.0-pvshadow'

@@ -25,12 +25,12 @@ class DirectPaging(PvPaging):
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
         return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
-    def redirect(self, vcpu, va: int, scratch_mfn: int):
+    def redirect(self, vcpu, va: int, scratch_mfn: int, flags: int = 0):
         """Point the guest's own L1 entry for va at a scratch frame for one single-step;
         returns what puts it back."""
         gw = walk(self.mem.read_u64, vcpu.current_table(), va)
         maddr = gw.levels[-1].entry_maddr
         saved = self.mem.read_u64(maddr)
-        self.mem.write_u64(maddr, make_pte(scratch_mfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER |
-                                           _PAGE_ACCESSED | _PAGE_DIRTY))
+        self.mem.write_u64(maddr, make_pte(scratch_mfn, (flags or _PAGE_PRESENT | _PAGE_RW |
+                                                         _PAGE_ACCESSED | _PAGE_DIRTY) | _PAGE_USER))
         return lambda: self.mem.write_u64(maddr, saved)

@@ -30,11 +30,14 @@ APPLIED, REFUSED = 'applied', 'refused'
 
 @dataclass
 class StepRequest:
-    """A store the fault hook could not apply itself: the run loop single-steps it."""
+    """An instruction the fault hook could not finish itself: the run loop single-steps
+    it. A page-table store runs on a scratch copy of the table; with grant_flags (a
+    mem_access grant) it runs on the frame itself, mapped with those rights."""
     va: int
     table_mfn: int
     level: int
     error_code: int
+    grant_flags: int = 0
 
 
 def decode(vcpu, rip: int):
@@ -132,6 +135,8 @@ class PtWriteEmulator:
         level = paging.table_level(table_mfn)
         if level is None or not paging.emulates_writes_to(level, d.vm_assist):
             return False
+        if paging.access is not None and not paging.access.allow_pt_write(v, table_mfn, va):
+            return True                    # a vm_event, a crash, or the vCPU paused
         rip = self.cpu.rip
         code = self._fetch(rip)
         store = self._decode(code, rip) if code else None
@@ -232,6 +237,8 @@ class PtWriteEmulator:
 def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[str]:
     """Run one instruction with the page-table page at req.va redirected to a scratch copy,
     then apply the entries it changed. Returns None, or why the store was refused."""
+    if req.grant_flags:
+        return _granted_step(domain, vcpu, req)
     cpu = domain.cpu
     mem = domain.mem
     table = req.table_mfn << 12
@@ -251,10 +258,30 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
     if vcpu.exit is not None:
         return None
     before, after = mem.frame_u64s(req.table_mfn), mem.frame_u64s(scratch_mfn)
+    if domain.paging.access is not None and before != after and \
+            not domain.paging.access.allow_pt_write(vcpu, req.table_mfn, req.va):
+        cpu.restore_state(saved)
+        return None
     for index in range(512):
         if before[index] != after[index]:
             rc = domain.paging.write_guest_entry(req.table_mfn, index, req.level, after[index])
             if rc:
                 cpu.restore_state(saved)
                 return f'entry {index} of the L{req.level} table at mfn {req.table_mfn:#x}: {rc}'
+    return None
+
+
+def _granted_step(domain, vcpu, req: StepRequest) -> None:
+    """One instruction with the frame mapped with exactly the rights mem_access granted."""
+    cpu = domain.cpu
+    restore = domain.paging.redirect(vcpu, req.va, req.table_mfn, req.grant_flags)
+    cpu.flush_tlb()
+    vcpu.stepping = True
+    try:
+        cpu.run(cpu.rip, count=1)
+    finally:
+        vcpu.stepping = False
+        restore()
+        cpu.flush_tlb()
+    domain.stats['mem_access_single_steps'] += 1
     return None

@@ -47,6 +47,7 @@ class PvPaging:
         return False
 
     last_guest_walk = None            # a mode that walked the guest's tables for a fault
+    access = None                     # MemAccess, in shadow mode with PG_mem_access
 
     def detach(self) -> None:
         """The domain leaves this mode."""

@@ -85,6 +85,12 @@ class ShadowPaging(PvPaging):
         self.last_guest_walk = None                        # the walk behind the last guest fault
         types.listeners[domid] = self
 
+    def enable_mem_access(self, access) -> None:
+        """PG_mem_access: fold the access tracker into every shadow L1 entry."""
+        self.access = access
+        self.l1_policies.append(access.shadow_policy)
+        self.shadow_blow_tables()
+
     def detach(self) -> None:
         self.shadow_blow_tables(reload=False)
         self.types.listeners.pop(self.domid, None)
@@ -132,6 +138,12 @@ class ShadowPaging(PvPaging):
             access |= PFEC_USER
         root = vcpu.current_table()
         mem = self.mem
+        if self.access is not None:
+            # The access type is checked before the walk sets accessed/dirty bits: those
+            # are writes to guest tables, which the tables' own access may forbid.
+            gw = walk(mem.read_u64, root, va, access)
+            if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
+                return None
         gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
         if not gw.ok:
             self.stats['guest_faults'] += 1
@@ -316,11 +328,12 @@ class ShadowPaging(PvPaging):
         gw = walk(self.mem.read_u64, root, va)
         return self._propagate(root, gw)
 
-    def redirect(self, vcpu, va: int, scratch_mfn: int):
+    def redirect(self, vcpu, va: int, mfn: int, flags: int = 0):
+        """Point the shadow L1 entry for va at mfn (default: writable) for one step."""
         maddr = self.shadow_l1e_maddr(vcpu, va)
         saved = self.mem.read_u64(maddr)
-        self.mem.write_u64(maddr, make_pte(scratch_mfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER |
-                                           _PAGE_ACCESSED | _PAGE_DIRTY))
+        self.mem.write_u64(maddr, make_pte(mfn, (flags or _PAGE_PRESENT | _PAGE_RW |
+                                                 _PAGE_ACCESSED | _PAGE_DIRTY) | _PAGE_USER))
         return lambda: self.mem.write_u64(maddr, saved)
 
     # --- audit ------------------------------------------------------------------------------------------

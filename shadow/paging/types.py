@@ -52,6 +52,8 @@ class PageTypes:
         # Per domain: told when one of its frames becomes or stops being a page table
         # (shadow mode follows this): table_validated(mfn, level), table_devalidated(...).
         self.listeners = {}
+        # Hypervisor frames a guest must never map, with the errno it gets (vm_event rings).
+        self.unmappable = {}
 
     # --- general references ------------------------------------------------------------
     def get_page(self, mfn: int, domid: int) -> bool:
@@ -124,6 +126,8 @@ class PageTypes:
         mfn = pte_mfn(entry)
         if not self.frames.is_valid(mfn):
             return -EINVAL
+        if mfn in self.unmappable:
+            return -self.unmappable[mfn]
         if level == 1:
             # Xen: a frame of another owner, or one that cannot be writable, "could not
             # pin" -> -EBUSY.

@@ -1,0 +1,151 @@
+"""An in-process mem_access listener: what xen-access does, as a Python API.
+
+    listener = Listener(domain)                  # PG_mem_access + ring + vm_event enable
+    listener.set_access('rx', first_mfn, nr)     # watch writes
+    for event in listener.events():              # runs the domain; one event per request
+        print(event.describe())
+        event.respond(emulate=True)              # or access='rwx', or nothing (resume)
+    listener.exit                                # how the domain's run ended
+
+An event not answered by the time the loop asks for the next one is answered with a
+plain resume (the vCPU goes on and retries the access).
+"""
+import json
+from typing import Iterator, Optional
+
+from shadow.abi import xen
+from shadow.abi.xen import ACCESS_BY_NAME, ACCESS_NAMES
+from shadow.exits import Exit, ExitReason
+from shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
+                              xc_mem_access_enable, xc_mem_access_resume,
+                              xc_mem_access_shadow_enable, xc_set_mem_access)
+
+
+class ListenerError(Exception):
+    pass
+
+
+def _access_value(access) -> int:
+    return ACCESS_BY_NAME[access] if isinstance(access, str) else int(access)
+
+
+class Event:
+    def __init__(self, listener: 'Listener', request: xen.vm_event_st):
+        self.listener = listener
+        self.request = request
+        self.responded = False
+
+    @property
+    def gfn(self) -> int:
+        return self.request.mem_access.gfn
+
+    @property
+    def gla(self) -> int:
+        return self.request.mem_access.gla
+
+    @property
+    def offset(self) -> int:
+        return self.request.mem_access.offset
+
+    @property
+    def flags(self) -> int:
+        return self.request.mem_access.flags
+
+    @property
+    def access(self) -> str:
+        f = self.flags
+        return ('r' if f & xen.MEM_ACCESS_R else '-') + ('w' if f & xen.MEM_ACCESS_W else '-') + \
+            ('x' if f & xen.MEM_ACCESS_X else '-')
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED)
+
+    def describe(self) -> str:
+        """One line, as xen-access prints a mem_access event."""
+        f = self.flags
+        yn = lambda bit: 'y' if f & bit else 'n'      # noqa: E731
+        return (f'PAGE ACCESS: {self.access} for GFN {self.gfn:x} (offset {self.offset:06x}) '
+                f'gla {self.gla:016x} (valid: {yn(xen.MEM_ACCESS_GLA_VALID)}; fault in gpt: '
+                f'{yn(xen.MEM_ACCESS_FAULT_IN_GPT)}; fault with gla: '
+                f'{yn(xen.MEM_ACCESS_FAULT_WITH_GLA)}) (vcpu {self.request.vcpu_id} '
+                f'[{"p" if self.paused else "r"}])')
+
+    def as_dict(self) -> dict:
+        return {'version': self.request.version, 'reason': 'mem_access',
+                'vcpu': self.request.vcpu_id, 'paused': self.paused, 'gfn': self.gfn,
+                'offset': self.offset, 'gla': self.gla, 'access': self.access,
+                'gla_valid': bool(self.flags & xen.MEM_ACCESS_GLA_VALID),
+                'fault_with_gla': bool(self.flags & xen.MEM_ACCESS_FAULT_WITH_GLA),
+                'fault_in_gpt': bool(self.flags & xen.MEM_ACCESS_FAULT_IN_GPT),
+                'rip': self.request.regs.rip}
+
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict())
+
+    def respond(self, emulate: bool = False, access=None) -> None:
+        """Resume the vCPU; optionally change this frame's access first, or let the
+        faulting instruction through once (MEM_ACCESS_EMULATE)."""
+        self.listener.respond(self, emulate=emulate, access=access)
+
+
+class Listener:
+    def __init__(self, domain, access_required: bool = False):
+        self.domain = domain
+        if domain.mem_access is None:
+            rc = xc_mem_access_shadow_enable(domain)
+            if rc:
+                raise ListenerError(f'PG_mem_access shadow mode: {rc}')
+        rc, self.port, self.ring = xc_mem_access_enable(domain)
+        if rc:
+            raise ListenerError(f'vm_event enable: {rc} (was the domain created with its '
+                                'vm_event ring page?)')
+        if access_required:
+            xc_domain_set_access_required(domain, True)
+        self.exit: Optional[Exit] = None
+        self.events_seen = 0
+
+    def set_access(self, access, first_mfn: int, nr: int = 1) -> int:
+        return xc_set_mem_access(self.domain, _access_value(access), first_mfn, nr)
+
+    def set_default_access(self, access) -> int:
+        return xc_set_mem_access(self.domain, _access_value(access), xen.ACCESS_START_DEFAULT, 0)
+
+    def get_access(self, mfn: int) -> str:
+        rc, value = xc_get_mem_access(self.domain, mfn)
+        if rc:
+            raise ListenerError(f'get_access of mfn {mfn:#x}: {rc}')
+        return ACCESS_NAMES[value]
+
+    def respond(self, event: Event, emulate: bool = False, access=None) -> None:
+        if event.responded:
+            return
+        if access is not None:
+            self.set_access(access, event.gfn, 1)
+        rsp = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                              flags=event.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED,
+                              reason=event.request.reason, vcpu_id=event.request.vcpu_id)
+        rsp.mem_access.gfn = event.gfn
+        if emulate:
+            rsp.mem_access.flags = xen.MEM_ACCESS_EMULATE
+        self.ring.put_response(rsp)
+        event.responded = True
+
+    def events(self, timeout: Optional[float] = 60.0, budget: int = 0) -> Iterator[Event]:
+        """Run the domain, yielding each vm_event request; ends when the domain's run
+        ends for any other reason (self.exit says which)."""
+        while True:
+            exit_ = self.domain.run(budget=budget, timeout=timeout)
+            if exit_.reason is not ExitReason.VM_EVENT:
+                self.exit = exit_
+                return
+            while True:
+                request = self.ring.get_request()
+                if request is None:
+                    break
+                event = Event(self, request)
+                self.events_seen += 1
+                yield event
+                if not event.responded:
+                    event.respond()
+            xc_mem_access_resume(self.domain)

@@ -1,0 +1,252 @@
+"""mem_access for PV guests on shadow paging (the design in ../shared/references/
+mem-access-for-pv-guests.txt, made real).
+
+A tracker holds each machine frame's access type, falling back to the domain default.
+_sh_propagate folds it into every shadow L1 entry through `shadow_flags`; sh_page_fault
+asks `on_fault` before propagating, so an access the type forbids becomes a vm_event
+request (or, with no listener, a crash or a relaxation, as Xen does).
+
+x86 page tables cannot say "write-only" or "execute-only": a frame whose type is w, x or
+wx (or n, n2rwx) is not present in the shadows at all; an access its type permits is then
+run once, single-stepped, with a temporary mapping that grants exactly that access, and
+everything else is a violation. r and rx2rw map read-only and no-execute/executable; rw
+maps writable no-execute; rx read-only executable; rwx is unrestricted.
+"""
+from typing import Dict, Optional
+
+from shadow.abi import xen
+from shadow.abi.xen import (ACCESS_NAMES, EINVAL, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X,
+                            XENMEM_access_default, XENMEM_access_n2rwx, XENMEM_access_rw,
+                            XENMEM_access_rwx, XENMEM_access_rx2rw)
+from shadow.exits import Exit, ExitReason
+from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+                               PFEC_INSN, PFEC_WRITE)
+
+R, W, X = MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X
+PERMITS = {0: 0, 1: R, 2: W, 3: R | W, 4: X, 5: R | X, 6: W | X, 7: R | W | X, 8: R | X, 9: 0}
+# What a shadow L1 entry can show for each type: (present, writable, executable).
+SHADOW_RIGHTS = {0: (False, False, False), 1: (True, False, False), 2: (False, False, False),
+                 3: (True, True, False), 4: (False, False, False), 5: (True, False, True),
+                 6: (False, False, False), 7: (True, True, True), 8: (True, False, True),
+                 9: (False, False, False)}
+CONTINUATION_CHUNK = 256            # frames handled per call before a continuation
+
+RETRY, HANDLED = 'retry', 'handled'
+
+
+def access_of_fault(error_code: int) -> int:
+    if error_code & PFEC_WRITE:
+        return W
+    if error_code & PFEC_INSN:
+        return X
+    return R
+
+
+def rights_str(bits: int) -> str:
+    return ('r' if bits & R else '-') + ('w' if bits & W else '-') + ('x' if bits & X else '-')
+
+
+class MemAccess:
+    """The access tracker of one domain, and what happens on a violation."""
+
+    def __init__(self, domain):
+        self.domain = domain
+        self.default = XENMEM_access_rwx
+        self.tracker: Dict[int, int] = {}
+        self.access_required = False
+        self.channel = None                  # VmEventChannel when a listener is connected
+        self.stats = {'violations': 0, 'events': 0, 'relaxed': 0, 'granted_once': 0}
+        self.shadow_policy.__func__.describe = 'mem_access'
+
+    # --- the tracker ---------------------------------------------------------------------
+    def get(self, mfn: int) -> int:
+        return self.tracker.get(mfn, self.default)
+
+    def set_default(self, access: int) -> None:
+        self.default = access
+        self.domain.paging.shadow_blow_tables()
+
+    def set_one(self, mfn: int, access: int) -> None:
+        if access == XENMEM_access_default:
+            self.tracker.pop(mfn, None)
+        else:
+            self.tracker[mfn] = access
+        self.domain.paging.sh_remove_all_mappings(mfn)
+
+    def set_access(self, first: int, nr: int, access: int, start: int = 0) -> int:
+        """XENMEM_access_op set_access. first == ~0 sets the default. Returns 0 when done,
+        the index to continue from (> 0), or -EINVAL: an access type out of range, or a
+        frame the domain does not own anywhere in the range (then nothing changes)."""
+        if access > XENMEM_access_default:
+            return -EINVAL
+        if first == xen.ACCESS_START_DEFAULT:
+            if access == XENMEM_access_default:
+                return -EINVAL
+            self.set_default(access)
+            return 0
+        if start == 0 and not all(self.domain.owns(first + i) for i in range(nr)):
+            return -EINVAL
+        end = min(nr, start + CONTINUATION_CHUNK)
+        for i in range(start, end):
+            self.set_one(first + i, access)
+        return end if end < nr else 0
+
+    def get_access(self, pfn: int):
+        """(rc, access) for one frame, or the default for pfn == ~0."""
+        if pfn == xen.ACCESS_START_DEFAULT:
+            return 0, self.default
+        if not self.domain.owns(pfn):
+            return -EINVAL, 0
+        return 0, self.get(pfn)
+
+    # --- shadows -------------------------------------------------------------------------------
+    def shadow_policy(self, target: int, flags: int) -> int:
+        """The L1 policy _sh_propagate applies: rights the access type cannot show go."""
+        present, writable, executable = SHADOW_RIGHTS[self.get(target)]
+        if not present:
+            return 0
+        if not writable:
+            flags &= ~(_PAGE_RW | _PAGE_DIRTY)
+        if not executable:
+            flags |= _PAGE_NX
+        return flags
+
+    # --- faults ---------------------------------------------------------------------------------
+    def on_fault(self, vcpu, gw, va: int, error_code: int) -> str:
+        """The guest's tables allow this access; does the frame's access type? RETRY lets
+        sh_page_fault propagate; HANDLED means an event, a crash or a single step."""
+        need = access_of_fault(error_code)
+        gpt = self._gpt_violation(vcpu, gw, va, need)
+        if gpt is not None:
+            return gpt
+        return self._check(vcpu, gw.mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA)
+
+    def _gpt_violation(self, vcpu, gw, va: int, need: int) -> Optional[str]:
+        """The walk is about to set A/D bits in a guest table: a write to that table."""
+        for lv in gw.levels:
+            wants_ad = not lv.entry & _PAGE_ACCESSED or (
+                lv.level == 1 and need == W and not lv.entry & _PAGE_DIRTY)
+            if wants_ad and not PERMITS[self.get(lv.table_mfn)] & W:
+                outcome = self._check(vcpu, lv.table_mfn, lv.index * 8, va, W,
+                                      xen.MEM_ACCESS_FAULT_IN_GPT)
+                if outcome is HANDLED:
+                    return HANDLED
+        return None
+
+    def allow_pt_write(self, vcpu, table_mfn: int, va: int) -> bool:
+        """An emulated store into a guest page table honours the table's access."""
+        return self._check(vcpu, table_mfn, va & 0xFFF, va, W,
+                           xen.MEM_ACCESS_FAULT_WITH_GLA, emulating=True) is RETRY
+
+    def _check(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
+               emulating: bool = False) -> str:
+        access = self.get(mfn)
+        if PERMITS[access] & need:
+            present, writable, executable = SHADOW_RIGHTS[access]
+            expressible = present and (need != W or writable) and (need != X or executable)
+            if expressible or emulating:
+                return RETRY
+            return self._grant_once(vcpu, mfn, va, need)
+        if vcpu.emulate_once:
+            # Let this access through once: a page-table store or the walk's own
+            # accessed/dirty update go ahead; a data access runs under a grant.
+            vcpu.emulate_once = False
+            if emulating or kind == xen.MEM_ACCESS_FAULT_IN_GPT:
+                return RETRY
+            return self._grant_once(vcpu, mfn, va, need)
+        self.stats['violations'] += 1
+        if access == XENMEM_access_rx2rw and need == W:
+            self.set_one(mfn, XENMEM_access_rw)
+            return RETRY
+        if access == XENMEM_access_n2rwx:
+            self.set_one(mfn, XENMEM_access_rwx)
+            if self.channel is not None:
+                self._send(vcpu, mfn, offset, va, need, kind, pause=False)
+            return RETRY
+        if self.channel is None:
+            if self.access_required:
+                vcpu.crash(f'Memory access permissions failure, no vm_event listener: '
+                           f'vCPU {vcpu.vcpu_id} of d{self.domain.domid}, mfn {mfn:#x} '
+                           f'({rights_str(need)} against {ACCESS_NAMES[access]})')
+                return HANDLED
+            self.stats['relaxed'] += 1
+            self.set_one(mfn, XENMEM_access_rwx)
+            return RETRY
+        self._send(vcpu, mfn, offset, va, need, kind, pause=True)
+        return HANDLED
+
+    def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
+        """Run the faulting instruction once with a mapping that grants `need`."""
+        from shadow.paging.emulate import StepRequest
+        self.stats['granted_once'] += 1
+        flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
+        if need != X:
+            flags |= _PAGE_NX
+        vcpu.request_step(StepRequest(va, mfn, 0, 0, grant_flags=flags))
+        return HANDLED
+
+    def _send(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
+              pause: bool) -> None:
+        req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                              flags=xen.VM_EVENT_FLAG_VCPU_PAUSED if pause else 0,
+                              reason=xen.VM_EVENT_REASON_MEM_ACCESS, vcpu_id=vcpu.vcpu_id)
+        ma = req.mem_access
+        ma.gfn, ma.offset, ma.gla = mfn, offset, va
+        ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
+        regs = vcpu.cpu.dump()
+        for name in ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10',
+                     'r11', 'r12', 'r13', 'r14', 'r15', 'rflags', 'rip', 'cr2', 'cr3',
+                     'fs_base', 'gs_base'):
+            setattr(req.regs, name, regs[name])
+        self.channel.put_request(req)
+        self.stats['events'] += 1
+        if pause:
+            vcpu.paused_for_event = True
+        vcpu.request_exit(Exit(ExitReason.VM_EVENT,
+                               message=f'{rights_str(need)} on mfn {mfn:#x} at {va:#x}'
+                                       + ('' if pause else ' (vCPU not paused)')))
+
+    # --- the listener's side ------------------------------------------------------------------
+    def resume(self) -> int:
+        """XEN_VM_EVENT_RESUME: act on every response on the ring."""
+        if self.channel is None:
+            return -EINVAL
+        for rsp in self.channel.take_responses():
+            if rsp.vcpu_id >= len(self.domain.vcpus):
+                continue
+            v = self.domain.vcpus[rsp.vcpu_id]
+            if rsp.mem_access.flags & xen.MEM_ACCESS_EMULATE:
+                v.emulate_once = True
+            if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
+                v.paused_for_event = False
+        return 0
+
+
+def access_op(domain, op: xen.xen_mem_access_op, start: int = 0) -> int:
+    """XENMEM_access_op for a target domain, as its privileged listener issues it. set
+    returns 0, a continuation index (> 0) to re-issue from, or -errno; get fills op.access."""
+    from shadow.abi.xen import EOPNOTSUPP, ENOSYS
+    access = domain.mem_access
+    if access is None:
+        return -EOPNOTSUPP                 # PG_mem_access shadow mode is not enabled
+    if op.op == xen.XENMEM_access_op_set_access:
+        return access.set_access(op.pfn, op.nr, op.access, start)
+    if op.op == xen.XENMEM_access_op_get_access:
+        rc, value = access.get_access(op.pfn)
+        op.access = value
+        return rc
+    return -ENOSYS
+
+
+def hvm_set_mem_access(domain, hop: xen.xen_hvm_set_mem_access, start: int = 0) -> int:
+    """HVMOP_set_mem_access: the legacy name, the same operation."""
+    return access_op(domain, xen.xen_mem_access_op(
+        op=xen.XENMEM_access_op_set_access, access=hop.hvmmem_access, domid=hop.domid,
+        nr=hop.nr, pfn=hop.first_pfn), start)
+
+
+def hvm_get_mem_access(domain, hop: xen.xen_hvm_get_mem_access) -> int:
+    op = xen.xen_mem_access_op(op=xen.XENMEM_access_op_get_access, domid=hop.domid, pfn=hop.pfn)
+    rc = access_op(domain, op)
+    hop.hvmmem_access = op.access
+    return rc

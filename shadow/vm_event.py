@@ -1,0 +1,94 @@
+"""The vm_event ring: requests from the hypervisor to a listener, responses back.
+
+The ring lives in one hypervisor-owned frame with Xen's shared-ring layout (io/ring.h):
+free-running producer indices req_prod / rsp_prod (and the *_event fields), 48 bytes of
+padding, then a power-of-two number of vm_event_st entries (8 for version 1's 304 bytes).
+Requests and responses share the slots, as in Xen. The hypervisor side (`VmEventChannel`)
+puts requests and consumes responses; `ListenerRing` is the other end, used by the
+in-process listener the toolstack API hands out.
+"""
+import struct
+from collections import deque
+from typing import Optional
+
+from shadow.abi import xen
+from shadow.machine import MachineMemory
+
+_ENTRY = xen.vm_event_st.size()
+RING_SIZE = 1 << ((4096 - xen.RING_HEADER_SIZE) // _ENTRY).bit_length() - 1
+_IDX = struct.Struct('<I')
+REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT = 0, 4, 8, 12
+
+
+class SharedRing:
+    def __init__(self, mem: MachineMemory, mfn: int):
+        self.mem = mem
+        self.base = mfn << 12
+
+    def index(self, field: int) -> int:
+        return _IDX.unpack_from(self.mem.view, self.base + field)[0]
+
+    def set_index(self, field: int, value: int) -> None:
+        _IDX.pack_into(self.mem.view, self.base + field, value & 0xFFFFFFFF)
+
+    def slot(self, idx: int) -> int:
+        return self.base + xen.RING_HEADER_SIZE + (idx % RING_SIZE) * _ENTRY
+
+    def read(self, idx: int) -> xen.vm_event_st:
+        return xen.vm_event_st.from_buffer_copy(self.mem.read(self.slot(idx), _ENTRY))
+
+    def write(self, idx: int, entry: xen.vm_event_st) -> None:
+        self.mem.write(self.slot(idx), bytes(entry))
+
+
+class VmEventChannel(SharedRing):
+    """The hypervisor's end: requests out, responses in."""
+
+    def __init__(self, mem: MachineMemory, mfn: int):
+        super().__init__(mem, mfn)
+        mem.clear_frame(mfn)
+        self.rsp_cons = 0
+        self.req_free_from = 0           # responses consumed free request slots
+        self.backlog = deque()           # requests waiting for a free slot
+
+    def free_slots(self) -> int:
+        return RING_SIZE - (self.index(REQ_PROD) - self.rsp_cons)
+
+    def put_request(self, req: xen.vm_event_st) -> None:
+        self.backlog.append(req)
+        self.flush_backlog()
+
+    def flush_backlog(self) -> None:
+        while self.backlog and self.free_slots() > 0:
+            prod = self.index(REQ_PROD)
+            self.write(prod, self.backlog.popleft())
+            self.set_index(REQ_PROD, prod + 1)
+
+    def take_responses(self):
+        out = []
+        prod = self.index(RSP_PROD)
+        while self.rsp_cons != prod:
+            out.append(self.read(self.rsp_cons))
+            self.rsp_cons += 1
+        self.flush_backlog()
+        return out
+
+
+class ListenerRing(SharedRing):
+    """The listener's end (xen-access's view of the ring): requests in, responses out."""
+
+    def __init__(self, mem: MachineMemory, mfn: int):
+        super().__init__(mem, mfn)
+        self.req_cons = self.index(RSP_PROD)
+
+    def get_request(self) -> Optional[xen.vm_event_st]:
+        if self.req_cons == self.index(REQ_PROD):
+            return None
+        req = self.read(self.req_cons)
+        self.req_cons += 1
+        return req
+
+    def put_response(self, rsp: xen.vm_event_st) -> None:
+        prod = self.index(RSP_PROD)
+        self.write(prod, rsp)
+        self.set_index(RSP_PROD, prod + 1)

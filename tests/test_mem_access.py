@@ -1,0 +1,222 @@
+"""mem_access for PV guests on shadow paging, driven through the toolstack API and an
+in-process listener, on the `memaccess` kernel (five writes to `watched`, three calls into
+`exec_page`, a direct page-table store). The kernel checks what it sees itself; these
+tests check what the listener sees. Shadow audit on throughout."""
+import struct
+
+import pytest
+
+from guests.kernels import load_kernel
+from shadow import api
+from shadow.abi import xen
+from shadow.abi.xen import EINVAL, XENMEM_access_rwx, XENMEM_access_rx
+from shadow.exits import ExitReason
+from shadow.listener import Listener
+from shadow.paging.x86 import pte_mfn, walk
+from shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
+                              xc_hvm_get_mem_access, xc_hvm_set_mem_access,
+                              xc_mem_access_shadow_enable, xc_set_mem_access)
+
+SYMBOLS = load_kernel('memaccess', extra_symbols=('watched', 'exec_page')).symbols
+
+
+def boot(cmdline=''):
+    return api.boot('memaccess', paging='shadow', audit=True, vm_event_ring=True,
+                    cmdline=cmdline)
+
+
+def mfn_of(d, va):
+    return walk(d.mem.read_u64, d.vcpus[0].guest_table, va).mfn
+
+
+def finish(listener, respond=lambda ev: ev.respond(emulate=True)):
+    seen = []
+    for event in listener.events(timeout=30):
+        seen.append(event)
+        respond(event)
+    assert listener.exit.clean, listener.exit.describe()
+    assert b'Test result: SUCCESS' in listener.domain.console, listener.domain.console
+    return seen
+
+
+def test_a_write_watch_reports_each_write_to_the_page():
+    d = boot()
+    listener = Listener(d)
+    watched = mfn_of(d, SYMBOLS['watched'])
+    assert listener.set_access('rx', watched) == 0
+    events = finish(listener)
+    assert [e.access for e in events] == ['-w-'] * 5
+    assert all(e.gfn == watched and e.paused for e in events)
+    assert [e.gla for e in events] == [SYMBOLS['watched'] + 8 * i for i in range(5)]
+    assert all(e.flags & xen.MEM_ACCESS_GLA_VALID and e.flags & xen.MEM_ACCESS_FAULT_WITH_GLA
+               for e in events)
+
+
+def test_an_exec_watch_reports_each_fetch_from_the_page():
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rw', mfn_of(d, SYMBOLS['exec_page']))
+    events = finish(listener)
+    # three calls of a two-instruction function: each instruction fetched is a violation
+    page = SYMBOLS['exec_page']
+    assert [e.access for e in events] == ['--x'] * 6
+    assert [e.gla for e in events] == [page, page + 5] * 3
+    assert [e.request.regs.rip for e in events] == [page, page + 5] * 3
+
+
+def test_a_listener_that_relaxes_after_the_first_event_sees_one():
+    d = boot()
+    listener = Listener(d)
+    watched = mfn_of(d, SYMBOLS['watched'])
+    listener.set_access('rx', watched)
+    events = finish(listener, respond=lambda ev: ev.respond(access='rwx'))
+    assert len(events) == 1 and listener.get_access(watched) == 'rwx'
+
+
+def test_rx2rw_turns_read_write_on_the_first_write_without_an_event():
+    d = boot()
+    listener = Listener(d)
+    watched = mfn_of(d, SYMBOLS['watched'])
+    listener.set_access('rx2rw', watched)
+    assert finish(listener) == []
+    assert listener.get_access(watched) == 'rw'
+
+
+def test_n2rwx_reports_once_without_pausing_and_becomes_rwx():
+    d = boot()
+    listener = Listener(d)
+    watched = mfn_of(d, SYMBOLS['watched'])
+    listener.set_access('n2rwx', watched)
+    events = finish(listener)
+    assert len(events) == 1 and not events[0].paused
+    assert events[0].access == '-w-'
+    assert listener.get_access(watched) == 'rwx'
+
+
+def test_changing_the_default_mid_run_blows_every_shadow_and_the_guest_goes_on():
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    counts = []
+
+    def change_default(event):
+        if not counts:
+            assert d.paging.live_shadows() > 2
+            blown = d.paging.stats['blown']
+            assert listener.set_default_access('rwx') == 0
+            assert d.paging.stats['blown'] == blown + 1
+            counts.append(d.paging.live_shadows())
+        event.respond(emulate=True)
+    finish(listener, respond=change_default)
+    assert counts == [1]                   # just the root the running vCPU needs
+    assert xc_get_mem_access(d, xen.ACCESS_START_DEFAULT) == (0, XENMEM_access_rwx)
+
+
+def test_access_required_without_a_listener_crashes_naming_the_vcpu_and_frame():
+    d = boot()
+    assert xc_mem_access_shadow_enable(d) == 0
+    assert xc_domain_set_access_required(d, True) == 0
+    watched = mfn_of(d, SYMBOLS['watched'])
+    assert xc_set_mem_access(d, XENMEM_access_rx, watched, 1) == 0
+    exit_ = d.run(timeout=30)
+    assert exit_.reason is ExitReason.CRASH
+    assert 'vCPU 0' in exit_.message and f'{watched:#x}' in exit_.message
+
+
+def test_without_access_required_or_a_listener_the_frame_is_relaxed_and_the_guest_goes_on():
+    d = boot()
+    assert xc_mem_access_shadow_enable(d) == 0
+    watched = mfn_of(d, SYMBOLS['watched'])
+    assert xc_set_mem_access(d, XENMEM_access_rx, watched, 1) == 0
+    exit_ = d.run(timeout=30)
+    assert exit_.clean and b'Test result: SUCCESS' in d.console
+    assert xc_get_mem_access(d, watched) == (0, XENMEM_access_rwx)
+
+
+def test_access_required_with_a_listener_delivers_events():
+    d = boot()
+    listener = Listener(d, access_required=True)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    assert len(finish(listener)) == 5
+
+
+def test_the_ring_page_is_invisible_to_the_guest():
+    d = boot()
+    ring = d.vm_event_ring_mfn
+    assert d.frames.owner[ring] == xen.DOMID_XEN and ring not in d.p2m
+    si = walk(d.mem.read_u64, d.vcpus[0].guest_table, d.entry[2]).maddr
+    d.mem.write(si + xen.start_info.cmd_line.offset, f'ring={ring:x}\0'.encode())
+    exit_ = d.run(timeout=30)
+    assert exit_.clean and b'Test result: SUCCESS' in d.console, d.console
+
+
+def test_a_page_table_store_under_a_write_forbidding_access_raises_an_event():
+    d = boot()
+    listener = Listener(d)
+    l1_table = walk(d.mem.read_u64, d.vcpus[0].guest_table,
+                    SYMBOLS['watched'] + (1 << 30)).levels  # any walk gives the tables
+    image = d.image
+    scratch = image.symbols.get('scratch')
+    # the scratch page is in the bootstrap region past the stack: find its L1 table
+    layout = d.layout
+    scratch_va = layout.page_tables + (layout.nr_pt_frames + 4) * 4096
+    table = walk(d.mem.read_u64, d.vcpus[0].guest_table, scratch_va).levels[-1].table_mfn
+    listener.set_access('rx', table)
+    events = finish(listener)
+    writes = [e for e in events if e.gfn == table]
+    assert writes and all(e.access == '-w-' for e in writes)
+    assert any(e.offset == (scratch_va >> 12 & 511) * 8 for e in writes)
+
+
+def test_a_range_with_a_foreign_frame_is_refused_whole():
+    d = boot()
+    assert xc_mem_access_shadow_enable(d) == 0
+    top = max(d.p2m[:len(d.p2m)])
+    assert not d.owns(top + 1)
+    assert xc_set_mem_access(d, XENMEM_access_rx, top - 1, 3) == -EINVAL
+    assert xc_get_mem_access(d, top - 1) == (0, XENMEM_access_rwx)
+    assert xc_get_mem_access(d, top) == (0, XENMEM_access_rwx)
+
+
+def test_a_long_range_continues_until_done():
+    d = boot()
+    assert xc_mem_access_shadow_enable(d) == 0
+    first = min(d.p2m)
+    nr = 1000
+    assert all(d.owns(first + i) for i in range(nr))
+    assert xc_set_mem_access(d, XENMEM_access_rx, first, nr) == 0
+    assert all(xc_get_mem_access(d, first + i)[1] == XENMEM_access_rx for i in range(nr))
+
+
+def test_the_legacy_hvmop_names_do_the_same():
+    d = boot()
+    assert xc_mem_access_shadow_enable(d) == 0
+    watched = mfn_of(d, SYMBOLS['watched'])
+    assert xc_hvm_set_mem_access(d, XENMEM_access_rx, watched, 1) == 0
+    assert xc_hvm_get_mem_access(d, watched) == (0, XENMEM_access_rx)
+    assert xc_get_mem_access(d, watched) == (0, XENMEM_access_rx)
+    assert xc_hvm_set_mem_access(d, XENMEM_access_rx, 0, 1) == -EINVAL
+
+
+def test_setting_access_needs_pg_mem_access_mode():
+    d = boot()
+    from shadow.abi.xen import EOPNOTSUPP
+    assert xc_set_mem_access(d, XENMEM_access_rx, min(d.p2m), 1) == -EOPNOTSUPP
+
+
+@pytest.mark.parametrize('access, shows', [('n', (False, False, False)), ('r', (True, False, False)),
+                                           ('w', (False, False, False)), ('rw', (True, True, False)),
+                                           ('x', (False, False, False)), ('rx', (True, False, True)),
+                                           ('wx', (False, False, False)), ('rwx', (True, True, True)),
+                                           ('rx2rw', (True, False, True)), ('n2rwx', (False, False, False))])
+def test_each_access_type_maps_to_the_nearest_stricter_shadow(access, shows):
+    from shadow.mem_access import SHADOW_RIGHTS
+    assert SHADOW_RIGHTS[xen.ACCESS_BY_NAME[access]] == shows
+
+
+def test_write_only_pages_let_writes_through_and_report_reads():
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('w', mfn_of(d, SYMBOLS['watched']))
+    events = finish(listener)
+    assert [e.access for e in events] == ['r--'] * 5     # the five reads back; no write events
