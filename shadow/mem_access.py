@@ -114,12 +114,17 @@ class MemAccess:
     # --- faults ---------------------------------------------------------------------------------
     def on_fault(self, vcpu, gw, va: int, error_code: int) -> str:
         """The guest's tables allow this access; does the frame's access type? RETRY lets
-        sh_page_fault propagate; HANDLED means an event, a crash or a single step."""
+        sh_page_fault propagate; HANDLED means an event, a crash or a single step. A
+        listener's "emulate" covers the whole access: the walk's A/D updates and the
+        access itself."""
         need = access_of_fault(error_code)
-        gpt = self._gpt_violation(vcpu, gw, va, need)
-        if gpt is not None:
-            return gpt
-        return self._check(vcpu, gw.mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA)
+        emulate, vcpu.emulate_once = vcpu.emulate_once, False
+        if not emulate:
+            gpt = self._gpt_violation(vcpu, gw, va, need)
+            if gpt is not None:
+                return gpt
+        return self._check(vcpu, gw.mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA,
+                           emulate=emulate)
 
     def _gpt_violation(self, vcpu, gw, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
@@ -135,11 +140,12 @@ class MemAccess:
 
     def allow_pt_write(self, vcpu, table_mfn: int, va: int) -> bool:
         """An emulated store into a guest page table honours the table's access."""
-        return self._check(vcpu, table_mfn, va & 0xFFF, va, W,
-                           xen.MEM_ACCESS_FAULT_WITH_GLA, emulating=True) is RETRY
+        emulate, vcpu.emulate_once = vcpu.emulate_once, False
+        return self._check(vcpu, table_mfn, va & 0xFFF, va, W, xen.MEM_ACCESS_FAULT_WITH_GLA,
+                           emulating=True, emulate=emulate) is RETRY
 
     def _check(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
-               emulating: bool = False) -> str:
+               emulating: bool = False, emulate: bool = False) -> str:
         access = self.get(mfn)
         if PERMITS[access] & need:
             present, writable, executable = SHADOW_RIGHTS[access]
@@ -147,13 +153,10 @@ class MemAccess:
             if expressible or emulating:
                 return RETRY
             return self._grant_once(vcpu, mfn, va, need)
-        if vcpu.emulate_once:
-            # Let this access through once: a page-table store or the walk's own
-            # accessed/dirty update go ahead; a data access runs under a grant.
-            vcpu.emulate_once = False
-            if emulating or kind == xen.MEM_ACCESS_FAULT_IN_GPT:
-                return RETRY
-            return self._grant_once(vcpu, mfn, va, need)
+        if emulate:
+            # Let this access through once: a page-table store goes ahead; a data access
+            # runs under a grant.
+            return RETRY if emulating else self._grant_once(vcpu, mfn, va, need)
         self.stats['violations'] += 1
         if access == XENMEM_access_rx2rw and need == W:
             self.set_one(mfn, XENMEM_access_rw)
@@ -176,9 +179,14 @@ class MemAccess:
         return HANDLED
 
     def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
-        """Run the faulting instruction once with a mapping that grants `need`."""
+        """Run the faulting instruction once with a mapping that grants `need`; the walk
+        sets its accessed/dirty bits first, as the access itself would."""
         from shadow.paging.emulate import StepRequest
+        from shadow.paging.x86 import walk
         self.stats['granted_once'] += 1
+        mem = self.domain.mem
+        walk(mem.read_u64, vcpu.current_table(), va,
+             PFEC_WRITE if need == W else PFEC_INSN if need == X else 0, write_u64=mem.write_u64)
         flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
         if need != X:
             flags |= _PAGE_NX

@@ -160,9 +160,11 @@ class VCpu:
     def request_step(self, req) -> None:
         """Ask the run loop to single-step the faulting store (see paging.emulate)."""
         if self.stepping:
+            what = ('needs a second page granted by mem_access (e.g. a read watch over the '
+                    'code that reads)' if req.grant_flags else 'writes a second page-table page')
             return self.request_exit(Exit(ExitReason.INTERNAL_ERROR,
-                                          message='an emulated store wrote a second page-table '
-                                                  'page; cannot emulate',
+                                          message=f'the single-stepped instruction {what}; '
+                                                  'cannot emulate',
                                           registers=self.cpu.dump()))
         self.pending_step = req
         self.cpu.stop()

@@ -1,6 +1,7 @@
 """pvshadow: run PV kernels on a shadow-paging hypervisor.
 
     pvshadow run KERNEL [--memory MB] [--paging direct|shadow] [--audit] [--budget N] [--timeout S]
+    pvshadow access KERNEL --watch {read,write,exec} [--frames A-B | --pfns A-B] [--json] [--relax]
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
 Exit status: 0 after a clean poweroff, 1 for any other end (the reason on stderr),
@@ -38,6 +39,68 @@ def cmd_run(args) -> int:
     return 1
 
 
+WATCH_ACCESS = {'write': 'rx', 'exec': 'rw', 'read': 'wx'}
+
+
+def parse_range(text: str):
+    """'A-B' or 'A' (decimal or 0x hex) -> (first, count)."""
+    try:
+        first, _, last = text.partition('-')
+        first_n = int(first, 0)
+        last_n = int(last, 0) if last else first_n
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a frame or a range A-B') from None
+    if last_n < first_n:
+        raise argparse.ArgumentTypeError(f'{text!r}: the range ends before it starts')
+    return first_n, last_n - first_n + 1
+
+
+def cmd_access(args) -> int:
+    """Watch a kernel's memory as xen-access does: print each event and answer it."""
+    from shadow.listener import Listener, ListenerError
+    console = sys.stderr.buffer if args.json else sys.stdout.buffer
+
+    def write_console(data: bytes) -> None:
+        console.write(data)
+        console.flush()
+    try:
+        domain = api.boot(args.kernel, memory_mb=args.memory, paging='shadow',
+                          cmdline=args.cmdline, audit=args.audit, vm_event_ring=True,
+                          console_sink=write_console)
+        listener = Listener(domain)
+    except (KernelError, ValueError, ListenerError) as exc:
+        print(f'pvshadow: {exc}', file=sys.stderr)
+        return 2
+    access = WATCH_ACCESS[args.watch]
+    if args.frames is None and args.pfns is None:
+        listener.set_default_access(access)
+    if args.frames is not None:
+        first, count = args.frames
+        rc = listener.set_access(access, first, count)
+        if rc:
+            print(f'pvshadow: cannot watch mfns {first:#x}-{first + count - 1:#x}: error {rc} '
+                  '(frames the domain does not own?)', file=sys.stderr)
+            return 2
+    if args.pfns is not None:
+        first, count = args.pfns
+        for pfn in range(first, first + count):
+            if not domain.pfn_valid(pfn):
+                print(f'pvshadow: pfn {pfn:#x} is not in the domain', file=sys.stderr)
+                return 2
+            listener.set_access(access, domain.p2m[pfn], 1)
+    for event in listener.events(timeout=args.timeout or None):
+        line = event.to_json() if args.json else event.describe()
+        sys.stdout.write(line + '\n')
+        sys.stdout.flush()
+        if args.relax:
+            event.respond(access='rwx')
+        else:
+            event.respond(emulate=True)
+    exit_ = listener.exit
+    print(f'pvshadow: {listener.events_seen} events; {exit_.describe()}', file=sys.stderr)
+    return 0 if exit_.clean else 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -56,6 +119,28 @@ def build_parser() -> argparse.ArgumentParser:
                      help='wall-clock watchdog in seconds (0: none)')
     run.add_argument('--cmdline', default='', help='start_info command line')
     run.set_defaults(func=cmd_run)
+
+    access = sub.add_parser('access', help='watch a kernel\'s memory accesses (mem_access)',
+                            description=cmd_access.__doc__)
+    access.add_argument('kernel', help='ELF path, asm/ source path, or test-kernel name')
+    access.add_argument('--watch', required=True, choices=sorted(WATCH_ACCESS),
+                        help='the access that raises an event: write (access rx), exec (rw), '
+                             'read (wx)')
+    where = access.add_mutually_exclusive_group()
+    where.add_argument('--frames', type=parse_range, metavar='A-B',
+                       help='machine frames to watch (default: every frame, via the default access)')
+    where.add_argument('--pfns', type=parse_range, metavar='A-B',
+                       help='pseudo-physical frames to watch, through the domain\'s p2m')
+    access.add_argument('--json', action='store_true',
+                        help='one JSON object per event on stdout (the console goes to stderr)')
+    access.add_argument('--relax', action='store_true',
+                        help='answer by making the frame rwx (one event per frame, as xen-access '
+                             'does) instead of letting each access through once')
+    access.add_argument('--memory', type=int, default=16, metavar='MB')
+    access.add_argument('--cmdline', default='')
+    access.add_argument('--audit', action='store_true')
+    access.add_argument('--timeout', type=float, default=60.0, metavar='S')
+    access.set_defaults(func=cmd_access)
     return parser
 
 
@@ -65,6 +150,8 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == 'run' and args.memory <= 0:
+        parser.error('--memory must be positive')
+    if args.command in ('run', 'access') and args.memory <= 0:
         parser.error('--memory must be positive')
     if args.command == 'run' and args.shadow_pool < 8:
         parser.error('--shadow-pool needs at least 8 pages')

@@ -245,6 +245,7 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
     scratch = scratch_mfn << 12
     mem.write(scratch, mem.read(table, 4096))
     saved = cpu.save_state()
+    domain.paging.prefault_code(vcpu, cpu.rip)
     restore = domain.paging.redirect(vcpu, req.va, scratch_mfn)
     cpu.flush_tlb()
     vcpu.stepping = True
@@ -274,6 +275,7 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
 def _granted_step(domain, vcpu, req: StepRequest) -> None:
     """One instruction with the frame mapped with exactly the rights mem_access granted."""
     cpu = domain.cpu
+    domain.paging.prefault_code(vcpu, cpu.rip)
     restore = domain.paging.redirect(vcpu, req.va, req.table_mfn, req.grant_flags)
     cpu.flush_tlb()
     vcpu.stepping = True

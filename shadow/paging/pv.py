@@ -42,6 +42,9 @@ class PvPaging:
         # The Python binding has no single-page flush; a full flush is ~2 µs.
         self.flush_tlb()
 
+    def prefault_code(self, vcpu, rip: int) -> None:
+        """Before a single step: nothing to do when the CPU walks the guest's tables."""
+
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
         """Whether a guest write to a page table of this level is emulated."""
         return False

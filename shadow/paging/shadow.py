@@ -328,12 +328,31 @@ class ShadowPaging(PvPaging):
         gw = walk(self.mem.read_u64, root, va)
         return self._propagate(root, gw)
 
+    def prefault_code(self, vcpu, rip: int) -> None:
+        """Before a single step: make sure the instruction's own code is in the shadows,
+        so the one counted instruction is the store, not a code-fetch fault."""
+        root = vcpu.current_table()
+        for va in {rip & ~0xFFF, (rip + 15) & ~0xFFF}:
+            gw = walk(self.mem.read_u64, root, va, PFEC_INSN, write_u64=self.mem.write_u64)
+            if gw.ok:
+                try:
+                    self._propagate(root, gw)
+                except PoolExhausted:
+                    self.shadow_blow_tables()
+                    self._propagate(root, gw)
+
     def redirect(self, vcpu, va: int, mfn: int, flags: int = 0):
-        """Point the shadow L1 entry for va at mfn (default: writable) for one step."""
+        """Point the shadow L1 entry for va at mfn for one step: writable (a scratch copy),
+        or with `flags` added to what the entry already allows (a mem_access grant: the
+        instruction may sit in the very page whose access it is granted)."""
         maddr = self.shadow_l1e_maddr(vcpu, va)
         saved = self.mem.read_u64(maddr)
-        self.mem.write_u64(maddr, make_pte(mfn, (flags or _PAGE_PRESENT | _PAGE_RW |
-                                                 _PAGE_ACCESSED | _PAGE_DIRTY) | _PAGE_USER))
+        if not flags:
+            flags = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY
+        elif saved & _PAGE_PRESENT:
+            nx = flags & saved & _PAGE_NX
+            flags = (flags | (saved & (_PAGE_RW | _PAGE_DIRTY))) & ~_PAGE_NX | nx
+        self.mem.write_u64(maddr, make_pte(mfn, flags | _PAGE_USER))
         return lambda: self.mem.write_u64(maddr, saved)
 
     # --- audit ------------------------------------------------------------------------------------------

@@ -1,0 +1,43 @@
+"""`pvshadow access`: one event per watched access, printed as xen-access does or as JSON
+lines, and the kernel still reports SUCCESS."""
+import json
+
+from guests.asm import VIRT_BASE
+from guests.kernels import load_kernel
+from tests.test_cli import pvshadow
+
+WATCHED_PFN = (load_kernel('memaccess', extra_symbols=('watched',)).symbols['watched']
+               - VIRT_BASE) >> 12
+
+
+def test_access_prints_one_event_per_watched_write_and_the_kernel_succeeds():
+    proc = pvshadow('access', 'memaccess', '--watch', 'write', '--pfns', str(WATCHED_PFN))
+    assert proc.returncode == 0, proc.stderr
+    events = [line for line in proc.stdout.splitlines() if line.startswith('PAGE ACCESS:')]
+    assert len(events) == 5 and all(line.startswith('PAGE ACCESS: -w- for GFN') for line in events)
+    assert 'fault with gla: y' in events[0] and '(vcpu 0 [p])' in events[0]
+    assert 'Test result: SUCCESS' in proc.stdout
+    assert '5 events' in proc.stderr
+
+
+def test_access_json_lines_parse_and_the_console_moves_to_stderr():
+    proc = pvshadow('access', 'memaccess', '--watch', 'write', '--pfns', str(WATCHED_PFN),
+                    '--json')
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [e['access'] for e in events] == ['-w-'] * 5
+    assert [e['offset'] for e in events] == [0, 8, 16, 24, 32]
+    assert 'Test result: SUCCESS' in proc.stderr
+
+
+def test_relax_answers_like_xen_access_one_event_per_frame():
+    proc = pvshadow('access', 'memaccess', '--watch', 'write', '--pfns', str(WATCHED_PFN),
+                    '--relax')
+    assert proc.returncode == 0
+    assert sum(line.startswith('PAGE ACCESS') for line in proc.stdout.splitlines()) == 1
+
+
+def test_access_refuses_frames_the_domain_does_not_own_in_one_line():
+    proc = pvshadow('access', 'memaccess', '--watch', 'write', '--frames', '0-3')
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert 'does not own' in proc.stderr
