@@ -201,7 +201,7 @@ class MemAccess:
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
         ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
-        regs = vcpu.cpu.dump()
+        regs = vcpu.cpu.snapshot()
         for name in ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10',
                      'r11', 'r12', 'r13', 'r14', 'r15', 'rflags', 'rip', 'cr2', 'cr3',
                      'fs_base', 'gs_base'):

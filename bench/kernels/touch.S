@@ -1,7 +1,7 @@
 # touch (benchmark): hook a page-table tree the harness planted (an L3 at window_l3_mfn)
-# into L4 slot 1 with mmu_update, then read one qword from each of touch_count pages,
-# stride_pages apart, starting at 0x8000000000. Under shadow paging each first touch is a
-# shadow fault.
+# into L4 slot 1 with mmu_update, then read (or, with touch_write set, write) one qword of
+# each of touch_count pages, stride_pages apart, starting at 0x8000000000. Under shadow
+# paging each first touch is a shadow fault.
 .include "pv.inc"
 
 .equ WINDOW, 0x8000000000
@@ -30,10 +30,17 @@ test_main:
     mov rdx, [rip + stride_pages]
     shl rdx, 12
     movabs rsi, WINDOW
+    mov r8, [rip + touch_write]
 touch_loop:
     test rcx, rcx
     jz touch_done
+    test r8, r8
+    jnz touch_store
     mov rax, [rsi]
+    jmp touch_next
+touch_store:
+    mov [rsi], rcx
+touch_next:
     add rsi, rdx
     dec rcx
     jmp touch_loop
@@ -47,5 +54,6 @@ touch_done:
 window_l3_mfn: .quad 0
 touch_count: .quad 0
 stride_pages: .quad 1
+touch_write: .quad 0
 mmu_req: .quad 0, 0
 m_refused: .asciz "hooking the planted tree"
