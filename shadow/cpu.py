@@ -15,7 +15,7 @@ UC_HOOK_INSN_INVALID hook takes it.
 import ctypes
 import struct
 
-from unicorn import UC_ARCH_X86, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
@@ -166,6 +166,21 @@ class PhysicalCpu:
         if self._old_exception.value != -1:
             self._old_exception.value = -1
             self.uc.context_restore(ctx)
+
+    def add_code_breakpoint(self, va: int):
+        """Call guest.on_breakpoint(va) whenever the instruction at va is about to run. A
+        hook limited to one address costs nothing elsewhere; translated blocks must be
+        flushed for it to apply to them (unicorn-facts item 8)."""
+        handle = self.uc.hook_add(UC_HOOK_CODE, self._on_code_breakpoint, None, va, va)
+        self.uc.ctl_flush_tb()
+        return handle
+
+    def remove_code_breakpoint(self, handle) -> None:
+        self.uc.hook_del(handle)
+        self.uc.ctl_flush_tb()
+
+    def _on_code_breakpoint(self, uc, address, _size, _user):
+        self.guest.on_breakpoint(address)
 
     def _on_syscall(self, uc, _user):
         self._in_syscall = True

@@ -62,6 +62,11 @@ class Domain:
         self.vcpus: List[VCpu] = [VCpu(self, 0, cpu)]
         self.vcpus[0].set_upcall_mask(1)
         self.entry = None                 # (rip, rsp, rsi) for the first entry
+        # Front ends: a callable that receives every fault, exception, hypercall, vm_event
+        # and exit as a dict (None: tracing off, and it costs one attribute check).
+        self.tracer: Optional[Callable[[dict], None]] = None
+        self.breakpoints = {}             # va -> CPU hook handle
+        self.skip_breakpoint = None
 
     # --- paging mode -------------------------------------------------------------------------
     def _make_paging(self, mode: str):
@@ -186,12 +191,36 @@ class Domain:
                             'no event source that could wake it'))
 
     # --- running -----------------------------------------------------------------------------------
+    # --- debugging and tracing ------------------------------------------------------------------
+    def add_breakpoint(self, va: int) -> None:
+        if va not in self.breakpoints:
+            self.breakpoints[va] = self.cpu.add_code_breakpoint(va)
+
+    def remove_breakpoint(self, va: int) -> None:
+        handle = self.breakpoints.pop(va, None)
+        if handle is not None:
+            self.cpu.remove_code_breakpoint(handle)
+
+    def request_stop(self, message: str) -> None:
+        """From a tracer callback: end the current run with a breakpoint exit once the
+        event being reported has been handled."""
+        v = self.vcpus[0]
+        v.request_exit(Exit(ExitReason.BREAKPOINT, message=message))
+
     def run(self, budget: int = 0, timeout: Optional[float] = None) -> Exit:
         """Run the domain until it needs a decision outside the CPU; returns the exit.
 
         budget > 0 bounds the instructions executed (Unicorn counts each one, ~15x slower);
         timeout (seconds) is a wall-clock watchdog.
         """
+        exit_ = self._run(budget, timeout)
+        if self.tracer is not None:
+            self.tracer({'type': 'exit', 'reason': exit_.reason.value, 'message': exit_.message,
+                         'shutdown_code': exit_.shutdown_code,
+                         'rip': exit_.registers.get('rip', self.cpu.rip)})
+        return exit_
+
+    def _run(self, budget: int, timeout: Optional[float]) -> Exit:
         v = self.vcpus[0]
         cpu = self.cpu
         cpu.guest = v
@@ -207,6 +236,8 @@ class Domain:
             start = TRAMPOLINE_VA
         else:
             start = cpu.rip
+        if start in self.breakpoints:
+            self.skip_breakpoint = start        # continuing from a breakpoint stop
         began = time.monotonic()
         spurious = 0
         while True:

@@ -9,6 +9,7 @@ class ExitReason(str, Enum):
     CRASH = 'crash'                  # the hypervisor crashed the domain (reason, registers)
     HALT = 'halt'                    # blocked with nothing that could wake it
     VM_EVENT = 'vm_event'            # a request is on the vm_event ring for the listener
+    BREAKPOINT = 'breakpoint'        # a tracer or debugger asked to stop
     BUDGET = 'budget'                # the instruction budget ran out
     TIMEOUT = 'timeout'              # the wall-clock watchdog fired
     INTERNAL_ERROR = 'internal_error'

@@ -208,6 +208,10 @@ class MemAccess:
             setattr(req.regs, name, regs[name])
         self.channel.put_request(req)
         self.stats['events'] += 1
+        if self.domain.tracer is not None:
+            self.domain.tracer({'type': 'vm_event', 'vcpu': vcpu.vcpu_id, 'gfn': mfn,
+                                'offset': offset, 'gla': va, 'access': rights_str(need),
+                                'paused': pause, 'rip': regs['rip']})
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT,

@@ -68,7 +68,6 @@ class VCpu:
         self.entered = False
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls
-        self.on_hypercall = None          # tracer callback, None when off
         self.pending_step = None          # a page-table store for the run loop to single-step
         self.stepping = False
         self.paused_for_event = False     # waiting for a vm_event response
@@ -178,21 +177,54 @@ class VCpu:
     def on_exception(self, vector: int, error_code: int, software: bool) -> None:
         if self.exit is not None:
             return self.cpu.stop()
+        tracer = self.domain.tracer
+        if tracer is not None:
+            rip = self.cpu.rip
         if software:
-            return self._software_interrupt(vector)
+            self._software_interrupt(vector)
+            if tracer is not None:
+                tracer({'type': 'exception', 'vector': vector, 'software': True, 'rip': rip,
+                        'action': 'int N'})
+            return
         if vector == TRAP_page_fault:
             cr2 = self.cpu.reg('cr2')
             paging = self.domain.paging
             guest_error = paging.page_fault(self, cr2, error_code)
             if guest_error is None:
-                return
-            if guest_error & PFEC_WRITE and self.emulator.try_emulate(
+                kind = paging.last_outcome
+                action = {'shadow': 'shadow entry filled, instruction retried',
+                          'spurious': 'spurious: shadow already right, TLB flushed',
+                          'access': 'mem_access: vm_event sent or access let through once'
+                          }.get(kind, kind)
+            elif guest_error & PFEC_WRITE and self.emulator.try_emulate(
                     cr2, guest_error, paging.last_guest_walk):
-                return
-            return self.inject_page_fault(cr2, guest_error)
+                kind, action = 'pt-write', 'page-table store emulated'
+            else:
+                self.inject_page_fault(cr2, guest_error)
+                kind, action = 'guest', 'bounced to the guest\'s #PF handler'
+                error_code = guest_error
+            if tracer is not None:
+                tracer({'type': 'fault', 'kind': kind, 'vector': 14, 'va': cr2,
+                        'error_code': error_code, 'rip': rip, 'action': action})
+            return
         if vector in VECTORS_WITH_ERROR_CODE:
-            return self.inject_trap(vector, error_code)
-        return self.inject_trap(vector)
+            self.inject_trap(vector, error_code)
+        else:
+            self.inject_trap(vector)
+        if tracer is not None:
+            tracer({'type': 'exception', 'vector': vector, 'error_code': error_code,
+                    'rip': rip, 'action': 'bounced to the guest' if self.exit is None
+                    else 'domain crashed'})
+
+    def on_breakpoint(self, address: int) -> None:
+        d = self.domain
+        if d.skip_breakpoint == address:
+            d.skip_breakpoint = None           # resuming from this very breakpoint
+            return
+        if d.tracer is not None:
+            d.tracer({'type': 'breakpoint', 'rip': address})
+        else:
+            d.request_stop(f'breakpoint at {address:#x}')
 
     def on_invalid_opcode(self) -> None:
         """#UD, as Unicorn reports it. icebp (0xf1), which Unicorn does not implement,
@@ -282,9 +314,14 @@ class VCpu:
         if not self.kernel_mode:
             return self._bounce_user_syscall()
         nr, a1, a2, a3, a4, a5, a6 = cpu.hypercall_registers()
+        tracer = self.domain.tracer
+        if tracer is not None:
+            rip = cpu.rip
         rc = self.hypercalls.call(self, nr, (a1, a2, a3, a4, a5, a6))
-        if self.on_hypercall is not None:
-            self.on_hypercall(self, nr, (a1, a2, a3, a4, a5, a6), rc)
+        if tracer is not None:
+            tracer({'type': 'hypercall', 'nr': nr, 'name': xen.HYPERCALL_NAMES.get(nr, str(nr)),
+                    'args': [a1, a2, a3, a4, a5], 'rc': None if rc is NO_RETURN else rc,
+                    'rip': rip})
         if rc is NO_RETURN:
             return
         # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.

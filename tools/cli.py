@@ -2,6 +2,7 @@
 
     pvshadow run KERNEL [--memory MB] [--paging direct|shadow] [--audit] [--budget N] [--timeout S]
     pvshadow access KERNEL --watch {read,write,exec} [--frames A-B | --pfns A-B] [--json] [--relax]
+    pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
 Exit status: 0 after a clean poweroff, 1 for any other end (the reason on stderr),
@@ -101,6 +102,11 @@ def cmd_access(args) -> int:
     return 0 if exit_.clean else 1
 
 
+def cmd_trace(args) -> int:
+    from tools.trace import main_trace
+    return main_trace(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
@@ -141,6 +147,15 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument('--audit', action='store_true')
     access.add_argument('--timeout', type=float, default=60.0, metavar='S')
     access.set_defaults(func=cmd_access)
+
+    trace = sub.add_parser('trace', help='follow every fault interactively, log it, or attach gdb')
+    trace.add_argument('kernel', help='ELF path, asm/ source path, or test-kernel name')
+    trace.add_argument('--paging', default='shadow', choices=api.PAGING_MODES)
+    trace.add_argument('--memory', type=int, default=16, metavar='MB')
+    trace.add_argument('-x', dest='script', metavar='FILE', help='run tracer commands from FILE')
+    trace.add_argument('--log', metavar='FILE', help='write every event as JSON lines (- for stdout)')
+    trace.add_argument('--gdb', type=int, metavar='PORT', help='serve the gdb remote protocol')
+    trace.set_defaults(func=cmd_trace)
     return parser
 
 
@@ -151,7 +166,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.command == 'run' and args.memory <= 0:
         parser.error('--memory must be positive')
-    if args.command in ('run', 'access') and args.memory <= 0:
+    if args.command in ('run', 'access', 'trace') and args.memory <= 0:
         parser.error('--memory must be positive')
     if args.command == 'run' and args.shadow_pool < 8:
         parser.error('--shadow-pool needs at least 8 pages')

@@ -131,6 +131,7 @@ class ShadowPaging(PvPaging):
         error code its walk gives. Otherwise propagate the walk into the shadows and let
         the instruction retry (None)."""
         self.last_guest_walk = None
+        self.last_outcome = 'guest'
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             return error_code               # Xen's own mappings: a genuine fault
         access = error_code & (PFEC_WRITE | PFEC_INSN)
@@ -143,6 +144,7 @@ class ShadowPaging(PvPaging):
             # are writes to guest tables, which the tables' own access may forbid.
             gw = walk(mem.read_u64, root, va, access)
             if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
+                self.last_outcome = 'access'
                 return None
         gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
         if not gw.ok:
@@ -155,6 +157,7 @@ class ShadowPaging(PvPaging):
             self.shadow_blow_tables()
             self._propagate(root, gw)
         self.stats['shadow_fills'] += 1
+        self.last_outcome = 'shadow'
         if self.audit_after_fault:
             self.check_audit()
         return None
@@ -186,6 +189,7 @@ class ShadowPaging(PvPaging):
                 self.maps_of.setdefault(pte_mfn(want), set()).add(maddr)
         else:
             self.stats['spurious'] += 1
+            self.last_outcome = 'spurious'
             self.flush_tlb()
         return maddr
 

@@ -1,0 +1,142 @@
+"""`pvshadow trace`: script mode, the same at an interactive prompt, the JSON log, and a
+real gdb attached to the stub."""
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from guests.kernels import load_kernel
+from shadow import api
+from tests.conftest import ROOT
+
+ENTRY = load_kernel('hello').entry
+# A page-table kernel: stop at its first guest fault, look at the walks, then finish.
+COMMANDS = ['break fault guest', 'run', 'faults 3', 'walk 0x1000',
+            f'shadow {ENTRY:#x}', 'step', 'regs', 'stats', 'quit']
+
+
+def trace(*args, stdin=None, timeout=120):
+    return subprocess.run([sys.executable, '-m', 'tools.cli', 'trace', *args], cwd=ROOT,
+                          text=True, capture_output=True, timeout=timeout, input=stdin)
+
+
+def run_script(tmp_path, commands, kernel='pagetables'):
+    script = tmp_path / 'script'
+    script.write_text('\n'.join(commands) + '\n')
+    proc = trace(kernel, '-x', str(script))
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_script_mode_shows_the_guest_walk_the_shadow_walk_and_the_fault_history(tmp_path):
+    out = run_script(tmp_path, COMMANDS)
+    assert 'stopped: guest    #PF' in out and "bounced to the guest's #PF handler" in out
+    assert 'guest walk of 0x1000' in out and 'stopped at L4: not present' in out
+    assert f'shadow walk of {ENTRY:#x}' in out
+    assert 'write removed: guest entry not dirty yet (D-bit emulation)' in out
+    assert 'shadow entry filled, instruction retried' in out       # the history
+    assert 'faults: guest 1' in out and 'shadow_fills' in out
+
+
+def test_the_shadow_walk_names_mem_access_as_the_reason(tmp_path):
+    d = api.boot('hello', paging='shadow')
+    from shadow.paging.x86 import walk
+    mfn = walk(d.mem.read_u64, d.vcpus[0].guest_table, ENTRY).mfn
+    out = run_script(tmp_path, [f'access {mfn:#x} rx', 'break fault', 'run', f'shadow {ENTRY:#x}',
+                                f'frame {mfn:#x}', 'quit'], kernel='hello')
+    assert 'write removed: mem_access' in out, out
+    assert 'access rx' in out
+
+
+def test_a_fault_stop_prints_the_summary_and_the_instruction(tmp_path):
+    out = run_script(tmp_path, ['break fault shadow', 'run', 'disas', 'quit'], kernel='hello')
+    assert 'stopped: shadow   #PF' in out and '[jmp ' in out
+    assert '=> 0x' in out
+
+
+def test_breakpoints_at_an_address_and_on_hypercalls(tmp_path):
+    out = run_script(tmp_path, [f'break at {ENTRY:#x}', 'run', 'break hypercall console_io',
+                                'delete 1', 'run', 'quit'], kernel='hello')
+    assert f'stopped: breakpoint at {ENTRY:#x}' in out
+    assert 'stopped: hypercall console_io(' in out
+
+
+def test_the_prompt_gives_the_same_output_as_the_script(tmp_path):
+    pexpect = pytest.importorskip('pexpect')
+    script_out = run_script(tmp_path, COMMANDS)
+    child = pexpect.spawn(sys.executable, ['-m', 'tools.cli', 'trace', 'pagetables'], cwd=ROOT,
+                          encoding='utf-8', timeout=60, env=dict(os.environ, TERM='dumb'))
+    child.expect_exact('(pvshadow) ')
+    typed = []
+    for command in COMMANDS:
+        child.sendline(command)
+        if command == 'quit':
+            child.expect(pexpect.EOF)
+            typed.append(child.before)
+        else:
+            child.expect_exact('(pvshadow) ')
+            typed.append(child.before)
+    seen = '\n'.join(part.replace('\r\n', '\n') for part in typed)
+    for line in script_out.splitlines():
+        if line.strip():
+            assert line in seen, f'missing at the prompt: {line!r}'
+
+
+def test_the_log_has_one_line_per_event_and_every_fault_once(tmp_path):
+    log = tmp_path / 'trace.jsonl'
+    proc = trace('pagetables', '--log', str(log))
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    schema = json.loads(open(os.path.join(ROOT, 'docs', 'trace-log.schema.json')).read())
+    for event in events:
+        required = schema['required_by_type'][event['type']]
+        assert set(required) <= set(event), (event, required)
+    assert events[-1]['type'] == 'exit' and events[-1]['reason'] == 'shutdown'
+    # every fault once: the same run in-process, counted by the hypervisor
+    d = api.boot('pagetables', paging='shadow')
+    d.run()
+    faults = [e for e in events if e['type'] == 'fault']
+    assert sum(e['kind'] == 'shadow' for e in faults) == d.paging.stats['shadow_fills']
+    assert sum(e['kind'] == 'guest' for e in faults) == d.paging.stats['guest_faults']
+    assert len({(e['va'], e['rip'], e['kind'], e['error_code']) for e in faults}) <= len(faults)
+    assert any(e['type'] == 'hypercall' and e['name'] == 'mmu_update' for e in events)
+
+
+def test_log_to_stdout_keeps_the_console_off_it():
+    proc = trace('hello', '--log', '-')
+    assert proc.returncode == 0
+    assert all(json.loads(line) for line in proc.stdout.splitlines())
+    assert 'Hello from a PV guest' in proc.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+def test_gdb_attaches_breaks_at_the_entry_steps_and_reads_memory():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'hello', '--gdb',
+                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert 'waiting for gdb' in server.stdout.readline()
+        gdb = subprocess.run(
+            ['gdb', '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
+             '-ex', f'target remote 127.0.0.1:{port}', '-ex', f'break *{ENTRY:#x}',
+             '-ex', 'continue', '-ex', 'info registers rip', '-ex', 'stepi',
+             '-ex', 'info registers rip', '-ex', 'x/2bx $rip', '-ex', 'kill'],
+            capture_output=True, text=True, timeout=60)
+        out = gdb.stdout
+        assert f'Breakpoint 1, {ENTRY:#018x}' in out, out + gdb.stderr
+        assert f'rip            {ENTRY:#x}' in out
+        assert 'rip            0xffffffff80002000' in out          # jmp to pv_entry
+        assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
+    finally:
+        server.wait(timeout=30)

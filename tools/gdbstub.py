@@ -1,0 +1,194 @@
+"""A gdb remote-protocol stub over a domain: registers, guest memory, breakpoints,
+single-step and continue. A guest fault stops the guest and is reported as SIGSEGV, with
+the address in a console message.
+
+    pvshadow trace KERNEL --gdb 1234
+    gdb -ex 'set architecture i386:x86-64' -ex 'target remote :1234'
+
+The subset served: ? g p P m M c s Z0 z0 k D, qSupported, qAttached, qC, thread queries,
+H and T. Registers are gdb's amd64 order without a target description: rax rbx rcx rdx
+rsi rdi rbp rsp r8-r15 rip (8 bytes), eflags cs ss ds es fs gs (4 bytes).
+"""
+import socket
+import struct
+
+from shadow import inspect
+from shadow.exits import ExitReason
+from shadow.vcpu import GuestFault
+
+REGS64 = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
+          'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip')
+REGS32 = ('rflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs')
+SIGTRAP, SIGSEGV = 5, 11
+
+
+class GdbStub:
+    def __init__(self, session, conn):
+        self.session = session
+        self.d = session.domain
+        self.conn = conn
+        self.buffer = b''
+        if ('fault', 'guest') not in session.conditions:
+            session.conditions.append(('fault', 'guest'))
+
+    # --- packets ------------------------------------------------------------------------------
+    def read_packet(self):
+        while True:
+            while b'$' not in self.buffer:
+                chunk = self.conn.recv(4096)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+            start = self.buffer.index(b'$')
+            end = self.buffer.find(b'#', start)
+            if end < 0 or len(self.buffer) < end + 3:
+                chunk = self.conn.recv(4096)
+                if not chunk:
+                    return None
+                self.buffer += chunk
+                continue
+            data = self.buffer[start + 1:end]
+            self.buffer = self.buffer[end + 3:]
+            self.conn.sendall(b'+')
+            return data.decode('latin-1')
+
+    def send(self, data: str) -> None:
+        checksum = sum(data.encode('latin-1')) & 0xFF
+        self.conn.sendall(f'${data}#{checksum:02x}'.encode('latin-1'))
+        ack = self.conn.recv(1)
+        if ack == b'$':                       # no-ack peers: keep what came
+            self.buffer = ack + self.buffer
+
+    def console(self, text: str) -> None:
+        self.send('O' + text.encode().hex())
+
+    # --- registers -------------------------------------------------------------------------------
+    def registers(self) -> dict:
+        regs = inspect.registers(self.d)
+        regs.setdefault('ds', 0)
+        for seg in ('ds', 'es', 'fs', 'gs'):
+            regs.setdefault(seg, 0)
+        return regs
+
+    def all_registers(self) -> str:
+        regs = self.registers()
+        return (b''.join(struct.pack('<Q', regs[n] & (2 ** 64 - 1)) for n in REGS64) +
+                b''.join(struct.pack('<I', regs[n] & 0xFFFFFFFF) for n in REGS32)).hex()
+
+    def one_register(self, n: int) -> str:
+        regs = self.registers()
+        if n < len(REGS64):
+            return struct.pack('<Q', regs[REGS64[n]]).hex()
+        if n < len(REGS64) + len(REGS32):
+            return struct.pack('<I', regs[REGS32[n - len(REGS64)]] & 0xFFFFFFFF).hex()
+        return 'E45'
+
+    def set_register(self, n: int, value_hex: str) -> str:
+        raw = bytes.fromhex(value_hex)
+        if n < len(REGS64) and len(raw) == 8:
+            name, value = REGS64[n], struct.unpack('<Q', raw)[0]
+            if name == 'rip':
+                self.d.cpu.rip = value
+            else:
+                self.d.cpu.set_reg(name, value)
+            return 'OK'
+        return 'E45'
+
+    # --- running -----------------------------------------------------------------------------------
+    def stop_reply(self, exit_) -> str:
+        if exit_.reason is ExitReason.BREAKPOINT:
+            event = self.session.stopped_on or {}
+            if event.get('type') == 'fault':
+                self.console(f'guest page fault at {event["va"]:#x} (error code '
+                             f'{event["error_code"]:#x}) from {event["rip"]:#x}\n')
+                return f'S{SIGSEGV:02x}'
+            return f'S{SIGTRAP:02x}'
+        if exit_.reason is ExitReason.BUDGET:
+            return f'S{SIGTRAP:02x}'
+        self.console(f'domain ended: {exit_.describe()}\n')
+        return f'W{(exit_.shutdown_code or 0) & 0xFF:02x}' if exit_.reason is \
+            ExitReason.SHUTDOWN else f'X{SIGSEGV:02x}'
+
+    def handle(self, packet: str):
+        """The reply to one packet, or None to end the session."""
+        kind = packet[:1]
+        if packet == '?':
+            return f'S{SIGTRAP:02x}'
+        if kind == 'g':
+            return self.all_registers()
+        if kind == 'p':
+            return self.one_register(int(packet[1:], 16))
+        if kind == 'P':
+            n, value = packet[1:].split('=')
+            return self.set_register(int(n, 16), value)
+        if kind == 'm':
+            addr, length = (int(x, 16) for x in packet[1:].split(','))
+            try:
+                return inspect.read_virtual(self.d, addr, length).hex()
+            except GuestFault:
+                return 'E14'
+        if kind == 'M':
+            where, data = packet[1:].split(':')
+            addr = int(where.split(',')[0], 16)
+            try:
+                inspect.write_virtual(self.d, addr, bytes.fromhex(data))
+                return 'OK'
+            except GuestFault:
+                return 'E14'
+        if kind in ('Z', 'z') and packet[1:2] == '0':
+            addr = int(packet.split(',')[1], 16)
+            if kind == 'Z':
+                self.d.add_breakpoint(addr)
+                self.session.conditions.append(('at', addr))
+            else:
+                self.d.remove_breakpoint(addr)
+                if ('at', addr) in self.session.conditions:
+                    self.session.conditions.remove(('at', addr))
+            return 'OK'
+        if kind == 'c':
+            return self.stop_reply(self.session.run())
+        if kind == 's':
+            return self.stop_reply(self.session.run(budget=1))
+        if kind in ('k', 'D'):
+            return None if kind == 'k' else 'OK'
+        if packet.startswith('qSupported'):
+            return 'PacketSize=4000'
+        if packet == 'qAttached':
+            return '1'
+        if packet == 'qC':
+            return 'QC1'
+        if packet == 'qfThreadInfo':
+            return 'm1'
+        if packet == 'qsThreadInfo':
+            return 'l'
+        if kind in ('H', 'T'):
+            return 'OK'
+        return ''
+
+
+def serve(session, port: int, ready=None) -> int:
+    """Serve one gdb connection on 127.0.0.1:port; returns when gdb detaches or kills."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind(('127.0.0.1', port))
+    listener.listen(1)
+    print(f'pvshadow: waiting for gdb on 127.0.0.1:{listener.getsockname()[1]}', flush=True)
+    if ready is not None:
+        ready(listener.getsockname()[1])
+    conn, _ = listener.accept()
+    listener.close()
+    stub = GdbStub(session, conn)
+    try:
+        while True:
+            packet = stub.read_packet()
+            if packet is None:
+                break
+            reply = stub.handle(packet)
+            if reply is None:
+                break
+            stub.send(reply)
+            if packet[:1] == 'D':
+                break
+    finally:
+        conn.close()
+    return 0

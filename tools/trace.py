@@ -1,0 +1,354 @@
+"""pvshadow trace: follow every fault interactively, log it, or let gdb attach.
+
+    pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
+
+The session installs itself as the domain's tracer: every fault, exception, hypercall,
+vm_event and exit reaches `on_event`, which keeps a history, writes the JSON log and asks
+the domain to stop when a stop condition matches. Commands (also from a script with -x):
+
+  run / continue / c          run until a stop condition or the end
+  step [N] / s [N]            execute N instructions (default 1)
+  break fault [guest|shadow|access|pt-write|spurious]
+  break hypercall [NAME]      break event          break at ADDR
+  watch FRAME                 any fault whose address maps that machine frame
+  breaks / delete N|all       list / remove stop conditions
+  regs                        disas [ADDR] [N]     x ADDR [N]
+  walk VA [read|write|fetch]  shadow VA            frame MFN
+  access FRAME TYPE           default-access TYPE  stats
+  faults [N]                  the last N faults, one line each
+  quit
+"""
+import cmd
+import json
+import shlex
+import sys
+from collections import deque
+from typing import Optional
+
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+from shadow import inspect
+from shadow.abi.xen import ACCESS_BY_NAME, ACCESS_START_DEFAULT
+from shadow.exits import ExitReason, format_registers
+from shadow.paging.x86 import pfec_str, walk
+from shadow.vcpu import GuestFault
+
+FAULT_KINDS = ('guest', 'shadow', 'access', 'pt-write', 'spurious')
+_md = Cs(CS_ARCH_X86, CS_MODE_64)
+
+
+
+class TraceSession:
+    """Stop conditions, the event history and the log, for one domain."""
+
+    def __init__(self, domain, log=None, out=None):
+        self.domain = domain
+        self.log = log
+        self.out = out or sys.stdout
+        self.history = deque(maxlen=10000)
+        self.conditions = []             # (kind, argument)
+        self.stopped_on: Optional[dict] = None
+        self.finished = None             # the exit that ended the domain
+        domain.tracer = self.on_event
+
+    # --- events from the hypervisor --------------------------------------------------------------
+    def on_event(self, event: dict) -> None:
+        if event['type'] in ('fault', 'exception'):
+            self.history.append(event)
+        if self.log is not None:
+            self.log.write(json.dumps(event) + '\n')
+        if event['type'] != 'exit' and self._matches(event):
+            self.stopped_on = event
+            self.domain.request_stop(self.one_line(event))
+
+    def _matches(self, event: dict) -> bool:
+        kind = event['type']
+        for what, arg in self.conditions:
+            if what == 'fault' and kind == 'fault' and arg in (None, event['kind']):
+                return True
+            if what == 'hypercall' and kind == 'hypercall' and arg in (None, event['name']):
+                return True
+            if what == 'event' and kind == 'vm_event':
+                return True
+            if what == 'at' and kind == 'breakpoint' and event['rip'] == arg:
+                return True
+            if what == 'watch' and kind == 'fault' and self._frame_of(event['va']) == arg:
+                return True
+        return False
+
+    def _frame_of(self, va: int):
+        d = self.domain
+        gw = walk(d.mem.read_u64, d.vcpus[0].current_table(), va)
+        if gw.ok:
+            return gw.mfn
+        return gw.levels[-1].entry >> 12 & 0xFFFFFFFFFF if gw.levels and gw.levels[-1].level == 1 \
+            and gw.levels[-1].entry & 1 else None
+
+    # --- formatting ------------------------------------------------------------------------------
+    def instruction_at(self, rip: int) -> str:
+        try:
+            code = inspect.read_virtual(self.domain, rip, 15)
+        except GuestFault:
+            return '(not mapped)'
+        insn = next(_md.disasm(code, rip, 1), None)
+        return f'{insn.mnemonic} {insn.op_str}'.strip() if insn else '(bad)'
+
+    def one_line(self, event: dict) -> str:
+        kind = event['type']
+        if kind == 'fault':
+            return (f'{event["kind"]:8} #PF va={event["va"]:#x} ec={event["error_code"]:#x} '
+                    f'({pfec_str(event["error_code"])}) rip={event["rip"]:#x} '
+                    f'[{self.instruction_at(event["rip"])}] -> {event["action"]}')
+        if kind == 'exception':
+            ec = f' ec={event["error_code"]:#x}' if event.get('error_code') is not None else ''
+            return (f'exception vector {event["vector"]}{ec} rip={event["rip"]:#x} '
+                    f'[{self.instruction_at(event["rip"])}] -> {event["action"]}')
+        if kind == 'hypercall':
+            rc = event['rc']
+            rc = 'no return' if rc is None else (f'{rc - (1 << 64)}' if rc >= 1 << 63 else f'{rc}')
+            return f'hypercall {event["name"]}({", ".join(hex(a) for a in event["args"][:3])}) -> {rc}'
+        if kind == 'vm_event':
+            return (f'vm_event {event["access"]} gfn {event["gfn"]:#x} gla {event["gla"]:#x} '
+                    f'rip={event["rip"]:#x}')
+        if kind == 'breakpoint':
+            return f'breakpoint at {event["rip"]:#x} [{self.instruction_at(event["rip"])}]'
+        return json.dumps(event)
+
+    # --- running -------------------------------------------------------------------------------
+    def run(self, budget: int = 0):
+        if self.finished is not None:
+            return self.finished
+        self.stopped_on = None
+        exit_ = self.domain.run(budget=budget, timeout=None if budget else 120)
+        if exit_.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+            self.finished = exit_
+        return exit_
+
+
+class TraceConsole(cmd.Cmd):
+    intro = 'pvshadow trace: "help" lists the commands, "run" starts the guest.'
+    prompt = '(pvshadow) '
+
+    def __init__(self, session: TraceSession, stdin=None, stdout=None):
+        super().__init__(stdin=stdin, stdout=stdout)
+        if stdin is not None:
+            self.use_rawinput = False
+            self.prompt = ''
+            self.intro = None
+        self.session = session
+        self.d = session.domain
+
+    def say(self, text: str) -> None:
+        self.stdout.write(text + '\n')
+
+    def emptyline(self):
+        return False
+
+    def default(self, line):
+        self.say(f'unknown command: {line.split()[0]} (help lists them)')
+
+    def onecmd(self, line):
+        try:
+            return super().onecmd(line)
+        except (ValueError, IndexError, KeyError) as exc:
+            self.say(f'error: {exc}')
+        except GuestFault as exc:
+            self.say(f'cannot read guest memory: {exc}')
+        return False
+
+    # --- running -----------------------------------------------------------------------------
+    def _report(self, exit_) -> None:
+        s = self.session
+        if exit_.reason is ExitReason.BREAKPOINT:
+            event = s.stopped_on
+            self.say(f'stopped: {s.one_line(event) if event else exit_.message}')
+            rip = self.d.cpu.rip
+            self.say(f'  next: {rip:#x}: {s.instruction_at(rip)}')
+        elif exit_.reason is ExitReason.BUDGET:
+            rip = self.d.cpu.rip
+            self.say(f'{rip:#x}: {s.instruction_at(rip)}')
+        else:
+            self.say(f'domain ended: {exit_.describe()}')
+
+    def do_run(self, arg):
+        """run: run until a stop condition matches or the domain ends"""
+        self._report(self.session.run())
+
+    do_continue = do_c = do_run
+
+    def do_step(self, arg):
+        """step [N]: execute N instructions (default 1)"""
+        n = int(arg, 0) if arg.strip() else 1
+        self._report(self.session.run(budget=n))
+
+    do_s = do_step
+
+    def do_break(self, arg):
+        """break fault [guest|shadow|access|pt-write|spurious] | hypercall [NAME] | event | at ADDR"""
+        words = arg.split()
+        if not words:
+            return self.say('break what? fault, hypercall, event or at ADDR')
+        what, rest = words[0], words[1:]
+        if what == 'fault':
+            kind = rest[0] if rest else None
+            if kind is not None and kind not in FAULT_KINDS:
+                return self.say(f'fault kinds: {", ".join(FAULT_KINDS)}')
+            self.session.conditions.append(('fault', kind))
+        elif what == 'hypercall':
+            self.session.conditions.append(('hypercall', rest[0] if rest else None))
+        elif what == 'event':
+            self.session.conditions.append(('event', None))
+        elif what == 'at' and rest:
+            addr = int(rest[0], 0)
+            self.d.add_breakpoint(addr)
+            self.session.conditions.append(('at', addr))
+        else:
+            return self.say('break what? fault, hypercall, event or at ADDR')
+        self.say(f'stop condition {len(self.session.conditions)}: {arg.strip()}')
+
+    def do_watch(self, arg):
+        """watch FRAME: stop on any fault whose address maps that machine frame"""
+        self.session.conditions.append(('watch', int(arg.split()[0], 0)))
+        self.say(f'stop condition {len(self.session.conditions)}: watch {arg.strip()}')
+
+    def do_breaks(self, arg):
+        """breaks: list the stop conditions"""
+        for n, (what, value) in enumerate(self.session.conditions, 1):
+            shown = f'{value:#x}' if isinstance(value, int) else (value or 'any')
+            self.say(f'{n}: {what} {shown}')
+
+    def do_delete(self, arg):
+        """delete N | all: remove stop conditions"""
+        conds = self.session.conditions
+        victims = list(range(len(conds))) if arg.strip() == 'all' else [int(arg) - 1]
+        for index in sorted(victims, reverse=True):
+            what, value = conds.pop(index)
+            if what == 'at':
+                self.d.remove_breakpoint(value)
+
+    # --- looking -------------------------------------------------------------------------------
+    def do_regs(self, arg):
+        """regs: the vCPU's registers"""
+        regs = inspect.registers(self.d)
+        self.say(format_registers(regs))
+        v = self.d.vcpus[0]
+        self.say(f'guest mode: {"kernel" if v.kernel_mode else "user"}, '
+                 f'kernel root mfn {v.guest_table:#x}, user root mfn {v.guest_table_user:#x}')
+
+    def do_disas(self, arg):
+        """disas [ADDR] [N]: N instructions from ADDR (default: 8 from RIP, marked =>)"""
+        words = arg.split()
+        rip = self.d.cpu.rip
+        addr = int(words[0], 0) if words else rip
+        count = int(words[1], 0) if len(words) > 1 else 8
+        code = inspect.read_virtual(self.d, addr, 15 * count)
+        for n, insn in enumerate(_md.disasm(code, addr)):
+            if n >= count:
+                break
+            mark = '=>' if insn.address == rip else '  '
+            self.say(f'{mark} {insn.address:#x}: {insn.bytes.hex():20} {insn.mnemonic} {insn.op_str}')
+
+    def do_x(self, arg):
+        """x ADDR [N]: N qwords of guest memory (default 4)"""
+        words = arg.split()
+        addr = int(words[0], 0)
+        count = int(words[1], 0) if len(words) > 1 else 4
+        data = inspect.read_virtual(self.d, addr, 8 * count)
+        for i in range(count):
+            self.say(f'{addr + 8 * i:#x}: {int.from_bytes(data[8 * i:8 * i + 8], "little"):#018x}')
+
+    def do_walk(self, arg):
+        """walk VA [read|write|fetch]: each level of the guest's walk"""
+        words = arg.split()
+        for line in inspect.walk_report(self.d, int(words[0], 0), words[1] if len(words) > 1 else 'read'):
+            self.say(line)
+
+    def do_shadow(self, arg):
+        """shadow VA: each level of the shadow walk, and the rights the shadow removed"""
+        for line in inspect.shadow_report(self.d, int(arg.split()[0], 0)):
+            self.say(line)
+
+    def do_frame(self, arg):
+        """frame MFN: owner, type, counts, access, the shadows that map it"""
+        for line in inspect.frame_report(self.d, int(arg.split()[0], 0)):
+            self.say(line)
+
+    def do_access(self, arg):
+        """access FRAME TYPE: set one machine frame's mem_access type (n r w rw x rx wx rwx rx2rw n2rwx)"""
+        from shadow.toolstack import xc_mem_access_shadow_enable, xc_set_mem_access
+        frame, kind = arg.split()
+        if self.d.mem_access is None:
+            xc_mem_access_shadow_enable(self.d)
+        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[kind], int(frame, 0), 1)
+        self.say('ok' if rc == 0 else f'refused: {rc}')
+
+    def do_default_access(self, arg):
+        """default-access TYPE: the domain's default mem_access type (blows every shadow)"""
+        from shadow.toolstack import xc_mem_access_shadow_enable, xc_set_mem_access
+        if self.d.mem_access is None:
+            xc_mem_access_shadow_enable(self.d)
+        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[arg.strip()], ACCESS_START_DEFAULT, 0)
+        self.say('ok' if rc == 0 else f'refused: {rc}')
+
+    def do_stats(self, arg):
+        """stats: faults by kind, shadow pages, blown tables, events"""
+        by_kind = {}
+        for event in self.session.history:
+            key = event.get('kind', f'vector {event.get("vector")}')
+            by_kind[key] = by_kind.get(key, 0) + 1
+        self.say('faults: ' + (', '.join(f'{k} {v}' for k, v in sorted(by_kind.items())) or 'none'))
+        for key, value in inspect.stats(self.d).items():
+            self.say(f'{key}: {value}')
+
+    def do_faults(self, arg):
+        """faults [N]: the last N faults (default 10): kind, VA, error code, RIP, instruction, action"""
+        n = int(arg, 0) if arg.strip() else 10
+        for event in list(self.session.history)[-n:]:
+            self.say(self.session.one_line(event))
+
+    def do_quit(self, arg):
+        """quit"""
+        return True
+
+    do_q = do_exit = do_EOF = do_quit
+
+    def precmd(self, line):
+        # 'default-access' is a valid command name with a dash
+        return line.replace('default-access', 'default_access', 1) if line.startswith('default-access') else line
+
+
+def main_trace(args) -> int:
+    from guests.image import KernelError
+    from shadow import api
+    log_file = None
+    try:
+        domain = api.boot(args.kernel, memory_mb=args.memory, paging=args.paging,
+                          vm_event_ring=True,
+                          console_sink=lambda data: (sys.stdout.buffer.write(data),
+                                                     sys.stdout.buffer.flush()))
+    except (KernelError, ValueError) as exc:
+        print(f'pvshadow: {exc}', file=sys.stderr)
+        return 2
+    if args.log:
+        log_file = sys.stdout if args.log == '-' else open(args.log, 'w')
+        if args.log == '-':
+            domain.console_sink = lambda data: (sys.stderr.buffer.write(data), sys.stderr.buffer.flush())
+    session = TraceSession(domain, log=log_file)
+    try:
+        if args.gdb is not None:
+            from tools.gdbstub import serve
+            return serve(session, args.gdb)
+        if args.log and not args.script:
+            exit_ = session.run()
+            print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
+            return 0 if exit_.clean else 1
+        if args.script:
+            with open(args.script) as script:
+                console = TraceConsole(session, stdin=script)
+                console.cmdloop()
+        else:
+            TraceConsole(session).cmdloop()
+        return 0
+    finally:
+        if log_file not in (None, sys.stdout):
+            log_file.close()
