@@ -14,10 +14,12 @@ from guests.kernels import load_kernel
 from shadow import api
 from tests.conftest import ROOT
 
-ENTRY = load_kernel('hello').entry
+HELLO = load_kernel('hello', extra_symbols=('pv_entry',))
+ENTRY = HELLO.entry
+HYPERCALL_PAGE = HELLO.hypercall_page      # executed, never written: mapped RW, not dirty
 # A page-table kernel: stop at its first guest fault, look at the walks, then finish.
 COMMANDS = ['break fault guest', 'run', 'faults 3', 'walk 0x1000',
-            f'shadow {ENTRY:#x}', 'step', 'regs', 'stats', 'quit']
+            f'shadow {HYPERCALL_PAGE:#x}', 'step', 'regs', 'stats', 'quit']
 
 
 def trace(*args, stdin=None, timeout=120):
@@ -37,7 +39,7 @@ def test_script_mode_shows_the_guest_walk_the_shadow_walk_and_the_fault_history(
     out = run_script(tmp_path, COMMANDS)
     assert 'stopped: guest    #PF' in out and "bounced to the guest's #PF handler" in out
     assert 'guest walk of 0x1000' in out and 'stopped at L4: not present' in out
-    assert f'shadow walk of {ENTRY:#x}' in out
+    assert f'shadow walk of {HYPERCALL_PAGE:#x}' in out
     assert 'write removed: guest entry not dirty yet (D-bit emulation)' in out
     assert 'shadow entry filled, instruction retried' in out       # the history
     assert 'faults: guest 1' in out and 'shadow_fills' in out
@@ -55,7 +57,7 @@ def test_the_shadow_walk_names_mem_access_as_the_reason(tmp_path):
 
 def test_a_fault_stop_prints_the_summary_and_the_instruction(tmp_path):
     out = run_script(tmp_path, ['break fault shadow', 'run', 'disas', 'quit'], kernel='hello')
-    assert 'stopped: shadow   #PF' in out and '[jmp ' in out
+    assert 'stopped: shadow   #PF' in out and f'rip={ENTRY:#x} [jmp ' in out
     assert '=> 0x' in out
 
 
@@ -136,7 +138,7 @@ def test_gdb_attaches_breaks_at_the_entry_steps_and_reads_memory():
         out = gdb.stdout
         assert f'Breakpoint 1, {ENTRY:#018x}' in out, out + gdb.stderr
         assert f'rip            {ENTRY:#x}' in out
-        assert 'rip            0xffffffff80002000' in out          # jmp to pv_entry
+        assert f'rip            {HELLO.symbols["pv_entry"]:#x}' in out   # jmp pv_entry
         assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
     finally:
         server.wait(timeout=30)
