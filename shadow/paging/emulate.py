@@ -238,23 +238,14 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
     """Run one instruction with the page-table page at req.va redirected to a scratch copy,
     then apply the entries it changed. Returns None, or why the store was refused."""
     if req.grant_flags:
-        return _granted_step(domain, vcpu, req)
+        _step_with(domain, vcpu, req.va, req.table_mfn, req.grant_flags)
+        domain.stats['mem_access_single_steps'] += 1
+        return None
     cpu = domain.cpu
     mem = domain.mem
-    table = req.table_mfn << 12
-    scratch = scratch_mfn << 12
-    mem.write(scratch, mem.read(table, 4096))
+    mem.write(scratch_mfn << 12, mem.read(req.table_mfn << 12, 4096))
     saved = cpu.save_state()
-    domain.paging.prefault_code(vcpu, cpu.rip)
-    restore = domain.paging.redirect(vcpu, req.va, scratch_mfn)
-    cpu.flush_tlb()
-    vcpu.stepping = True
-    try:
-        cpu.run(cpu.rip, count=1)
-    finally:
-        vcpu.stepping = False
-        restore()
-        cpu.flush_tlb()
+    _step_with(domain, vcpu, req.va, scratch_mfn, 0)
     domain.stats['pt_writes_single_stepped'] += 1
     if vcpu.exit is not None:
         return None
@@ -272,11 +263,12 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
     return None
 
 
-def _granted_step(domain, vcpu, req: StepRequest) -> None:
-    """One instruction with the frame mapped with exactly the rights mem_access granted."""
+def _step_with(domain, vcpu, va: int, mfn: int, flags: int) -> None:
+    """Execute the instruction at RIP once with va mapped to mfn (flags: see redirect),
+    the code page already in the translations, then put the mapping back."""
     cpu = domain.cpu
     domain.paging.prefault_code(vcpu, cpu.rip)
-    restore = domain.paging.redirect(vcpu, req.va, req.table_mfn, req.grant_flags)
+    restore = domain.paging.redirect(vcpu, va, mfn, flags)
     cpu.flush_tlb()
     vcpu.stepping = True
     try:
@@ -285,5 +277,3 @@ def _granted_step(domain, vcpu, req: StepRequest) -> None:
         vcpu.stepping = False
         restore()
         cpu.flush_tlb()
-    domain.stats['mem_access_single_steps'] += 1
-    return None
