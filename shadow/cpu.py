@@ -270,6 +270,11 @@ class PhysicalCpu:
     def flush_code_cache(self) -> None:
         self.uc.ctl_flush_tb()
 
+    def invalidate_code(self, va: int, size: int) -> None:
+        """Memory written behind the CPU's back: drop translations of those bytes, in case
+        they were code."""
+        self.uc.ctl_remove_cache(va, va + size)
+
     def read_virtual(self, va: int, size: int) -> bytes:
         """Read through the current page tables, as the CPU would (used by the tracer)."""
         return bytes(self.uc.mem_read(va, size))

@@ -187,6 +187,8 @@ class MemAccess:
         mem = self.domain.mem
         walk(mem.read_u64, vcpu.current_table(), va,
              PFEC_WRITE if need == W else PFEC_INSN if need == X else 0, write_u64=mem.write_u64)
+        if need == W and vcpu.emulator.emulate_store(va, mfn):
+            return HANDLED                 # emulated as Xen does: no single step
         flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
         if need != X:
             flags |= _PAGE_NX

@@ -50,6 +50,8 @@ def test_a_write_watch_reports_each_write_to_the_page():
     assert [e.gla for e in events] == [SYMBOLS['watched'] + 8 * i for i in range(5)]
     assert all(e.flags & xen.MEM_ACCESS_GLA_VALID and e.flags & xen.MEM_ACCESS_FAULT_WITH_GLA
                for e in events)
+    # "emulate" applies a decoded store as Xen's emulator does: no single steps
+    assert d.stats['stores_emulated'] == 5 and d.stats['mem_access_single_steps'] == 0
 
 
 def test_an_exec_watch_reports_each_fetch_from_the_page():

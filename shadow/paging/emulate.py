@@ -185,9 +185,22 @@ class PtWriteEmulator:
         self._decoded[code] = store
         return store
 
+    def emulate_store(self, va: int, mfn: int) -> bool:
+        """Apply the store at RIP to data frame mfn directly (a mem_access "emulate"):
+        True when it was a mov/xchg/cmpxchg this path decodes, False to single-step it."""
+        rip = self.cpu.rip
+        code = self._fetch(rip)
+        store = self._decode(code, rip) if code else None
+        if store is None or self._fast(store, va, mfn, 0) is not APPLIED:
+            return False
+        self.cpu.invalidate_code(va, store.size)
+        self.cpu.rip = rip + store.length
+        return True
+
     # --- the fast path: mov / xchg / cmpxchg into one table -----------------------------------
     def _fast(self, store: Store, va: int, table_mfn: int, level: int):
-        """APPLIED, REFUSED (validation said no), or None (this path cannot do it)."""
+        """APPLIED, REFUSED (validation said no), or None (this path cannot do it). Level 0
+        is a plain data frame: the bytes are written as they are."""
         size = store.size
         if (va & 0xFFF) + size > 0x1000:
             return None
@@ -207,11 +220,14 @@ class PtWriteEmulator:
                 value = None                       # no store
         elif store.mnemonic == 'xchg':
             updates[store.source_reg] = old
-        if value is not None and not self._store(table_mfn, level, va & 0xFFF, size, value):
+        if level == 0:
+            if value is not None:
+                self.vcpu.domain.mem.write(maddr, value.to_bytes(size, 'little'))
+        elif value is not None and not self._store(table_mfn, level, va & 0xFFF, size, value):
             return REFUSED
         for name, val in updates.items():
             cpu.set_reg(name, val)
-        self.vcpu.domain.stats['pt_writes_emulated'] += 1
+        self.vcpu.domain.stats['pt_writes_emulated' if level else 'stores_emulated'] += 1
         return APPLIED
 
     def _store(self, table_mfn: int, level: int, offset: int, size: int, value: int) -> bool:
