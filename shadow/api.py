@@ -49,6 +49,25 @@ def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str 
     return domain
 
 
+def rom_device_model(domain, mmio: dict) -> None:
+    """The plain device model: ROM writes are dropped, ROMD writes go to the frame."""
+    if mmio['romd']:
+        domain.write_physical(mmio['address'], mmio['data'].to_bytes(mmio['size'], 'little'))
+
+
+def run_with_device_model(domain, device_model=rom_device_model, on_mmio=None, **run_kwargs):
+    """Run, handing each mmio exit to the device model and carrying on after it; returns
+    the first exit of any other kind."""
+    from shadow.exits import ExitReason
+    while True:
+        exit_ = domain.run(**run_kwargs)
+        if exit_.reason is not ExitReason.MMIO:
+            return exit_
+        if on_mmio is not None:
+            on_mmio(exit_.mmio)
+        device_model(domain, exit_.mmio)
+
+
 def run_kernel(kernel: str, budget: int = 0, timeout: Optional[float] = 60.0, **kwargs) -> RunResult:
     domain = boot(kernel, **kwargs)
     return RunResult(domain, domain.run(budget=budget, timeout=timeout))

@@ -4,7 +4,7 @@ from collections import Counter
 from typing import Callable, List, Optional
 
 from shadow.abi import xen
-from shadow.abi.xen import DOMID_XEN, EINVAL, EPERM, INVALID_M2P_ENTRY
+from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
 from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
@@ -86,6 +86,22 @@ class Domain:
         self.paging = new
         self.mem_access = None
         self._reload_roots()
+
+    def add_rom(self, name: str, first_pfn: int, data: bytes, romd: bool = False) -> int:
+        """Back guest frames from first_pfn with data as a read-only region (ROM) or a
+        device-model-written one (ROMD); writes become mmio exits. Shadow paging only."""
+        from shadow.regions import Regions
+        if self.paging.name != 'shadow':
+            return -EOPNOTSUPP
+        if self.paging.regions is None:
+            self.paging.regions = Regions(self)
+        return self.paging.regions.add(name, first_pfn, data, romd)
+
+    def write_physical(self, gpa: int, data: bytes) -> None:
+        """The device model writing guest memory (a ROMD frame, say) by guest address."""
+        mfn = self.p2m[gpa >> 12]
+        self.mem.write((mfn << 12) | (gpa & 0xFFF), data)
+        self.cpu.flush_code_cache()
 
     def enable_mem_access(self) -> None:
         """PG_mem_access shadow mode: shadow paging plus the access tracker."""

@@ -10,6 +10,7 @@ class ExitReason(str, Enum):
     HALT = 'halt'                    # blocked with nothing that could wake it
     VM_EVENT = 'vm_event'            # a request is on the vm_event ring for the listener
     BREAKPOINT = 'breakpoint'        # a tracer or debugger asked to stop
+    MMIO = 'mmio'                    # a write to a read-only region, for the device model
     BUDGET = 'budget'                # the instruction budget ran out
     TIMEOUT = 'timeout'              # the wall-clock watchdog fired
     INTERNAL_ERROR = 'internal_error'
@@ -21,6 +22,8 @@ class Exit:
     shutdown_code: Optional[int] = None
     message: str = ''
     registers: dict = field(default_factory=dict)
+    mmio: Optional[dict] = None       # address, size, data, direction (mmio exits)
+    instruction: bytes = b''          # the bytes at RIP (internal_error exits)
 
     @property
     def clean(self) -> bool:

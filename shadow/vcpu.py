@@ -107,6 +107,9 @@ class VCpu:
             raise GuestFault(f'{va:#x}: {gw.reason}')
         if self.domain.frames.owner[maddr >> 12] != self.domain.domid:
             raise GuestFault(f'{va:#x} maps a frame the domain does not own')
+        regions = self.domain.paging.regions
+        if write and regions is not None and maddr >> 12 in regions.by_mfn:
+            raise GuestFault(f'{va:#x} is in a read-only region')
         return maddr
 
     def copy_from_guest(self, va: int, size: int) -> bytes:
@@ -194,7 +197,8 @@ class VCpu:
                 kind = paging.last_outcome
                 action = {'shadow': 'shadow entry filled, instruction retried',
                           'spurious': 'spurious: shadow already right, TLB flushed',
-                          'access': 'mem_access: vm_event sent or access let through once'
+                          'access': 'mem_access: vm_event sent or access let through once',
+                          'mmio': 'write to a read-only region: mmio exit'
                           }.get(kind, kind)
             elif guest_error & PFEC_WRITE and self.emulator.try_emulate(
                     cr2, guest_error, paging.last_guest_walk):

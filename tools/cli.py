@@ -21,15 +21,58 @@ def _write_console(data: bytes) -> None:
     sys.stdout.buffer.flush()
 
 
-def cmd_run(args) -> int:
+def parse_rom(text: str):
+    """FILE@PFN (PFN decimal or 0x hex)."""
+    path, sep, pfn = text.rpartition('@')
     try:
-        domain = api.boot(args.kernel, memory_mb=args.memory, paging=args.paging,
+        if not sep or not path:
+            raise ValueError
+        return path, int(pfn, 0)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r}: expected FILE@PFN') from None
+
+
+def _add_regions(domain, args) -> str:
+    """Load --rom / --romd files; returns an error message or ''."""
+    for romd, specs in ((False, args.rom), (True, args.romd)):
+        for path, pfn in specs:
+            try:
+                with open(path, 'rb') as f:
+                    data = f.read(1 << 24)
+            except OSError as exc:
+                return f'{path}: {exc.strerror}'
+            rc = domain.add_rom(f'{"romd" if romd else "rom"}:{path}', pfn, data, romd=romd)
+            if rc:
+                return f'{path}@{pfn:#x}: cannot add the region ({rc}: pfns not in the domain?)'
+    return ''
+
+
+def cmd_run(args) -> int:
+    regions = args.rom or args.romd
+    paging = 'shadow' if regions else args.paging    # regions need shadow paging
+    try:
+        domain = api.boot(args.kernel, memory_mb=args.memory, paging=paging,
                           cmdline=args.cmdline, audit=args.audit,
                           shadow_pool_pages=args.shadow_pool, console_sink=_write_console)
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
-    exit_ = domain.run(budget=args.budget, timeout=args.timeout or None)
+    error = _add_regions(domain, args) if regions else ''
+    if error:
+        print(f'pvshadow: {error}', file=sys.stderr)
+        return 2
+    if regions:
+        domain.paging.regions.retry_unemulatable = args.retry_unemulatable
+
+    def trace_mmio(m):
+        if args.trace_mmio:
+            print(f'mmio: {m["direction"]} {m["size"]} bytes at gpa {m["address"]:#x} '
+                  f'(gla {m["gla"]:#x}, rip {m["rip"]:#x}) data {m["data"]:#x} '
+                  f'[{m["region"]}]', file=sys.stderr, flush=True)
+    exit_ = api.run_with_device_model(domain, on_mmio=trace_mmio, budget=args.budget,
+                                      timeout=args.timeout or None)
+    if exit_.instruction:
+        print(f'pvshadow: instruction bytes {exit_.instruction.hex()}', file=sys.stderr)
     if exit_.clean:
         return 0
     print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
@@ -124,6 +167,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--timeout', type=float, default=60.0, metavar='S',
                      help='wall-clock watchdog in seconds (0: none)')
     run.add_argument('--cmdline', default='', help='start_info command line')
+    run.add_argument('--rom', type=parse_rom, action='append', default=[], metavar='FILE@PFN',
+                     help='back guest frames from PFN with FILE, read-only: writes are mmio '
+                          'exits and are dropped (implies --paging shadow)')
+    run.add_argument('--romd', type=parse_rom, action='append', default=[], metavar='FILE@PFN',
+                     help='the same, but writes reach the frame (a ROMD device)')
+    run.add_argument('--trace-mmio', action='store_true', help='print each mmio exit')
+    run.add_argument('--retry-unemulatable', action='store_true',
+                     help='leave the guest retrying a region write that cannot be emulated '
+                          'instead of ending with internal_error')
     run.set_defaults(func=cmd_run)
 
     access = sub.add_parser('access', help='watch a kernel\'s memory accesses (mem_access)',

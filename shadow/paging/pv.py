@@ -52,6 +52,7 @@ class PvPaging:
     last_guest_walk = None            # a mode that walked the guest's tables for a fault
     access = None                     # MemAccess, in shadow mode with PG_mem_access
     last_outcome = 'guest'            # what the last page_fault did (for tracers)
+    regions = None                    # read-only regions: shadow paging only
 
     def detach(self) -> None:
         """The domain leaves this mode."""

@@ -83,6 +83,7 @@ class ShadowPaging(PvPaging):
         self.l1_policies: List[L1Policy] = []
         self.stats = Counter()
         self.last_guest_walk = None                        # the walk behind the last guest fault
+        self.regions = None                                # read-only regions (shadow.regions)
         types.listeners[domid] = self
 
     def enable_mem_access(self, access) -> None:
@@ -151,6 +152,10 @@ class ShadowPaging(PvPaging):
             self.stats['guest_faults'] += 1
             self.last_guest_walk = gw
             return gw.pfec
+        if self.regions is not None and access & PFEC_WRITE and gw.mfn in self.regions.by_mfn:
+            self.regions.on_write_fault(vcpu, gw.mfn, va)
+            self.last_outcome = 'mmio'
+            return None
         try:
             self._propagate(root, gw)
         except PoolExhausted:
