@@ -34,13 +34,10 @@ GPRS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
 REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
        GPRS + ('rip', 'rflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs', 'fs_base', 'gs_base',
                'cr0', 'cr2', 'cr3', 'cr4')}
-CONTEXT_REGS = GPRS + ('rip', 'rflags', 'fs_base', 'gs_base')
 # QEMU's order of env->regs[]
 _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
 _GPRS16 = struct.Struct('<16Q')
-_CONTEXT_IDS = [REG[name] for name in CONTEXT_REGS]
-_HYPERCALL_IDS = [REG[n] for n in ('rax', 'rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')]
 
 # Runs never reach this address: the run loop returns only when a hook stops the CPU.
 NEVER = 0xFFFF82D0BFFFF000
@@ -227,12 +224,6 @@ class PhysicalCpu:
             value -= _SYSCALL_LEN
         self.uc.reg_write(x86.UC_X86_REG_RIP, value & 0xFFFFFFFFFFFFFFFF)
 
-    def save_context(self) -> dict:
-        values = self.uc.reg_read_batch(_CONTEXT_IDS)
-        context = dict(zip(CONTEXT_REGS, values))
-        context['rip'] = self.rip
-        return context
-
     def snapshot(self) -> dict:
         """General registers, rip, rflags, cr2, cr3 and the FS/GS bases: one context copy
         and one binding call (for a vm_event request or a crash dump)."""
@@ -274,10 +265,6 @@ class PhysicalCpu:
         """Memory written behind the CPU's back: drop translations of those bytes, in case
         they were code."""
         self.uc.ctl_remove_cache(va, va + size)
-
-    def read_virtual(self, va: int, size: int) -> bytes:
-        """Read through the current page tables, as the CPU would (used by the tracer)."""
-        return bytes(self.uc.mem_read(va, size))
 
     # --- running ------------------------------------------------------------------------------
     def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:

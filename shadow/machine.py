@@ -126,8 +126,3 @@ class FrameTable:
 
     def is_xen(self, mfn: int) -> bool:
         return self.owner[mfn] == DOMID_XEN
-
-    def describe(self, mfn: int) -> dict:
-        return {'mfn': mfn, 'owner': self.owner[mfn], 'type': PageType(self.type[mfn]).name,
-                'type_count': self.type_count[mfn], 'count': self.count[mfn],
-                'pinned': bool(self.pinned[mfn])}

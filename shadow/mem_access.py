@@ -56,7 +56,6 @@ class MemAccess:
         self.access_required = False
         self.channel = None                  # VmEventChannel when a listener is connected
         self.stats = {'violations': 0, 'events': 0, 'relaxed': 0, 'granted_once': 0}
-        self.shadow_policy.__func__.describe = 'mem_access'
 
     # --- the tracker ---------------------------------------------------------------------
     def get(self, mfn: int) -> int:
@@ -110,6 +109,8 @@ class MemAccess:
         if not executable:
             flags |= _PAGE_NX
         return flags
+
+    shadow_policy.describe = 'mem_access'      # how ShadowPaging.explain_l1 names it
 
     # --- faults ---------------------------------------------------------------------------------
     def on_fault(self, vcpu, gw, va: int, error_code: int) -> str:

@@ -33,7 +33,6 @@ class Regions:
         self.by_mfn: Dict[int, Region] = {}
         self.retry_unemulatable = False
         self.stats = {'mmio_exits': 0, 'unemulatable': 0}
-        self.shadow_policy.__func__.describe = 'read-only region (ROM/ROMD)'
 
     def add(self, name: str, first_pfn: int, data: bytes, romd: bool = False) -> int:
         d = self.domain
@@ -59,14 +58,16 @@ class Regions:
             return flags & ~(_PAGE_RW | _PAGE_DIRTY)
         return flags
 
+    shadow_policy.describe = 'read-only region (ROM/ROMD)'
+
     def on_write_fault(self, vcpu, mfn: int, va: int) -> None:
         """A guest store into a region frame: an mmio exit, or why it cannot be one."""
         region = self.by_mfn[mfn]
         d = self.domain
         emulator = vcpu.emulator
         rip = vcpu.cpu.rip
-        code = emulator._fetch(rip)
-        store = emulator._decode(code, rip) if code else None
+        code = emulator.fetch_code(rip)
+        store = emulator.decode_store(code, rip) if code else None
         offset = va & 0xFFF
         if store is None or store.mnemonic != 'mov' or offset + store.size > 0x1000:
             self.stats['unemulatable'] += 1

@@ -10,7 +10,7 @@ import struct
 from typing import Optional
 
 from shadow.abi import xen
-from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
+from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64,
                             HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
 from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)

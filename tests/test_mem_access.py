@@ -2,8 +2,6 @@
 in-process listener, on the `memaccess` kernel (five writes to `watched`, three calls into
 `exec_page`, a direct page-table store). The kernel checks what it sees itself; these
 tests check what the listener sees. Shadow audit on throughout."""
-import struct
-
 import pytest
 
 from guests.kernels import load_kernel
@@ -12,7 +10,7 @@ from shadow.abi import xen
 from shadow.abi.xen import EINVAL, XENMEM_access_rwx, XENMEM_access_rx
 from shadow.exits import ExitReason
 from shadow.listener import Listener
-from shadow.paging.x86 import pte_mfn, walk
+from shadow.paging.x86 import walk
 from shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
                               xc_hvm_get_mem_access, xc_hvm_set_mem_access,
                               xc_mem_access_shadow_enable, xc_set_mem_access)
@@ -155,11 +153,7 @@ def test_the_ring_page_is_invisible_to_the_guest():
 def test_a_page_table_store_under_a_write_forbidding_access_raises_an_event():
     d = boot()
     listener = Listener(d)
-    l1_table = walk(d.mem.read_u64, d.vcpus[0].guest_table,
-                    SYMBOLS['watched'] + (1 << 30)).levels  # any walk gives the tables
-    image = d.image
-    scratch = image.symbols.get('scratch')
-    # the scratch page is in the bootstrap region past the stack: find its L1 table
+    # the kernel stores into the L1 entry of its scratch page (past the bootstrap stack)
     layout = d.layout
     scratch_va = layout.page_tables + (layout.nr_pt_frames + 4) * 4096
     table = walk(d.mem.read_u64, d.vcpus[0].guest_table, scratch_va).levels[-1].table_mfn

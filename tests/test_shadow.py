@@ -6,7 +6,7 @@ from shadow.abi import xen
 from shadow.abi.xen import EINVAL, EOPNOTSUPP
 from shadow.exits import ExitReason
 from shadow.paging.shadow import AuditError
-from shadow.paging.x86 import _PAGE_RW, pte_mfn
+from shadow.paging.x86 import _PAGE_RW
 from shadow.toolstack import xc_shadow_control, xc_shadow_enable, xc_shadow_off
 
 

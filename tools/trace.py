@@ -20,7 +20,6 @@ the domain to stop when a stop condition matches. Commands (also from a script w
 """
 import cmd
 import json
-import shlex
 import sys
 from collections import deque
 from typing import Optional

@@ -25,9 +25,6 @@ class HypercallTable:
         except GuestFault:
             return -EFAULT
 
-    def names(self):
-        return sorted(xen.HYPERCALL_NAMES.get(nr, str(nr)) for nr in self.handlers)
-
 
 def default_handlers() -> Dict[int, Callable]:
     return {

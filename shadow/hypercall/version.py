@@ -1,8 +1,6 @@
 """HYPERVISOR_xen_version."""
-import ctypes
-
 from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS
+from shadow.abi.xen import ENOSYS
 
 XEN_MAJOR, XEN_MINOR = 4, 19
 EXTRAVERSION = b'.0-pvshadow'

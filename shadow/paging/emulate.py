@@ -40,21 +40,6 @@ class StepRequest:
     grant_flags: int = 0
 
 
-def decode(vcpu, rip: int):
-    """The instruction at rip, fetched through the guest's tables, or None."""
-    code = b''
-    for length in (15, 4096 - (rip & 0xFFF)):
-        try:
-            code = vcpu.copy_from_guest(rip, min(15, length))
-            break
-        except Exception:
-            continue
-    try:
-        return next(_md.disasm(code, rip, 1), None)
-    except CsError:
-        return None
-
-
 @dataclass(frozen=True)
 class Store:
     """What the fast path needs of a decoded store, cached by instruction bytes."""
@@ -138,8 +123,8 @@ class PtWriteEmulator:
         if paging.access is not None and not paging.access.allow_pt_write(v, table_mfn, va):
             return True                    # a vm_event, a crash, or the vCPU paused
         rip = self.cpu.rip
-        code = self._fetch(rip)
-        store = self._decode(code, rip) if code else None
+        code = self.fetch_code(rip)
+        store = self.decode_store(code, rip) if code else None
         if store is not None:
             outcome = self._fast(store, va, table_mfn, level)
             if outcome is APPLIED:
@@ -150,7 +135,7 @@ class PtWriteEmulator:
         v.request_step(StepRequest(va, table_mfn, level, error_code))
         return True
 
-    def _fetch(self, rip: int) -> bytes:
+    def fetch_code(self, rip: int) -> bytes:
         v = self.vcpu
         mem = v.domain.mem
         root = v.current_table()
@@ -172,7 +157,7 @@ class PtWriteEmulator:
         except Exception:
             return mem.read(hit[0] + offset, 0x1000 - offset)
 
-    def _decode(self, code: bytes, rip: int) -> Optional[Store]:
+    def decode_store(self, code: bytes, rip: int) -> Optional[Store]:
         if code in self._decoded:
             return self._decoded[code]
         try:
@@ -189,8 +174,8 @@ class PtWriteEmulator:
         """Apply the store at RIP to data frame mfn directly (a mem_access "emulate"):
         True when it was a mov/xchg/cmpxchg this path decodes, False to single-step it."""
         rip = self.cpu.rip
-        code = self._fetch(rip)
-        store = self._decode(code, rip) if code else None
+        code = self.fetch_code(rip)
+        store = self.decode_store(code, rip) if code else None
         if store is None or self._fast(store, va, mfn, 0) is not APPLIED:
             return False
         self.cpu.invalidate_code(va, store.size)

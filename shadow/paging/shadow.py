@@ -23,7 +23,7 @@ from shadow.paging.pv import PvPaging
 from shadow.paging.types import is_guest_l4_slot
 from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_USER, PFEC_WRITE, make_pte, pte_mfn,
-                               table_index, walk)
+                               walk)
 
 SHADOW_TABLE_FLAGS = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
 DEFAULT_POOL_PAGES = 1024

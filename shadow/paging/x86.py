@@ -51,10 +51,6 @@ def make_pte(mfn: int, flags: int) -> int:
     return pte
 
 
-def is_present(entry: int) -> bool:
-    return bool(entry & _PAGE_PRESENT)
-
-
 def table_index(va: int, level: int) -> int:
     return (va >> (12 + 9 * (level - 1))) & 511
 
