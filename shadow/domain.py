@@ -74,7 +74,8 @@ class Domain:
             return DirectPaging(self.domid, self.types, self.flush_tlb)
         if mode == 'shadow':
             return ShadowPaging(self.domid, self.types, self.flush_tlb, self.xen.l4_slots,
-                                self.shadow_pool, on_blow=self._reload_roots, audit=self.audit)
+                                self.shadow_pool, on_blow=self._reload_roots, audit=self.audit,
+                                roots_in_use=self._roots_in_use)
         raise ValueError(f'unknown paging mode {mode!r} (direct, shadow)')
 
     def set_paging_mode(self, mode: str) -> None:
@@ -110,6 +111,10 @@ class Domain:
         if self.mem_access is None:
             self.mem_access = MemAccess(self)
             self.paging.enable_mem_access(self.mem_access)
+
+    def _roots_in_use(self):
+        return {root for v in getattr(self, 'vcpus', ()) for root in
+                (v.guest_table, v.guest_table_user) if root}
 
     def set_shadow_allocation(self, pages: int) -> None:
         """Resize the shadow pool; shrinking below what is in use blows the shadows."""

@@ -70,11 +70,13 @@ class ShadowPaging(PvPaging):
     name = 'shadow'
 
     def __init__(self, domid, types, flush_tlb, xen_l4_slots: Dict[int, int], pool: ShadowPool,
-                 on_blow: Callable[[], None] = lambda: None, audit: bool = False):
+                 on_blow: Callable[[], None] = lambda: None, audit: bool = False,
+                 roots_in_use: Callable[[], Set[int]] = set):
         super().__init__(domid, types, flush_tlb)
         self.xen_l4_slots = xen_l4_slots
         self.pool = pool
         self.on_blow = on_blow
+        self.roots_in_use = roots_in_use      # guest L4s a vCPU uses: their shadows are pinned
         self.audit_after_fault = audit
         self.shadow_of: Dict[int, int] = {}               # guest table mfn -> shadow mfn
         self.guest_of: Dict[int, Tuple[int, int]] = {}    # shadow mfn -> (guest mfn, level)
@@ -101,7 +103,7 @@ class ShadowPaging(PvPaging):
         try:
             return self.get_shadow(l4_mfn, 4) << 12
         except PoolExhausted:
-            self.shadow_blow_tables(reload=False)
+            self.reclaim()
             return self.get_shadow(l4_mfn, 4) << 12
 
     def get_shadow(self, gmfn: int, level: int) -> int:
@@ -159,7 +161,7 @@ class ShadowPaging(PvPaging):
         try:
             self._propagate(root, gw)
         except PoolExhausted:
-            self.shadow_blow_tables()
+            self.reclaim()
             self._propagate(root, gw)
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
@@ -326,6 +328,31 @@ class ShadowPaging(PvPaging):
             self.on_blow()
         return count
 
+    def reclaim(self) -> int:
+        """The pool is empty: free every shadow except the pinned ones (the roots the vCPUs
+        are using), whose guest slots are emptied; the next accesses rebuild the rest.
+        Returns how many shadow pages were freed."""
+        keep = {self.shadow_of[g] for g in self.roots_in_use() if g in self.shadow_of}
+        freed = 0
+        for smfn, (gmfn, level) in list(self.guest_of.items()):
+            if smfn in keep:
+                continue
+            del self.guest_of[smfn]
+            del self.shadow_of[gmfn]
+            self.parents.pop(smfn, None)
+            self.pool.free(smfn)
+            freed += 1
+        for smfn in keep:
+            base = smfn << 12
+            for index in range(512):
+                if is_guest_l4_slot(index) and self.mem.read_u64(base + index * 8):
+                    self.mem.write_u64(base + index * 8, 0)
+            self.parents[smfn] = set()
+        self.maps_of.clear()
+        self.stats['reclaimed'] += freed
+        self.flush_tlb()
+        return freed
+
     def invlpg(self, va: int) -> None:
         """Shadows follow every guest change, so a guest invlpg only needs the TLB."""
         self.flush_tlb()
@@ -347,7 +374,7 @@ class ShadowPaging(PvPaging):
                 try:
                     self._propagate(root, gw)
                 except PoolExhausted:
-                    self.shadow_blow_tables()
+                    self.reclaim()
                     self._propagate(root, gw)
 
     def redirect(self, vcpu, va: int, mfn: int, flags: int = 0):
