@@ -155,13 +155,9 @@ take_frames:
     lea rsi, [rip + kernel_stack_top]
     call hc_stack_switch
     mov [rip + saved_kernel_rsp], rsp
-    push FLAT_USER_SS
-    push USER_STACK_TOP
-    push 0x202
-    push FLAT_USER_CS
-    push USER_CODE_VA
-    push 0
-    jmp hc_iret
+    mov edi, USER_CODE_VA
+    mov esi, USER_STACK_TOP
+    jmp enter_user
 
 back_in_kernel:
     mov rdi, [rip + rounds]

@@ -116,13 +116,9 @@ test_main:
 
     # enter user mode: iret frame { flags, RIP, CS, RFLAGS, RSP, SS }
     mov [rip + saved_kernel_rsp], rsp
-    push FLAT_USER_SS
-    push USER_STACK_TOP
-    push 0x202
-    push FLAT_USER_CS
-    push USER_CODE_VA
-    push 0
-    jmp hc_iret
+    mov edi, USER_CODE_VA
+    mov esi, USER_STACK_TOP
+    jmp enter_user
 
 back_in_kernel:
     mov rdi, [rip + sys1_rax]
