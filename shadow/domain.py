@@ -16,6 +16,8 @@ from shadow.paging.types import PageTypes
 from shadow.vcpu import VCpu
 from shadow.xenspace import TRAMPOLINE_VA, XenSpace
 
+SLICE = 20000                             # instructions a vCPU runs before another gets a turn
+
 
 def stopped_early(cpu, timeout, began) -> bool:
     """The CPU returned before the watchdog could have fired."""
@@ -26,7 +28,7 @@ class Domain:
     def __init__(self, domid: int, mem: MachineMemory, frames: FrameTable, types: PageTypes,
                  xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int, scratch_mfn: int,
                  paging: str = 'direct', shadow_pool_pages: int = DEFAULT_POOL_PAGES,
-                 audit: bool = False, vm_event_ring: bool = False):
+                 audit: bool = False, vm_event_ring: bool = False, max_vcpus: int = 4):
         self.domid = domid
         self.mem = mem
         self.frames = frames
@@ -59,8 +61,13 @@ class Domain:
         # page); the guest finds it through start_info.shared_info.
         self.shared_info_mfn = frames.alloc(domid)
         mem.clear_frame(self.shared_info_mfn)
-        self.vcpus: List[VCpu] = [VCpu(self, 0, cpu)]
-        self.vcpus[0].set_upcall_mask(1)
+        self.runstate_policy = 'each-switch'      # or 'registration' (shadow.runstate)
+        self.virtual_time = 0                       # instructions scheduled: the clock
+        self.slice = SLICE
+        self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
+        for v in self.vcpus:
+            v.set_upcall_mask(1)
+        self._reschedule = False
         self.entry = None                 # (rip, rsp, rsi) for the first entry
         # Front ends: a callable that receives every fault, exception, hypercall, vm_event
         # and exit as a dict (None: tracing off, and it costs one attribute check).
@@ -208,8 +215,88 @@ class Domain:
         v.request_exit(Exit(ExitReason.SHUTDOWN, shutdown_code=reason))
 
     def block(self, v: VCpu) -> None:
+        if any(o is not v and o.online and not o.blocked for o in self.vcpus):
+            v.blocked = True                  # another vCPU can run meanwhile
+            v.runstate.change(xen.RUNSTATE_blocked, self.virtual_time)
+            return self.reschedule()
         v.request_exit(Exit(ExitReason.HALT, message=f'd{self.domid}v{v.vcpu_id} blocked with '
                             'no event source that could wake it'))
+
+    # --- vCPUs -------------------------------------------------------------------------------
+    def initialise_vcpu(self, v: VCpu, ctx) -> int:
+        """VCPUOP_initialise: a secondary vCPU's registers, tables, traps and callbacks."""
+        root = ctx.ctrlreg[3] >> 12
+        rc = self.paging.get_root(root)
+        if rc:
+            return rc
+        v.guest_table = root
+        v.kernel_mode = True
+        v.trap_ctxt = [(0, 0)] * 256
+        for ti in ctx.trap_ctxt:
+            if ti.address:
+                v.trap_ctxt[ti.vector] = (ti.address, ti.flags)
+        v.event_callback = ctx.event_callback_eip
+        v.failsafe_callback = ctx.failsafe_callback_eip
+        v.syscall_callback = ctx.syscall_callback_eip
+        v.kernel_ss, v.kernel_sp = ctx.kernel_ss, ctx.kernel_sp
+        r = ctx.user_regs
+        v.start_regs = {name: getattr(r, name) for name in (
+            'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10', 'r11',
+            'r12', 'r13', 'r14', 'r15', 'rip')}
+        v.start_regs['rflags'] = (r.rflags & ~(3 << 12)) | 0x202
+        v.start_regs['fs_base'], v.start_regs['gs_base'] = ctx.fs_base, ctx.gs_base_kernel
+        v.initialised = True
+        return 0
+
+    def vcpu_up(self, v: VCpu) -> None:
+        if not v.online:
+            v.online = True
+            v.blocked = False
+            v.runstate.change(xen.RUNSTATE_runnable, self.virtual_time)
+            self.reschedule()
+
+    def vcpu_down(self, v: VCpu) -> None:
+        if v.online:
+            v.online = False
+            v.runstate.change(xen.RUNSTATE_offline, self.virtual_time)
+            self.reschedule()
+
+    def reschedule(self) -> None:
+        """Inside a hook: stop the CPU so the scheduler picks again (no exit)."""
+        self._reschedule = True
+        self.cpu.stop()
+
+    def _multi(self) -> bool:
+        online = [v for v in self.vcpus if v.online]
+        return len(online) > 1 or (online and online[0] is not self.vcpus[0])
+
+    def _switch_to(self, v: VCpu) -> None:
+        cpu = self.cpu
+        current = cpu.guest
+        if current is v:
+            return
+        now = self.virtual_time
+        if current is not None and current.entered:
+            current.saved_state = cpu.save_state()
+            if current.online and not current.blocked:
+                current.runstate.change(xen.RUNSTATE_runnable, now)
+        cpu.guest = v
+        if v.saved_state is not None:
+            cpu.restore_state(v.saved_state)
+        else:
+            regs = dict(v.start_regs)
+            rip = regs.pop('rip')
+            cpu.set_regs(**regs)
+            cpu.rip = rip
+            v.load_cr3()
+            v.entered = True
+        v.runstate.change(xen.RUNSTATE_running, now)
+        v.runstate.update()
+
+    def destroy(self) -> None:
+        """Drop what the domain's vCPUs hold (runstate frames, roots)."""
+        for v in self.vcpus:
+            v.runstate.destroy()
 
     # --- running -----------------------------------------------------------------------------------
     # --- debugging and tracing ------------------------------------------------------------------
@@ -242,6 +329,8 @@ class Domain:
         return exit_
 
     def _run(self, budget: int, timeout: Optional[float]) -> Exit:
+        if self.vcpus[0].entered and self._multi():
+            return self._run_scheduled(budget, timeout)
         v = self.vcpus[0]
         cpu = self.cpu
         cpu.guest = v
@@ -272,6 +361,8 @@ class Domain:
             if v.exit is not None:
                 return v.exit
             if v.pending_step is None:
+                if self._multi():
+                    return self._run_scheduled(budget, timeout)
                 if budget or not stopped_early(cpu, timeout, began) or spurious >= 3:
                     break
                 # A stop nobody asked for (left over from a counted single step over a
@@ -296,3 +387,42 @@ class Domain:
                         registers=cpu.dump())
         return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',
                     registers=cpu.dump())
+
+    def _run_scheduled(self, budget: int, timeout: Optional[float]) -> Exit:
+        """More than one vCPU: round-robin slices of `slice` instructions each."""
+        cpu = self.cpu
+        began = time.monotonic()
+        while True:
+            runnable = [v for v in self.vcpus if v.online and not v.blocked]
+            if not runnable:
+                return Exit(ExitReason.HALT, message=f'd{self.domid}: every vCPU is blocked '
+                            'or offline')
+            for v in runnable:
+                if v.paused_for_event:
+                    return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is '
+                                'paused waiting for a vm_event response')
+            # round robin: the next runnable vCPU after the one that ran last
+            last = runnable.index(cpu.guest) if cpu.guest in runnable else -1
+            self._switch_to(runnable[(last + 1) % len(runnable)])
+            v = cpu.guest
+            v.exit = None
+            self._reschedule = False
+            count = self.slice if len(runnable) > 1 else budget
+            left = timeout - (time.monotonic() - began) if timeout else 0
+            if timeout and left <= 0:
+                return Exit(ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
+                            registers=cpu.dump())
+            try:
+                cpu.run(cpu.rip, count=count, timeout_us=int(left * 1e6) if timeout else 0)
+            except CpuError as exc:
+                return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
+            self.virtual_time += count if count and not self._reschedule else 1
+            if v.exit is not None:
+                return v.exit
+            if v.pending_step is not None:
+                req, v.pending_step = v.pending_step, None
+                refused = single_step(self, v, req, self.scratch_mfn)
+                if v.exit is not None:
+                    return v.exit
+                if refused:
+                    v.inject_page_fault(req.va, req.error_code)

@@ -71,6 +71,13 @@ class VCpu:
         self.pending_step = None          # a page-table store for the run loop to single-step
         self.stepping = False
         self.paused_for_event = False     # waiting for a vm_event response
+        self.online = vcpu_id == 0
+        self.initialised = vcpu_id == 0
+        self.blocked = False
+        self.saved_state = None           # the CPU context while another vCPU runs
+        self.start_regs = None            # registers for a secondary vCPU's first entry
+        from shadow.runstate import Runstate
+        self.runstate = Runstate(self, 0)
         self.emulate_once = False         # the listener asked to let the next access through
         self.emulator = PtWriteEmulator(self)
 

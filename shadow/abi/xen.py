@@ -491,3 +491,48 @@ RING_HEADER_SIZE = 64
 assert ctypes.sizeof(vm_event_st) == 304
 assert ctypes.sizeof(xen_mem_access_op) == 16
 assert ctypes.sizeof(xen_hvm_set_mem_access) == 16
+
+
+# --- vcpu.h -------------------------------------------------------------------------------------------
+VCPUOP_initialise = 0
+VCPUOP_up = 1
+VCPUOP_down = 2
+VCPUOP_is_up = 3
+VCPUOP_get_runstate_info = 4
+VCPUOP_register_runstate_memory_area = 5
+VCPUOP_register_runstate_phys_area = 14
+RUNSTATE_running, RUNSTATE_runnable, RUNSTATE_blocked, RUNSTATE_offline = 0, 1, 2, 3
+RUNSTATE_NAMES = {0: 'running', 1: 'runnable', 2: 'blocked', 3: 'offline'}
+VGCF_IN_KERNEL = 1 << 2
+
+
+class vcpu_runstate_info(Struct):
+    _fields_ = [('state', ctypes.c_int32), ('state_entry_time', c_uint64),
+                ('time', c_uint64 * 4)]
+
+
+class cpu_user_regs(Struct):
+    """arch-x86/xen-x86_64.h: the registers of a vcpu_guest_context."""
+    _fields_ = [(n, c_uint64) for n in ('r15', 'r14', 'r13', 'r12', 'rbp', 'rbx', 'r11', 'r10',
+                                        'r9', 'r8', 'rax', 'rcx', 'rdx', 'rsi', 'rdi')] + [
+        ('error_code', c_uint32), ('entry_vector', c_uint32), ('rip', c_uint64),
+        ('cs', c_uint16), ('_pad0', c_uint16), ('saved_upcall_mask', c_uint8),
+        ('_pad1', c_uint8 * 3), ('rflags', c_uint64), ('rsp', c_uint64), ('ss', c_uint16),
+        ('_pad2', c_uint16 * 3), ('es', c_uint16), ('_pad3', c_uint16 * 3), ('ds', c_uint16),
+        ('_pad4', c_uint16 * 3), ('fs', c_uint16), ('_pad5', c_uint16 * 3), ('gs', c_uint16),
+        ('_pad6', c_uint16 * 3)]
+
+
+class vcpu_guest_context(Struct):
+    _fields_ = [('fpu_ctxt', c_uint8 * 512), ('flags', c_uint64), ('user_regs', cpu_user_regs),
+                ('trap_ctxt', trap_info * 256), ('ldt_base', c_uint64), ('ldt_ents', c_uint64),
+                ('gdt_frames', c_uint64 * 16), ('gdt_ents', c_uint64), ('kernel_ss', c_uint64),
+                ('kernel_sp', c_uint64), ('ctrlreg', c_uint64 * 8), ('debugreg', c_uint64 * 8),
+                ('event_callback_eip', c_uint64), ('failsafe_callback_eip', c_uint64),
+                ('syscall_callback_eip', c_uint64), ('vm_assist', c_uint64),
+                ('fs_base', c_uint64), ('gs_base_kernel', c_uint64), ('gs_base_user', c_uint64)]
+
+
+assert ctypes.sizeof(vcpu_runstate_info) == 48
+assert ctypes.sizeof(cpu_user_regs) == 200
+assert ctypes.sizeof(vcpu_guest_context) == 5168

@@ -8,7 +8,7 @@ from typing import Callable, Dict
 
 from shadow.abi import xen
 from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import console, hvm, memory, mm, multicall, sched, traps, version
+from shadow.hypercall import console, hvm, memory, mm, multicall, sched, traps, vcpu, version
 from shadow.vcpu import GuestFault
 
 
@@ -43,4 +43,5 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_sched_op: sched.do_sched_op,
         xen.HYPERVISOR_callback_op: traps.do_callback_op,
         xen.HYPERVISOR_hvm_op: hvm.do_hvm_op,
+        xen.HYPERVISOR_vcpu_op: vcpu.do_vcpu_op,
     }

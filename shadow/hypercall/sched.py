@@ -5,6 +5,8 @@ from shadow.abi.xen import EINVAL, ENOSYS, SCHEDOP_block, SCHEDOP_shutdown, SCHE
 
 def do_sched_op(v, cmd, arg, *_):
     if cmd == SCHEDOP_yield:
+        if any(o is not v and o.online and not o.blocked for o in v.domain.vcpus):
+            v.domain.reschedule()
         return 0
     if cmd == SCHEDOP_block:
         # Xen enables event delivery, then blocks unless an event is already pending.

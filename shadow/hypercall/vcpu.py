@@ -1,0 +1,36 @@
+"""HYPERVISOR_vcpu_op: bring vCPUs up and down, and their runstate areas."""
+import struct
+
+from shadow.abi import xen
+from shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSYS
+
+
+def do_vcpu_op(v, cmd, vcpuid, arg, *_):
+    d = v.domain
+    if vcpuid >= len(d.vcpus):
+        return -ENOENT
+    target = d.vcpus[vcpuid]
+    if cmd == xen.VCPUOP_initialise:
+        if target.initialised:
+            return -EEXIST
+        return d.initialise_vcpu(target, v.read_struct(xen.vcpu_guest_context, arg))
+    if cmd == xen.VCPUOP_up:
+        if not target.initialised:
+            return -EINVAL
+        d.vcpu_up(target)
+        return 0
+    if cmd == xen.VCPUOP_down:
+        d.vcpu_down(target)
+        return 0
+    if cmd == xen.VCPUOP_is_up:
+        return int(target.online)
+    if cmd == xen.VCPUOP_get_runstate_info:
+        v.copy_to_guest(arg, bytes(target.runstate.info))
+        return 0
+    if cmd == xen.VCPUOP_register_runstate_memory_area:
+        va = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
+        return target.runstate.register_va(v, va)
+    if cmd == xen.VCPUOP_register_runstate_phys_area:
+        gpa = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
+        return target.runstate.register_phys(gpa)
+    return -ENOSYS
