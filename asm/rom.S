@@ -1,8 +1,9 @@
 # rom: read-only regions. The command line names a ROM frame (rom=<pfn>) and a ROMD
 # frame (rmd=<pfn>) the device model backs; both start with the magic "ROM-TEST". The
 # kernel maps them, reads the magic from each, writes a qword into the ROM (an mmio exit;
-# the ROM must be unchanged afterwards) and one into the ROMD (the test's device model
-# stores the value plus one, which the kernel must then read back). With brk=1 it finally
+# the ROM must be unchanged afterwards) and one into the ROMD, which the kernel must then
+# read back as the device model stored it: the value itself (pvshadow run's plain ROMD
+# device), or the value plus inc=<n> (the test's device model adds one). With brk=1 it finally
 # writes a qword straddling the end of the ROM frame, which cannot be emulated: the run
 # must end with an internal_error exit. Needs: pvshadow run --rom/--romd, or its test.
 .include "pv.inc"
@@ -10,6 +11,7 @@
 .equ KEY_ROM, 0x3d6d6f72                   # "rom="
 .equ KEY_ROMD, 0x3d646d72                  # "rmd="
 .equ KEY_BREAK, 0x3d6b7262                 # "brk="
+.equ KEY_INC, 0x3d636e69                   # "inc="
 .equ MAGIC, 0x545345542d4d4f52             # "ROM-TEST"
 .equ PTE_PRW, PTE_P | PTE_RW
 
@@ -64,10 +66,12 @@ test_main:
     lea rdx, [rip + m_rom_kept]
     call check_eq
 
-    # a write to the ROMD: the device model stores the value plus one
+    # a write to the ROMD: the device model stores the value (plus inc=)
     mov qword ptr [rbx + 4096 + 16], 0x5678
+    mov edi, KEY_INC
+    call cmdline_hex
+    lea rsi, [rax + 0x5678]
     mov rdi, [rbx + 4096 + 16]
-    mov esi, 0x5679
     lea rdx, [rip + m_romd]
     call check_eq
 

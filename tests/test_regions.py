@@ -14,7 +14,7 @@ ROM_PFN, ROMD_PFN = 0xF00, 0xF01
 
 def boot(extra=''):
     d = api.boot('rom', paging='shadow', audit=True,
-                 cmdline=f'rom={ROM_PFN:x} rmd={ROMD_PFN:x} {extra}')
+                 cmdline=f'rom={ROM_PFN:x} rmd={ROMD_PFN:x} inc=1 {extra}')
     assert d.add_rom('rom', ROM_PFN, CONTENT) == 0
     assert d.add_rom('romd', ROMD_PFN, CONTENT, romd=True) == 0
     return d
@@ -91,5 +91,5 @@ def test_pvshadow_run_prints_each_mmio_exit_when_asked(tmp_path):
                           cwd=ROOT, capture_output=True, text=True, timeout=60)
     mmio = [line for line in proc.stderr.splitlines() if line.startswith('mmio:')]
     assert len(mmio) == 2 and 'gpa 0xf00008' in mmio[0] and 'data 0x1234' in mmio[0]
-    # the plain ROMD device model stores what was written: the kernel expected value + 1
-    assert 'the ROMD holds what the device model stored' in proc.stdout
+    assert 'gpa 0xf01010' in mmio[1] and 'data 0x5678' in mmio[1]
+    assert 'Test result: SUCCESS' in proc.stdout and proc.returncode == 0
