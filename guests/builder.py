@@ -112,10 +112,15 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
     l4_mfn = _build_page_tables(d, layout)
 
+    from shadow.evtchn import console_backend, xenstore_backend
+    d.console_ring_mfn = d.p2m[layout.pfn(layout.console)]
+    d.store_ring_mfn = d.p2m[layout.pfn(layout.xenstore)]
+    d.console_evtchn = d.evtchn.backend_port(console_backend(d))
+    d.store_evtchn = d.evtchn.backend_port(xenstore_backend(d))
     si = xen.start_info(magic=START_INFO_MAGIC, nr_pages=nr_pages,
                         shared_info=d.shared_info_mfn << 12, flags=0,
-                        store_mfn=d.p2m[layout.pfn(layout.xenstore)], store_evtchn=0,
-                        console_mfn=d.p2m[layout.pfn(layout.console)], console_evtchn=0,
+                        store_mfn=d.store_ring_mfn, store_evtchn=d.store_evtchn,
+                        console_mfn=d.console_ring_mfn, console_evtchn=d.console_evtchn,
                         pt_base=layout.page_tables, nr_pt_frames=layout.nr_pt_frames,
                         mfn_list=layout.p2m, cmd_line=cmdline.encode()[:xen.MAX_GUEST_CMDLINE - 1])
     write_va(layout.start_info, bytes(si))

@@ -68,6 +68,14 @@ class Domain:
         for v in self.vcpus:
             v.set_upcall_mask(1)
         self._reschedule = False
+        from shadow.evtchn import EventChannels
+        self.evtchn = EventChannels(self)
+        self.console_ring_mfn = self.store_ring_mfn = None
+        self.console_evtchn = self.store_evtchn = 0
+        from shadow.evtchn import EventChannels
+        self.evtchn = EventChannels(self)
+        self.console_ring_mfn = self.store_ring_mfn = None
+        self.console_evtchn = self.store_evtchn = 0
         self.entry = None                 # (rip, rsp, rsi) for the first entry
         # Front ends: a callable that receives every fault, exception, hypercall, vm_event
         # and exit as a dict (None: tracing off, and it costs one attribute check).

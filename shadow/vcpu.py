@@ -333,10 +333,19 @@ class VCpu:
             tracer({'type': 'hypercall', 'nr': nr, 'name': xen.HYPERCALL_NAMES.get(nr, str(nr)),
                     'args': [a1, a2, a3, a4, a5], 'rc': None if rc is NO_RETURN else rc,
                     'rip': rip})
-        if rc is NO_RETURN:
-            return
-        # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
-        cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
+        if rc is not NO_RETURN:
+            # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
+            cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
+        self.check_events()
+
+    def check_events(self) -> None:
+        """On the way back to the guest (Xen's test_guest_events): an upcall pending and
+        not masked goes to the event callback, masking further upcalls."""
+        mem = self.domain.mem.view
+        info = self.vcpu_info_maddr
+        if self.exit is None and mem[info + _UPCALL_PENDING] and not mem[info + _UPCALL_MASK] \
+                and self.event_callback and self.cpu.guest is self:
+            self.create_bounce_frame(self.event_callback, TBF_INTERRUPT)
 
     def _bounce_user_syscall(self) -> None:
         """A guest-user syscall goes to the registered syscall callback in kernel mode,

@@ -17,7 +17,8 @@ KERNELS = [name for name in kernel_names() if not _needs_a_harness(name)]
 
 def test_the_kernel_set_is_the_one_the_issues_ask_for():
     assert {'hello', 'exceptions', 'pagetables', 'usermode', 'balloon', 'refused', 'hypercalls',
-            'compute', 'ptwrite', 'accessdirty', 'remap', 'sharedl1', 'ptreuse'} <= set(KERNELS)
+            'compute', 'ptwrite', 'accessdirty', 'remap', 'sharedl1', 'ptreuse',
+            'events'} <= set(KERNELS)
 
 
 @pytest.mark.parametrize('paging', ['direct', 'shadow'])
@@ -39,3 +40,9 @@ def test_kernel_console_is_identical_in_direct_and_shadow_mode(kernel):
 def test_hello_prints_its_greeting():
     result = run_kernel('hello')
     assert 'Hello from a PV guest on pvshadow!' in result.console
+
+
+def test_the_console_ring_and_console_io_interleave_in_order():
+    lines = run_kernel('events').console.splitlines()
+    assert lines.index('written through the PV console ring') == \
+        lines.index('console_io before the ring') + 1 == lines.index('console_io after the ring') - 1

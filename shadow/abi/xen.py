@@ -536,3 +536,44 @@ class vcpu_guest_context(Struct):
 assert ctypes.sizeof(vcpu_runstate_info) == 48
 assert ctypes.sizeof(cpu_user_regs) == 200
 assert ctypes.sizeof(vcpu_guest_context) == 5168
+
+
+# --- event_channel.h ------------------------------------------------------------------------------
+EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_bind_pirq = 0, 1, 2
+EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_status, EVTCHNOP_alloc_unbound = 3, 4, 5, 6
+EVTCHNOP_bind_ipi, EVTCHNOP_bind_vcpu, EVTCHNOP_unmask = 7, 8, 9
+EVTCHNSTAT_closed, EVTCHNSTAT_unbound, EVTCHNSTAT_interdomain = 0, 1, 2
+EVTCHNSTAT_pirq, EVTCHNSTAT_virq, EVTCHNSTAT_ipi = 3, 4, 5
+VIRQ_TIMER, VIRQ_DEBUG, VIRQ_CONSOLE = 0, 1, 2
+NR_VIRQS = 24
+
+
+class evtchn_alloc_unbound(Struct):
+    _fields_ = [('dom', c_uint16), ('remote_dom', c_uint16), ('port', c_uint32)]
+
+
+class evtchn_bind_interdomain(Struct):
+    _fields_ = [('remote_dom', c_uint16), ('remote_port', c_uint32), ('local_port', c_uint32)]
+
+
+class evtchn_bind_virq(Struct):
+    _fields_ = [('virq', c_uint32), ('vcpu', c_uint32), ('port', c_uint32)]
+
+
+class evtchn_bind_ipi(Struct):
+    _fields_ = [('vcpu', c_uint32), ('port', c_uint32)]
+
+
+class evtchn_status(Struct):
+    _fields_ = [('dom', c_uint16), ('port', c_uint32), ('status', c_uint32), ('vcpu', c_uint32),
+                ('u', c_uint64)]
+
+
+# --- io/console.h and io/xs_wire.h: the rings start_info names ------------------------------------
+XENCONS_IN, XENCONS_OUT = 0, 1024                 # char in[1024], out[2048]
+XENCONS_IN_CONS, XENCONS_IN_PROD, XENCONS_OUT_CONS, XENCONS_OUT_PROD = 3072, 3076, 3080, 3084
+XENSTORE_REQ, XENSTORE_RSP = 0, 1024              # char req[1024], rsp[1024]
+XENSTORE_REQ_CONS, XENSTORE_REQ_PROD, XENSTORE_RSP_CONS, XENSTORE_RSP_PROD = 2048, 2052, 2056, 2060
+XS_READ, XS_ERROR = 2, 16
+
+assert ctypes.sizeof(evtchn_status) == 24 and ctypes.sizeof(evtchn_bind_interdomain) == 12

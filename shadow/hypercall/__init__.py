@@ -8,7 +8,8 @@ from typing import Callable, Dict
 
 from shadow.abi import xen
 from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import console, hvm, memory, mm, multicall, sched, traps, vcpu, version
+from shadow.hypercall import (console, event_channel, hvm, memory, mm, multicall, sched, traps,
+                              vcpu, version)
 from shadow.vcpu import GuestFault
 
 
@@ -44,4 +45,5 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_callback_op: traps.do_callback_op,
         xen.HYPERVISOR_hvm_op: hvm.do_hvm_op,
         xen.HYPERVISOR_vcpu_op: vcpu.do_vcpu_op,
+        xen.HYPERVISOR_event_channel_op: event_channel.do_event_channel_op,
     }

@@ -1,0 +1,196 @@
+"""Event channels (Xen's 2-level ABI): per-port state, the pending and mask bitmaps in
+shared_info, each vCPU's pending selector and upcall flags in its vcpu_info, and delivery
+through the guest's event callback when its upcall mask allows.
+
+The hypervisor's own ends sit behind ports too: the console and xenstore rings that
+start_info names are interdomain channels whose other end is a backend here, called when
+the guest notifies it (EVTCHNOP_send).
+"""
+import struct
+from dataclasses import dataclass
+from typing import Callable, Dict, Optional
+
+from shadow.abi import xen
+from shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSPC
+
+NR_PORTS = 64 * 64
+_PENDING = xen.shared_info.evtchn_pending.offset
+_MASK = xen.shared_info.evtchn_mask.offset
+_SEL = xen.vcpu_info.evtchn_pending_sel.offset
+
+
+@dataclass
+class Port:
+    state: int
+    vcpu: int = 0
+    virq: int = -1
+    remote_dom: int = 0
+    remote_port: int = 0
+    backend: Optional[Callable[[], None]] = None     # the hypervisor's end of a channel
+
+
+class EventChannels:
+    def __init__(self, domain):
+        self.d = domain
+        self.ports: Dict[int, Port] = {}
+        self.virqs: Dict[tuple, int] = {}            # (virq, vcpu) -> port
+
+    # --- bitmaps ----------------------------------------------------------------------------
+    def _bit(self, base: int, port: int):
+        return (self.d.shared_info_mfn << 12) + base + (port // 64) * 8, 1 << (port % 64)
+
+    def _test(self, base: int, port: int) -> bool:
+        addr, bit = self._bit(base, port)
+        return bool(self.d.mem.read_u64(addr) & bit)
+
+    def _set(self, base: int, port: int, on: bool) -> bool:
+        addr, bit = self._bit(base, port)
+        word = self.d.mem.read_u64(addr)
+        self.d.mem.write_u64(addr, word | bit if on else word & ~bit)
+        return bool(word & bit)
+
+    # --- ports ------------------------------------------------------------------------------
+    def alloc(self, port: Port) -> int:
+        for number in range(1, NR_PORTS):
+            if number not in self.ports:
+                self.ports[number] = port
+                return number
+        return -ENOSPC
+
+    def set_pending(self, number: int) -> None:
+        """evtchn_set_pending: mark the port, and if unmasked raise the vCPU's upcall."""
+        port = self.ports.get(number)
+        if port is None or self._set(_PENDING, number, True) or self._test(_MASK, number):
+            return
+        self._raise(port.vcpu, number // 64)
+
+    def _raise(self, vcpu_id: int, word: int) -> None:
+        v = self.d.vcpus[vcpu_id]
+        sel = v.vcpu_info_maddr + _SEL
+        self.d.mem.write_u64(sel, self.d.mem.read_u64(sel) | (1 << word))
+        self.d.mem.view[v.vcpu_info_maddr + xen.vcpu_info.evtchn_upcall_pending.offset] = 1
+        if v.blocked:
+            v.blocked = False
+            v.runstate.change(xen.RUNSTATE_runnable, self.d.virtual_time)
+
+    def send(self, number: int) -> int:
+        port = self.ports.get(number)
+        if port is None:
+            return -EINVAL
+        if port.state == xen.EVTCHNSTAT_interdomain:
+            if port.backend is not None:
+                port.backend()
+            elif port.remote_dom == self.d.domid:
+                self.set_pending(port.remote_port)      # loopback
+        elif port.state == xen.EVTCHNSTAT_ipi:
+            self.set_pending(number)
+        return 0                                        # unbound: nothing to notify
+
+    def unmask(self, number: int) -> int:
+        port = self.ports.get(number)
+        if port is None:
+            return -EINVAL
+        if self._set(_MASK, number, False) and self._test(_PENDING, number):
+            self._raise(port.vcpu, number // 64)
+        return 0
+
+    def close(self, number: int) -> int:
+        port = self.ports.pop(number, None)
+        if port is None or port.backend is not None:
+            if port is not None:
+                self.ports[number] = port
+            return -EINVAL
+        if port.state == xen.EVTCHNSTAT_virq:
+            self.virqs.pop((port.virq, port.vcpu), None)
+        if port.state == xen.EVTCHNSTAT_interdomain and port.remote_dom == self.d.domid:
+            other = self.ports.get(port.remote_port)
+            if other is not None:
+                other.state = xen.EVTCHNSTAT_unbound
+        return 0
+
+    def bind_virq(self, virq: int, vcpu: int) -> int:
+        if virq >= xen.NR_VIRQS:
+            return -EINVAL
+        if vcpu >= len(self.d.vcpus):
+            return -ENOENT
+        if (virq, vcpu) in self.virqs:
+            return -EEXIST
+        number = self.alloc(Port(xen.EVTCHNSTAT_virq, vcpu=vcpu, virq=virq))
+        if number > 0:
+            self.virqs[(virq, vcpu)] = number
+        return number
+
+    def bind_interdomain(self, remote_dom: int, remote_port: int) -> int:
+        if remote_dom not in (xen.DOMID_SELF, self.d.domid):
+            return -xen.ESRCH
+        other = self.ports.get(remote_port)
+        if other is None or other.state != xen.EVTCHNSTAT_unbound:
+            return -EINVAL
+        number = self.alloc(Port(xen.EVTCHNSTAT_interdomain, remote_dom=self.d.domid,
+                                 remote_port=remote_port))
+        if number > 0:
+            other.state, other.remote_dom, other.remote_port = (
+                xen.EVTCHNSTAT_interdomain, self.d.domid, number)
+        return number
+
+    def backend_port(self, backend: Callable[[], None]) -> int:
+        """A channel whose other end is the hypervisor (console, xenstore)."""
+        return self.alloc(Port(xen.EVTCHNSTAT_interdomain, remote_dom=0, backend=backend))
+
+
+
+
+
+def console_backend(domain):
+    """Drain the PV console ring's output side into the console, in order."""
+    def backend():
+        mfn = domain.console_ring_mfn
+        base = mfn << 12
+        mem = domain.mem
+        cons = struct.unpack_from('<I', mem.view, base + xen.XENCONS_OUT_CONS)[0]
+        prod = struct.unpack_from('<I', mem.view, base + xen.XENCONS_OUT_PROD)[0]
+        if (prod - cons) & 0xFFFFFFFF > 2048:
+            return                                    # a corrupt ring: ignore it
+        out = bytearray()
+        while cons != prod:
+            out.append(mem.view[base + xen.XENCONS_OUT + (cons & 2047)])
+            cons = (cons + 1) & 0xFFFFFFFF
+        struct.pack_into('<I', mem.view, base + xen.XENCONS_OUT_CONS, cons)
+        if out:
+            domain.console_write(bytes(out))
+    return backend
+
+
+def xenstore_backend(domain):
+    """A minimal store: XS_READ of "domid" and "name" answered, everything else an
+    XS_ERROR reply ("ENOENT" for reads, "ENOSYS" otherwise), each well formed."""
+    def backend():
+        base = domain.store_ring_mfn << 12
+        mem = domain.mem
+        rd = lambda off: struct.unpack_from('<I', mem.view, base + off)[0]      # noqa: E731
+        cons, prod = rd(xen.XENSTORE_REQ_CONS), rd(xen.XENSTORE_REQ_PROD)
+        while (prod - cons) & 0xFFFFFFFF >= 16:
+            header = bytes(mem.view[base + xen.XENSTORE_REQ + ((cons + i) & 1023)]
+                           for i in range(16))
+            kind, req_id, tx_id, length = struct.unpack('<4I', header)
+            if (prod - cons) & 0xFFFFFFFF < 16 + length:
+                break
+            body = bytes(mem.view[base + xen.XENSTORE_REQ + ((cons + 16 + i) & 1023)]
+                         for i in range(length))
+            cons = (cons + 16 + length) & 0xFFFFFFFF
+            path = body.split(b'\0', 1)[0].decode('ascii', 'replace')
+            values = {'domid': str(domain.domid), 'name': f'pvshadow-d{domain.domid}'}
+            if kind == xen.XS_READ and path in values:
+                reply_kind, payload = xen.XS_READ, values[path].encode()
+            else:
+                reply_kind = xen.XS_ERROR
+                payload = b'ENOENT\0' if kind == xen.XS_READ else b'ENOSYS\0'
+            reply = struct.pack('<4I', reply_kind, req_id, tx_id, len(payload)) + payload
+            rsp = rd(xen.XENSTORE_RSP_PROD)
+            for i, byte in enumerate(reply):
+                mem.view[base + xen.XENSTORE_RSP + ((rsp + i) & 1023)] = byte
+            struct.pack_into('<I', mem.view, base + xen.XENSTORE_RSP_PROD,
+                             (rsp + len(reply)) & 0xFFFFFFFF)
+        struct.pack_into('<I', mem.view, base + xen.XENSTORE_REQ_CONS, cons)
+        domain.evtchn.set_pending(domain.store_evtchn)
+    return backend

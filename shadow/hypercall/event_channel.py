@@ -1,0 +1,65 @@
+"""HYPERVISOR_event_channel_op: ports within the domain (loopback interdomain, IPIs,
+VIRQs) and the notifications to the hypervisor's console and xenstore backends."""
+import struct
+
+from shadow.abi import xen
+from shadow.abi.xen import ENOSYS, EPERM
+from shadow.evtchn import Port
+
+
+def _port_arg(v, arg) -> int:
+    return struct.unpack('<I', v.copy_from_guest(arg, 4))[0]
+
+
+def do_event_channel_op(v, cmd, arg, *_):
+    ec = v.domain.evtchn
+    if cmd == xen.EVTCHNOP_send:
+        return ec.send(_port_arg(v, arg))
+    if cmd == xen.EVTCHNOP_unmask:
+        return ec.unmask(_port_arg(v, arg))
+    if cmd == xen.EVTCHNOP_close:
+        return ec.close(_port_arg(v, arg))
+    if cmd == xen.EVTCHNOP_alloc_unbound:
+        op = v.read_struct(xen.evtchn_alloc_unbound, arg)
+        if not v.domid_ok(op.dom):
+            return -EPERM                 # an unprivileged caller allocates for itself
+        port = ec.alloc(Port(xen.EVTCHNSTAT_unbound, remote_dom=op.remote_dom))
+        return _reply(v, arg, op, port)
+    if cmd == xen.EVTCHNOP_bind_interdomain:
+        op = v.read_struct(xen.evtchn_bind_interdomain, arg)
+        port = ec.bind_interdomain(op.remote_dom, op.remote_port)
+        if port > 0:
+            op.local_port = port
+            v.copy_to_guest(arg, bytes(op))
+            return 0
+        return port
+    if cmd == xen.EVTCHNOP_bind_virq:
+        op = v.read_struct(xen.evtchn_bind_virq, arg)
+        return _reply(v, arg, op, ec.bind_virq(op.virq, op.vcpu))
+    if cmd == xen.EVTCHNOP_bind_ipi:
+        op = v.read_struct(xen.evtchn_bind_ipi, arg)
+        if op.vcpu >= len(v.domain.vcpus):
+            return -xen.ENOENT
+        return _reply(v, arg, op, ec.alloc(Port(xen.EVTCHNSTAT_ipi, vcpu=op.vcpu)))
+    if cmd == xen.EVTCHNOP_status:
+        op = v.read_struct(xen.evtchn_status, arg)
+        if not v.domid_ok(op.dom):
+            return -xen.ESRCH
+        port = ec.ports.get(op.port)
+        if port is None:
+            op.status, op.vcpu, op.u = xen.EVTCHNSTAT_closed, 0, 0
+        else:
+            op.status, op.vcpu = port.state, port.vcpu
+            op.u = port.virq if port.state == xen.EVTCHNSTAT_virq else \
+                port.remote_dom | (port.remote_port << 32)
+        v.copy_to_guest(arg, bytes(op))
+        return 0
+    return -ENOSYS
+
+
+def _reply(v, arg, op, port: int) -> int:
+    if port < 0:
+        return port
+    op.port = port
+    v.copy_to_guest(arg, bytes(op))
+    return 0
