@@ -72,10 +72,12 @@ class Domain:
         self.evtchn = EventChannels(self)
         self.console_ring_mfn = self.store_ring_mfn = None
         self.console_evtchn = self.store_evtchn = 0
+        self.grant_frames: List[int] = []
         from shadow.evtchn import EventChannels
         self.evtchn = EventChannels(self)
         self.console_ring_mfn = self.store_ring_mfn = None
         self.console_evtchn = self.store_evtchn = 0
+        self.grant_frames: List[int] = []
         self.entry = None                 # (rip, rsp, rsi) for the first entry
         # Front ends: a callable that receives every fault, exception, hypercall, vm_event
         # and exit as a dict (None: tracing off, and it costs one attribute check).

@@ -65,6 +65,8 @@ class VCpu:
         self.kernel_sp = 0
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
+        self.debugreg = [0] * 8           # as the guest set them (not armed in the CPU)
+        self.iopl = 0
         self.entered = False
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls

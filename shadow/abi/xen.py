@@ -577,3 +577,27 @@ XENSTORE_REQ_CONS, XENSTORE_REQ_PROD, XENSTORE_RSP_CONS, XENSTORE_RSP_PROD = 204
 XS_READ, XS_ERROR = 2, 16
 
 assert ctypes.sizeof(evtchn_status) == 24 and ctypes.sizeof(evtchn_bind_interdomain) == 12
+
+
+# --- segments, FPU, debug registers, I/O privilege (xen-x86_64.h, physdev.h) ------------------------
+SEGBASE_FS, SEGBASE_GS_USER, SEGBASE_GS_KERNEL, SEGBASE_GS_USER_SEL = 0, 1, 2, 3
+PHYSDEVOP_set_iopl = 6
+
+# --- grant_table.h ---------------------------------------------------------------------------------
+GNTTABOP_setup_table = 2
+GNTTABOP_query_size = 6
+GNTST_okay, GNTST_general_error, GNTST_bad_domain = 0, -1, -2
+GRANT_TABLE_MAX_FRAMES = 4
+
+
+class gnttab_setup_table(Struct):
+    _fields_ = [('dom', c_uint16), ('nr_frames', c_uint32), ('status', ctypes.c_int16),
+                ('frame_list', c_uint64)]
+
+
+class gnttab_query_size(Struct):
+    _fields_ = [('nr_frames', c_uint32), ('max_nr_frames', c_uint32), ('dom', c_uint16),
+                ('status', ctypes.c_int16)]
+
+
+assert ctypes.sizeof(gnttab_setup_table) == 24 and ctypes.sizeof(gnttab_query_size) == 12

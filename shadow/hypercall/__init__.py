@@ -8,8 +8,8 @@ from typing import Callable, Dict
 
 from shadow.abi import xen
 from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import (console, event_channel, hvm, memory, mm, multicall, sched, traps,
-                              vcpu, version)
+from shadow.hypercall import (console, cpu_state, event_channel, grant_table, hvm, memory, mm,
+                              multicall, sched, traps, vcpu, version)
 from shadow.vcpu import GuestFault
 
 
@@ -46,4 +46,10 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_hvm_op: hvm.do_hvm_op,
         xen.HYPERVISOR_vcpu_op: vcpu.do_vcpu_op,
         xen.HYPERVISOR_event_channel_op: event_channel.do_event_channel_op,
+        xen.HYPERVISOR_set_segment_base: cpu_state.do_set_segment_base,
+        xen.HYPERVISOR_fpu_taskswitch: cpu_state.do_fpu_taskswitch,
+        xen.HYPERVISOR_set_debugreg: cpu_state.do_set_debugreg,
+        xen.HYPERVISOR_get_debugreg: cpu_state.do_get_debugreg,
+        xen.HYPERVISOR_physdev_op: cpu_state.do_physdev_op,
+        xen.HYPERVISOR_grant_table_op: grant_table.do_grant_table_op,
     }

@@ -1,0 +1,61 @@
+"""Per-vCPU processor state a PV guest sets through Xen: segment bases, the FPU's
+task-switched flag, debug registers (kept for the guest; not armed in the CPU), I/O
+privilege level."""
+import struct
+
+from shadow.abi import xen
+from shadow.abi.xen import EINVAL, ENOSYS, EPERM, HYPERVISOR_VIRT_START
+
+CR0_TS = 1 << 3
+
+
+def do_set_segment_base(v, which, base, *_):
+    cpu = v.cpu
+    if which == xen.SEGBASE_FS:
+        cpu.set_reg('fs_base', base)
+    elif which == xen.SEGBASE_GS_KERNEL:
+        if v.kernel_mode:
+            cpu.set_reg('gs_base', base)
+        else:
+            v.gs_base_other = base
+    elif which == xen.SEGBASE_GS_USER:
+        if v.kernel_mode:
+            v.gs_base_other = base
+        else:
+            cpu.set_reg('gs_base', base)
+    elif which == xen.SEGBASE_GS_USER_SEL:
+        return -ENOSYS                  # loading a user GS selector: not modelled
+    else:
+        return -EINVAL
+    return 0
+
+
+def do_fpu_taskswitch(v, set_ts, *_):
+    cr0 = v.cpu.reg('cr0')
+    v.cpu.set_reg('cr0', cr0 | CR0_TS if set_ts else cr0 & ~CR0_TS)
+    return 0
+
+
+def do_set_debugreg(v, reg, value, *_):
+    if reg > 7 or reg in (4, 5):
+        return -EINVAL
+    if reg < 4 and value >= HYPERVISOR_VIRT_START:
+        return -EPERM                    # a breakpoint on the hypervisor's addresses
+    v.debugreg[reg] = value
+    return 0
+
+
+def do_get_debugreg(v, reg, *_):
+    if reg > 7 or reg in (4, 5):
+        return -EINVAL
+    return v.debugreg[reg]
+
+
+def do_physdev_op(v, cmd, arg, *_):
+    if cmd == xen.PHYSDEVOP_set_iopl:
+        iopl = struct.unpack('<I', v.copy_from_guest(arg, 4))[0]
+        if iopl > 3:
+            return -EINVAL
+        v.iopl = iopl
+        return 0
+    return -ENOSYS
