@@ -1,4 +1,5 @@
 """A PV domain: its frames, its p2m, its vCPUs, its console, and the run loop."""
+import struct
 import time
 from collections import Counter
 from typing import Callable, List, Optional
@@ -224,8 +225,23 @@ class Domain:
         self.shutdown_code = reason
         v.request_exit(Exit(ExitReason.SHUTDOWN, shutdown_code=reason))
 
+    def timers_armed(self) -> bool:
+        return any(v.next_deadline() is not None for v in self.vcpus if v.online)
+
+    def now_ns(self) -> int:
+        return self.virtual_time * xen.NS_PER_INSTRUCTION
+
+    def update_time(self, v: VCpu) -> None:
+        """vcpu_info.time, with Xen's version protocol (odd while it changes)."""
+        base = v.vcpu_info_maddr + xen.vcpu_info.time.offset
+        version = self.mem.read_u64(base) & 0xFFFFFFFF
+        self.mem.write(base, struct.pack('<I', (version + 1) & 0xFFFFFFFF))
+        self.mem.write_u64(base + xen.vcpu_time_info.system_time.offset, self.now_ns())
+        self.mem.write(base, struct.pack('<I', (version + 2) & 0xFFFFFFFF))
+
     def block(self, v: VCpu) -> None:
-        if any(o is not v and o.online and not o.blocked for o in self.vcpus):
+        if self.timers_armed() or any(o is not v and o.online and not o.blocked
+                                      for o in self.vcpus):
             v.blocked = True                  # another vCPU can run meanwhile
             v.runstate.change(xen.RUNSTATE_blocked, self.virtual_time)
             return self.reschedule()
@@ -277,8 +293,10 @@ class Domain:
         self.cpu.stop()
 
     def _multi(self) -> bool:
+        """Whether the run needs slices: several vCPUs, or a timer to keep."""
         online = [v for v in self.vcpus if v.online]
-        return len(online) > 1 or (online and online[0] is not self.vcpus[0])
+        return len(online) > 1 or (online and online[0] is not self.vcpus[0]) or \
+            self.timers_armed()
 
     def _switch_to(self, v: VCpu) -> None:
         cpu = self.cpu
@@ -403,10 +421,20 @@ class Domain:
         cpu = self.cpu
         began = time.monotonic()
         while True:
+            for v in self.vcpus:
+                if v.online:
+                    v.fire_timers(self.now_ns())
             runnable = [v for v in self.vcpus if v.online and not v.blocked]
             if not runnable:
-                return Exit(ExitReason.HALT, message=f'd{self.domid}: every vCPU is blocked '
-                            'or offline')
+                deadlines = [v.next_deadline() for v in self.vcpus if v.online]
+                deadlines = [t for t in deadlines if t is not None]
+                if not deadlines:
+                    return Exit(ExitReason.HALT, message=f'd{self.domid}: every vCPU is '
+                                'blocked or offline')
+                # idle: time jumps to the next deadline
+                self.virtual_time = max(self.virtual_time,
+                                        -(-min(deadlines) // xen.NS_PER_INSTRUCTION))
+                continue
             for v in runnable:
                 if v.paused_for_event:
                     return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is '
@@ -417,7 +445,12 @@ class Domain:
             v = cpu.guest
             v.exit = None
             self._reschedule = False
+            v.check_events()                  # a vCPU woken by an event takes it now
             count = self.slice if len(runnable) > 1 else budget
+            deadline = v.next_deadline() if v.online else None
+            if deadline is not None:
+                until = max(1, deadline // xen.NS_PER_INSTRUCTION - self.virtual_time)
+                count = min(count, until) if count else until
             left = timeout - (time.monotonic() - began) if timeout else 0
             if timeout and left <= 0:
                 return Exit(ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',

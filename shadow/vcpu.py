@@ -66,6 +66,9 @@ class VCpu:
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
         self.debugreg = [0] * 8           # as the guest set them (not armed in the CPU)
+        self.singleshot = None            # deadline (ns of virtual time) or None
+        self.periodic = None              # (period ns, next deadline) or None
+        self.poll_deadline = None         # sched_op poll's timeout
         self.iopl = 0
         self.entered = False
         self.exit: Optional[Exit] = None
@@ -339,6 +342,33 @@ class VCpu:
             # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
             cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
         self.check_events()
+
+    def next_deadline(self):
+        deadlines = [t for t in (self.singleshot, self.poll_deadline,
+                                 self.periodic[1] if self.periodic else None) if t is not None]
+        return min(deadlines) if deadlines else None
+
+    def fire_timers(self, now: int) -> None:
+        """Raise VIRQ_TIMER for every timer due by now; wake a poll that timed out."""
+        d = self.domain
+        due = False
+        if self.singleshot is not None and self.singleshot <= now:
+            self.singleshot, due = None, True
+        if self.periodic is not None and self.periodic[1] <= now:
+            period, deadline = self.periodic
+            while deadline <= now:
+                deadline += period
+            self.periodic, due = (period, deadline), True
+        if due:
+            port = d.evtchn.virqs.get((xen.VIRQ_TIMER, self.vcpu_id))
+            if port is not None:
+                d.evtchn.set_pending(port)
+        if self.poll_deadline is not None and self.poll_deadline <= now:
+            self.poll_deadline = None
+            if self.blocked:
+                self.blocked = False
+                self.runstate.change(xen.RUNSTATE_runnable, now)
+        d.update_time(self)
 
     def check_events(self) -> None:
         """On the way back to the guest (Xen's test_guest_events): an upcall pending and

@@ -601,3 +601,21 @@ class gnttab_query_size(Struct):
 
 
 assert ctypes.sizeof(gnttab_setup_table) == 24 and ctypes.sizeof(gnttab_query_size) == 12
+
+
+# --- vcpu.h / xen.h: timers and time ------------------------------------------------------------
+VCPUOP_set_periodic_timer = 6
+VCPUOP_stop_periodic_timer = 7
+VCPUOP_set_singleshot_timer = 8
+VCPUOP_stop_singleshot_timer = 9
+VCPU_SSHOTTMR_future = 1
+ETIME = 62
+NS_PER_INSTRUCTION = 1                  # the virtual clock: one nanosecond an instruction
+
+
+class vcpu_set_singleshot_timer(Struct):
+    _fields_ = [('timeout_abs_ns', c_uint64), ('flags', c_uint32)]
+
+
+class sched_poll(Struct):
+    _fields_ = [('ports', c_uint64), ('nr_ports', c_uint32), ('timeout', c_uint64)]

@@ -52,4 +52,5 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_get_debugreg: cpu_state.do_get_debugreg,
         xen.HYPERVISOR_physdev_op: cpu_state.do_physdev_op,
         xen.HYPERVISOR_grant_table_op: grant_table.do_grant_table_op,
+        xen.HYPERVISOR_set_timer_op: sched.do_set_timer_op,
     }

@@ -14,6 +14,18 @@ def do_sched_op(v, cmd, arg, *_):
         if not v.upcall_pending():
             v.domain.block(v)
         return 0
+    if cmd == xen.SCHEDOP_poll:
+        op = v.read_struct(xen.sched_poll, arg)
+        ec = v.domain.evtchn
+        ports = [int.from_bytes(v.copy_from_guest(op.ports + 4 * i, 4), 'little')
+                 for i in range(op.nr_ports)]
+        if any(ec._test(xen.shared_info.evtchn_pending.offset, p) for p in ports):
+            return 0
+        if op.timeout:
+            v.poll_deadline = op.timeout
+        v.set_upcall_mask(v.upcall_mask())
+        v.domain.block(v)
+        return 0
     if cmd in (SCHEDOP_shutdown, SCHEDOP_shutdown_code):
         reason = v.read_struct(xen.sched_shutdown, arg).reason
         if reason > xen.SHUTDOWN_soft_reset:
@@ -24,3 +36,11 @@ def do_sched_op(v, cmd, arg, *_):
         v.domain.shutdown(v, reason)
         return 0
     return -ENOSYS
+
+
+def do_set_timer_op(v, timeout, *_):
+    """HYPERVISOR_set_timer_op: the vCPU's single-shot timer (0 stops it)."""
+    v.singleshot = timeout or None
+    if v.singleshot is not None:
+        v.domain.reschedule()             # the run loop counts toward the deadline
+    return 0

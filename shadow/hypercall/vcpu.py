@@ -30,6 +30,28 @@ def do_vcpu_op(v, cmd, vcpuid, arg, *_):
     if cmd == xen.VCPUOP_register_runstate_memory_area:
         va = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
         return target.runstate.register_va(v, va)
+    if cmd == xen.VCPUOP_set_singleshot_timer:
+        op = v.read_struct(xen.vcpu_set_singleshot_timer, arg)
+        if op.flags & xen.VCPU_SSHOTTMR_future and op.timeout_abs_ns < d.now_ns():
+            return -xen.ETIME
+        target.singleshot = op.timeout_abs_ns
+        d.update_time(target)
+        d.reschedule()                    # the run loop counts toward the deadline
+        return 0
+    if cmd == xen.VCPUOP_stop_singleshot_timer:
+        target.singleshot = None
+        return 0
+    if cmd == xen.VCPUOP_set_periodic_timer:
+        period = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
+        if period < 1000:
+            return -EINVAL
+        target.periodic = (period, d.now_ns() + period)
+        d.update_time(target)
+        d.reschedule()
+        return 0
+    if cmd == xen.VCPUOP_stop_periodic_timer:
+        target.periodic = None
+        return 0
     if cmd == xen.VCPUOP_register_runstate_phys_area:
         gpa = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
         return target.runstate.register_phys(gpa)
