@@ -70,6 +70,7 @@ class VCpu:
         self.periodic = None              # (period ns, next deadline) or None
         self.poll_deadline = None         # sched_op poll's timeout
         self.iopl = 0
+        self.gdt_frames = []              # the guest's GDT (typed descriptor pages)
         self.entered = False
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls

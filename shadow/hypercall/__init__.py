@@ -8,8 +8,8 @@ from typing import Callable, Dict
 
 from shadow.abi import xen
 from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import (console, cpu_state, event_channel, grant_table, hvm, memory, mm,
-                              multicall, sched, traps, vcpu, version)
+from shadow.hypercall import (console, cpu_state, descriptors, event_channel, grant_table, hvm,
+                              memory, mm, multicall, sched, traps, vcpu, version)
 from shadow.vcpu import GuestFault
 
 
@@ -53,4 +53,6 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_physdev_op: cpu_state.do_physdev_op,
         xen.HYPERVISOR_grant_table_op: grant_table.do_grant_table_op,
         xen.HYPERVISOR_set_timer_op: sched.do_set_timer_op,
+        xen.HYPERVISOR_set_gdt: descriptors.do_set_gdt,
+        xen.HYPERVISOR_update_descriptor: descriptors.do_update_descriptor,
     }

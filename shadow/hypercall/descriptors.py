@@ -1,0 +1,79 @@
+"""HYPERVISOR_set_gdt and HYPERVISOR_update_descriptor: the guest's own GDT.
+
+Frames given to set_gdt take the descriptor-page type, so no writable mapping of them can
+exist (a writable mapping is refused, as for page tables), and every descriptor is checked
+as Xen's check_descriptor does for a 64-bit PV guest: code and data segments only, their
+DPL raised to 3 (the guest kernel's ring), nothing else but empty entries. The frames are
+mapped read-only into the GDT area below Xen's reserved page, where the CPU reads them.
+"""
+import struct
+
+from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY, FIRST_RESERVED_GDT_PAGE
+from shadow.machine import PageType
+from shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_NX, _PAGE_PRESENT
+from shadow.xenspace import GDT_VIRT_START
+
+_DPL3 = 3 << 45
+_S = 1 << 44                    # code/data, not system
+_P = 1 << 47
+
+
+def check_descriptor(desc: int):
+    """The descriptor as it may be installed, or None (Xen's check_descriptor, 64-bit)."""
+    if desc == 0 or not desc & _P:
+        return desc                             # empty or not present: harmless
+    if not desc & _S:
+        return None                             # system descriptors (gates, TSS, LDT)
+    return desc | _DPL3
+
+
+def do_set_gdt(v, frame_list, entries, *_):
+    d = v.domain
+    if entries > FIRST_RESERVED_GDT_ENTRY:
+        return -EINVAL
+    nr = (entries + 511) // 512
+    frames = list(struct.unpack(f'<{nr}Q', v.copy_from_guest(frame_list, 8 * nr))) if nr else []
+    taken = []
+    for mfn in frames:
+        if d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
+            break
+        descs = d.mem.frame_u64s(mfn)
+        checked = [check_descriptor(x) for x in descs]
+        if None in checked:
+            d.types.put_page_and_type(mfn)
+            break
+        d.mem.write(mfn << 12, struct.pack('<512Q', *checked))
+        taken.append(mfn)
+    if len(taken) != len(frames):
+        for mfn in taken:
+            d.types.put_page_and_type(mfn)
+        return -EINVAL
+    for mfn in v.gdt_frames:
+        d.types.put_page_and_type(mfn)
+    v.gdt_frames = taken
+    xen = d.xen
+    for page in range(FIRST_RESERVED_GDT_PAGE):
+        frame = taken[page] if page < len(taken) else xen.zero_frame
+        xen.map(GDT_VIRT_START + page * 4096, frame, _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX)
+    d.flush_tlb()
+    return 0
+
+
+def do_update_descriptor(v, maddr, desc, *_):
+    d = v.domain
+    mfn = maddr >> 12
+    if maddr & 7 or not d.frames.is_valid(mfn):
+        return -EINVAL
+    checked = check_descriptor(desc)
+    if checked is None:
+        return -EINVAL
+    # As Xen: a live descriptor page is written in place; any other frame must be one the
+    # guest could write anyway (not a page table), so it is taken as writable.
+    in_use_as_gdt = d.frames.type_count[mfn] and d.frames.type[mfn] == PageType.SEG_DESC
+    if d.types.get_page_and_type(mfn, PageType.SEG_DESC if in_use_as_gdt else PageType.WRITABLE,
+                                 d.domid):
+        return -EINVAL
+    d.mem.write_u64(maddr, checked)
+    d.types.put_page_and_type(mfn)
+    d.flush_tlb()
+    return 0
