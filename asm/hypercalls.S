@@ -1,7 +1,8 @@
 # hypercalls: the hypercalls the other kernels do not lean on. xen_version (version,
 # extraversion, capabilities, get_features), callback_op register (and its refusals),
 # multicall (three calls, each result written back, one refused inside the batch),
-# vm_assist enable/disable, sched_op yield, console_io read. A wrong value or errno is a
+# vm_assist enable/disable, sched_op yield, console_io read, memory_op add_to_physmap
+# (refused to PV guests with -EACCES, as Xen does) and memory_map (one RAM entry). A wrong value or errno is a
 # FAILURE.
 .include "pv.inc"
 
@@ -19,6 +20,9 @@
 .equ VMASST_CMD_disable, 1
 .equ VMASST_TYPE_writable_pagetables, 2
 .equ CONSOLEIO_read, 1
+.equ XENMEM_add_to_physmap, 7
+.equ XENMEM_memory_map, 9
+.equ XENMAPSPACE_shared_info, 0
 
 test_main:
     # xen_version
@@ -180,10 +184,55 @@ test_main:
     xor esi, esi
     lea rdx, [rip + m_console_read]
     call check_eq
+
+    # memory_op add_to_physmap of shared_info: a PV guest is not translated (-EACCES)
+    mov word ptr [rip + xatp], DOMID_SELF
+    mov dword ptr [rip + xatp + 4], XENMAPSPACE_shared_info
+    mov qword ptr [rip + xatp + 16], 0x100
+    mov edi, XENMEM_add_to_physmap
+    lea rsi, [rip + xatp]
+    call hc_memory_op
+    mov rdi, rax
+    mov rsi, RC_EACCES
+    lea rdx, [rip + m_xatp]
+    call check_eq
+
+    # memory_op memory_map: one RAM entry from 0 covering at least nr_pages
+    mov dword ptr [rip + memmap], 4
+    lea rax, [rip + e820]
+    mov qword ptr [rip + memmap + 8], rax
+    mov edi, XENMEM_memory_map
+    lea rsi, [rip + memmap]
+    call hc_memory_op
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_memmap_rc]
+    call check_eq
+    mov edi, dword ptr [rip + memmap]
+    mov esi, 1
+    lea rdx, [rip + m_memmap_n]
+    call check_eq
+    mov edi, dword ptr [rip + e820 + 16]
+    mov esi, 1
+    lea rdx, [rip + m_memmap_type]
+    call check_eq
+    mov rax, [rip + start_info_ptr]
+    mov rax, [rax + SI_nr_pages]
+    shl rax, 12
+    mov rcx, [rip + e820 + 8]
+    xor edi, edi
+    cmp rcx, rax
+    setb dil
+    xor esi, esi
+    lea rdx, [rip + m_memmap_size]
+    call check_eq
     ret
 
 .align 8
 features: .long 0, 0
+xatp: .fill 24, 1, 0
+memmap: .quad 0, 0
+e820: .fill 80, 1, 0
 cbreg: .quad 0, 0
 mc0: .fill 64, 1, 0
 mc1: .fill 64, 1, 0
@@ -212,3 +261,8 @@ m_vmassist_off: .asciz "vm_assist disable writable_pagetables"
 m_vmassist_cmd: .asciz "vm_assist with an unknown command"
 m_yield: .asciz "sched_op yield"
 m_console_read: .asciz "console_io read"
+m_xatp: .asciz "add_to_physmap of shared_info (PV: -EACCES)"
+m_memmap_rc: .asciz "memory_map"
+m_memmap_n: .asciz "memory_map entry count"
+m_memmap_type: .asciz "memory_map entry is RAM"
+m_memmap_size: .asciz "memory_map covers nr_pages (1 = too small)"

@@ -3,11 +3,16 @@
 For a PV guest (not auto-translated) the frames named here are machine frames: increase
 and populate write the new MFNs back into the guest's extent array; decrease takes MFNs.
 Only order-0 extents are supported; a larger order does no extent (result 0).
+
+add_to_physmap is refused with -EACCES, as Xen refuses it to every guest that is not
+auto-translated: a PV guest finds shared_info through start_info and maps its MFN.
+memory_map reports the domain's pseudo-physical map as the toolstack (libxl) gives a PV
+guest: one RAM entry covering max_pages.
 """
 import struct
 
 from shadow.abi import xen
-from shadow.abi.xen import ENOSYS, EPERM, ESRCH
+from shadow.abi.xen import EACCES, ENOSYS, EPERM, ESRCH
 
 _PFN = struct.Struct('<Q')
 
@@ -35,6 +40,16 @@ def do_memory_op(v, cmd, arg, *_):
                                          xen.MACH2PHYS_VIRT_START + d.frames.nr_frames * 8,
                                          d.frames.nr_frames - 1))
         return 0
+    if op == xen.XENMEM_add_to_physmap:
+        # struct xen_add_to_physmap { u16 domid, size; u32 space; u64 idx, gpfn; }
+        domid, _size, space = struct.unpack('<HHI', v.copy_from_guest(arg, 8))
+        if space == xen.XENMAPSPACE_gmfn_foreign:
+            return -ENOSYS                 # only through add_to_physmap_batch
+        if not _target_ok(v, domid):
+            return -ESRCH
+        return -EACCES                     # xatp_permission_check: not paging_mode_translate
+    if op == xen.XENMEM_memory_map:
+        return _memory_map(v, arg)
     if op == xen.XENMEM_access_op:
         # mem_access is for a domain's listener: a guest may not set (or read) its own
         # access (Xen's XSM_DM_PRIV check); its privileged listener goes through
@@ -52,6 +67,19 @@ def do_memory_op(v, cmd, arg, *_):
             return _decrease(v, res, start)
         return _increase(v, res, start, populate=op == xen.XENMEM_populate_physmap)
     return -ENOSYS
+
+
+_E820_RAM = 1
+
+
+def _memory_map(v, arg):
+    """struct xen_memory_map { u32 nr_entries; handle buffer } of packed 20-byte e820 entries."""
+    capacity, buffer = struct.unpack('<I4xQ', v.copy_from_guest(arg, 16))
+    entries = [(0, v.domain.max_pages << 12, _E820_RAM)]
+    entries = entries[:capacity]
+    v.copy_to_guest(buffer, b''.join(struct.pack('<QQI', *e) for e in entries))
+    v.copy_to_guest(arg, struct.pack('<I', len(entries)))
+    return 0
 
 
 def _increase(v, res, start, populate):
