@@ -1,0 +1,162 @@
+/*
+ * A PV64 kernel in C, written against Xen's public ABI only (hypercall numbers, structure
+ * offsets and errnos as xen/include/public defines them), so it would boot on Xen as it
+ * boots here. Start of day as small PV frameworks do it: own stack (head.S), shared_info
+ * mapped from start_info, event callback registered, an IPI sent to itself and delivered,
+ * VIRQ_TIMER bound and a one-shot timer awaited with SCHEDOP_block, a refused hypercall
+ * checked for its errno. It prints its own verdict.
+ */
+#include <stdint.h>
+
+#define __HYPERVISOR_set_callbacks     4
+#define __HYPERVISOR_update_va_mapping 14
+#define __HYPERVISOR_set_timer_op      15
+#define __HYPERVISOR_xen_version       17
+#define __HYPERVISOR_console_io        18
+#define __HYPERVISOR_sched_op          29
+#define __HYPERVISOR_event_channel_op  32
+
+#define CONSOLEIO_write       0
+#define SCHEDOP_block         1
+#define SCHEDOP_shutdown      2
+#define SHUTDOWN_poweroff     0
+#define EVTCHNOP_bind_virq    1
+#define EVTCHNOP_send         4
+#define EVTCHNOP_bind_ipi     7
+#define VIRQ_TIMER            0
+#define UVMF_INVLPG           2
+#define EINVAL                22
+
+struct start_info {                 /* xen.h, the fields this kernel reads */
+    char magic[32];
+    uint64_t nr_pages, shared_info;
+};
+
+struct vcpu_time_info { uint32_t version, pad0; uint64_t tsc_timestamp, system_time;
+                        uint32_t tsc_to_system_mul; int8_t tsc_shift; int8_t pad1[3]; };
+struct vcpu_info {
+    uint8_t evtchn_upcall_pending, evtchn_upcall_mask;
+    uint8_t pad[6];
+    uint64_t evtchn_pending_sel;
+    uint64_t cr2, pad2;
+    struct vcpu_time_info time;
+};
+struct shared_info {
+    struct vcpu_info vcpu_info[32];
+    uint64_t evtchn_pending[64];
+    uint64_t evtchn_mask[64];
+};
+_Static_assert(sizeof(struct vcpu_info) == 64, "vcpu_info is 64 bytes");
+_Static_assert(__builtin_offsetof(struct shared_info, evtchn_mask) == 2560, "shared_info layout");
+
+extern char hypercall_page[];
+extern volatile struct shared_info shared_info_page;
+extern void event_entry(void);
+
+static long hypercall3(int nr, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+    register uint64_t rdi asm("rdi") = a1, rsi asm("rsi") = a2, rdx asm("rdx") = a3;
+    long rax;
+    asm volatile ("call *%[entry]"
+                  : "=a" (rax), "+r" (rdi), "+r" (rsi), "+r" (rdx)
+                  : [entry] "r" (hypercall_page + nr * 32)
+                  : "rcx", "r8", "r9", "r10", "r11", "memory");
+    return rax;
+}
+
+static unsigned long str_len(const char *s) { unsigned long n = 0; while (s[n]) n++; return n; }
+static void puts(const char *s) { hypercall3(__HYPERVISOR_console_io, CONSOLEIO_write, str_len(s), (uint64_t)s); }
+
+static int failures;
+static void check(int ok, const char *what)
+{
+    if (!ok) {
+        puts("failed: "); puts(what); puts("\n");
+        failures++;
+    }
+}
+
+static volatile unsigned ipi_port, timer_port, ipi_events, timer_events;
+
+void do_event(void)
+{
+    volatile struct vcpu_info *v = &shared_info_page.vcpu_info[0];
+    v->evtchn_upcall_pending = 0;
+    uint64_t sel = __atomic_exchange_n(&v->evtchn_pending_sel, 0, __ATOMIC_SEQ_CST);
+    while (sel) {
+        unsigned word = __builtin_ctzll(sel);
+        sel &= sel - 1;
+        uint64_t pending = shared_info_page.evtchn_pending[word] & ~shared_info_page.evtchn_mask[word];
+        while (pending) {
+            unsigned bit = __builtin_ctzll(pending);
+            pending &= pending - 1;
+            __atomic_and_fetch(&shared_info_page.evtchn_pending[word], ~(1ULL << bit), __ATOMIC_SEQ_CST);
+            unsigned port = word * 64 + bit;
+            if (port == ipi_port) ipi_events++;
+            if (port == timer_port) timer_events++;
+        }
+    }
+}
+
+static uint64_t system_time(void)
+{
+    volatile struct vcpu_time_info *t = &shared_info_page.vcpu_info[0].time;
+    uint32_t version;
+    uint64_t now;
+    do {
+        version = t->version;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        now = t->system_time;
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    } while ((version & 1) || version != t->version);
+    return now;
+}
+
+static void shutdown(void)
+{
+    uint32_t reason = SHUTDOWN_poweroff;
+    hypercall3(__HYPERVISOR_sched_op, SCHEDOP_shutdown, (uint64_t)&reason, 0);
+}
+
+void kernel_main(struct start_info *si)
+{
+    puts("Hello from a C-built PV kernel\n");
+    long version = hypercall3(__HYPERVISOR_xen_version, 0, 0, 0);
+    check((version >> 16) >= 3, "xen_version reports a 3.x or later hypervisor");
+
+    /* shared_info: map its machine frame over the page kept for it */
+    long rc = hypercall3(__HYPERVISOR_update_va_mapping, (uint64_t)&shared_info_page,
+                         si->shared_info | 0x63, UVMF_INVLPG);
+    check(rc == 0, "update_va_mapping of shared_info");
+
+    /* the event callback (the failsafe is not used: no segment reloads here) */
+    check(hypercall3(__HYPERVISOR_set_callbacks, (uint64_t)event_entry, 0, 0) == 0, "set_callbacks");
+    shared_info_page.vcpu_info[0].evtchn_upcall_mask = 0;
+
+    /* an event sent to itself arrives once */
+    uint32_t ipi[2] = { 0, 0 };                       /* struct evtchn_bind_ipi { vcpu; port } */
+    check(hypercall3(__HYPERVISOR_event_channel_op, EVTCHNOP_bind_ipi, (uint64_t)ipi, 0) == 0, "bind_ipi");
+    ipi_port = ipi[1];
+    uint32_t send = ipi_port;
+    check(hypercall3(__HYPERVISOR_event_channel_op, EVTCHNOP_send, (uint64_t)&send, 0) == 0, "send");
+    check(ipi_events == 1, "the IPI is delivered once through the event callback");
+
+    /* a bad port is refused with -EINVAL */
+    uint32_t bad = 4000;
+    check(hypercall3(__HYPERVISOR_event_channel_op, EVTCHNOP_send, (uint64_t)&bad, 0) == -EINVAL,
+          "send on an unbound port is -EINVAL");
+
+    /* VIRQ_TIMER and a one-shot timer 1 ms ahead: block until it fires */
+    uint32_t virq[3] = { VIRQ_TIMER, 0, 0 };          /* struct evtchn_bind_virq { virq; vcpu; port } */
+    check(hypercall3(__HYPERVISOR_event_channel_op, EVTCHNOP_bind_virq, (uint64_t)virq, 0) == 0, "bind_virq");
+    timer_port = virq[2];
+    uint64_t start = system_time(), deadline = start + 1000000;
+    check(hypercall3(__HYPERVISOR_set_timer_op, deadline, 0, 0) == 0, "set_timer_op");
+    for (int i = 0; i < 100 && !timer_events; i++)
+        hypercall3(__HYPERVISOR_sched_op, SCHEDOP_block, 0, 0);
+    check(timer_events == 1, "the timer event wakes the blocked vCPU");
+    check(system_time() >= deadline, "system_time has reached the deadline");
+
+    puts(failures ? "Test result: FAILURE\n" : "Test result: SUCCESS\n");
+    shutdown();
+}
