@@ -1,5 +1,7 @@
 """A PV64 kernel written in C against Xen's public ABI, built by the C toolchain at test
-time, boots unchanged: start of day, an event to itself, a timer awaited with block."""
+time, boots unchanged. It does the start of day as small PV frameworks do (own stack,
+shared_info, callbacks, trap table, own GDT), sends itself an event, blocks until a timer
+fires and makes a user-mode round trip; its refused calls must get Xen's errno."""
 import os
 import shutil
 import subprocess

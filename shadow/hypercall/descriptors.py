@@ -10,7 +10,7 @@ import struct
 
 from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY, FIRST_RESERVED_GDT_PAGE
 from shadow.machine import PageType
-from shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_NX, _PAGE_PRESENT
+from shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW
 from shadow.xenspace import GDT_VIRT_START
 
 _DPL3 = 3 << 45
@@ -54,7 +54,12 @@ def do_set_gdt(v, frame_list, entries, *_):
     xen = d.xen
     for page in range(FIRST_RESERVED_GDT_PAGE):
         frame = taken[page] if page < len(taken) else xen.zero_frame
-        xen.map(GDT_VIRT_START + page * 4096, frame, _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX)
+        # Writable but supervisor-only, as Xen maps it: the CPU sets descriptors' accessed
+        # bits when a selector loads, and the guest (at CPL 3) cannot reach it at all.
+        flags = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
+        if page < len(taken):
+            flags |= _PAGE_RW | _PAGE_DIRTY
+        xen.map(GDT_VIRT_START + page * 4096, frame, flags)
     d.flush_tlb()
     return 0
 

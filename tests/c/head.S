@@ -85,6 +85,56 @@ event_entry:
     push    $0                          /* iret flags */
     jmp     hypercall_page + __HYPERVISOR_iret * 32
 
+/* #UD through the trap table: count it and step over the 2-byte ud2. */
+    .globl ud_entry
+ud_entry:
+    pop     %rcx
+    pop     %r11
+    addq    $2, (%rsp)
+    incl    ud_events(%rip)
+    push    $0
+    jmp     hypercall_page + __HYPERVISOR_iret * 32
+
+/*
+ * run_user(rip, rsp): HYPERVISOR_iret into guest user mode; returns (to the C caller, with
+ * its callee-saved registers) when the user program makes a syscall, whose RAX it returns.
+ */
+    .globl run_user
+run_user:
+    push    %rbx
+    push    %rbp
+    push    %r12
+    push    %r13
+    push    %r14
+    push    %r15
+    mov     %rsp, kernel_rsp(%rip)
+    push    $0xe02b                     /* FLAT_USER_SS */
+    push    %rsi
+    push    $0x202                      /* IF: events stay enabled */
+    push    $0xe033                     /* FLAT_USER_CS */
+    push    %rdi
+    push    $0                          /* iret flags */
+    jmp     hypercall_page + __HYPERVISOR_iret * 32
+
+/* The syscall callback, entered on the stack_switch stack: back to run_user's caller. */
+    .globl syscall_entry
+syscall_entry:
+    mov     kernel_rsp(%rip), %rsp
+    pop     %r15
+    pop     %r14
+    pop     %r13
+    pop     %r12
+    pop     %rbp
+    pop     %rbx
+    ret
+
+/* The user program: a syscall with a value the kernel checks. */
+    .globl user_entry
+user_entry:
+    mov     $0x5157, %eax
+    syscall
+    ud2
+
     .balign 4096
     .globl hypercall_page
 hypercall_page:
@@ -95,8 +145,24 @@ hypercall_page:
 shared_info_page:
     .fill 4096, 1, 0
 
+    .balign 4096
+    .globl gdt_page
+gdt_page:
+    .quad 0, 0x00cf92000000ffff         /* entry 1: flat data, DPL 0 (Xen raises it to 3) */
+    .fill 4096 - 16, 1, 0
+
+    .data
+    .globl ud_events
+ud_events:  .long 0
+kernel_rsp: .quad 0
+
     .bss
-    .balign 16
+    .balign 4096
+    .globl user_stack_top, syscall_stack_top, stack_top
+    .space 4096
+user_stack_top:
+    .space 8192
+syscall_stack_top:
     .space 16384
 stack_top:
     .section .note.GNU-stack, "", @progbits

@@ -3,16 +3,21 @@
  * offsets and errnos as xen/include/public defines them), so it would boot on Xen as it
  * boots here. Start of day as small PV frameworks do it: own stack (head.S), shared_info
  * mapped from start_info, event callback registered, an IPI sent to itself and delivered,
- * VIRQ_TIMER bound and a one-shot timer awaited with SCHEDOP_block, a refused hypercall
- * checked for its errno. It prints its own verdict.
+ * VIRQ_TIMER bound and a one-shot timer awaited with SCHEDOP_block, a trap table (#UD
+ * handled), its own GDT (set_gdt, a selector loaded), a user-mode round trip (iret to user
+ * mode, syscall back), refused hypercalls checked for their errno. It prints its own verdict.
  */
 #include <stdint.h>
 
+#define __HYPERVISOR_set_trap_table    0
+#define __HYPERVISOR_set_gdt           2
+#define __HYPERVISOR_stack_switch      3
 #define __HYPERVISOR_set_callbacks     4
 #define __HYPERVISOR_update_va_mapping 14
 #define __HYPERVISOR_set_timer_op      15
 #define __HYPERVISOR_xen_version       17
 #define __HYPERVISOR_console_io        18
+#define __HYPERVISOR_mmuext_op         26
 #define __HYPERVISOR_sched_op          29
 #define __HYPERVISOR_event_channel_op  32
 
@@ -25,12 +30,28 @@
 #define EVTCHNOP_bind_ipi     7
 #define VIRQ_TIMER            0
 #define UVMF_INVLPG           2
+#define MMUEXT_NEW_USER_BASEPTR 15
+#define DOMID_SELF            0x7ff0
+#define FLAT_KERNEL_CS        0xe033
+#define FLAT_KERNEL_SS        0xe02b
 #define EINVAL                22
 
-struct start_info {                 /* xen.h, the fields this kernel reads */
+struct start_info {                 /* xen.h, up to the fields this kernel reads */
     char magic[32];
     uint64_t nr_pages, shared_info;
+    uint32_t flags, pad;
+    uint64_t store_mfn;
+    uint32_t store_evtchn, pad1;
+    uint64_t console_mfn;
+    uint32_t console_evtchn, pad2;
+    uint64_t pt_base, nr_pt_frames, mfn_list;
 };
+_Static_assert(__builtin_offsetof(struct start_info, mfn_list) == 104, "start_info layout");
+
+struct trap_info { uint8_t vector, flags; uint16_t cs; uint64_t address; };
+struct mmuext_op { uint32_t cmd; uint64_t arg1, arg2; };
+_Static_assert(sizeof(struct trap_info) == 16 && sizeof(struct mmuext_op) == 24, "ABI sizes");
+#define VIRT_BASE 0xffffffff80000000UL
 
 struct vcpu_time_info { uint32_t version, pad0; uint64_t tsc_timestamp, system_time;
                         uint32_t tsc_to_system_mul; int8_t tsc_shift; int8_t pad1[3]; };
@@ -51,17 +72,25 @@ _Static_assert(__builtin_offsetof(struct shared_info, evtchn_mask) == 2560, "sha
 
 extern char hypercall_page[];
 extern volatile struct shared_info shared_info_page;
-extern void event_entry(void);
+extern void event_entry(void), ud_entry(void), syscall_entry(void), user_entry(void);
+extern char gdt_page[], user_stack_top[], syscall_stack_top[], stack_top[];
+extern volatile uint32_t ud_events;
+extern long run_user(void (*rip)(void), void *rsp);
 
-static long hypercall3(int nr, uint64_t a1, uint64_t a2, uint64_t a3)
+static long hypercall4(int nr, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4)
 {
     register uint64_t rdi asm("rdi") = a1, rsi asm("rsi") = a2, rdx asm("rdx") = a3;
+    register uint64_t r10 asm("r10") = a4;
     long rax;
     asm volatile ("call *%[entry]"
-                  : "=a" (rax), "+r" (rdi), "+r" (rsi), "+r" (rdx)
+                  : "=a" (rax), "+r" (rdi), "+r" (rsi), "+r" (rdx), "+r" (r10)
                   : [entry] "r" (hypercall_page + nr * 32)
-                  : "rcx", "r8", "r9", "r10", "r11", "memory");
+                  : "rcx", "r8", "r9", "r11", "memory");
     return rax;
+}
+static long hypercall3(int nr, uint64_t a1, uint64_t a2, uint64_t a3)
+{
+    return hypercall4(nr, a1, a2, a3, 0);
 }
 
 static unsigned long str_len(const char *s) { unsigned long n = 0; while (s[n]) n++; return n; }
@@ -156,6 +185,38 @@ void kernel_main(struct start_info *si)
         hypercall3(__HYPERVISOR_sched_op, SCHEDOP_block, 0, 0);
     check(timer_events == 1, "the timer event wakes the blocked vCPU");
     check(system_time() >= deadline, "system_time has reached the deadline");
+
+    /* a trap table: #UD reaches the kernel's handler, which steps over the ud2 */
+    static const struct trap_info traps[] = {
+        { 6, 0, FLAT_KERNEL_CS, (uint64_t)ud_entry }, { 0, 0, 0, 0 } };
+    check(hypercall3(__HYPERVISOR_set_trap_table, (uint64_t)traps, 0, 0) == 0, "set_trap_table");
+    asm volatile ("ud2");
+    check(ud_events == 1, "#UD bounces to the trap-table handler once");
+
+    /* its own GDT: the frame is made read-only, installed, and a selector from it loads */
+    const uint64_t *p2m = (const uint64_t *)si->mfn_list;
+    uint64_t gdt_mfn = p2m[((uint64_t)gdt_page - VIRT_BASE) >> 12];
+    uint64_t stack_mfn = p2m[((uint64_t)stack_top - 4096 - VIRT_BASE) >> 12];
+    check(hypercall3(__HYPERVISOR_set_gdt, (uint64_t)&stack_mfn, 512, 0) == -EINVAL,
+          "set_gdt of a frame mapped writable is -EINVAL");
+    check(hypercall3(__HYPERVISOR_update_va_mapping, (uint64_t)gdt_page, (gdt_mfn << 12) | 0x21,
+                     UVMF_INVLPG) == 0, "gdt page made read-only");
+    check(hypercall3(__HYPERVISOR_set_gdt, (uint64_t)&gdt_mfn, 512, 0) == 0, "set_gdt");
+    uint16_t es;
+    asm volatile ("mov %w1, %%es; mov %%es, %w0" : "=r" (es) : "r" (0x0b));
+    check(es == 0x0b, "a data selector from the new GDT loads");
+    asm volatile ("mov %w0, %%es" : : "r" (0));
+
+    /* a user-mode round trip: the kernel's own tables as the user tables, a syscall back */
+    uint64_t l4_mfn = p2m[(si->pt_base - VIRT_BASE) >> 12];
+    struct mmuext_op user_base = { MMUEXT_NEW_USER_BASEPTR, l4_mfn, 0 };
+    check(hypercall4(__HYPERVISOR_mmuext_op, (uint64_t)&user_base, 1, 0, DOMID_SELF) == 0,
+          "NEW_USER_BASEPTR");
+    check(hypercall3(__HYPERVISOR_stack_switch, FLAT_KERNEL_SS, (uint64_t)syscall_stack_top, 0) == 0,
+          "stack_switch");
+    check(hypercall3(__HYPERVISOR_set_callbacks, (uint64_t)event_entry, 0, (uint64_t)syscall_entry) == 0,
+          "set_callbacks with a syscall callback");
+    check(run_user(user_entry, user_stack_top) == 0x5157, "the user program's syscall comes back");
 
     puts(failures ? "Test result: FAILURE\n" : "Test result: SUCCESS\n");
     shutdown();
