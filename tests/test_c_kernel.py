@@ -35,4 +35,5 @@ def test_the_c_built_kernel_boots_and_reports_success(c_kernel, paging):
     result = run_kernel(c_kernel, paging=paging)
     assert 'Hello from a C-built PV kernel' in result.console
     assert 'failed:' not in result.console, result.console
+    assert 'written through the console ring' in result.console
     assert result.verdict == 'SUCCESS' and result.exit.clean

@@ -146,6 +146,11 @@ shared_info_page:
     .fill 4096, 1, 0
 
     .balign 4096
+    .globl console_page
+console_page:
+    .fill 4096, 1, 0
+
+    .balign 4096
     .globl gdt_page
 gdt_page:
     .quad 0, 0x00cf92000000ffff         /* entry 1: flat data, DPL 0 (Xen raises it to 3) */

@@ -5,7 +5,7 @@
  * mapped from start_info, event callback registered, an IPI sent to itself and delivered,
  * VIRQ_TIMER bound and a one-shot timer awaited with SCHEDOP_block, a trap table (#UD
  * handled), its own GDT (set_gdt, a selector loaded), a user-mode round trip (iret to user
- * mode, syscall back), refused hypercalls checked for their errno. It prints its own verdict.
+ * mode, syscall back), a line through the PV console ring, refused hypercalls checked for their errno. It prints its own verdict.
  */
 #include <stdint.h>
 
@@ -73,7 +73,7 @@ _Static_assert(__builtin_offsetof(struct shared_info, evtchn_mask) == 2560, "sha
 extern char hypercall_page[];
 extern volatile struct shared_info shared_info_page;
 extern void event_entry(void), ud_entry(void), syscall_entry(void), user_entry(void);
-extern char gdt_page[], user_stack_top[], syscall_stack_top[], stack_top[];
+extern char console_page[], gdt_page[], user_stack_top[], syscall_stack_top[], stack_top[];
 extern volatile uint32_t ud_events;
 extern long run_user(void (*rip)(void), void *rsp);
 
@@ -217,6 +217,21 @@ void kernel_main(struct start_info *si)
     check(hypercall3(__HYPERVISOR_set_callbacks, (uint64_t)event_entry, 0, (uint64_t)syscall_entry) == 0,
           "set_callbacks with a syscall callback");
     check(run_user(user_entry, user_stack_top) == 0x5157, "the user program's syscall comes back");
+
+    /* the PV console ring: map console.domU, write a line, notify its event channel */
+    check(hypercall3(__HYPERVISOR_update_va_mapping, (uint64_t)console_page,
+                     (si->console_mfn << 12) | 0x63, UVMF_INVLPG) == 0, "map the console ring");
+    volatile uint32_t *out_cons = (uint32_t *)(console_page + 3080), *out_prod = out_cons + 1;
+    const char *line = "written through the console ring\n";
+    uint32_t prod = *out_prod;
+    for (const char *c = line; *c; c++)
+        console_page[1024 + (prod++ & 2047)] = *c;       /* out[2048] follows in[1024] */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    *out_prod = prod;
+    uint32_t console_port = si->console_evtchn;
+    check(hypercall3(__HYPERVISOR_event_channel_op, EVTCHNOP_send, (uint64_t)&console_port, 0) == 0,
+          "notify the console");
+    check(*out_cons == prod, "the console backend consumed the line");
 
     puts(failures ? "Test result: FAILURE\n" : "Test result: SUCCESS\n");
     shutdown();
