@@ -1,5 +1,6 @@
 # cpustate: processor state a PV guest sets through Xen. FS and kernel GS bases set with
-# set_segment_base are the bases loads go through (and bad selectors are refused);
+# set_segment_base are the bases loads go through (bad `which` values are refused); the
+# user GS selector loads from the GDT and a bad one becomes the null selector, as in Xen;
 # fpu_taskswitch(1) makes the next FPU instruction raise #NM, fpu_taskswitch(0) lets it
 # run; debug registers read back what was set, an address in Xen's area is -EPERM and
 # DR4 is -EINVAL; PHYSDEVOP_set_iopl takes 0-3; grant_table_op query_size and
@@ -29,6 +30,37 @@ test_main:
     mov rdi, qword ptr gs:[0]
     movabs rsi, 0x6565656565656565
     lea rdx, [rip + m_gs]
+    call check_eq
+
+    # the user GS selector: Xen's flat user data selector loads; the kernel GS base stays
+    mov edi, SEGBASE_GS_USER_SEL
+    mov esi, FLAT_USER_SS
+    call hc_set_segment_base
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_gs_sel]
+    call check_eq
+    xor edi, edi
+    mov di, gs
+    mov esi, FLAT_USER_SS
+    lea rdx, [rip + m_gs_sel_loaded]
+    call check_eq
+    mov rdi, qword ptr gs:[0]
+    movabs rsi, 0x6565656565656565
+    lea rdx, [rip + m_gs_kept]
+    call check_eq
+    # a selector outside the GDT: Xen loads the null selector instead, and succeeds
+    mov edi, SEGBASE_GS_USER_SEL
+    mov esi, 0x1233
+    call hc_set_segment_base
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_gs_sel_bad]
+    call check_eq
+    xor edi, edi
+    mov di, gs
+    xor esi, esi
+    lea rdx, [rip + m_gs_sel_null]
     call check_eq
     mov edi, 9
     xor esi, esi
@@ -162,6 +194,11 @@ setup: .quad 0, 0, 0
 frame_list: .quad 0
 m_fs: .asciz "a load through the FS base"
 m_gs: .asciz "a load through the kernel GS base"
+m_gs_sel: .asciz "SEGBASE_GS_USER_SEL of FLAT_USER_DS"
+m_gs_sel_loaded: .asciz "GS holds the loaded selector"
+m_gs_kept: .asciz "the kernel GS base survives a user selector load"
+m_gs_sel_bad: .asciz "SEGBASE_GS_USER_SEL of a selector outside the GDT"
+m_gs_sel_null: .asciz "a bad user GS selector loads the null selector"
 m_seg_bad: .asciz "set_segment_base with an unknown selector"
 m_nm: .asciz "#NM after fpu_taskswitch(1)"
 m_no_nm: .asciz "no #NM after fpu_taskswitch(0)"

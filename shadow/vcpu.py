@@ -71,6 +71,7 @@ class VCpu:
         self.poll_deadline = None         # sched_op poll's timeout
         self.iopl = 0
         self.gdt_frames = []              # the guest's GDT (typed descriptor pages)
+        self.gdt_entries = 0
         self.entered = False
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls

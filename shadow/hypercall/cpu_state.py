@@ -5,6 +5,7 @@ import struct
 
 from shadow.abi import xen
 from shadow.abi.xen import EINVAL, ENOSYS, EPERM, HYPERVISOR_VIRT_START
+from shadow.hypercall.descriptors import descriptor_base, gdt_descriptor, loads_as_data_segment
 
 CR0_TS = 1 << 3
 
@@ -24,10 +25,29 @@ def do_set_segment_base(v, which, base, *_):
         else:
             cpu.set_reg('gs_base', base)
     elif which == xen.SEGBASE_GS_USER_SEL:
-        return -ENOSYS                  # loading a user GS selector: not modelled
+        _load_user_gs_selector(v, base & 0xFFFF)
     else:
         return -EINVAL
     return 0
+
+
+def _load_user_gs_selector(v, selector):
+    """Xen does swapgs; mov sel, %gs; swapgs, loading the null selector if the mov faults:
+    the user GS base becomes the descriptor's, the kernel's is untouched, and the call
+    succeeds either way."""
+    desc = gdt_descriptor(v, selector)
+    if selector & ~3 == 0 or not loads_as_data_segment(desc):
+        selector, user_base = 0, 0
+    else:
+        user_base = descriptor_base(desc)
+    cpu = v.cpu
+    kernel_base = cpu.reg('gs_base') if v.kernel_mode else v.gs_base_other
+    cpu.set_reg('gs', selector)
+    if v.kernel_mode:
+        cpu.set_reg('gs_base', kernel_base)
+        v.gs_base_other = user_base
+    else:
+        cpu.set_reg('gs_base', user_base)
 
 
 def do_fpu_taskswitch(v, set_ts, *_):

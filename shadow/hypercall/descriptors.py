@@ -27,6 +27,34 @@ def check_descriptor(desc: int):
     return desc | _DPL3
 
 
+def gdt_descriptor(v, selector: int):
+    """The descriptor a selector names in this vCPU's GDT (its own entries, then Xen's
+    reserved ones), or None when it is outside the table."""
+    index = selector >> 3
+    if selector & 4:
+        return None                             # LDT selectors: no LDT is modelled
+    if index >= FIRST_RESERVED_GDT_ENTRY:
+        xen = v.domain.xen
+        offset = (index - FIRST_RESERVED_GDT_ENTRY) * 8
+        return xen.mem.read_u64((xen.gdt_frame << 12) + offset) if offset < 4096 else None
+    if index >= v.gdt_entries:
+        return None
+    return v.domain.mem.read_u64((v.gdt_frames[index // 512] << 12) + index % 512 * 8)
+
+
+def loads_as_data_segment(desc) -> bool:
+    """Whether `mov sel, %gs` at the guest kernel's CPL 3 succeeds with this descriptor:
+    present, code or data, DPL 3, and readable if code."""
+    if desc is None or not desc & _P or not desc & _S or (desc >> 45) & 3 != 3:
+        return False
+    is_code, readable = desc >> 43 & 1, desc >> 41 & 1
+    return not is_code or readable
+
+
+def descriptor_base(desc: int) -> int:
+    return (desc >> 16 & 0xFFFFFF) | (desc >> 56 & 0xFF) << 24
+
+
 def do_set_gdt(v, frame_list, entries, *_):
     d = v.domain
     if entries > FIRST_RESERVED_GDT_ENTRY:
@@ -51,6 +79,7 @@ def do_set_gdt(v, frame_list, entries, *_):
     for mfn in v.gdt_frames:
         d.types.put_page_and_type(mfn)
     v.gdt_frames = taken
+    v.gdt_entries = entries
     xen = d.xen
     for page in range(FIRST_RESERVED_GDT_PAGE):
         frame = taken[page] if page < len(taken) else xen.zero_frame
