@@ -11,19 +11,15 @@ CR0_TS = 1 << 3
 
 
 def do_set_segment_base(v, which, base, *_):
+    # Hypercalls come only from guest kernel mode (a user syscall bounces to the guest), so
+    # the CPU holds the kernel GS base and the user one waits in gs_base_other.
     cpu = v.cpu
     if which == xen.SEGBASE_FS:
         cpu.set_reg('fs_base', base)
     elif which == xen.SEGBASE_GS_KERNEL:
-        if v.kernel_mode:
-            cpu.set_reg('gs_base', base)
-        else:
-            v.gs_base_other = base
+        cpu.set_reg('gs_base', base)
     elif which == xen.SEGBASE_GS_USER:
-        if v.kernel_mode:
-            v.gs_base_other = base
-        else:
-            cpu.set_reg('gs_base', base)
+        v.gs_base_other = base
     elif which == xen.SEGBASE_GS_USER_SEL:
         _load_user_gs_selector(v, base & 0xFFFF)
     else:
@@ -41,13 +37,10 @@ def _load_user_gs_selector(v, selector):
     else:
         user_base = descriptor_base(desc)
     cpu = v.cpu
-    kernel_base = cpu.reg('gs_base') if v.kernel_mode else v.gs_base_other
-    cpu.set_reg('gs', selector)
-    if v.kernel_mode:
-        cpu.set_reg('gs_base', kernel_base)
-        v.gs_base_other = user_base
-    else:
-        cpu.set_reg('gs_base', user_base)
+    kernel_base = cpu.reg('gs_base')
+    cpu.set_reg('gs', selector)           # may reload the hidden base from the descriptor
+    cpu.set_reg('gs_base', kernel_base)
+    v.gs_base_other = user_base
 
 
 def do_fpu_taskswitch(v, set_ts, *_):
