@@ -49,6 +49,9 @@ class EventChannels:
         self.d.mem.write_u64(addr, word | bit if on else word & ~bit)
         return bool(word & bit)
 
+    def is_pending(self, number: int) -> bool:
+        return self._test(_PENDING, number)
+
     # --- ports ------------------------------------------------------------------------------
     def alloc(self, port: Port) -> int:
         for number in range(1, NR_PORTS):
@@ -95,11 +98,10 @@ class EventChannels:
         return 0
 
     def close(self, number: int) -> int:
-        port = self.ports.pop(number, None)
+        port = self.ports.get(number)
         if port is None or port.backend is not None:
-            if port is not None:
-                self.ports[number] = port
-            return -EINVAL
+            return -EINVAL                              # the backends' channels stay
+        del self.ports[number]
         if port.state == xen.EVTCHNSTAT_virq:
             self.virqs.pop((port.virq, port.vcpu), None)
         if port.state == xen.EVTCHNSTAT_interdomain and port.remote_dom == self.d.domid:

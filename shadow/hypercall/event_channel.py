@@ -27,12 +27,7 @@ def do_event_channel_op(v, cmd, arg, *_):
         return _reply(v, arg, op, port)
     if cmd == xen.EVTCHNOP_bind_interdomain:
         op = v.read_struct(xen.evtchn_bind_interdomain, arg)
-        port = ec.bind_interdomain(op.remote_dom, op.remote_port)
-        if port > 0:
-            op.local_port = port
-            v.copy_to_guest(arg, bytes(op))
-            return 0
-        return port
+        return _reply(v, arg, op, ec.bind_interdomain(op.remote_dom, op.remote_port), 'local_port')
     if cmd == xen.EVTCHNOP_bind_virq:
         op = v.read_struct(xen.evtchn_bind_virq, arg)
         return _reply(v, arg, op, ec.bind_virq(op.virq, op.vcpu))
@@ -57,9 +52,10 @@ def do_event_channel_op(v, cmd, arg, *_):
     return -ENOSYS
 
 
-def _reply(v, arg, op, port: int) -> int:
+def _reply(v, arg, op, port: int, field: str = 'port') -> int:
+    """Write the new port into the guest's structure, or pass an errno through."""
     if port < 0:
         return port
-    op.port = port
+    setattr(op, field, port)
     v.copy_to_guest(arg, bytes(op))
     return 0

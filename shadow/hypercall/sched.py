@@ -1,4 +1,6 @@
-"""HYPERVISOR_sched_op: yield, block, shutdown."""
+"""HYPERVISOR_sched_op (yield, block, poll, shutdown) and HYPERVISOR_set_timer_op."""
+import struct
+
 from shadow.abi import xen
 from shadow.abi.xen import EINVAL, ENOSYS, SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield
 
@@ -16,15 +18,12 @@ def do_sched_op(v, cmd, arg, *_):
         return 0
     if cmd == xen.SCHEDOP_poll:
         op = v.read_struct(xen.sched_poll, arg)
-        ec = v.domain.evtchn
-        ports = [int.from_bytes(v.copy_from_guest(op.ports + 4 * i, 4), 'little')
-                 for i in range(op.nr_ports)]
-        if any(ec._test(xen.shared_info.evtchn_pending.offset, p) for p in ports):
+        ports = struct.unpack(f'<{op.nr_ports}I', v.copy_from_guest(op.ports, 4 * op.nr_ports))
+        if any(v.domain.evtchn.is_pending(p) for p in ports):
             return 0
         if op.timeout:
             v.poll_deadline = op.timeout
-        v.set_upcall_mask(v.upcall_mask())
-        v.domain.block(v)
+        v.domain.block(v)                 # unlike block, poll leaves the upcall mask alone
         return 0
     if cmd in (SCHEDOP_shutdown, SCHEDOP_shutdown_code):
         reason = v.read_struct(xen.sched_shutdown, arg).reason
