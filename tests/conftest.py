@@ -1,5 +1,8 @@
 import os
+import shutil
 import sys
+
+import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -11,3 +14,11 @@ def asm_kernel(tmp_path, name, body):
     path = tmp_path / f'{name}.S'
     path.write_text('.include "pv.inc"\n' + body)
     return str(path)
+
+
+def gnu_toolchain(what):
+    """(cc, ld) for building a test kernel, or skip the test saying what could not be built."""
+    cc, ld = shutil.which('cc') or shutil.which('gcc'), shutil.which('ld')
+    if not cc or not ld:
+        pytest.skip(f'no GNU toolchain (cc and ld) on this machine to build {what}')
+    return cc, ld

@@ -3,13 +3,12 @@ time, boots unchanged. It does the start of day as small PV frameworks do (own s
 shared_info, callbacks, trap table, own GDT), sends itself an event, blocks until a timer
 fires and makes a user-mode round trip; its refused calls must get Xen's errno."""
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from shadow.api import run_kernel
-from tests.conftest import ROOT
+from tests.conftest import ROOT, gnu_toolchain
 
 SRC = os.path.join(ROOT, 'tests', 'c')
 CFLAGS = ['-O2', '-ffreestanding', '-fno-pic', '-fno-pie', '-mcmodel=kernel', '-mno-red-zone',
@@ -18,9 +17,7 @@ CFLAGS = ['-O2', '-ffreestanding', '-fno-pic', '-fno-pie', '-mcmodel=kernel', '-
 
 @pytest.fixture(scope='module')
 def c_kernel(tmp_path_factory):
-    cc, ld = shutil.which('cc') or shutil.which('gcc'), shutil.which('ld')
-    if not cc or not ld:
-        pytest.skip('no C toolchain (cc and ld) on this machine to build the C PV kernel')
+    cc, ld = gnu_toolchain('the C PV kernel')
     out = tmp_path_factory.mktemp('c')
     head, main, elf = out / 'head.o', out / 'kernel.o', out / 'kernel.elf'
     subprocess.run([cc, '-c', '-o', str(head), os.path.join(SRC, 'head.S')], check=True)

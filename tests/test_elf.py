@@ -1,13 +1,12 @@
 """A PV64 ELF built by the GNU toolchain (as + ld) with Xen ELF notes boots unchanged."""
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from guests.kernels import load_kernel
 from shadow.api import run_kernel
-from tests.conftest import ROOT
+from tests.conftest import ROOT, gnu_toolchain
 
 SRC = os.path.join(ROOT, 'tests', 'gnu', 'pvhello.S')
 LDS = os.path.join(ROOT, 'tests', 'gnu', 'pvhello.lds')
@@ -15,9 +14,7 @@ LDS = os.path.join(ROOT, 'tests', 'gnu', 'pvhello.lds')
 
 @pytest.fixture(scope='module')
 def gnu_kernel(tmp_path_factory):
-    cc, ld = shutil.which('cc') or shutil.which('gcc'), shutil.which('ld')
-    if not cc or not ld:
-        pytest.skip('no GNU toolchain (cc and ld) on this machine to build the PV ELF')
+    cc, ld = gnu_toolchain('the PV ELF')
     out = tmp_path_factory.mktemp('gnu')
     obj, elf = out / 'pvhello.o', out / 'pvhello.elf'
     subprocess.run([cc, '-c', '-o', str(obj), SRC], check=True)

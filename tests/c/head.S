@@ -3,39 +3,9 @@
  * Xen fills, and the event-callback entry that saves the interrupted registers, runs the C
  * handler and returns through HYPERVISOR_iret, as PV kernels do.
  */
-#define XEN_ELFNOTE_ENTRY          1
-#define XEN_ELFNOTE_HYPERCALL_PAGE 2
-#define XEN_ELFNOTE_VIRT_BASE      3
-#define XEN_ELFNOTE_PADDR_OFFSET   4
-#define XEN_ELFNOTE_XEN_VERSION    5
-#define XEN_ELFNOTE_GUEST_OS       6
-#define XEN_ELFNOTE_LOADER         8
-#define __HYPERVISOR_iret          23
+#include "../gnu/xen_elfnote.h"
 
-.macro ELFNOTE_HEAD type
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 2f - 1f
-    .long 4f - 3f
-    .long \type
-1:  .asciz "Xen"
-2:  .balign 4
-3:
-.endm
-.macro ELFNOTE_TAIL
-4:  .balign 4
-    .popsection
-.endm
-.macro ELFNOTE_STR type, text
-    ELFNOTE_HEAD \type
-    .asciz "\text"
-    ELFNOTE_TAIL
-.endm
-.macro ELFNOTE_QUAD type, value
-    ELFNOTE_HEAD \type
-    .quad \value
-    ELFNOTE_TAIL
-.endm
+#define __HYPERVISOR_iret          23
 
     ELFNOTE_STR XEN_ELFNOTE_GUEST_OS, pvshadow-c
     ELFNOTE_STR XEN_ELFNOTE_XEN_VERSION, xen-3.0

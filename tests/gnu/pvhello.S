@@ -3,42 +3,11 @@
  * .note.Xen section as real PV kernels do. It prints a greeting through the hypercall
  * page Xen fills at HYPERCALL_PAGE, reads the Xen version, and powers off.
  */
-#define XEN_ELFNOTE_ENTRY          1
-#define XEN_ELFNOTE_HYPERCALL_PAGE 2
-#define XEN_ELFNOTE_VIRT_BASE      3
-#define XEN_ELFNOTE_PADDR_OFFSET   4
-#define XEN_ELFNOTE_XEN_VERSION    5
-#define XEN_ELFNOTE_GUEST_OS       6
-#define XEN_ELFNOTE_LOADER         8
+#include "xen_elfnote.h"
 
 #define __HYPERVISOR_console_io  18
 #define __HYPERVISOR_xen_version 17
 #define __HYPERVISOR_sched_op    29
-
-.macro ELFNOTE_HEAD type
-    .pushsection .note.Xen, "a", @note
-    .balign 4
-    .long 2f - 1f
-    .long 4f - 3f
-    .long \type
-1:  .asciz "Xen"
-2:  .balign 4
-3:
-.endm
-.macro ELFNOTE_TAIL
-4:  .balign 4
-    .popsection
-.endm
-.macro ELFNOTE_STR type, text
-    ELFNOTE_HEAD \type
-    .asciz "\text"
-    ELFNOTE_TAIL
-.endm
-.macro ELFNOTE_QUAD type, value
-    ELFNOTE_HEAD \type
-    .quad \value
-    ELFNOTE_TAIL
-.endm
 
     ELFNOTE_STR XEN_ELFNOTE_GUEST_OS, pvshadow-gnu
     ELFNOTE_STR XEN_ELFNOTE_XEN_VERSION, xen-3.0
