@@ -1,11 +1,12 @@
 # cpustate: processor state a PV guest sets through Xen. FS and kernel GS bases set with
-# set_segment_base are the bases loads go through (bad `which` values are refused); the
-# user GS selector loads from the GDT and a bad one becomes the null selector, as in Xen;
-# fpu_taskswitch(1) makes the next FPU instruction raise #NM, fpu_taskswitch(0) lets it
-# run; debug registers read back what was set, an address in Xen's area is -EPERM and
-# DR4 is -EINVAL; PHYSDEVOP_set_iopl takes 0-3; grant_table_op query_size and
-# setup_table hand out a grant frame the guest can map and use. A wrong value, errno or a
-# missing or spurious #NM is a FAILURE.
+# set_segment_base are the bases loads go through (bad `which` values and non-canonical
+# bases are refused); the user GS selector loads from the GDT and a bad one becomes the
+# null selector, as in Xen; fpu_taskswitch(1) makes the next FPU instruction raise #NM,
+# fpu_taskswitch(0) lets it run; debug registers read back what was set, an address in
+# Xen's area is -EPERM and there is no DR8 (-ENODEV; the breakpoints themselves are
+# debugregs.S's); PHYSDEVOP_set_iopl takes 0-3; grant_table_op query_size and
+# setup_table hand out a grant frame the guest can map and use. A wrong value, errno or
+# a missing or spurious #NM is a FAILURE.
 .include "pv.inc"
 
 .equ SEGBASE_FS, 0
@@ -62,6 +63,13 @@ test_main:
     xor esi, esi
     lea rdx, [rip + m_gs_sel_null]
     call check_eq
+    mov edi, SEGBASE_FS
+    movabs rsi, 0x0000800000000000
+    call hc_set_segment_base
+    mov rdi, rax
+    mov rsi, RC_EINVAL
+    lea rdx, [rip + m_seg_noncanonical]
+    call check_eq
     mov edi, 9
     xor esi, esi
     call hc_set_segment_base
@@ -111,12 +119,12 @@ nm_resume:
     mov rsi, RC_EPERM
     lea rdx, [rip + m_dr0_xen]
     call check_eq
-    mov edi, 4
+    mov edi, 8
     xor esi, esi
     call hc_set_debugreg
     mov rdi, rax
-    mov rsi, RC_EINVAL
-    lea rdx, [rip + m_dr4]
+    mov rsi, RC_ENODEV
+    lea rdx, [rip + m_dr8]
     call check_eq
 
     # I/O privilege level
@@ -205,7 +213,8 @@ m_no_nm: .asciz "no #NM after fpu_taskswitch(0)"
 m_dr0_set: .asciz "set_debugreg DR0"
 m_dr0_get: .asciz "get_debugreg DR0"
 m_dr0_xen: .asciz "set_debugreg DR0 in Xen's area"
-m_dr4: .asciz "set_debugreg DR4"
+m_seg_noncanonical: .asciz "a non-canonical FS base"
+m_dr8: .asciz "set_debugreg DR8"
 m_iopl: .asciz "PHYSDEVOP_set_iopl 3"
 m_iopl_bad: .asciz "PHYSDEVOP_set_iopl 4"
 m_gnt_max: .asciz "grant table max_nr_frames"

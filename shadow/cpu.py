@@ -15,7 +15,8 @@ UC_HOOK_INSN_INVALID hook takes it.
 import ctypes
 import struct
 
-from unicorn import UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR, UC_MODE_64, UC_PROT_ALL, Uc, UcError
+from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
+                     UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MODE_64, UC_PROT_ALL, Uc, UcError)
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
@@ -165,19 +166,40 @@ class PhysicalCpu:
             self.uc.context_restore(ctx)
 
     def add_code_breakpoint(self, va: int):
-        """Call guest.on_breakpoint(va) whenever the instruction at va is about to run. A
-        hook limited to one address costs nothing elsewhere; translated blocks must be
-        flushed for it to apply to them (unicorn-facts item 8)."""
-        handle = self.uc.hook_add(UC_HOOK_CODE, self._on_code_breakpoint, None, va, va)
+        """Call guest.on_breakpoint(va) whenever the instruction at va is about to run."""
+        return self.add_code_hook(va, lambda address: self.guest.on_breakpoint(address))
+
+    def remove_code_breakpoint(self, handle) -> None:
+        self.remove_hooks([handle])
+
+    def add_code_hook(self, va: int, callback):
+        """callback(va) whenever the instruction at va is about to run. A hook limited to
+        one address costs nothing elsewhere; translated blocks must be flushed for it to
+        apply to them (unicorn-facts item 8)."""
+        handle = self.uc.hook_add(UC_HOOK_CODE, lambda uc, address, size, user: callback(address),
+                                  None, va, va)
         self.uc.ctl_flush_tb()
         return handle
 
-    def remove_code_breakpoint(self, handle) -> None:
-        self.uc.hook_del(handle)
-        self.uc.ctl_flush_tb()
+    def add_memory_hook(self, begin: int, end: int, reads_too: bool, callback):
+        """callback(access, maddr, size) before each data write (and read) whose first
+        byte is in [begin, end]. Unicorn gives memory hooks machine (physical) addresses,
+        not linear ones; instruction fetches are not data accesses. Translated blocks
+        check memory hooks as they run, so no flush is needed beyond the TLB's."""
+        kinds = UC_HOOK_MEM_WRITE | (UC_HOOK_MEM_READ if reads_too else 0)
+        handle = self.uc.hook_add(
+            kinds, lambda uc, access, address, size, value, user: callback(access, address, size),
+            None, begin, end)
+        self.flush_tlb()
+        return handle
 
-    def _on_code_breakpoint(self, uc, address, _size, _user):
-        self.guest.on_breakpoint(address)
+    def remove_memory_hook(self, handle) -> None:
+        self.uc.hook_del(handle)
+
+    def remove_hooks(self, handles) -> None:
+        for handle in handles:
+            self.uc.hook_del(handle)
+        self.uc.ctl_flush_tb()
 
     def _on_syscall(self, uc, _user):
         self._in_syscall = True

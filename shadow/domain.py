@@ -7,6 +7,7 @@ from typing import Callable, List, Optional
 from shadow.abi import xen
 from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
 from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
+from shadow.debugregs import DataHit
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
 from shadow.machine import FrameTable, MachineMemory, PageType
@@ -101,6 +102,7 @@ class Domain:
         if mode == self.paging.name:
             return
         new = self._make_paging(mode)
+        new.mappings_changed = self.paging.mappings_changed
         self.paging.detach()
         self.paging = new
         self.mem_access = None
@@ -308,7 +310,10 @@ class Domain:
             current.saved_state = cpu.save_state()
             if current.online and not current.blocked:
                 current.runstate.change(xen.RUNSTATE_runnable, now)
+        if current is not None:
+            current.debug.unload()
         cpu.guest = v
+        v.debug.load(cpu)
         if v.saved_state is not None:
             cpu.restore_state(v.saved_state)
         else:
@@ -399,13 +404,9 @@ class Domain:
                 start = cpu.rip
                 continue
             spurious = 0
-            req, v.pending_step = v.pending_step, None
-            refused = single_step(self, v, req, self.scratch_mfn)
+            self._finish_steps(v)
             if v.exit is not None:
                 return v.exit
-            if refused:
-                self.log(f'emulated page-table write refused: {refused}')
-                v.inject_page_fault(req.va, req.error_code)
             start = cpu.rip
         if budget:
             return Exit(ExitReason.BUDGET, message=f'{budget} instructions executed',
@@ -415,6 +416,19 @@ class Domain:
                         registers=cpu.dump())
         return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',
                     registers=cpu.dump())
+
+    def _finish_steps(self, v: VCpu) -> None:
+        """What a hook stopped the CPU for: a page-table store to single-step, or an
+        instruction a data breakpoint caught halfway."""
+        while v.pending_step is not None and v.exit is None:
+            req, v.pending_step = v.pending_step, None
+            if isinstance(req, DataHit):
+                v.debug.finish_data_hit(req)
+                continue
+            refused = single_step(self, v, req, self.scratch_mfn)
+            if refused and v.exit is None:
+                self.log(f'emulated page-table write refused: {refused}')
+                v.inject_page_fault(req.va, req.error_code)
 
     def _run_scheduled(self, budget: int, timeout: Optional[float]) -> Exit:
         """More than one vCPU: round-robin slices of `slice` instructions each."""
@@ -462,10 +476,6 @@ class Domain:
             self.virtual_time += count if count and not self._reschedule else 1
             if v.exit is not None:
                 return v.exit
-            if v.pending_step is not None:
-                req, v.pending_step = v.pending_step, None
-                refused = single_step(self, v, req, self.scratch_mfn)
-                if v.exit is not None:
-                    return v.exit
-                if refused:
-                    v.inject_page_fault(req.va, req.error_code)
+            self._finish_steps(v)
+            if v.exit is not None:
+                return v.exit

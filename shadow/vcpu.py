@@ -14,6 +14,7 @@ from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64,
                             HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
 from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
+from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
@@ -65,7 +66,8 @@ class VCpu:
         self.kernel_sp = 0
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
-        self.debugreg = [0] * 8           # as the guest set them (not armed in the CPU)
+        self.debug = DebugRegisters(self)
+        self.bounces = 0                  # exceptions and events delivered to the guest
         self.singleshot = None            # deadline (ns of virtual time) or None
         self.periodic = None              # (period ns, next deadline) or None
         self.poll_deadline = None         # sched_op poll's timeout
@@ -158,6 +160,8 @@ class VCpu:
     # --- mode switches ----------------------------------------------------------------------
     def load_cr3(self) -> None:
         self.cpu.set_cr3(self.domain.paging.cr3_for(self.current_table()))
+        if self.debug.watching:
+            self.debug.mappings_changed()
 
     def toggle_guest_mode(self) -> None:
         """Kernel <-> user: swap page tables and GS bases, as Xen's toggle_guest_mode."""
@@ -208,6 +212,8 @@ class VCpu:
             paging = self.domain.paging
             guest_error = paging.page_fault(self, cr2, error_code)
             if guest_error is None:
+                if self.debug.resumed is not None:
+                    self.debug.fault_retried(self.cpu.rip)
                 kind = paging.last_outcome
                 action = {'shadow': 'shadow entry filled, instruction retried',
                           'spurious': 'spurious: shadow already right, TLB flushed',
@@ -294,6 +300,8 @@ class VCpu:
         and continue at handler in guest kernel mode."""
         cpu = self.cpu
         rip = cpu.rip
+        self.bounces += 1
+        self.debug.resumed = None
         rsp, rflags, cs, ss, saved_rcx, saved_r11 = cpu.regs('rsp', 'rflags', 'cs', 'ss', 'rcx', 'r11')
         if rcx is None:
             rcx, r11 = saved_rcx, saved_r11
@@ -414,6 +422,8 @@ class VCpu:
             regs.update(r11=ctx.r11, rcx=ctx.rcx)
         cpu.set_regs(**regs)
         cpu.rip = ctx.rip
+        if ctx.rflags & RFLAGS_RF:
+            self.debug.resume_at = ctx.rip   # let an instruction breakpoint there through once
         self.set_upcall_mask(0 if ctx.rflags & RFLAGS_IF else 1)
         return NO_RETURN
 

@@ -1,11 +1,12 @@
 """Per-vCPU processor state a PV guest sets through Xen: segment bases, the FPU's
-task-switched flag, debug registers (kept for the guest; not armed in the CPU), I/O
-privilege level."""
+task-switched flag, debug registers (shadow/debugregs.py arms them), I/O privilege
+level."""
 import struct
 
 from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS, EPERM, HYPERVISOR_VIRT_START
+from shadow.abi.xen import EINVAL, ENOSYS
 from shadow.hypercall.descriptors import descriptor_base, gdt_descriptor, loads_as_data_segment
+from shadow.paging.x86 import is_canonical
 
 CR0_TS = 1 << 3
 
@@ -14,6 +15,9 @@ def do_set_segment_base(v, which, base, *_):
     # Hypercalls come only from guest kernel mode (a user syscall bounces to the guest), so
     # the CPU holds the kernel GS base and the user one waits in gs_base_other.
     cpu = v.cpu
+    if which in (xen.SEGBASE_FS, xen.SEGBASE_GS_KERNEL, xen.SEGBASE_GS_USER) and \
+            not is_canonical(base):
+        return -EINVAL
     if which == xen.SEGBASE_FS:
         cpu.set_reg('fs_base', base)
     elif which == xen.SEGBASE_GS_KERNEL:
@@ -21,7 +25,8 @@ def do_set_segment_base(v, which, base, *_):
     elif which == xen.SEGBASE_GS_USER:
         v.gs_base_other = base
     elif which == xen.SEGBASE_GS_USER_SEL:
-        _load_user_gs_selector(v, base & 0xFFFF)
+        selector = base & 0xFFFF
+        _load_user_gs_selector(v, selector | 3 if selector > 3 else selector)
     else:
         return -EINVAL
     return 0
@@ -50,18 +55,11 @@ def do_fpu_taskswitch(v, set_ts, *_):
 
 
 def do_set_debugreg(v, reg, value, *_):
-    if reg > 7 or reg in (4, 5):
-        return -EINVAL
-    if reg < 4 and value >= HYPERVISOR_VIRT_START:
-        return -EPERM                    # a breakpoint on the hypervisor's addresses
-    v.debugreg[reg] = value
-    return 0
+    return v.debug.set(reg, value)
 
 
 def do_get_debugreg(v, reg, *_):
-    if reg > 7 or reg in (4, 5):
-        return -EINVAL
-    return v.debugreg[reg]
+    return v.debug.get(reg)
 
 
 def do_physdev_op(v, cmd, arg, *_):

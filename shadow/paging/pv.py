@@ -25,6 +25,7 @@ class PvPaging:
         self.mem = types.mem
         self.frames = types.frames
         self.flush_tlb = flush_tlb
+        self.mappings_changed = None     # called after a guest entry changes (watchpoints)
 
     # --- what a mode provides -------------------------------------------------------------
     def cr3_for(self, l4_mfn: int) -> int:
@@ -103,6 +104,8 @@ class PvPaging:
             self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr))
             if old & _PAGE_PRESENT:
                 self.flush_tlb()
+            if self.mappings_changed is not None:
+                self.mappings_changed()
         return rc
 
     def pt_update(self, ptr: int, val: int, preserve_ad: bool = False) -> int:

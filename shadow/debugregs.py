@@ -1,0 +1,261 @@
+"""A PV vCPU's debug registers: what set_debugreg/get_debugreg keep, with Xen's checks,
+and the breakpoints they arm.
+
+Unicorn ignores DR0-7 (writing DR0 and DR7 raises no #DB), so an armed breakpoint is a
+Unicorn hook limited to its addresses, costing nothing elsewhere:
+
+- an instruction breakpoint is a code hook on its address: the #DB is a fault, raised
+  before the instruction runs, and RF in the flags the guest irets with lets that one
+  instruction through (the handler sets it, as on hardware);
+- a data breakpoint is a memory hook over its range: the #DB is a trap, raised after the
+  instruction. A stop requested inside a memory hook leaves the instruction torn (the
+  store done, RIP and the other registers not yet updated; docs/UNICORN.md), so the hook
+  saves the bytes it is about to change, stops, and the run loop puts them back and
+  executes the instruction once more, whole, before delivering the #DB.
+
+Addresses are linear, matched in both guest modes. Accesses the hypervisor emulates (a
+page-table store, an mem_access "emulate" answer) do not raise data breakpoints, as in
+Xen's own emulator.
+"""
+from typing import NamedTuple
+
+from unicorn import UC_MEM_WRITE
+
+from shadow.abi.xen import EINVAL, ENODEV, EPERM, HYPERVISOR_VIRT_END
+from shadow.paging.x86 import walk
+
+# x86-defns.h: reserved bits, with a CPU policy that has neither RTM nor bus-lock detect
+DR6_DEFAULT, DR6_ZEROS = 0xFFFF0FF0, 0x00001000
+DR6_HITS = 0xF                          # B0-B3: which breakpoint matched
+DR7_DEFAULT, DR7_ZEROS = 0x00000400, 0x0000D000 | 0x800
+DR7_GD = 1 << 13                        # general detect: Xen keeps it for itself
+DR7_ACTIVE = 0xFF                       # L0-L3 and G0-G3
+RW_EXEC, RW_WRITE, RW_IO, RW_ACCESS = 0, 1, 2, 3
+_LENGTH = (1, 2, 8, 4)                  # DR7 LEN encodings 00, 01, 10, 11
+TRAP_DEBUG = 1
+
+
+def breakpoint_addr_ok(address: int) -> bool:
+    """Xen's __addr_ok: the lower canonical half, or above the hypervisor's area."""
+    return address < (1 << 47) or address >= HYPERVISOR_VIRT_END
+
+
+def adjust_dr6(value: int) -> int:
+    return (value | DR6_DEFAULT) & ~DR6_ZEROS
+
+
+def adjust_dr7(value: int) -> int:
+    return (value & ~DR7_ZEROS) | DR7_DEFAULT
+
+
+class Breakpoint(NamedTuple):
+    index: int
+    kind: int                           # RW_EXEC, RW_WRITE or RW_ACCESS
+    address: int
+    length: int
+
+
+def armed_breakpoints(dr7: int, addresses) -> list:
+    """The breakpoints DR7 enables, each with its aligned address and byte length. An
+    instruction breakpoint's LEN is ignored, as it must be 00 to match on hardware."""
+    found = []
+    for i in range(4):
+        if not (dr7 >> (2 * i)) & 3:
+            continue
+        kind = (dr7 >> (16 + 4 * i)) & 3
+        if kind == RW_IO:
+            continue                     # refused by set_debugreg without CR4.DE
+        length = 1 if kind == RW_EXEC else _LENGTH[(dr7 >> (18 + 4 * i)) & 3]
+        found.append(Breakpoint(i, kind, addresses[i] & ~(length - 1), length))
+    return found
+
+
+class DataHit:
+    """A data breakpoint matched mid-instruction; the run loop finishes it (finish_data_hit)."""
+    __slots__ = ('rip', 'hits', 'undo')
+
+    def __init__(self, rip: int, hits: int, undo: list):
+        self.rip, self.hits, self.undo = rip, hits, undo
+
+
+class DebugRegisters:
+    def __init__(self, vcpu):
+        self.vcpu = vcpu
+        self.dr = [0, 0, 0, 0]
+        self.dr6 = DR6_DEFAULT
+        self.dr7 = DR7_DEFAULT
+        self.breakpoints = []
+        self.resume_at = None           # RF: the instruction breakpoint to let through once
+        self.resumed = None             # ...and the one let through, until it completes
+        self.quiet = False              # finishing a data hit: the hooks only record
+        self.hits_while_quiet = 0
+        self._hooks = []                # instruction breakpoints' code hooks
+        self._watches = []              # [breakpoint, machine address, hook] per watchpoint
+        self._cpu = None
+
+    # --- the hypercalls ------------------------------------------------------------------
+    def set(self, reg: int, value: int) -> int:
+        """set_debugreg: -EPERM for an address Xen owns or a privileged DR7 bit, -EINVAL
+        for upper bits in DR6/DR7, -ENODEV for no such register (DR4/DR5 alias DR6/DR7,
+        the guest's CR4.DE being clear)."""
+        if reg < 4:
+            if not breakpoint_addr_ok(value):
+                return -EPERM
+            self.dr[reg] = value
+        elif reg in (4, 6):
+            if value >> 32:
+                return -EINVAL
+            self.dr6 = adjust_dr6(value)
+            return 0
+        elif reg in (5, 7):
+            if value >> 32:
+                return -EINVAL
+            value = adjust_dr7(value)
+            if value & DR7_GD:
+                return -EPERM
+            if value & DR7_ACTIVE and any(((value >> (16 + 4 * i)) & 3) == RW_IO
+                                          for i in range(4)):
+                return -EPERM            # I/O breakpoints need CR4.DE
+            self.dr7 = value
+        else:
+            return -ENODEV
+        self._rearm()
+        return 0
+
+    def get(self, reg: int) -> int:
+        if reg < 4:
+            return self.dr[reg]
+        if reg in (4, 6):
+            return self.dr6
+        if reg in (5, 7):
+            return self.dr7
+        return -ENODEV
+
+    # --- arming -------------------------------------------------------------------------
+    def _rearm(self) -> None:
+        self.breakpoints = armed_breakpoints(self.dr7, self.dr)
+        self.unload()
+        cpu = self.vcpu.cpu
+        if cpu.guest is self.vcpu:
+            self.load(cpu)
+
+    def load(self, cpu) -> None:
+        """Put this vCPU's breakpoints on the physical CPU (it is about to run)."""
+        if self._cpu is cpu:
+            return
+        self.unload()
+        self._cpu = cpu
+        for bp in self.breakpoints:
+            if bp.kind == RW_EXEC:
+                self._hooks.append(cpu.add_code_hook(bp.address, self._on_instruction))
+        self._watches = [[bp, None, None] for bp in self.breakpoints if bp.kind != RW_EXEC]
+        if self._watches:
+            self.vcpu.domain.paging.mappings_changed = self.mappings_changed
+            self.mappings_changed()
+
+    def unload(self) -> None:
+        cpu, self._cpu = self._cpu, None
+        if cpu is not None and self._hooks:
+            cpu.remove_hooks(self._hooks)
+        if cpu is not None:
+            for watch in self._watches:
+                if watch[2] is not None:
+                    cpu.remove_memory_hook(watch[2])
+            if self._watches and self.vcpu.domain.paging.mappings_changed == self.mappings_changed:
+                self.vcpu.domain.paging.mappings_changed = None
+        self._hooks, self._watches = [], []
+
+    @property
+    def watching(self) -> bool:
+        return bool(self._watches)
+
+    def mappings_changed(self) -> None:
+        """Unicorn's memory hooks see machine addresses: a watchpoint hooks the bytes its
+        linear address maps now, and moves when the guest's tables or CR3 change."""
+        cpu = self._cpu
+        if cpu is None:
+            return
+        v = self.vcpu
+        mem = v.domain.mem
+        for watch in self._watches:
+            bp, maddr, handle = watch
+            gw = walk(mem.read_u64, v.current_table(), bp.address)
+            now = gw.maddr if gw.ok else None
+            if now == maddr:
+                continue
+            if handle is not None:
+                cpu.remove_memory_hook(handle)
+                handle = None
+            if now is not None:
+                # Unicorn matches the access's first byte: widen by 7 so an access that
+                # starts below and overlaps is seen too (_on_access checks the overlap).
+                handle = cpu.add_memory_hook(now - 7, now + bp.length - 1, bp.kind == RW_ACCESS,
+                                             self._on_access)
+            watch[1], watch[2] = now, handle
+
+    # --- hooks ----------------------------------------------------------------------------
+    def _on_instruction(self, address: int) -> None:
+        if self.quiet:
+            return
+        if self.resume_at == address:
+            self.resume_at = None        # RF: this instruction runs once unchecked
+            self.resumed = address
+            return
+        v = self.vcpu
+        if v.exit is not None or v.stepping:
+            return
+        hits = 0
+        for bp in self.breakpoints:
+            if bp.kind == RW_EXEC and bp.address == address:
+                hits |= 1 << bp.index
+        self.raise_debug(hits)          # a fault: RIP stays on the instruction
+
+    def _on_access(self, access: int, maddr: int, size: int) -> None:
+        write = access == UC_MEM_WRITE
+        hits = 0
+        for bp, watched, _ in self._watches:
+            if watched is not None and (write or bp.kind == RW_ACCESS) and \
+                    maddr < watched + bp.length and watched < maddr + size:
+                hits |= 1 << bp.index
+        if not hits:
+            return
+        v = self.vcpu
+        if self.quiet:
+            self.hits_while_quiet |= hits
+            return
+        if v.exit is not None or v.stepping or v.pending_step is not None:
+            return
+        size = min(size, 4096 - (maddr & 0xFFF))
+        undo = [(maddr, bytes(v.domain.mem.view[maddr:maddr + size]))]
+        v.pending_step = DataHit(v.cpu.rip, hits, undo)
+        v.cpu.stop()
+
+    # --- the trap -------------------------------------------------------------------------
+    def raise_debug(self, hits: int) -> None:
+        """Record which breakpoints matched in DR6 (B0-B3 replaced, the other bits kept,
+        as Xen's x86_merge_dr6) and bounce #DB to the guest."""
+        self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | hits)
+        self.vcpu.inject_trap(TRAP_DEBUG)
+
+    def finish_data_hit(self, hit: DataHit) -> None:
+        """The run loop, after a data breakpoint stopped the CPU mid-instruction: undo the
+        torn access, run the instruction whole with the hooks quiet, then trap. If it
+        faulted instead (a shadow fill, or a #PF for the guest), no breakpoint fired."""
+        v = self.vcpu
+        cpu = v.cpu
+        mem = v.domain.mem.view
+        for maddr, data in hit.undo:
+            mem[maddr:maddr + len(data)] = data
+        before = (cpu.rip, cpu.gprs())
+        bounces = v.bounces
+        self.quiet, self.hits_while_quiet = True, 0
+        try:
+            v.domain.paging.prefault_code(v, cpu.rip)
+            cpu.run(cpu.rip, count=1)
+        finally:
+            self.quiet = False
+        if v.exit is not None or v.pending_step is not None or v.bounces != bounces:
+            return
+        if (cpu.rip, cpu.gprs()) == before:
+            return                       # a fault the hypervisor resolved: it runs again
+        self.raise_debug(self.hits_while_quiet or hit.hits)
