@@ -18,7 +18,7 @@ KERNELS = [name for name in kernel_names() if not _needs_a_harness(name)]
 def test_the_kernel_set_is_the_one_the_issues_ask_for():
     assert {'hello', 'exceptions', 'pagetables', 'usermode', 'balloon', 'refused', 'hypercalls',
             'compute', 'ptwrite', 'accessdirty', 'remap', 'sharedl1', 'ptreuse',
-            'events', 'cpustate', 'timers', 'gdt', 'debugregs'} <= set(KERNELS)
+            'events', 'cpustate', 'timers', 'gdt', 'debugregs', 'startofday'} <= set(KERNELS)
 
 
 @pytest.mark.parametrize('paging', ['direct', 'shadow'])
@@ -46,3 +46,15 @@ def test_the_console_ring_and_console_io_interleave_in_order():
     lines = run_kernel('events').console.splitlines()
     assert lines.index('written through the PV console ring') == \
         lines.index('console_io before the ring') + 1 == lines.index('console_io after the ring') - 1
+
+
+def test_a_kernel_that_prints_only_through_the_ring_shows_every_step_in_order():
+    """startofday has no pv.inc: its whole output, verdict included, goes through the
+    PV console ring, with one console_io line between two ring lines."""
+    lines = run_kernel('startofday').console.splitlines()
+    steps = [line for line in lines if line.startswith('startofday: ')]
+    assert [s.split(': ', 1)[1].split()[0] for s in steps] == \
+        ['own', 'own', 'the', 'int3', 'an', 'VIRQ_TIMER', 'user']
+    ring = lines.index('startofday: the ring, then console_io, then the ring')
+    assert lines[ring + 1:ring + 3] == ['  (this line through console_io)', '  (and the ring again)']
+    assert lines[-1] == 'Test result: SUCCESS'
