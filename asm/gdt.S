@@ -2,14 +2,31 @@
 # raises to 3) becomes the GDT with set_gdt; a selector from it loads into DS and memory
 # reads through it; the frame can no longer be mapped writable (-EBUSY) but can be read;
 # update_descriptor rewrites an entry (a second data segment then loads); a system
-# descriptor (a call gate) is refused with -EINVAL both ways. A selector that does not
-# load, a writable mapping granted, or a gate accepted is a FAILURE.
+# descriptor (a call gate) is refused with -EINVAL both ways. Each vCPU has its own GDT:
+# vCPU 1, started by VCPUOP_initialise with a GDT frame of its own, loads its selectors
+# and not vCPU 0's, and vCPU 0 keeps its own. A selector that does not load, a writable
+# mapping granted, a gate accepted, or one vCPU seeing the other's GDT is a FAILURE.
 .include "pv.inc"
 
 .equ DATA_DPL0, 0x00cf93000000ffff          # flat data, DPL 0 (Xen makes it DPL 3)
 .equ CALL_GATE, 0x0000ec0000000000          # a 32-bit call gate: a system descriptor
 .equ SEL_DATA1, 0x0b                        # index 1, RPL 3
 .equ SEL_DATA2, 0x13                        # index 2, RPL 3
+.equ SEL_DATA3, 0x1b                        # index 3, RPL 3
+.equ VCPUOP_initialise, 0
+.equ VCPUOP_up, 1
+.equ CTX_FLAGS, 512                         # struct vcpu_guest_context
+.equ CTX_RIP, 520 + 128
+.equ CTX_CS, 520 + 136
+.equ CTX_RFLAGS, 520 + 144
+.equ CTX_RSP, 520 + 152
+.equ CTX_SS, 520 + 160
+.equ CTX_TRAP0, 720
+.equ CTX_TRAP0_CS, 722
+.equ CTX_TRAP0_ADDRESS, 728
+.equ CTX_GDT_FRAMES, 4832
+.equ CTX_GDT_ENTS, 4960
+.equ CTX_CR3, 4984 + 24
 
 test_main:
     mov edi, 1
@@ -101,7 +118,113 @@ test_main:
     mov rsi, RC_EINVAL
     lea rdx, [rip + m_gate_gdt]
     call check_eq
+
+    # each vCPU has its own GDT: vCPU 1 starts (VCPUOP_initialise) with frame C, where
+    # entry 3 is a data segment and entry 1 is empty, the reverse of vCPU 0's
+    mov edi, 3
+    call top_mfn
+    mov r14, rax
+    mov rdi, r14
+    mov esi, 3
+    movabs rdx, DATA_DPL0
+    call frame_write
+    lea r8, [rip + ctx]
+    lea rax, [rip + vcpu1_entry]
+    mov [r8 + CTX_RIP], rax
+    lea rax, [rip + vcpu1_stack_top]
+    mov [r8 + CTX_RSP], rax
+    mov qword ptr [r8 + CTX_RFLAGS], 0x202
+    mov word ptr [r8 + CTX_CS], FLAT_KERNEL_CS
+    mov word ptr [r8 + CTX_SS], FLAT_KERNEL_SS
+    mov qword ptr [r8 + CTX_FLAGS], 4
+    mov byte ptr [r8 + CTX_TRAP0], 13
+    mov word ptr [r8 + CTX_TRAP0_CS], FLAT_KERNEL_CS
+    lea rax, [rip + vcpu1_gp]
+    mov [r8 + CTX_TRAP0_ADDRESS], rax
+    mov [r8 + CTX_GDT_FRAMES], r14
+    mov qword ptr [r8 + CTX_GDT_ENTS], 512
+    mov rdi, [rip + start_info_ptr]
+    mov rdi, [rdi + SI_pt_base]
+    call va_maddr
+    and rax, -4096
+    lea r8, [rip + ctx]
+    mov [r8 + CTX_CR3], rax
+    mov edi, VCPUOP_initialise
+    mov esi, 1
+    lea rdx, [rip + ctx]
+    call hc_vcpu_op
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_initialise]
+    call check_eq
+    mov edi, VCPUOP_up
+    mov esi, 1
+    xor edx, edx
+    call hc_vcpu_op
+wait_vcpu1:
+    cmp qword ptr [rip + v1_done], 0
+    jne vcpu1_done
+    mov edi, SCHEDOP_yield
+    xor esi, esi
+    call hc_sched_op
+    jmp wait_vcpu1
+vcpu1_done:
+    mov rdi, [rip + v1_read]
+    movabs rsi, 0x6764746d61726b21
+    lea rdx, [rip + m_v1_own]
+    call check_eq
+    mov rdi, [rip + v1_gp_err]
+    mov esi, 0x08
+    lea rdx, [rip + m_v1_other]
+    call check_eq
+    # vCPU 0 still sees its own GDT
+    mov ax, SEL_DATA1
+    mov ds, ax
+    mov rdi, [marker]
+    xor eax, eax
+    mov ds, ax
+    movabs rsi, 0x6764746d61726b21
+    lea rdx, [rip + m_v0_own]
+    call check_eq
+    lea rdi, [rip + v0_after_gp]
+    call expect_fault
+    mov ax, SEL_DATA3
+    mov ds, ax
+v0_after_gp:
+    xor eax, eax
+    mov ds, ax
+    mov rdi, [rip + fault_err]
+    mov esi, 0x18
+    lea rdx, [rip + m_v0_other]
+    call check_eq
     ret
+
+# vCPU 1: load its own selector and read through it, then vCPU 0's (a #GP), then spin.
+vcpu1_entry:
+    mov ax, SEL_DATA3
+    mov ds, ax
+    mov rax, [marker]
+    xor ecx, ecx
+    mov ds, cx
+    mov [rip + v1_read], rax
+    mov ax, SEL_DATA1
+    mov ds, ax
+vcpu1_after_gp:
+    xor eax, eax
+    mov ds, ax
+    mov qword ptr [rip + v1_done], 1
+vcpu1_spin:
+    pause
+    jmp vcpu1_spin
+
+vcpu1_gp:
+    pop rcx
+    pop r11
+    pop rax
+    mov [rip + v1_gp_err], rax
+    lea rax, [rip + vcpu1_after_gp]
+    mov [rsp], rax
+    jmp iret_to_frame
 
 .align 8
 frame_list: .quad 0
@@ -113,3 +236,16 @@ m_dpl: .asciz "the descriptor's DPL raised to 3"
 m_update: .asciz "update_descriptor of a data segment"
 m_gate: .asciz "update_descriptor of a call gate"
 m_gate_gdt: .asciz "set_gdt of a frame holding a call gate"
+m_initialise: .asciz "VCPUOP_initialise of vCPU 1 with its own GDT"
+m_v1_own: .asciz "vCPU 1 reads through a selector from its own GDT"
+m_v1_other: .asciz "vCPU 1 loading a selector only vCPU 0's GDT has (#GP error code)"
+m_v0_own: .asciz "vCPU 0 still reads through its own GDT's selector"
+m_v0_other: .asciz "vCPU 0 loading a selector only vCPU 1's GDT has (#GP error code)"
+v1_done: .quad 0
+v1_read: .quad 0
+v1_gp_err: .quad -1
+.align 16
+ctx: .fill 5168, 1, 0
+.align 16
+    .fill 4096, 1, 0
+vcpu1_stack_top:

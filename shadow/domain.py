@@ -7,16 +7,17 @@ from typing import Callable, List, Optional
 from shadow.abi import xen
 from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
 from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
-from shadow.debugregs import DataHit
+from shadow.debugregs import DataHit, breakpoint_addr_ok
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
+from shadow.hypercall.descriptors import set_gdt
 from shadow.machine import FrameTable, MachineMemory, PageType
 from shadow.paging.direct import DirectPaging
 from shadow.paging.emulate import single_step
 from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
 from shadow.paging.types import PageTypes
 from shadow.vcpu import VCpu
-from shadow.xenspace import TRAMPOLINE_VA, XenSpace
+from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
 
@@ -252,11 +253,19 @@ class Domain:
 
     # --- vCPUs -------------------------------------------------------------------------------
     def initialise_vcpu(self, v: VCpu, ctx) -> int:
-        """VCPUOP_initialise: a secondary vCPU's registers, tables, traps and callbacks."""
+        """VCPUOP_initialise: a secondary vCPU's registers, tables, GDT, debug registers,
+        traps and callbacks (Xen's arch_set_info_guest, for what PV kernels pass)."""
+        if not all(breakpoint_addr_ok(ctx.debugreg[i]) for i in range(4)) or \
+                ctx.debugreg[6] >> 32 or ctx.debugreg[7] >> 32:
+            return -EINVAL
         root = ctx.ctrlreg[3] >> 12
         rc = self.paging.get_root(root)
         if rc:
             return rc
+        rc = set_gdt(v, list(ctx.gdt_frames), ctx.gdt_ents)
+        if rc or any(v.debug.set(i, ctx.debugreg[i]) for i in (0, 1, 2, 3, 6, 7)):
+            self.paging.put_root(root)
+            return rc or -EINVAL
         v.guest_table = root
         v.kernel_mode = True
         v.trap_ctxt = [(0, 0)] * 256
@@ -313,6 +322,7 @@ class Domain:
         if current is not None:
             current.debug.unload()
         cpu.guest = v
+        self._load_gdt(v)
         v.debug.load(cpu)
         if v.saved_state is not None:
             cpu.restore_state(v.saved_state)
@@ -325,6 +335,11 @@ class Domain:
             v.entered = True
         v.runstate.change(xen.RUNSTATE_running, now)
         v.runstate.update()
+
+    def _load_gdt(self, v: VCpu) -> None:
+        if self.xen.install_gdt(v):
+            self.flush_tlb()
+        self.cpu.load_gdt(gdt_va(v.vcpu_id), GDT_LIMIT)
 
     def destroy(self) -> None:
         """Drop what the domain's vCPUs hold (runstate frames, roots)."""
@@ -367,6 +382,7 @@ class Domain:
         v = self.vcpus[0]
         cpu = self.cpu
         cpu.guest = v
+        self._load_gdt(v)
         v.exit = None
         if v.paused_for_event:
             return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is paused '

@@ -2,8 +2,9 @@
 
 - slot 256, RO_MPT_VIRT_START: the machine-to-phys table, read-only and user-accessible,
   as Xen maps it into every 64-bit PV guest;
-- slot 260, the per-domain area: the GDT (16 pages; page 14 holds Xen's reserved flat
-  descriptors, FLAT_RING3_CS64 and friends);
+- slot 260, the per-domain area: one GDT area per vCPU id (16 pages, at 32-page strides
+  as Xen's GDT_LDT_VCPU_VA_SHIFT; page 14 holds Xen's reserved flat descriptors,
+  FLAT_RING3_CS64 and friends), mapping the guest frames of the vCPU loaded last;
 - slot 261, hypervisor text: the supervisor-only trampoline that enters the guest at CPL3
   with an iretq, and its stack.
 
@@ -20,6 +21,11 @@ from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRES
 GDT_VIRT_START = 0xFFFF820000000000       # PERDOMAIN_VIRT_START: GDT/LDT area
 GDT_PAGES = 16
 GDT_LIMIT = GDT_PAGES * PAGE_SIZE - 1
+GDT_VCPU_PAGES = 32                       # a vCPU's GDT and LDT pages
+
+
+def gdt_va(vcpu_id: int) -> int:
+    return GDT_VIRT_START + vcpu_id * GDT_VCPU_PAGES * PAGE_SIZE
 XEN_TEXT_START = 0xFFFF82D080000000
 TRAMPOLINE_VA = XEN_TEXT_START
 XEN_STACK_VA = XEN_TEXT_START + 0x1000
@@ -47,10 +53,8 @@ class XenSpace:
         self.stack_frame = self._xen_frame()
         self._fill_gdt()
         self.mem.write(self.trampoline_frame << 12, b'\x48\xcf')      # iretq
-        flags_ro_kernel = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
-        for page in range(GDT_PAGES):
-            frame = self.gdt_frame if page == FIRST_RESERVED_GDT_PAGE else self.zero_frame
-            self.map(GDT_VIRT_START + page * PAGE_SIZE, frame, flags_ro_kernel)
+        self._gdt_mapped = {}            # vCPU id -> (vCPU, its frames) in that area
+        self.map_gdt(0, [])
         self.map(TRAMPOLINE_VA, self.trampoline_frame, _PAGE_PRESENT | _PAGE_ACCESSED)
         self.map(XEN_STACK_VA, self.stack_frame, _TABLE | _PAGE_NX)
 
@@ -77,6 +81,32 @@ class XenSpace:
                                (FLAT_RING3_CS64, _descriptor(0xFB, 0xA))):
             index = (selector >> 3) - FIRST_RESERVED_GDT_PAGE * 512
             self.mem.write_u64(base + index * 8, desc)
+
+    # --- GDT areas --------------------------------------------------------------------------
+    def map_gdt(self, vcpu_id: int, frames) -> None:
+        """A vCPU's GDT area: its frames first, writable but supervisor-only as Xen maps
+        them (the CPU sets descriptors' accessed bits; the guest at CPL3 cannot reach
+        them), then empty pages, and Xen's reserved page."""
+        base = gdt_va(vcpu_id)
+        for page in range(GDT_PAGES):
+            flags = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
+            if page < len(frames):
+                frame = frames[page]
+                flags |= _PAGE_RW | _PAGE_DIRTY
+            else:
+                frame = self.gdt_frame if page == FIRST_RESERVED_GDT_PAGE else self.zero_frame
+            self.map(base + page * PAGE_SIZE, frame, flags)
+        self._gdt_mapped[vcpu_id] = None
+
+    def install_gdt(self, v) -> bool:
+        """Make v's area map v's GDT frames (another domain's vCPU with the same id may
+        have used it); True if the mappings changed (the caller flushes the TLB)."""
+        key = (v, tuple(v.gdt_frames))
+        if self._gdt_mapped.get(v.vcpu_id) == key:
+            return False
+        self.map_gdt(v.vcpu_id, v.gdt_frames)
+        self._gdt_mapped[v.vcpu_id] = key
+        return True
 
     def map(self, va: int, mfn: int, flags: int) -> None:
         """Map one hypervisor page; intermediate tables are hypervisor frames too."""

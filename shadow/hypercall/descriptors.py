@@ -4,14 +4,13 @@ Frames given to set_gdt take the descriptor-page type, so no writable mapping of
 exist (a writable mapping is refused, as for page tables), and every descriptor is checked
 as Xen's check_descriptor does for a 64-bit PV guest: code and data segments only, their
 DPL raised to 3 (the guest kernel's ring), nothing else but empty entries. The frames are
-mapped read-only into the GDT area below Xen's reserved page, where the CPU reads them.
+mapped into the vCPU's GDT area below Xen's reserved page (supervisor-only), where the
+CPU reads them.
 """
 import struct
 
-from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY, FIRST_RESERVED_GDT_PAGE
+from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY
 from shadow.machine import PageType
-from shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW
-from shadow.xenspace import GDT_VIRT_START
 
 _DPL3 = 3 << 45
 _S = 1 << 44                    # code/data, not system
@@ -56,11 +55,20 @@ def descriptor_base(desc: int) -> int:
 
 
 def do_set_gdt(v, frame_list, entries, *_):
-    d = v.domain
     if entries > FIRST_RESERVED_GDT_ENTRY:
         return -EINVAL
     nr = (entries + 511) // 512
     frames = list(struct.unpack(f'<{nr}Q', v.copy_from_guest(frame_list, 8 * nr))) if nr else []
+    return set_gdt(v, frames, entries)
+
+
+def set_gdt(v, frames, entries: int) -> int:
+    """Xen's pv_set_gdt, for the hypercall and VCPUOP_initialise: type and check every
+    frame, then drop the old ones and map the new."""
+    d = v.domain
+    if entries > FIRST_RESERVED_GDT_ENTRY or len(frames) < (entries + 511) // 512:
+        return -EINVAL
+    frames = frames[:(entries + 511) // 512]
     taken = []
     for mfn in frames:
         if d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
@@ -80,16 +88,9 @@ def do_set_gdt(v, frame_list, entries, *_):
         d.types.put_page_and_type(mfn)
     v.gdt_frames = taken
     v.gdt_entries = entries
-    xen = d.xen
-    for page in range(FIRST_RESERVED_GDT_PAGE):
-        frame = taken[page] if page < len(taken) else xen.zero_frame
-        # Writable but supervisor-only, as Xen maps it: the CPU sets descriptors' accessed
-        # bits when a selector loads, and the guest (at CPL 3) cannot reach it at all.
-        flags = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
-        if page < len(taken):
-            flags |= _PAGE_RW | _PAGE_DIRTY
-        xen.map(GDT_VIRT_START + page * 4096, frame, flags)
-    d.flush_tlb()
+    if v.cpu.guest is v or v.cpu.guest is None:
+        d.xen.install_gdt(v)
+        d.flush_tlb()
     return 0
 
 
