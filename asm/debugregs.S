@@ -15,6 +15,7 @@
 .include "pv.inc"
 
 .equ RFLAGS_RF, 0x10000
+.equ RFLAGS_TF, 0x100
 .equ DR7_L0_EXEC, 0x1
 .equ DR7_L1_WRITE8, 0x900004             # L1, RW1=01 (write), LEN1=10 (8 bytes)
 .equ DR7_L2_RW4, 0xF000010               # L2, RW2=11 (read/write), LEN2=11 (4 bytes)
@@ -273,6 +274,27 @@ rw_load_next:
     lea rdx, [rip + m_clear_dr7]
     call set_dr
 
+    # single-stepping: with TF set by popfq, #DB after each instruction, DR6.BS set; the
+    # handler clears TF in the frame on the third
+    mov qword ptr [rip + db_count], 0
+    mov qword ptr [rip + step_left], 3
+    pushfq
+    or qword ptr [rsp], RFLAGS_TF
+    popfq
+    nop
+    nop
+    nop
+step_last:
+    nop
+    mov edi, 3
+    lea rsi, [rip + step_last]
+    lea rdx, [rip + m_step]
+    call check_db
+    mov rdi, [rip + db_dr6]
+    mov esi, 0xffff4ff0
+    lea rdx, [rip + m_step_dr6]
+    call check_eq
+
     # what Xen refuses
     xor edi, edi
     movabs rsi, 0xffff800000001000
@@ -345,6 +367,12 @@ db_entry:
     call hc_get_debugreg
     mov [rip + db_dr6], rax
     or qword ptr [rsp + 48], RFLAGS_RF
+    cmp qword ptr [rip + step_left], 0
+    je db_return
+    dec qword ptr [rip + step_left]
+    jnz db_return
+    and qword ptr [rsp + 48], -257
+db_return:
     pop rdi
     pop r11
     pop rcx
@@ -363,6 +391,7 @@ db_count: .quad 0
 db_rip: .quad 0
 db_dr6: .quad 0
 bp_runs: .quad 0
+step_left: .quad 0
 pad: .quad 0, 0
 watched: .quad 0
 beside: .quad 0
@@ -395,6 +424,8 @@ m_wp_rep: .asciz "#DB per rep stosb iteration on the watched bytes"
 m_wp_rep_value: .asciz "the watched bytes after rep stosb"
 m_rw_load: .asciz "#DB after a load under a read/write watchpoint"
 m_rw_dr6: .asciz "DR6 after the read/write watchpoint"
+m_step: .asciz "#DB after each single-stepped instruction"
+m_step_dr6: .asciz "DR6 after single steps (BS)"
 m_dr0_xen: .asciz "DR0 in Xen's area"
 m_dr0_noncanonical: .asciz "DR0 non-canonical"
 m_dr7_gd: .asciz "DR7.GD"

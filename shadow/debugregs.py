@@ -15,7 +15,8 @@ Unicorn hook limited to its addresses, costing nothing elsewhere:
 
 Addresses are linear, matched in both guest modes. Accesses the hypervisor emulates (a
 page-table store, an mem_access "emulate" answer) do not raise data breakpoints, as in
-Xen's own emulator.
+Xen's own emulator. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
+for it.
 """
 from typing import NamedTuple
 
@@ -27,6 +28,8 @@ from shadow.paging.x86 import walk
 # x86-defns.h: reserved bits, with a CPU policy that has neither RTM nor bus-lock detect
 DR6_DEFAULT, DR6_ZEROS = 0xFFFF0FF0, 0x00001000
 DR6_HITS = 0xF                          # B0-B3: which breakpoint matched
+DR6_BS = 1 << 14                        # single step (RFLAGS.TF)
+RFLAGS_TF, RFLAGS_RF = 1 << 8, 1 << 16
 DR7_DEFAULT, DR7_ZEROS = 0x00000400, 0x0000D000 | 0x800
 DR7_GD = 1 << 13                        # general detect: Xen keeps it for itself
 DR7_ACTIVE = 0xFF                       # L0-L3 and G0-G3
@@ -87,6 +90,7 @@ class DebugRegisters:
         self.breakpoints = []
         self.resume_at = None           # RF: the instruction breakpoint to let through once
         self.resumed = None             # ...and the one let through, until it completes
+        self.step_after_iret = None     # TF: the early #DB to drop (note_iret)
         self.quiet = False              # finishing a data hit: the hooks only record
         self.hits_while_quiet = 0
         self._hooks = []                # instruction breakpoints' code hooks
@@ -236,6 +240,23 @@ class DebugRegisters:
         as Xen's x86_merge_dr6) and bounce #DB to the guest."""
         self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | hits)
         self.vcpu.inject_trap(TRAP_DEBUG)
+
+    def single_step(self) -> None:
+        """A #DB trap for RFLAGS.TF (Unicorn raises it after the instruction): DR6.BS
+        accumulates, the breakpoint bits clear, as Xen's x86_merge_dr6."""
+        if self.step_after_iret == self.vcpu.cpu.rip:
+            self.step_after_iret = None  # see note_iret
+            return
+        self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | DR6_BS)
+        self.vcpu.inject_trap(TRAP_DEBUG)
+
+    def note_iret(self, rip: int, rflags: int) -> None:
+        """HYPERVISOR_iret to rip with these flags. RF lets an instruction breakpoint
+        there through once. With TF, Unicorn (QEMU rechecks TF at the end of `syscall`)
+        raises #DB before the first instruction runs; Xen returns with iretq, after which
+        the trap comes after that instruction, so the early one is dropped."""
+        self.resume_at = rip if rflags & RFLAGS_RF else None
+        self.step_after_iret = rip if rflags & RFLAGS_TF else None
 
     def finish_data_hit(self, hit: DataHit) -> None:
         """The run loop, after a data breakpoint stopped the CPU mid-instruction: undo the

@@ -233,6 +233,8 @@ class VCpu:
             return
         if vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
+        elif vector == TRAP_debug:
+            self.debug.single_step()           # the only #DB Unicorn raises itself: TF
         else:
             self.inject_trap(vector)
         if tracer is not None:
@@ -422,8 +424,8 @@ class VCpu:
             regs.update(r11=ctx.r11, rcx=ctx.rcx)
         cpu.set_regs(**regs)
         cpu.rip = ctx.rip
-        if ctx.rflags & RFLAGS_RF:
-            self.debug.resume_at = ctx.rip   # let an instruction breakpoint there through once
+        if ctx.rflags & (RFLAGS_RF | RFLAGS_TF):
+            self.debug.note_iret(ctx.rip, ctx.rflags)
         self.set_upcall_mask(0 if ctx.rflags & RFLAGS_IF else 1)
         return NO_RETURN
 
