@@ -13,9 +13,11 @@ Unicorn hook limited to its addresses, costing nothing elsewhere:
   saves the bytes it is about to change, stops, and the run loop puts them back and
   executes the instruction once more, whole, before delivering the #DB.
 
-Addresses are linear, matched in both guest modes. Accesses the hypervisor emulates (a
-page-table store, an mem_access "emulate" answer) do not raise data breakpoints, as in
-Xen's own emulator. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
+Unicorn's memory hooks see machine addresses, so a watchpoint hooks the bytes its linear
+address maps in the running guest mode, found again whenever CR3 or a guest page-table
+entry changes; a store to those bytes through another mapping also trips it. Accesses
+the hypervisor emulates (a page-table store, an mem_access "emulate" answer) do not
+raise data breakpoints, as in Xen's own emulator. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
 for it.
 """
 from typing import NamedTuple
@@ -73,12 +75,10 @@ def armed_breakpoints(dr7: int, addresses) -> list:
     return found
 
 
-class DataHit:
+class DataHit(NamedTuple):
     """A data breakpoint matched mid-instruction; the run loop finishes it (finish_data_hit)."""
-    __slots__ = ('rip', 'hits', 'undo')
-
-    def __init__(self, rip: int, hits: int, undo: list):
-        self.rip, self.hits, self.undo = rip, hits, undo
+    hits: int                           # DR6 B-bits
+    undo: list                          # (machine address, bytes before the access)
 
 
 class DebugRegisters:
@@ -231,7 +231,7 @@ class DebugRegisters:
             return
         size = min(size, 4096 - (maddr & 0xFFF))
         undo = [(maddr, bytes(v.domain.mem.view[maddr:maddr + size]))]
-        v.pending_step = DataHit(v.cpu.rip, hits, undo)
+        v.pending_step = DataHit(hits, undo)
         v.cpu.stop()
 
     # --- the trap -------------------------------------------------------------------------
