@@ -13,20 +13,9 @@
 .equ SEL_DATA1, 0x0b                        # index 1, RPL 3
 .equ SEL_DATA2, 0x13                        # index 2, RPL 3
 .equ SEL_DATA3, 0x1b                        # index 3, RPL 3
-.equ VCPUOP_initialise, 0
-.equ VCPUOP_up, 1
-.equ CTX_FLAGS, 512                         # struct vcpu_guest_context
-.equ CTX_RIP, 520 + 128
-.equ CTX_CS, 520 + 136
-.equ CTX_RFLAGS, 520 + 144
-.equ CTX_RSP, 520 + 152
-.equ CTX_SS, 520 + 160
-.equ CTX_TRAP0, 720
-.equ CTX_TRAP0_CS, 722
-.equ CTX_TRAP0_ADDRESS, 728
-.equ CTX_GDT_FRAMES, 4832
-.equ CTX_GDT_ENTS, 4960
-.equ CTX_CR3, 4984 + 24
+.equ CTX_TRAP0, CTX_TRAP_CTXT               # trap_ctxt[0]: vector, flags, cs, address
+.equ CTX_TRAP0_CS, CTX_TRAP_CTXT + 2
+.equ CTX_TRAP0_ADDRESS, CTX_TRAP_CTXT + 8
 
 test_main:
     mov edi, 1
@@ -128,27 +117,17 @@ test_main:
     mov esi, 3
     movabs rdx, DATA_DPL0
     call frame_write
+    lea rdi, [rip + ctx]
+    lea rsi, [rip + vcpu1_entry]
+    lea rdx, [rip + vcpu1_stack_top]
+    call kernel_vcpu_context
     lea r8, [rip + ctx]
-    lea rax, [rip + vcpu1_entry]
-    mov [r8 + CTX_RIP], rax
-    lea rax, [rip + vcpu1_stack_top]
-    mov [r8 + CTX_RSP], rax
-    mov qword ptr [r8 + CTX_RFLAGS], 0x202
-    mov word ptr [r8 + CTX_CS], FLAT_KERNEL_CS
-    mov word ptr [r8 + CTX_SS], FLAT_KERNEL_SS
-    mov qword ptr [r8 + CTX_FLAGS], 4
     mov byte ptr [r8 + CTX_TRAP0], 13
     mov word ptr [r8 + CTX_TRAP0_CS], FLAT_KERNEL_CS
     lea rax, [rip + vcpu1_gp]
     mov [r8 + CTX_TRAP0_ADDRESS], rax
     mov [r8 + CTX_GDT_FRAMES], r14
     mov qword ptr [r8 + CTX_GDT_ENTS], 512
-    mov rdi, [rip + start_info_ptr]
-    mov rdi, [rdi + SI_pt_base]
-    call va_maddr
-    and rax, -4096
-    lea r8, [rip + ctx]
-    mov [r8 + CTX_CR3], rax
     mov edi, VCPUOP_initialise
     mov esi, 1
     lea rdx, [rip + ctx]

@@ -12,21 +12,10 @@
 .equ USER_CODE_VA, 0x400000
 .equ USER_STACK_TOP, 0x402000
 .equ PTE_USER, PTE_P | PTE_RW | PTE_US
-.equ VCPUOP_initialise, 0
-.equ VCPUOP_up, 1
 .equ VCPUOP_is_up, 3
 .equ VCPUOP_register_runstate_memory_area, 5
 .equ VCPUOP_register_runstate_phys_area, 14
 .equ KEY_PHYS, 0x3d796870                  # "phy="
-.equ CTX_FLAGS, 512
-.equ CTX_RIP, 520 + 128
-.equ CTX_CS, 520 + 136
-.equ CTX_RFLAGS, 520 + 144
-.equ CTX_RSP, 520 + 152
-.equ CTX_SS, 520 + 160
-.equ CTX_KERNEL_SS, 4968
-.equ CTX_KERNEL_SP, 4976
-.equ CTX_CR3, 4984 + 24
 .equ LOOPS, 200000
 
 # link(rdi = table mfn, rsi = index, rdx = child mfn): a user-accessible entry
@@ -122,21 +111,10 @@ do_register:
     call check_eq
 
     # vCPU 1: kernel mode, the bootstrap tables, spinning
-    lea r8, [rip + ctx]
-    lea rax, [rip + vcpu1_entry]
-    mov [r8 + CTX_RIP], rax
-    lea rax, [rip + vcpu1_stack_top]
-    mov [r8 + CTX_RSP], rax
-    mov qword ptr [r8 + CTX_RFLAGS], 0x202
-    mov word ptr [r8 + CTX_CS], FLAT_KERNEL_CS
-    mov word ptr [r8 + CTX_SS], FLAT_KERNEL_SS
-    mov qword ptr [r8 + CTX_FLAGS], 4
-    mov rdi, [rip + start_info_ptr]
-    mov rdi, [rdi + SI_pt_base]
-    call va_maddr
-    and rax, -4096
-    lea r8, [rip + ctx]
-    mov [r8 + CTX_CR3], rax
+    lea rdi, [rip + ctx]
+    lea rsi, [rip + vcpu1_entry]
+    lea rdx, [rip + vcpu1_stack_top]
+    call kernel_vcpu_context
     mov edi, VCPUOP_initialise
     mov esi, 1
     lea rdx, [rip + ctx]
