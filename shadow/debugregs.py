@@ -38,6 +38,7 @@ DR7_ACTIVE = 0xFF                       # L0-L3 and G0-G3
 RW_EXEC, RW_WRITE, RW_IO, RW_ACCESS = 0, 1, 2, 3
 _LENGTH = (1, 2, 8, 4)                  # DR7 LEN encodings 00, 01, 10, 11
 TRAP_DEBUG = 1
+_KIND_NAMES = {RW_EXEC: 'instruction', RW_WRITE: 'write', RW_ACCESS: 'read/write'}
 
 
 def breakpoint_addr_ok(address: int) -> bool:
@@ -239,16 +240,25 @@ class DebugRegisters:
         """Record which breakpoints matched in DR6 (B0-B3 replaced, the other bits kept,
         as Xen's x86_merge_dr6) and bounce #DB to the guest."""
         self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | hits)
-        self.vcpu.inject_trap(TRAP_DEBUG)
+        v = self.vcpu
+        tracer = v.domain.tracer
+        if tracer is not None:
+            which = ' '.join(f'DR{bp.index} ({_KIND_NAMES[bp.kind]} {bp.address:#x})'
+                             for bp in self.breakpoints if hits >> bp.index & 1)
+            tracer({'type': 'exception', 'vector': TRAP_DEBUG, 'rip': v.cpu.rip,
+                    'dr6': self.dr6, 'action': f'debug register hit: {which}: #DB to the guest'})
+        v.inject_trap(TRAP_DEBUG)
 
-    def single_step(self) -> None:
+    def single_step(self) -> bool:
         """A #DB trap for RFLAGS.TF (Unicorn raises it after the instruction): DR6.BS
-        accumulates, the breakpoint bits clear, as Xen's x86_merge_dr6."""
+        accumulates, the breakpoint bits clear, as Xen's x86_merge_dr6. False if it was
+        the early trap note_iret expects, dropped."""
         if self.step_after_iret == self.vcpu.cpu.rip:
-            self.step_after_iret = None  # see note_iret
-            return
+            self.step_after_iret = None
+            return False
         self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | DR6_BS)
         self.vcpu.inject_trap(TRAP_DEBUG)
+        return True
 
     def note_iret(self, rip: int, rflags: int) -> None:
         """HYPERVISOR_iret to rip with these flags. RF lets an instruction breakpoint

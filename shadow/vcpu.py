@@ -231,16 +231,19 @@ class VCpu:
                 tracer({'type': 'fault', 'kind': kind, 'vector': 14, 'va': cr2,
                         'error_code': error_code, 'rip': rip, 'action': action})
             return
+        action = 'bounced to the guest'
         if vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
-        elif vector == TRAP_debug:
-            self.debug.single_step()           # the only #DB Unicorn raises itself: TF
+        elif vector == TRAP_debug:                 # the only #DB Unicorn raises itself: TF
+            if self.debug.single_step():
+                action = 'single step (DR6.BS): bounced to the guest'
+            else:
+                action = 'single step: the early trap after HYPERVISOR_iret, dropped'
         else:
             self.inject_trap(vector)
         if tracer is not None:
             tracer({'type': 'exception', 'vector': vector, 'error_code': error_code,
-                    'rip': rip, 'action': 'bounced to the guest' if self.exit is None
-                    else 'domain crashed'})
+                    'rip': rip, 'action': action if self.exit is None else 'domain crashed'})
 
     def on_breakpoint(self, address: int) -> None:
         d = self.domain

@@ -141,3 +141,17 @@ def test_gdb_attaches_breaks_at_the_entry_steps_and_reads_memory():
         assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
     finally:
         server.wait(timeout=30)
+
+
+def test_the_log_names_each_debug_register_hit(tmp_path):
+    log = tmp_path / 'trace.jsonl'
+    proc = trace('debugregs', '--log', str(log))
+    assert proc.returncode == 0, proc.stderr
+    hits = [json.loads(line) for line in log.read_text().splitlines()]
+    hits = [e for e in hits if e['type'] == 'exception' and e['vector'] == 1]
+    actions = [e['action'] for e in hits]
+    assert sum('DR0 (instruction' in a for a in actions) == 2
+    assert sum('DR1 (write' in a for a in actions) == 11
+    assert sum('DR2 (read/write' in a for a in actions) == 1
+    assert sum('DR3 (write' in a for a in actions) == 2
+    assert sum(a.startswith('single step (DR6.BS)') for a in actions) == 3
