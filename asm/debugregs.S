@@ -2,16 +2,18 @@
 # uses them. DR6 and DR7 start at Xen's defaults. An instruction breakpoint raises #DB
 # before the instruction (the frame's RIP is the instruction, DR6.B0 set); RF in the
 # flags the handler irets with lets it run once, and it traps again next time; with DR7
-# cleared it does not. A write watchpoint raises #DB after the store (the frame's RIP is
-# the next instruction) and ignores reads and stores beside it; a read-modify-write
-# applies once; a store overlapping the watched bytes traps; rep stosb traps after each
-# iteration that writes a watched byte; after update_va_mapping moves the watched
-# address to another frame, the watchpoint follows it. A read/write watchpoint traps on
-# a load.
-# Refused: an address in Xen's area or non-canonical (-EPERM), DR7.GD and I/O
-# breakpoints (-EPERM), upper bits in DR6/DR7 (-EINVAL), DR8 (-ENODEV); DR4 and DR5
-# alias DR6 and DR7. A missing, extra or misplaced #DB, or a wrong value or errno, is a
-# FAILURE.
+# cleared it does not. A breakpointed instruction that faults (a #PF for the guest, or
+# one the hypervisor resolves unseen) raises one #DB, the #PF frame carrying RF as a
+# fault's does. A write watchpoint raises #DB after the store (the frame's RIP is the
+# next instruction) and ignores reads and stores beside it; a read-modify-write applies
+# once; a store overlapping the watched bytes traps; rep stosb traps after each
+# iteration that writes a watched byte, with RF in the frame while iterations remain;
+# after update_va_mapping moves the watched address to another frame, the watchpoint
+# follows it. A read/write watchpoint traps on a load. With TF set, #DB follows each
+# instruction with DR6.BS set. Refused: an address in Xen's area or non-canonical
+# (-EPERM), DR7.GD and I/O breakpoints (-EPERM), upper bits in DR6/DR7 (-EINVAL), DR8
+# (-ENODEV); DR4 and DR5 alias DR6 and DR7. A missing, extra or misplaced #DB, or a
+# wrong value or errno, is a FAILURE.
 .include "pv.inc"
 
 .equ RFLAGS_RF, 0x10000
@@ -151,6 +153,11 @@ wp_store_next:
     mov esi, 0x1234
     lea rdx, [rip + m_wp_value]
     call check_eq
+    mov rdi, [rip + db_rflags]
+    and edi, RFLAGS_RF
+    xor esi, esi
+    lea rdx, [rip + m_wp_rf]
+    call check_eq
     add qword ptr [rip + watched], 1
 wp_add_next:
     mov edi, 2
@@ -186,6 +193,11 @@ wp_rep:
     mov rdi, [rip + watched]
     movabs rsi, 0xabababababababab
     lea rdx, [rip + m_wp_rep_value]
+    call check_eq
+    mov rdi, [rip + db_rflags]
+    and edi, RFLAGS_RF
+    mov esi, RFLAGS_RF
+    lea rdx, [rip + m_wp_rep_rf]
     call check_eq
     mov edi, 7
     xor esi, esi
@@ -273,6 +285,67 @@ rw_load_next:
     xor esi, esi
     lea rdx, [rip + m_clear_dr7]
     call set_dr
+
+    # an instruction breakpoint on an instruction that page-faults: the guest's #PF
+    # handler maps the page and returns with the frame's RF (set, as for any fault), so
+    # the breakpoint does not fire a second time
+    call scratch_va
+    lea rbx, [rax + 8192]
+    mov [rip + pf_va], rbx
+    mov rdi, rbx
+    xor esi, esi
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+    mov edi, 4
+    call top_mfn
+    shl rax, 12
+    or rax, PTE_P | PTE_RW
+    mov [rip + pf_pte], rax
+    lea rdi, [rip + pf_trap_table]
+    call hc_set_trap_table
+    mov qword ptr [rip + db_count], 0
+    xor edi, edi
+    lea rsi, [rip + pf_insn]
+    lea rdx, [rip + m_set_dr0]
+    call set_dr
+    mov edi, 7
+    mov esi, DR7_L0_EXEC
+    lea rdx, [rip + m_set_dr7]
+    call set_dr
+pf_insn:
+    mov rax, [rbx]
+    mov edi, 1
+    lea rsi, [rip + pf_insn]
+    lea rdx, [rip + m_pf_bp_once]
+    call check_db
+    mov rdi, [rip + pf_count]
+    mov esi, 1
+    lea rdx, [rip + m_pf_count]
+    call check_eq
+    mov rdi, [rip + pf_rflags]
+    and edi, RFLAGS_RF
+    mov esi, RFLAGS_RF
+    lea rdx, [rip + m_pf_rf]
+    call check_eq
+    # the same for a store to that page, whose entry is not dirty yet: under shadow
+    # paging it faults in the hypervisor first (D-bit emulation), invisibly to the guest
+    xor edi, edi
+    lea rsi, [rip + pf_store]
+    lea rdx, [rip + m_set_dr0]
+    call set_dr
+pf_store:
+    mov [rbx], rax
+    mov edi, 2
+    lea rsi, [rip + pf_store]
+    lea rdx, [rip + m_pf_store_once]
+    call check_db
+    mov edi, 7
+    xor esi, esi
+    lea rdx, [rip + m_clear_dr7]
+    call set_dr
+    call install_traps
+    lea rdi, [rip + db_trap_table]
+    call hc_set_trap_table
 
     # single-stepping: with TF set by popfq, #DB after each instruction, DR6.BS set; the
     # handler clears TF in the frame on the third
@@ -363,6 +436,8 @@ db_entry:
     inc qword ptr [rip + db_count]
     mov rax, [rsp + 32]
     mov [rip + db_rip], rax
+    mov rax, [rsp + 48]
+    mov [rip + db_rflags], rax
     mov edi, 6
     call hc_get_debugreg
     mov [rip + db_dr6], rax
@@ -379,6 +454,39 @@ db_return:
     pop rax
     jmp iret_to_frame
 
+# #PF for the breakpointed load: map the page, note the frame's RFLAGS, retry.
+pf_entry:
+    pop rcx
+    pop r11
+    push rax
+    push rcx
+    push r11
+    push rdi
+    push rsi
+    push rdx
+    inc qword ptr [rip + pf_count]
+    mov rax, [rsp + 72]
+    mov [rip + pf_rflags], rax
+    mov rdi, [rip + pf_va]
+    mov rsi, [rip + pf_pte]
+    mov edx, UVMF_INVLPG
+    call hc_update_va_mapping
+    pop rdx
+    pop rsi
+    pop rdi
+    pop r11
+    pop rcx
+    pop rax
+    add rsp, 8
+    jmp iret_to_frame
+
+pf_trap_table:
+    .byte 14, 0
+    .word FLAT_KERNEL_CS
+    .long 0
+    .quad pf_entry
+    .quad 0, 0
+
 db_trap_table:
     .byte 1, 0
     .word FLAT_KERNEL_CS
@@ -391,6 +499,11 @@ db_count: .quad 0
 db_rip: .quad 0
 db_dr6: .quad 0
 bp_runs: .quad 0
+db_rflags: .quad 0
+pf_va: .quad 0
+pf_pte: .quad 0
+pf_count: .quad 0
+pf_rflags: .quad 0
 step_left: .quad 0
 pad: .quad 0, 0
 watched: .quad 0
@@ -424,6 +537,12 @@ m_wp_rep: .asciz "#DB per rep stosb iteration on the watched bytes"
 m_wp_rep_value: .asciz "the watched bytes after rep stosb"
 m_rw_load: .asciz "#DB after a load under a read/write watchpoint"
 m_rw_dr6: .asciz "DR6 after the read/write watchpoint"
+m_wp_rf: .asciz "RF in the frame of a data breakpoint trap"
+m_wp_rep_rf: .asciz "RF in the frame of a trap between rep iterations"
+m_pf_bp_once: .asciz "one #DB for a breakpointed instruction that page-faults"
+m_pf_store_once: .asciz "one #DB for a breakpointed store that takes a hidden fault"
+m_pf_count: .asciz "#PF count on the breakpointed instruction"
+m_pf_rf: .asciz "RF in the #PF frame"
 m_step: .asciz "#DB after each single-stepped instruction"
 m_step_dr6: .asciz "DR6 after single steps (BS)"
 m_dr0_xen: .asciz "DR0 in Xen's area"

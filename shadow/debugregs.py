@@ -235,10 +235,17 @@ class DebugRegisters:
         v.pending_step = DataHit(hits, undo)
         v.cpu.stop()
 
+    def fault_retried(self, rip: int) -> None:
+        """A fault the hypervisor resolved restarts the instruction: one let through by RF
+        is still let through (on hardware the fault's frame carries RF=1)."""
+        if rip == self.resumed:
+            self.resume_at = rip
+
     # --- the trap -------------------------------------------------------------------------
-    def raise_debug(self, hits: int) -> None:
+    def raise_debug(self, hits: int, resume_flag: bool = False) -> None:
         """Record which breakpoints matched in DR6 (B0-B3 replaced, the other bits kept,
-        as Xen's x86_merge_dr6) and bounce #DB to the guest."""
+        as Xen's x86_merge_dr6) and bounce #DB to the guest (RF in the frame for a trap
+        between two iterations of a rep string instruction)."""
         self.dr6 = adjust_dr6((self.dr6 & ~DR6_HITS) | hits)
         v = self.vcpu
         tracer = v.domain.tracer
@@ -247,7 +254,7 @@ class DebugRegisters:
                              for bp in self.breakpoints if hits >> bp.index & 1)
             tracer({'type': 'exception', 'vector': TRAP_DEBUG, 'rip': v.cpu.rip,
                     'dr6': self.dr6, 'action': f'debug register hit: {which}: #DB to the guest'})
-        v.inject_trap(TRAP_DEBUG)
+        v.inject_trap(TRAP_DEBUG, resume_flag=resume_flag)
 
     def single_step(self) -> bool:
         """A #DB trap for RFLAGS.TF (Unicorn raises it after the instruction): DR6.BS
@@ -287,6 +294,7 @@ class DebugRegisters:
             self.quiet = False
         if v.exit is not None or v.pending_step is not None or v.bounces != bounces:
             return
-        if (cpu.rip, cpu.gprs()) == before:
+        after = (cpu.rip, cpu.gprs())
+        if after == before:
             return                       # a fault the hypervisor resolved: it runs again
-        self.raise_debug(self.hits_while_quiet or hit.hits)
+        self.raise_debug(self.hits_while_quiet or hit.hits, resume_flag=after[0] == before[0])

@@ -22,6 +22,9 @@ from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
 TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
 VECTORS_WITH_ERROR_CODE = frozenset((8, 10, 11, 12, 13, 14, 17, 21))
+# Fault-class exceptions: the hardware pushes RF=1 with them, and Xen's bounce frame
+# passes it on (an instruction breakpoint's #DB, a fault too, is the exception).
+FAULT_VECTORS = frozenset((0, 5, 6, 7, 10, 11, 12, 13, 14, 16, 17, 19))
 TRAP_NAMES = {0: 'divide error', 1: 'debug', 2: 'nmi', 3: 'int3', 4: 'overflow', 5: 'bounds',
               6: 'invalid opcode', 7: 'device not available', 8: 'double fault',
               10: 'invalid TSS', 11: 'segment not present', 12: 'stack error',
@@ -289,20 +292,24 @@ class VCpu:
             error_code |= PFEC_USER
         self.inject_trap(TRAP_page_fault, error_code)
 
-    def inject_trap(self, vector: int, error_code: Optional[int] = None) -> None:
+    def inject_trap(self, vector: int, error_code: Optional[int] = None,
+                    resume_flag: Optional[bool] = None) -> None:
         address, flags = self.trap_ctxt[vector]
         if not address:
             ec = f', ec={error_code:04x}' if error_code is not None else ''
             return self.crash(f'Unhandled {TRAP_NAMES.get(vector, "trap")} fault/trap '
                               f'[#{vector}{ec}]')
         bounce = TBF_INTERRUPT if flags & TI_IF else 0
-        self.create_bounce_frame(address, bounce, error_code)
+        if resume_flag is None:
+            resume_flag = vector in FAULT_VECTORS
+        self.create_bounce_frame(address, bounce, error_code, resume_flag=resume_flag)
 
     def create_bounce_frame(self, handler: int, bounce_flags: int,
                             error_code: Optional[int] = None, rcx: Optional[int] = None,
-                            r11: Optional[int] = None) -> None:
+                            r11: Optional[int] = None, resume_flag: bool = False) -> None:
         """Push { RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS } on the guest kernel stack
-        and continue at handler in guest kernel mode."""
+        and continue at handler in guest kernel mode. resume_flag sets RF in the frame's
+        RFLAGS, as the hardware does for a fault."""
         cpu = self.cpu
         rip = cpu.rip
         self.bounces += 1
@@ -323,6 +330,8 @@ class VCpu:
         if bounce_flags & TBF_INTERRUPT:
             self.set_upcall_mask(1)
         frame_rflags = (rflags & ~RFLAGS_IF) | (0 if saved_mask else RFLAGS_IF)
+        if resume_flag:
+            frame_rflags |= RFLAGS_RF
         frame = [ss, rsp, frame_rflags, (saved_mask << 32) | (cs & 0xFFFF), rip]
         if error_code is not None:
             frame.append(error_code)

@@ -150,7 +150,7 @@ def test_the_log_names_each_debug_register_hit(tmp_path):
     hits = [json.loads(line) for line in log.read_text().splitlines()]
     hits = [e for e in hits if e['type'] == 'exception' and e['vector'] == 1]
     actions = [e['action'] for e in hits]
-    assert sum('DR0 (instruction' in a for a in actions) == 2
+    assert sum('DR0 (instruction' in a for a in actions) == 4
     assert sum('DR1 (write' in a for a in actions) == 11
     assert sum('DR2 (read/write' in a for a in actions) == 1
     assert sum('DR3 (write' in a for a in actions) == 2
