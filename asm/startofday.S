@@ -1,23 +1,25 @@
 # startofday: a PV kernel's whole start of day, done the way small PV test frameworks
 # (XTF's pv64 environment) do it, with nothing from pv.inc: only Xen's boot ABI (entry
 # with RSI = start_info, the hypercall page) and hypercalls. It moves to its own stack,
-# maps shared_info, installs a trap table and its event, failsafe and syscall callbacks
-# (CALLBACKOP_register) and a kernel stack for bounces, loads its own GDT (the frame
-# remapped read-only first, as set_gdt requires) and a data segment from it, and then
-# writes everything through the PV console ring (start_info's console frame and event
-# channel), one line through console_io in between to show the two interleave. Then:
-# int3 comes back through the trap table; an IPI sent to itself is delivered to the
-# event callback once; VIRQ_TIMER with a single-shot timer wakes it from sched_op block;
-# it builds a user address space (pages of its own image, remapped read-only, pinned),
-# drops to user mode with HYPERVISOR_iret, and the user program's syscalls come back
-# through the syscall callback with the registers it set. A wrong value or an
-# unexpected exception is a FAILURE; each step prints its name.
+# maps shared_info, reads its CPUID policy with the forced-emulation prefix (Xen's
+# leaves: signature, version), installs a trap table and its event, failsafe and
+# syscall callbacks (CALLBACKOP_register) and a kernel stack for bounces, loads its own
+# GDT (the frame remapped read-only first, as set_gdt requires) and a data segment from
+# it, and then writes everything through the PV console ring (start_info's console
+# frame and event channel), one line through console_io in between to show the two
+# interleave. Then: int3 comes back through the trap table; an IPI sent to itself is
+# delivered to the event callback once; VIRQ_TIMER with a single-shot timer wakes it
+# from sched_op block; it builds a user address space (pages of its own image,
+# remapped read-only, pinned), drops to user mode with HYPERVISOR_iret, and the user
+# program's syscalls come back through the syscall callback with the registers it set.
+# A wrong value or an unexpected exception is a FAILURE; each step prints its name.
 
 # --- Xen's ABI: the numbers a PV kernel carries ---------------------------------------
 .equ HC_set_trap_table, 0
 .equ HC_set_gdt, 2
 .equ HC_stack_switch, 3
 .equ HC_update_va_mapping, 14
+.equ HC_xen_version, 17
 .equ HC_console_io, 18
 .equ HC_vcpu_op, 24
 .equ HC_mmuext_op, 26
@@ -25,6 +27,7 @@
 .equ HC_callback_op, 30
 .equ HC_event_channel_op, 32
 .equ CONSOLEIO_write, 0
+.equ XENVER_version, 0
 .equ SCHEDOP_block, 1
 .equ SCHEDOP_shutdown, 2
 .equ SHUTDOWN_poweroff, 0
@@ -86,6 +89,25 @@ _start:
     call hypercall
     test rax, rax
     jnz no_shared_info
+    # the CPUID policy, before any trap table, through Xen's forced-emulation prefix
+    mov eax, 0x40000000
+    xor ecx, ecx
+    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e
+    cpuid
+    mov [rip + xen_leaf0], eax
+    mov [rip + xen_leaf0 + 4], ebx
+    mov [rip + xen_leaf0 + 8], ecx
+    mov [rip + xen_leaf0 + 12], edx
+    mov eax, 0x40000001
+    xor ecx, ecx
+    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e
+    cpuid
+    mov [rip + xen_leaf1], eax
+    mov eax, 1
+    xor ecx, ecx
+    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e
+    cpuid
+    mov [rip + leaf1_ecx], ecx
     lea rdi, [rip + trap_table]
     mov eax, HC_set_trap_table
     call hypercall
@@ -109,6 +131,7 @@ _start:
     lea rdi, [rip + m_hello]
     call puts
     call check_alignment
+    call check_cpuid
     call own_gdt
     call interleave
     call breakpoint_trap
@@ -319,6 +342,41 @@ check_alignment:
     and edi, 0xfff
     xor esi, esi
     lea rdx, [rip + m_aligned]
+    jmp check
+
+check_cpuid:
+    lea rdi, [rip + m_cpuid]
+    call puts
+    mov edi, dword ptr [rip + xen_leaf0 + 4]
+    mov esi, 0x566e6558
+    lea rdx, [rip + m_cpuid_signature]
+    call check
+    mov edi, dword ptr [rip + xen_leaf0 + 8]
+    mov esi, 0x65584d4d
+    lea rdx, [rip + m_cpuid_signature]
+    call check
+    mov edi, dword ptr [rip + xen_leaf0 + 12]
+    mov esi, 0x4d4d566e
+    lea rdx, [rip + m_cpuid_signature]
+    call check
+    cmp dword ptr [rip + xen_leaf0], 0x40000002
+    setae dil
+    movzx edi, dil
+    mov esi, 1
+    lea rdx, [rip + m_cpuid_max]
+    call check
+    mov edi, XENVER_version
+    xor esi, esi
+    mov eax, HC_xen_version
+    call hypercall
+    mov edi, dword ptr [rip + xen_leaf1]
+    mov esi, eax
+    lea rdx, [rip + m_cpuid_version]
+    call check
+    mov edi, dword ptr [rip + leaf1_ecx]
+    shr edi, 31
+    mov esi, 1
+    lea rdx, [rip + m_cpuid_hypervisor]
     jmp check
 
 own_gdt:
@@ -671,6 +729,9 @@ timer_port: .quad 0
 timer_events: .quad 0
 sshot_arg: .quad 0, 0
 int3_count: .quad 0
+xen_leaf0: .quad 0, 0
+xen_leaf1: .quad 0
+leaf1_ecx: .quad 0
 frame_list: .quad 0
 marker: .quad 0x6764746d61726b21
 mmuext_arg: .quad 0, 0, 0
@@ -687,6 +748,11 @@ m_console_io: .ascii "  (this line through console_io)\n"
 m_console_io_end:
 m_hello: .asciz "startofday: own stack, shared_info, trap table, callbacks, PV console ring\n"
 m_gdt: .asciz "startofday: own GDT\n"
+m_cpuid: .asciz "startofday: CPUID through the forced-emulation prefix\n"
+m_cpuid_signature: .asciz "CPUID 0x40000000 signature XenVMMXenVMM"
+m_cpuid_max: .asciz "CPUID 0x40000000 max leaf"
+m_cpuid_version: .asciz "CPUID 0x40000001 against XENVER_version"
+m_cpuid_hypervisor: .asciz "CPUID 1 hypervisor bit"
 m_ring_before: .asciz "startofday: the ring, then console_io, then the ring\n"
 m_ring_after: .asciz "  (and the ring again)\n"
 m_int3: .asciz "startofday: int3 through the trap table\n"

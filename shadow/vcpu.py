@@ -10,10 +10,11 @@ import struct
 from typing import Optional
 
 from shadow.abi import xen
-from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64,
-                            HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
+from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
+                            HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF, XEN_MAJOR, XEN_MINOR)
 from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
+from shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
 from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
@@ -260,18 +261,38 @@ class VCpu:
 
     def on_invalid_opcode(self) -> None:
         """#UD, as Unicorn reports it. icebp (0xf1), which Unicorn does not implement,
-        is what the hardware makes of it: a #DB trap after the instruction."""
+        is what the hardware makes of it: a #DB trap after the instruction. A cpuid
+        behind Xen's forced-emulation prefix is emulated, as Xen does for PV guests."""
         if self.exit is not None:
             return self.cpu.stop()
         rip = self.cpu.rip
-        try:
-            opcode = self.copy_from_guest(rip, 1)
-        except GuestFault:
-            opcode = b''
-        if opcode == b'\xf1':
+        code = self._code_at(rip, len(FORCED_EMULATION_PREFIX) + len(CPUID_INSN))
+        if code[:1] == b'\xf1':
             self.cpu.rip = rip + 1
             return self.inject_trap(TRAP_debug)
+        if code == FORCED_EMULATION_PREFIX + CPUID_INSN:
+            return self._forced_cpuid(rip + len(code))
         return self.inject_trap(TRAP_invalid_op)
+
+    def _code_at(self, va: int, size: int) -> bytes:
+        """Up to size bytes of code at va (fewer where a page is not mapped)."""
+        try:
+            return self.copy_from_guest(va, size)
+        except GuestFault:
+            try:
+                return self.copy_from_guest(va, 1)
+            except GuestFault:
+                return b''
+
+    def _forced_cpuid(self, next_rip: int) -> None:
+        cpu = self.cpu
+        leaf, subleaf, rflags = cpu.regs('rax', 'rcx', 'rflags')
+        mem_bits = (self.domain.mem.size - 1).bit_length()
+        a, b, c, d = guest_cpuid(leaf, subleaf, (XEN_MAJOR, XEN_MINOR), mem_bits)
+        cpu.set_regs(rax=a, rbx=b, rcx=c, rdx=d)
+        cpu.rip = next_rip
+        if rflags & RFLAGS_TF:
+            self.debug.single_step()      # pv_emul_instruction_done: the step's #DB
 
     def _software_interrupt(self, vector: int) -> None:
         """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with

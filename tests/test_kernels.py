@@ -54,7 +54,7 @@ def test_a_kernel_that_prints_only_through_the_ring_shows_every_step_in_order():
     lines = run_kernel('startofday').console.splitlines()
     steps = [line for line in lines if line.startswith('startofday: ')]
     assert [s.split(': ', 1)[1].split()[0] for s in steps] == \
-        ['own', 'own', 'the', 'int3', 'an', 'VIRQ_TIMER', 'user']
+        ['own', 'CPUID', 'own', 'the', 'int3', 'an', 'VIRQ_TIMER', 'user']
     ring = lines.index('startofday: the ring, then console_io, then the ring')
     assert lines[ring + 1:ring + 3] == ['  (this line through console_io)', '  (and the ring again)']
     assert lines[-1] == 'Test result: SUCCESS'

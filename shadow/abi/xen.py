@@ -50,6 +50,9 @@ NR_hypercalls = 64
 HYPERCALL_NAMES = {v: k[len('HYPERVISOR_'):] for k, v in dict(globals()).items()
                    if k.startswith('HYPERVISOR_')}
 
+# --- the Xen release this hypervisor answers as (xen_version, CPUID leaf 0x40000001)
+XEN_MAJOR, XEN_MINOR = 4, 19
+
 # --- errno.h (Xen's values match Linux's) -----------------------------------------------
 EPERM, ENOENT, ESRCH, EINTR, EIO = 1, 2, 3, 4, 5
 E2BIG, EBADF, EAGAIN, ENOMEM, EACCES, EFAULT = 7, 9, 11, 12, 13, 14

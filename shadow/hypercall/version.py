@@ -1,8 +1,7 @@
 """HYPERVISOR_xen_version."""
 from shadow.abi import xen
-from shadow.abi.xen import ENOSYS
+from shadow.abi.xen import ENOSYS, XEN_MAJOR, XEN_MINOR
 
-XEN_MAJOR, XEN_MINOR = 4, 19
 EXTRAVERSION = b'.0-pvshadow'
 CAPABILITIES = b'xen-3.0-x86_64 '
 

@@ -1,11 +1,13 @@
 /*
  * A PV64 kernel in C, written against Xen's public ABI only (hypercall numbers, structure
  * offsets and errnos as xen/include/public defines them), so it would boot on Xen as it
- * boots here. Start of day as small PV frameworks do it: own stack (head.S), shared_info
- * mapped from start_info, event callback registered, an IPI sent to itself and delivered,
- * VIRQ_TIMER bound and a one-shot timer awaited with SCHEDOP_block, a trap table (#UD
- * handled), its own GDT (set_gdt, a selector loaded), a user-mode round trip (iret to user
- * mode, syscall back), a line through the PV console ring, refused hypercalls checked for their errno. It prints its own verdict.
+ * boots here. Start of day as small PV frameworks do it: own stack (head.S), Xen's CPUID
+ * leaves through the forced-emulation prefix, shared_info mapped from start_info, event
+ * callback registered, an IPI sent to itself and delivered, VIRQ_TIMER bound and a
+ * one-shot timer awaited with SCHEDOP_block, a trap table (#UD handled), its own GDT
+ * (set_gdt, a selector loaded), a user-mode round trip (iret to user mode, syscall back),
+ * a line through the PV console ring, refused hypercalls checked for their errno. It
+ * prints its own verdict.
  */
 #include <stdint.h>
 
@@ -141,6 +143,13 @@ static uint64_t system_time(void)
     return now;
 }
 
+/* CPUID as a PV kernel asks for it: Xen's forced-emulation prefix (ud2; "xen") */
+static void xen_cpuid(uint32_t leaf, uint32_t r[4])
+{
+    asm volatile(".byte 0x0f, 0x0b, 0x78, 0x65, 0x6e; cpuid"
+                 : "=a"(r[0]), "=b"(r[1]), "=c"(r[2]), "=d"(r[3]) : "a"(leaf), "c"(0));
+}
+
 static void shutdown(void)
 {
     uint32_t reason = SHUTDOWN_poweroff;
@@ -152,6 +161,12 @@ void kernel_main(struct start_info *si)
     puts("Hello from a C-built PV kernel\n");
     long version = hypercall3(__HYPERVISOR_xen_version, 0, 0, 0);
     check((version >> 16) >= 3, "xen_version reports a 3.x or later hypervisor");
+    uint32_t leaf[4];
+    xen_cpuid(0x40000000, leaf);
+    check(leaf[1] == 0x566e6558 && leaf[2] == 0x65584d4d && leaf[3] == 0x4d4d566e,
+          "CPUID 0x40000000 says XenVMMXenVMM");
+    xen_cpuid(0x40000001, leaf);
+    check(leaf[0] == (uint32_t)version, "CPUID 0x40000001 matches xen_version");
 
     /* shared_info: map its machine frame over the page kept for it */
     long rc = hypercall3(__HYPERVISOR_update_va_mapping, (uint64_t)&shared_info_page,
