@@ -9,7 +9,8 @@
 # once; a store overlapping the watched bytes traps; rep stosb traps after each
 # iteration that writes a watched byte, with RF in the frame while iterations remain;
 # after update_va_mapping moves the watched address to another frame, the watchpoint
-# follows it. A read/write watchpoint traps on a load. With TF set, #DB follows each
+# follows it. A read/write watchpoint traps on a load. A page-table store that Xen
+# emulates (writable page tables) does not trip a watchpoint on the entry. With TF set, #DB follows each
 # instruction with DR6.BS set. Refused: an address in Xen's area or non-canonical
 # (-EPERM), DR7.GD and I/O breakpoints (-EPERM), upper bits in DR6/DR7 (-EINVAL), DR8
 # (-ENODEV); DR4 and DR5 alias DR6 and DR7. A missing, extra or misplaced #DB, or a
@@ -20,6 +21,9 @@
 .equ RFLAGS_TF, 0x100
 .equ DR7_L0_EXEC, 0x1
 .equ DR7_L1_WRITE8, 0x900004             # L1, RW1=01 (write), LEN1=10 (8 bytes)
+.equ DR7_L1_RW8, 0xB00004               # L1, RW1=11 (read/write), LEN1=10 (8 bytes)
+.equ VMASST_CMD_enable, 0
+.equ VMASST_TYPE_writable_pagetables, 2
 .equ DR7_L2_RW4, 0xF000010               # L2, RW2=11 (read/write), LEN2=11 (4 bytes)
 .equ DR7_L3_WRITE8, 0x90000040           # L3, RW3=01 (write), LEN3=10 (8 bytes)
 .equ DR7_L0_IO, 0x20001                  # L0, RW0=10 (I/O)
@@ -347,6 +351,45 @@ pf_store:
     lea rdi, [rip + db_trap_table]
     call hc_set_trap_table
 
+    # a page-table store Xen emulates does not trip a write watchpoint over the entry
+    # (Xen writes it through its own mapping); the guest's own load of the entry trips a
+    # read/write one
+    mov edi, VMASST_CMD_enable
+    mov esi, VMASST_TYPE_writable_pagetables
+    call hc_vm_assist
+    call scratch_va
+    lea rdi, [rax + 12288]
+    call l1e_va
+    mov r12, rax
+    mov r13, [r12]
+    mov qword ptr [rip + db_count], 0
+    mov edi, 1
+    mov rsi, r12
+    lea rdx, [rip + m_set_dr1]
+    call set_dr
+    mov edi, 7
+    mov esi, DR7_L1_WRITE8
+    lea rdx, [rip + m_set_dr7]
+    call set_dr
+    mov [r12], r13
+    mov rdi, [rip + db_count]
+    xor esi, esi
+    lea rdx, [rip + m_pt_store]
+    call check_eq
+    mov edi, 7
+    mov esi, DR7_L1_RW8
+    lea rdx, [rip + m_set_dr7]
+    call set_dr
+    mov rax, [r12]
+    mov rdi, [rip + db_count]
+    mov esi, 1
+    lea rdx, [rip + m_pt_load]
+    call check_eq
+    mov edi, 7
+    xor esi, esi
+    lea rdx, [rip + m_clear_dr7]
+    call set_dr
+
     # single-stepping: with TF set by popfq, #DB after each instruction, DR6.BS set; the
     # handler clears TF in the frame on the third
     mov qword ptr [rip + db_count], 0
@@ -543,6 +586,8 @@ m_pf_bp_once: .asciz "one #DB for a breakpointed instruction that page-faults"
 m_pf_store_once: .asciz "one #DB for a breakpointed store that takes a hidden fault"
 m_pf_count: .asciz "#PF count on the breakpointed instruction"
 m_pf_rf: .asciz "RF in the #PF frame"
+m_pt_store: .asciz "no #DB for a page-table store the hypervisor emulates"
+m_pt_load: .asciz "#DB for a load of the watched page-table entry"
 m_step: .asciz "#DB after each single-stepped instruction"
 m_step_dr6: .asciz "DR6 after single steps (BS)"
 m_dr0_xen: .asciz "DR0 in Xen's area"

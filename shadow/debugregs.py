@@ -15,9 +15,10 @@ Unicorn hook limited to its addresses, costing nothing elsewhere:
 
 Unicorn's memory hooks see machine addresses, so a watchpoint hooks the bytes its linear
 address maps in the running guest mode, found again whenever CR3 or a guest page-table
-entry changes; a store to those bytes through another mapping also trips it. Accesses
-the hypervisor emulates (a page-table store, an mem_access "emulate" answer) do not
-raise data breakpoints, as in Xen's own emulator. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
+entry changes; a store to those bytes through another mapping also trips it. Unicorn
+calls them only for accesses that passed the page walk, so a store that faults and is
+then emulated by the hypervisor (a page-table write, an mem_access "emulate" answer)
+trips nothing, as Xen's writes through its own mappings match no guest breakpoint. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
 for it.
 """
 from typing import NamedTuple
