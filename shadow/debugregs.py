@@ -7,26 +7,15 @@ Unicorn hook limited to its addresses, costing nothing elsewhere:
 - an instruction breakpoint is a code hook on its address: the #DB is a fault, raised
   before the instruction runs, and RF in the flags the guest irets with lets that one
   instruction through (the handler sets it, as on hardware);
-- a data breakpoint is a memory hook over its range: the #DB is a trap, raised after the
-  instruction. A stop requested inside a memory hook leaves the instruction torn (the
-  store done, RIP and the other registers not yet updated; docs/UNICORN.md), so the hook
-  saves the bytes it is about to change, stops, and the run loop puts them back and
-  executes the instruction once more, whole, before delivering the #DB.
+- a data breakpoint is a watch (shadow/watch.py): the #DB is a trap, raised after the
+  instruction; the watch's notes say how Unicorn's memory hooks are made to serve.
 
-Unicorn's memory hooks see machine addresses, so a watchpoint hooks the bytes its linear
-address maps in the running guest mode, found again whenever CR3 or a guest page-table
-entry changes; a store to those bytes through another mapping also trips it. Unicorn
-calls them only for accesses that passed the page walk, so a store that faults and is
-then emulated by the hypervisor (a page-table write, an mem_access "emulate" answer)
-trips nothing, as Xen's writes through its own mappings match no guest breakpoint. Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set
-for it.
+Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set for it.
 """
 from typing import NamedTuple
 
-from unicorn import UC_MEM_WRITE
-
 from shadow.abi.xen import EINVAL, ENODEV, EPERM, HYPERVISOR_VIRT_END
-from shadow.paging.x86 import walk
+from shadow.watch import Watch, WatchHooks
 
 # x86-defns.h: reserved bits, with a CPU policy that has neither RTM nor bus-lock detect
 DR6_DEFAULT, DR6_ZEROS = 0xFFFF0FF0, 0x00001000
@@ -77,12 +66,6 @@ def armed_breakpoints(dr7: int, addresses) -> list:
     return found
 
 
-class DataHit(NamedTuple):
-    """A data breakpoint matched mid-instruction; the run loop finishes it (finish_data_hit)."""
-    hits: int                           # DR6 B-bits
-    undo: list                          # (machine address, bytes before the access)
-
-
 class DebugRegisters:
     def __init__(self, vcpu):
         self.vcpu = vcpu
@@ -93,10 +76,8 @@ class DebugRegisters:
         self.resume_at = None           # RF: the instruction breakpoint to let through once
         self.resumed = None             # ...and the one let through, until it completes
         self.step_after_iret = None     # TF: the early #DB to drop (note_iret)
-        self.quiet = False              # finishing a data hit: the hooks only record
-        self.hits_while_quiet = 0
         self._hooks = []                # instruction breakpoints' code hooks
-        self._watches = []              # [breakpoint, machine address, hook] per watchpoint
+        self.watch = WatchHooks(vcpu, self._data_hit)
         self._cpu = None
 
     # --- the hypercalls ------------------------------------------------------------------
@@ -154,55 +135,24 @@ class DebugRegisters:
         for bp in self.breakpoints:
             if bp.kind == RW_EXEC:
                 self._hooks.append(cpu.add_code_hook(bp.address, self._on_instruction))
-        self._watches = [[bp, None, None] for bp in self.breakpoints if bp.kind != RW_EXEC]
-        if self._watches:
-            self.vcpu.domain.paging.mappings_changed = self.mappings_changed
-            self.mappings_changed()
+        self.watch.watches = [Watch(bp.address, bp.length, bp.kind == RW_ACCESS, bp.index)
+                              for bp in self.breakpoints if bp.kind != RW_EXEC]
+        self.watch.load(cpu)
+        self.vcpu.watches_changed()
 
     def unload(self) -> None:
         cpu, self._cpu = self._cpu, None
         if cpu is not None and self._hooks:
             cpu.remove_hooks(self._hooks)
+        self._hooks = []
         if cpu is not None:
-            for watch in self._watches:
-                if watch[2] is not None:
-                    cpu.remove_memory_hook(watch[2])
-            if self._watches and self.vcpu.domain.paging.mappings_changed == self.mappings_changed:
-                self.vcpu.domain.paging.mappings_changed = None
-        self._hooks, self._watches = [], []
-
-    @property
-    def watching(self) -> bool:
-        return bool(self._watches)
-
-    def mappings_changed(self) -> None:
-        """Unicorn's memory hooks see machine addresses: a watchpoint hooks the bytes its
-        linear address maps now, and moves when the guest's tables or CR3 change."""
-        cpu = self._cpu
-        if cpu is None:
-            return
-        v = self.vcpu
-        mem = v.domain.mem
-        for watch in self._watches:
-            bp, maddr, handle = watch
-            gw = walk(mem.read_u64, v.current_table(), bp.address)
-            now = gw.maddr if gw.ok else None
-            if now == maddr:
-                continue
-            if handle is not None:
-                cpu.remove_memory_hook(handle)
-                handle = None
-            if now is not None:
-                # Unicorn matches the access's first byte: widen by 7 so an access that
-                # starts below and overlaps is seen too (_on_access checks the overlap).
-                handle = cpu.add_memory_hook(now - 7, now + bp.length - 1, bp.kind == RW_ACCESS,
-                                             self._on_access)
-            watch[1], watch[2] = now, handle
+            self.watch.unload()
+            self.vcpu.watches_changed()
 
     # --- hooks ----------------------------------------------------------------------------
     def _on_instruction(self, address: int) -> None:
-        if self.quiet:
-            return
+        if self.vcpu.finishing_watch:
+            return                       # a watch hit being finished: already checked
         if self.resume_at == address:
             self.resume_at = None        # RF: this instruction runs once unchecked
             self.resumed = address
@@ -216,25 +166,8 @@ class DebugRegisters:
                 hits |= 1 << bp.index
         self.raise_debug(hits)          # a fault: RIP stays on the instruction
 
-    def _on_access(self, access: int, maddr: int, size: int) -> None:
-        write = access == UC_MEM_WRITE
-        hits = 0
-        for bp, watched, _ in self._watches:
-            if watched is not None and (write or bp.kind == RW_ACCESS) and \
-                    maddr < watched + bp.length and watched < maddr + size:
-                hits |= 1 << bp.index
-        if not hits:
-            return
-        v = self.vcpu
-        if self.quiet:
-            self.hits_while_quiet |= hits
-            return
-        if v.exit is not None or v.stepping or v.pending_step is not None:
-            return
-        size = min(size, 4096 - (maddr & 0xFFF))
-        undo = [(maddr, bytes(v.domain.mem.view[maddr:maddr + size]))]
-        v.pending_step = DataHit(hits, undo)
-        v.cpu.stop()
+    def _data_hit(self, hit, mid_rep: bool) -> None:
+        self.raise_debug(hit.tags, resume_flag=mid_rep)
 
     def fault_retried(self, rip: int) -> None:
         """A fault the hypervisor resolved restarts the instruction: one let through by RF
@@ -275,27 +208,3 @@ class DebugRegisters:
         the trap comes after that instruction, so the early one is dropped."""
         self.resume_at = rip if rflags & RFLAGS_RF else None
         self.step_after_iret = rip if rflags & RFLAGS_TF else None
-
-    def finish_data_hit(self, hit: DataHit) -> None:
-        """The run loop, after a data breakpoint stopped the CPU mid-instruction: undo the
-        torn access, run the instruction whole with the hooks quiet, then trap. If it
-        faulted instead (a shadow fill, or a #PF for the guest), no breakpoint fired."""
-        v = self.vcpu
-        cpu = v.cpu
-        mem = v.domain.mem.view
-        for maddr, data in hit.undo:
-            mem[maddr:maddr + len(data)] = data
-        before = (cpu.rip, cpu.gprs())
-        bounces = v.bounces
-        self.quiet, self.hits_while_quiet = True, 0
-        try:
-            v.domain.paging.prefault_code(v, cpu.rip)
-            cpu.run(cpu.rip, count=1)
-        finally:
-            self.quiet = False
-        if v.exit is not None or v.pending_step is not None or v.bounces != bounces:
-            return
-        after = (cpu.rip, cpu.gprs())
-        if after == before:
-            return                       # a fault the hypervisor resolved: it runs again
-        self.raise_debug(self.hits_while_quiet or hit.hits, resume_flag=after[0] == before[0])

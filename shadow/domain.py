@@ -7,7 +7,7 @@ from typing import Callable, List, Optional
 from shadow.abi import xen
 from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
 from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
-from shadow.debugregs import DataHit, breakpoint_addr_ok
+from shadow.debugregs import breakpoint_addr_ok
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
 from shadow.hypercall.descriptors import set_gdt
@@ -17,6 +17,7 @@ from shadow.paging.emulate import single_step
 from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
 from shadow.paging.types import PageTypes
 from shadow.vcpu import VCpu
+from shadow.watch import Watch, WatchHit
 from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
@@ -87,6 +88,7 @@ class Domain:
         self.tracer: Optional[Callable[[dict], None]] = None
         self.breakpoints = {}             # va -> CPU hook handle
         self.skip_breakpoint = None
+        self.watchpoints = {}                 # id -> Watch: a debugger's, not the guest's
 
     # --- paging mode -------------------------------------------------------------------------
     def _make_paging(self, mode: str):
@@ -320,10 +322,10 @@ class Domain:
             if current.online and not current.blocked:
                 current.runstate.change(xen.RUNSTATE_runnable, now)
         if current is not None:
-            current.debug.unload()
+            current.unload_watches()
         cpu.guest = v
         self._load_gdt(v)
-        v.debug.load(cpu)
+        v.load_watches(cpu)
         if v.saved_state is not None:
             cpu.restore_state(v.saved_state)
         else:
@@ -357,6 +359,40 @@ class Domain:
         if handle is not None:
             self.cpu.remove_code_breakpoint(handle)
 
+    def add_watchpoint(self, va: int, length: int = 8, reads: bool = False) -> int:
+        """A debugger's watchpoint (the guest does not see it): the run stops after each
+        instruction that writes, or with reads also reads, any of the length bytes at
+        va (within one page). Returns its id for remove_watchpoint."""
+        if not 1 <= length <= 4096 - (va & 0xFFF):
+            raise ValueError('a watchpoint covers 1 to 4096 bytes within one page')
+        free = [i for i in range(64) if i not in self.watchpoints]
+        if not free:
+            raise ValueError('64 watchpoints at most')
+        self.watchpoints[free[0]] = Watch(va, length, reads, free[0])
+        self._set_watchpoints()
+        return free[0]
+
+    def remove_watchpoint(self, wid: int) -> None:
+        if self.watchpoints.pop(wid, None) is not None:
+            self._set_watchpoints()
+
+    def _set_watchpoints(self) -> None:
+        for v in self.vcpus:
+            v.watchpoints.set(list(self.watchpoints.values()))
+            v.watches_changed()
+
+    def watchpoint_hit(self, v: VCpu, hit: WatchHit) -> None:
+        ids = [i for i in self.watchpoints if hit.tags >> i & 1]
+        event = {'type': 'watchpoint', 'ids': ids, 'va': hit.va, 'size': hit.size,
+                 'access': 'write' if hit.write else 'read', 'rip': hit.rip,
+                 'next_rip': self.cpu.rip}
+        if self.tracer is not None:
+            self.tracer(event)
+        else:
+            self.request_stop(f'watchpoint {",".join(map(str, ids))}: {event["access"]} of '
+                              f'{hit.size} bytes at {hit.va:#x} by the instruction at '
+                              f'{hit.rip:#x}')
+
     def request_stop(self, message: str) -> None:
         """From a tracer callback: end the current run with a breakpoint exit once the
         event being reported has been handled."""
@@ -383,6 +419,7 @@ class Domain:
         cpu = self.cpu
         cpu.guest = v
         self._load_gdt(v)
+        v.load_watches(cpu)
         v.exit = None
         if v.paused_for_event:
             return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is paused '
@@ -438,8 +475,8 @@ class Domain:
         instruction a data breakpoint caught halfway."""
         while v.pending_step is not None and v.exit is None:
             req, v.pending_step = v.pending_step, None
-            if isinstance(req, DataHit):
-                v.debug.finish_data_hit(req)
+            if isinstance(req, WatchHit):
+                req.hooks.finish(req)
                 continue
             refused = single_step(self, v, req, self.scratch_mfn)
             if refused and v.exit is None:

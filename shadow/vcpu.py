@@ -19,6 +19,7 @@ from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
+from shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
 TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
@@ -71,6 +72,8 @@ class VCpu:
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
         self.debug = DebugRegisters(self)
+        self.watchpoints = WatchHooks(self, lambda hit, mid_rep: self.domain.watchpoint_hit(self, hit))
+        self.finishing_watch = False      # a watch hit's instruction is being re-run
         self.bounces = 0                  # exceptions and events delivered to the guest
         self.singleshot = None            # deadline (ns of virtual time) or None
         self.periodic = None              # (period ns, next deadline) or None
@@ -164,8 +167,31 @@ class VCpu:
     # --- mode switches ----------------------------------------------------------------------
     def load_cr3(self) -> None:
         self.cpu.set_cr3(self.domain.paging.cr3_for(self.current_table()))
-        if self.debug.watching:
-            self.debug.mappings_changed()
+        if self.domain.paging.mappings_changed is not None:
+            self.mappings_changed()
+
+    # --- watches (the guest's data breakpoints, a debugger's watchpoints) ----------------------
+    def load_watches(self, cpu) -> None:
+        self.debug.load(cpu)
+        self.watchpoints.load(cpu)
+        self.watches_changed()
+
+    def unload_watches(self) -> None:
+        self.debug.unload()
+        self.watchpoints.unload()
+        self.watches_changed()
+
+    def watches_changed(self) -> None:
+        """Page-table writes tell the loaded vCPU's watches to follow their addresses;
+        with none, the write path makes no call."""
+        if self.cpu.guest is self:
+            active = self.debug.watch.active or self.watchpoints.active
+            self.domain.paging.mappings_changed = self.mappings_changed if active else None
+
+    def mappings_changed(self) -> None:
+        for hooks in (self.debug.watch, self.watchpoints):
+            if hooks.active:
+                hooks.mappings_changed()
 
     def toggle_guest_mode(self) -> None:
         """Kernel <-> user: swap page tables and GS bases, as Xen's toggle_guest_mode."""

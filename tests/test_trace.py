@@ -13,7 +13,7 @@ from guests.kernels import load_kernel
 from shadow import api
 from tests.conftest import ROOT
 
-HELLO = load_kernel('hello', extra_symbols=('pv_entry',))
+HELLO = load_kernel('hello', extra_symbols=('pv_entry', 'start_info_ptr'))
 ENTRY = HELLO.entry
 HYPERCALL_PAGE = HELLO.hypercall_page      # executed, never written: mapped RW, not dirty
 # A page-table kernel: stop at its first guest fault, look at the walks, then finish.
@@ -141,6 +141,36 @@ def test_gdb_attaches_breaks_at_the_entry_steps_and_reads_memory():
         assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
     finally:
         server.wait(timeout=30)
+
+
+@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+def test_a_gdb_hardware_watchpoint_stops_after_the_store():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'hello', '--gdb',
+                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    target = HELLO.symbols['start_info_ptr']
+    try:
+        assert 'waiting for gdb' in server.stdout.readline()
+        gdb = subprocess.run(
+            ['gdb', '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
+             '-ex', f'target remote 127.0.0.1:{port}', '-ex', f'watch *(long *){target:#x}',
+             '-ex', 'continue', '-ex', 'info registers rip', '-ex', 'kill'],
+            capture_output=True, text=True, timeout=60)
+        out = gdb.stdout
+        assert 'Hardware watchpoint 1' in out, out + gdb.stderr
+        assert 'Old value = 0' in out and 'New value = ' in out, out
+        # stopped after `mov [rip + start_info_ptr], rsi` (7 bytes) at pv_entry
+        assert f'rip            {HELLO.symbols["pv_entry"] + 7:#x}' in out, out
+    finally:
+        server.wait(timeout=30)
+
+
+def test_the_trace_prompt_watches_a_variable(tmp_path):
+    out = run_script(tmp_path, [f'watch write {HELLO.symbols["start_info_ptr"]:#x}', 'run',
+                                'breaks', 'delete 1', 'run', 'quit'], kernel='hello')
+    assert f'watchpoint 0: write of 8 bytes at {HELLO.symbols["start_info_ptr"]:#x}' in out, out
+    assert f'1: watchpoint write {HELLO.symbols["start_info_ptr"]:#x} 8' in out
+    assert 'Test result: SUCCESS' in out
 
 
 def test_the_log_names_each_debug_register_hit(tmp_path):

@@ -5,7 +5,7 @@ the address in a console message.
     pvshadow trace KERNEL --gdb 1234
     gdb -ex 'set architecture i386:x86-64' -ex 'target remote :1234'
 
-The subset served: ? g p P m M c s Z0 z0 k D, qSupported, qAttached, qC, thread queries,
+The subset served: ? g p P m M c s Z0 z0 Z2 z2 Z4 z4 k D, qSupported, qAttached, qC, thread queries,
 H and T. Registers are gdb's amd64 order without a target description: rax rbx rcx rdx
 rsi rdi rbp rsp r8-r15 rip (8 bytes), eflags cs ss ds es fs gs (4 bytes).
 """
@@ -28,6 +28,7 @@ class GdbStub:
         self.d = session.domain
         self.conn = conn
         self.buffer = b''
+        self.watches = {}                # (Z kind, address, length) -> watchpoint id
         if ('fault', 'guest') not in session.conditions:
             session.conditions.append(('fault', 'guest'))
 
@@ -98,6 +99,12 @@ class GdbStub:
     def stop_reply(self, exit_) -> str:
         if exit_.reason is ExitReason.BREAKPOINT:
             event = self.session.stopped_on or {}
+            if event.get('type') == 'watchpoint':
+                kind = 'awatch' if event['access'] == 'read' or any(
+                    k[0] == '4' and self.watches[k] in event['ids'] for k in self.watches) \
+                    else 'watch'
+                return f'T{SIGTRAP:02x}{kind}:{event["va"]:x};'
+
             if event.get('type') == 'fault':
                 self.console(f'guest page fault at {event["va"]:#x} (error code '
                              f'{event["error_code"]:#x}) from {event["rip"]:#x}\n')
@@ -108,6 +115,24 @@ class GdbStub:
         self.console(f'domain ended: {exit_.describe()}\n')
         return f'W{(exit_.shutdown_code or 0) & 0xFF:02x}' if exit_.reason is \
             ExitReason.SHUTDOWN else f'X{SIGSEGV:02x}'
+
+    def watchpoint(self, insert: bool, packet: str) -> str:
+        """Z2/z2 (write) and Z4/z4 (access) ADDR,LEN: the domain's watchpoints. Z3 (reads
+        only) is not offered: like x86 debug registers, a watch sees writes, or both."""
+        kind, addr, length = packet[1], *(int(x, 16) for x in packet.split(',')[1:3])
+        key = (kind, addr, length)
+        if insert:
+            try:
+                self.watches[key] = self.d.add_watchpoint(addr, length, reads=kind == '4')
+            except ValueError:
+                return 'E22'
+            self.session.conditions.append(('data', (self.watches[key], f'gdb {key}')))
+        elif key in self.watches:
+            wid = self.watches.pop(key)
+            self.d.remove_watchpoint(wid)
+            self.session.conditions = [c for c in self.session.conditions
+                                       if not (c[0] == 'data' and c[1][0] == wid)]
+        return 'OK'
 
     def handle(self, packet: str):
         """The reply to one packet, or None to end the session."""
@@ -135,6 +160,8 @@ class GdbStub:
                 return 'OK'
             except GuestFault:
                 return 'E14'
+        if kind in ('Z', 'z') and packet[1:2] in ('2', '4'):
+            return self.watchpoint(kind == 'Z', packet)
         if kind in ('Z', 'z') and packet[1:2] == '0':
             addr = int(packet.split(',')[1], 16)
             if kind == 'Z':

@@ -11,6 +11,8 @@ the domain to stop when a stop condition matches. Commands (also from a script w
   break fault [guest|shadow|access|pt-write|spurious]
   break hypercall [NAME]      break event          break at ADDR
   watch FRAME                 any fault whose address maps that machine frame
+  watch write|access VA [LEN] after each instruction that writes (or reads or writes)
+                              those bytes (a watchpoint, 8 bytes by default)
   breaks / delete N|all       list / remove stop conditions
   regs                        disas [ADDR] [N]     x ADDR [N]
   walk VA [read|write|fetch]  shadow VA            frame MFN
@@ -52,7 +54,7 @@ class TraceSession:
 
     # --- events from the hypervisor --------------------------------------------------------------
     def on_event(self, event: dict) -> None:
-        if event['type'] in ('fault', 'exception'):
+        if event['type'] in ('fault', 'exception', 'watchpoint'):
             self.history.append(event)
         if self.log is not None:
             self.log.write(json.dumps(event) + '\n')
@@ -72,6 +74,8 @@ class TraceSession:
             if what == 'at' and kind == 'breakpoint' and event['rip'] == arg:
                 return True
             if what == 'watch' and kind == 'fault' and self._frame_of(event['va']) == arg:
+                return True
+            if what == 'data' and kind == 'watchpoint' and arg[0] in event['ids']:
                 return True
         return False
 
@@ -109,6 +113,11 @@ class TraceSession:
         if kind == 'vm_event':
             return (f'vm_event {event["access"]} gfn {event["gfn"]:#x} gla {event["gla"]:#x} '
                     f'rip={event["rip"]:#x}')
+        if kind == 'watchpoint':
+            ids = ','.join(map(str, event['ids']))
+            return (f'watchpoint {ids}: {event["access"]} of {event["size"]} bytes at '
+                    f'{event["va"]:#x} by rip={event["rip"]:#x} '
+                    f'[{self.instruction_at(event["rip"])}], next {event["next_rip"]:#x}')
         if kind == 'breakpoint':
             return f'breakpoint at {event["rip"]:#x} [{self.instruction_at(event["rip"])}]'
         return json.dumps(event)
@@ -206,13 +215,30 @@ class TraceConsole(cmd.Cmd):
         self.say(f'stop condition {len(self.session.conditions)}: {arg.strip()}')
 
     def do_watch(self, arg):
-        """watch FRAME: stop on any fault whose address maps that machine frame"""
-        self.session.conditions.append(('watch', int(arg.split()[0], 0)))
+        """watch FRAME: stop on any fault whose address maps that machine frame
+watch write|access VA [LEN]: stop after each instruction that writes (or reads or
+writes) the LEN bytes at VA (default 8), whether it faults or not"""
+        words = arg.split()
+        if not words:
+            return self.say('watch what? FRAME, or write|access VA [LEN]')
+        if words[0] in ('write', 'access'):
+            if len(words) < 2:
+                return self.say(f'watch {words[0]} VA [LEN]')
+            va, length = int(words[1], 0), int(words[2], 0) if len(words) > 2 else 8
+            try:
+                wid = self.d.add_watchpoint(va, length, reads=words[0] == 'access')
+            except ValueError as exc:
+                return self.say(f'cannot watch that: {exc}')
+            self.session.conditions.append(('data', (wid, f'{words[0]} {va:#x} {length}')))
+        else:
+            self.session.conditions.append(('watch', int(words[0], 0)))
         self.say(f'stop condition {len(self.session.conditions)}: watch {arg.strip()}')
 
     def do_breaks(self, arg):
         """breaks: list the stop conditions"""
         for n, (what, value) in enumerate(self.session.conditions, 1):
+            if what == 'data':
+                what, value = 'watchpoint', value[1]
             shown = f'{value:#x}' if isinstance(value, int) else (value or 'any')
             self.say(f'{n}: {what} {shown}')
 
@@ -224,6 +250,8 @@ class TraceConsole(cmd.Cmd):
             what, value = conds.pop(index)
             if what == 'at':
                 self.d.remove_breakpoint(value)
+            elif what == 'data':
+                self.d.remove_watchpoint(value[0])
 
     # --- looking -------------------------------------------------------------------------------
     def do_regs(self, arg):
