@@ -395,8 +395,8 @@ class Domain:
 
     def request_stop(self, message: str) -> None:
         """From a tracer callback: end the current run with a breakpoint exit once the
-        event being reported has been handled."""
-        v = self.vcpus[0]
+        event being reported has been handled (on the vCPU that raised it)."""
+        v = self.cpu.guest or self.vcpus[0]
         v.request_exit(Exit(ExitReason.BREAKPOINT, message=message))
 
     def run(self, budget: int = 0, timeout: Optional[float] = None) -> Exit:
