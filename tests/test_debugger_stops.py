@@ -1,5 +1,6 @@
-"""A debugger's watchpoints (Domain.add_watchpoint): the run stops after the instruction
-that touched the watched bytes; the guest sees nothing."""
+"""A debugger's stops: watchpoints (Domain.add_watchpoint) end the run after the
+instruction that touched the watched bytes, breakpoints before the instruction, on
+whichever vCPU runs it; the guest sees nothing."""
 import pytest
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
@@ -52,3 +53,12 @@ def test_a_watchpoint_across_a_page_boundary_is_refused():
     d = api.boot('hello')
     with pytest.raises(ValueError):
         d.add_watchpoint(0xFFFFFFFF80000FFC, 8)
+
+
+def test_a_breakpoint_hit_by_a_second_vcpu_stops_the_run():
+    entry = load_kernel('gdt', extra_symbols=('vcpu1_entry',)).symbols['vcpu1_entry']
+    d = api.boot('gdt')
+    d.add_breakpoint(entry)
+    stop = d.run(timeout=30)
+    assert stop.reason is ExitReason.BREAKPOINT, stop.describe()
+    assert d.cpu.guest.vcpu_id == 1 and d.cpu.rip == entry
