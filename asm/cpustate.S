@@ -16,6 +16,17 @@
 .equ GNTTABOP_setup_table, 2
 .equ GNTTABOP_query_size, 6
 
+# set_iopl(edi = level): PHYSDEVOP_set_iopl, which must succeed
+set_iopl:
+    mov [rip + iopl_arg], edi
+    mov edi, PHYSDEVOP_set_iopl
+    lea rsi, [rip + iopl_arg]
+    call hc_physdev_op
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_iopl]
+    jmp check_eq
+
 test_main:
     # FS and kernel GS bases
     mov edi, SEGBASE_FS
@@ -145,6 +156,58 @@ nm_resume:
     lea rdx, [rip + m_iopl_bad]
     call check_eq
 
+    # port I/O: #GP while the virtual IOPL is below the kernel's ring (1); emulated once
+    # set_iopl covers it, reading all ones (no port is the domain's) and writing nowhere
+    xor edi, edi
+    call set_iopl
+    lea rdi, [rip + io_gp_resume]
+    call expect_fault
+io_gp_insn:
+    in al, 0x80
+io_gp_resume:
+    mov rdi, [rip + fault_vector]
+    mov esi, 13
+    lea rdx, [rip + m_io_gp]
+    call check_eq
+    mov rdi, [rip + fault_err]
+    xor esi, esi
+    lea rdx, [rip + m_io_gp_err]
+    call check_eq
+    mov rdi, [rip + fault_rip]
+    lea rsi, [rip + io_gp_insn]
+    lea rdx, [rip + m_io_gp_rip]
+    call check_eq
+    mov edi, 1
+    call set_iopl
+    mov qword ptr [rip + fault_vector], -1
+    xor eax, eax
+    in al, 0x80
+    mov rdi, rax
+    mov esi, 0xff
+    lea rdx, [rip + m_io_inb]
+    call check_eq
+    mov edx, 0x80
+    mov eax, 0x12345678
+    in ax, dx
+    mov rdi, rax
+    mov esi, 0x1234ffff
+    lea rdx, [rip + m_io_inw]
+    call check_eq
+    movabs rax, 0x1122334455667788
+    in eax, dx
+    mov rdi, rax
+    mov esi, 0xffffffff
+    lea rdx, [rip + m_io_inl]
+    call check_eq
+    out 0x80, al
+    out dx, eax
+    mov rdi, [rip + fault_vector]
+    mov rsi, -1
+    lea rdx, [rip + m_io_nofault]
+    call check_eq
+    xor edi, edi
+    call set_iopl
+
     # grant table: none yet, then one frame the guest maps and uses
     mov word ptr [rip + query + 8], DOMID_SELF
     mov edi, GNTTABOP_query_size
@@ -214,6 +277,13 @@ m_dr0_set: .asciz "set_debugreg DR0"
 m_dr0_get: .asciz "get_debugreg DR0"
 m_dr0_xen: .asciz "set_debugreg DR0 in Xen's area"
 m_seg_noncanonical: .asciz "a non-canonical FS base"
+m_io_gp: .asciz "in at virtual IOPL 0 raises #GP"
+m_io_gp_err: .asciz "#GP error code for refused port I/O"
+m_io_gp_rip: .asciz "#GP RIP is the in instruction"
+m_io_inb: .asciz "inb at IOPL 1 reads all ones"
+m_io_inw: .asciz "inw replaces only AX"
+m_io_inl: .asciz "inl zero-extends into RAX"
+m_io_nofault: .asciz "no fault for port I/O at IOPL 1"
 m_dr8: .asciz "set_debugreg DR8"
 m_iopl: .asciz "PHYSDEVOP_set_iopl 3"
 m_iopl_bad: .asciz "PHYSDEVOP_set_iopl 4"

@@ -10,7 +10,9 @@ env->old_exception set, so the next fault would turn into a double fault; and th
 hardware #PF error code is not passed to the hook. Both live in the saved CPU context,
 which the exception hook reads and patches in place. A third, found here: #UD never
 reaches the interrupt hook (Unicorn stops with UC_ERR_INSN_INVALID) unless a
-UC_HOOK_INSN_INVALID hook takes it.
+UC_HOOK_INSN_INVALID hook takes it. A fourth: port I/O never faults, so `in`/`out` go
+to `guest.on_port_in`/`on_port_out`, and a refusal is made into a precise #GP with an
+I/O breakpoint (_init_io_trap).
 """
 import ctypes
 import struct
@@ -40,6 +42,14 @@ _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
 _GPRS16 = struct.Struct('<16Q')
 
+# The port-I/O trap (_init_io_trap): CPUX86State.hflags follows regs[16], eip, eflags,
+# cc_dst/src/src2, cc_op and df; HF_IOBPT (bit 24) makes blocks check I/O breakpoints.
+_HFLAGS_AFTER_REGS = 16 * 8 + 8 + 8 + 3 * 8 + 4 + 4
+_HF_IOBPT = 1 << 24
+_HF_LONG_MODE = (1 << 7) | (1 << 14)                 # PE, LMA
+_DR7_IO_BREAKPOINT_3 = 0x400 | (1 << 6) | (2 << 28)  # L3, R/W3 = I/O, 1 byte
+_NO_PORT = 0x10010
+
 # Runs never reach this address: the run loop returns only when a hook stops the CPU.
 NEVER = 0xFFFF82D0BFFFF000
 _SYSCALL_LEN = 2
@@ -64,10 +74,14 @@ class PhysicalCpu:
         self._in_syscall = False
         self._stopped = False
         self._double_faults = 0
+        self._io_refused = None      # (rip, rax) of a port access being turned into #GP
         self._init_exception_state()
         self._init_long_mode()
+        self._init_io_trap()
         uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        uc.hook_add(UC_HOOK_INSN, self._on_port_in, None, 1, 0, x86.UC_X86_INS_IN)
+        uc.hook_add(UC_HOOK_INSN, self._on_port_out, None, 1, 0, x86.UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
 
     # --- set-up -------------------------------------------------------------------------
@@ -127,6 +141,25 @@ class PhysicalCpu:
         cr0 = uc.reg_read(x86.UC_X86_REG_CR0) & ~0x4   # clear EM: SSE available
         uc.reg_write(x86.UC_X86_REG_CR0, cr0 | CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)
 
+    def _init_io_trap(self):
+        """Unicorn lets `in` and `out` through at any privilege level, so a refused port
+        access could not fault. QEMU does check I/O breakpoints, precisely, after each
+        port access in blocks translated with hflags.IOBPT: keep one armed that never
+        matches (DR3 on a port past 0xffff) and point it at the port when the guest may
+        not touch it; the resulting #DB becomes the #GP the hardware would raise."""
+        uc = self.uc
+        self._hflags_at = self._gprs_at + _HFLAGS_AFTER_REGS
+        uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
+        uc.reg_write(x86.UC_X86_REG_DR7, _DR7_IO_BREAKPOINT_3)
+        ctx = self._ctx
+        uc.context_update(ctx)
+        hflags = ctypes.c_uint32.from_address(self._ctx_base + self._hflags_at)
+        if hflags.value & _HF_LONG_MODE != _HF_LONG_MODE:
+            raise CpuError('cannot locate hflags in the Unicorn context')
+        hflags.value |= _HF_IOBPT
+        uc.context_restore(ctx)
+        self._hflags = hflags
+
     def load_gdt(self, base: int, limit: int):
         self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
 
@@ -138,6 +171,15 @@ class PhysicalCpu:
         software = self._is_int.value != 0
         self._old_exception.value = -1
         uc.context_restore(ctx)
+        if self._io_refused is not None and vector == 1:
+            # the I/O breakpoint _refuse_port pointed at the port: undo the access's
+            # effect on RAX and fault on the instruction instead
+            rip, rax = self._io_refused
+            self._io_refused = None
+            uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
+            uc.reg_write(x86.UC_X86_REG_RAX, rax)
+            uc.reg_write(x86.UC_X86_REG_RIP, rip)
+            vector, error_code, software = 13, 0, False
         if vector == 8 and not software:
             # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
             # folding a fault into a stale earlier one (seen when a run is restarted after
@@ -158,11 +200,13 @@ class PhysicalCpu:
 
     def _clear_pending_exception(self) -> None:
         # A stop requested inside a hook can leave env->old_exception set too, and the
-        # first fault after restarting would then arrive as a double fault.
+        # first fault after restarting would then arrive as a double fault. (And the
+        # I/O trap's hflags bit stays set, whatever the run before did.)
         ctx = self._ctx
         self.uc.context_update(ctx)
-        if self._old_exception.value != -1:
+        if self._old_exception.value != -1 or not self._hflags.value & _HF_IOBPT:
             self._old_exception.value = -1
+            self._hflags.value |= _HF_IOBPT
             self.uc.context_restore(ctx)
 
     def add_code_breakpoint(self, va: int):
@@ -200,6 +244,22 @@ class PhysicalCpu:
         for handle in handles:
             self.uc.hook_del(handle)
         self.uc.ctl_flush_tb()
+
+    def _on_port_in(self, uc, port, size, _user):
+        value = self.guest.on_port_in(port, size)
+        if value is None:
+            self._refuse_port(port)
+            return 0
+        return value
+
+    def _on_port_out(self, uc, port, size, value, _user):
+        if not self.guest.on_port_out(port, size, value):
+            self._refuse_port(port)
+
+    def _refuse_port(self, port: int) -> None:
+        uc = self.uc
+        self._io_refused = (uc.reg_read(x86.UC_X86_REG_RIP), uc.reg_read(x86.UC_X86_REG_RAX))
+        uc.reg_write(x86.UC_X86_REG_DR3, port)
 
     def _on_syscall(self, uc, _user):
         self._in_syscall = True

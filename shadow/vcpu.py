@@ -19,6 +19,7 @@ from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
+from shadow.privop import port_read, port_write
 from shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
@@ -292,7 +293,7 @@ class VCpu:
         if self.exit is not None:
             return self.cpu.stop()
         rip = self.cpu.rip
-        code = self._code_at(rip, len(FORCED_EMULATION_PREFIX) + len(CPUID_INSN))
+        code = self.code_at(rip, len(FORCED_EMULATION_PREFIX) + len(CPUID_INSN))
         if code[:1] == b'\xf1':
             self.cpu.rip = rip + 1
             return self.inject_trap(TRAP_debug)
@@ -300,7 +301,7 @@ class VCpu:
             return self._forced_cpuid(rip + len(code))
         return self.inject_trap(TRAP_invalid_op)
 
-    def _code_at(self, va: int, size: int) -> bytes:
+    def code_at(self, va: int, size: int) -> bytes:
         """Up to size bytes of code at va (fewer where a page is not mapped)."""
         try:
             return self.copy_from_guest(va, size)
@@ -319,6 +320,13 @@ class VCpu:
         cpu.rip = next_rip
         if rflags & RFLAGS_TF:
             self.debug.single_step()      # pv_emul_instruction_done: the step's #DB
+
+    def on_port_in(self, port: int, size: int):
+        """An `in`: the value it reads, or None for a #GP (shadow/privop.py)."""
+        return port_read(self, port, size)
+
+    def on_port_out(self, port: int, size: int, value: int) -> bool:
+        return port_write(self, port, size, value)
 
     def _software_interrupt(self, vector: int) -> None:
         """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with
@@ -379,6 +387,8 @@ class VCpu:
         frame_rflags = (rflags & ~RFLAGS_IF) | (0 if saved_mask else RFLAGS_IF)
         if resume_flag:
             frame_rflags |= RFLAGS_RF
+        if self.domain.vm_assist >> xen.VMASST_TYPE_architectural_iopl & 1:
+            frame_rflags |= self.iopl << 12       # the guest sees its virtual IOPL
         frame = [ss, rsp, frame_rflags, (saved_mask << 32) | (cs & 0xFFFF), rip]
         if error_code is not None:
             frame.append(error_code)
@@ -477,6 +487,8 @@ class VCpu:
                 self.crash('Guest switching to user mode with no user page tables')
                 return NO_RETURN
             self.toggle_guest_mode()
+        if self.domain.vm_assist >> xen.VMASST_TYPE_architectural_iopl & 1:
+            self.iopl = (ctx.rflags >> 12) & 3      # the IOPL the kernel irets with is its own
         regs = dict(rax=ctx.rax, rsp=ctx.rsp,
                     rflags=(ctx.rflags & ~((3 << 12) | RFLAGS_VM)) | RFLAGS_IF)
         if not ctx.flags & xen.VGCF_in_syscall:

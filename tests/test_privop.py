@@ -1,0 +1,32 @@
+"""Port I/O rules: Xen's iopl_ok against the guest's ring, and what an allowed access does."""
+from types import SimpleNamespace
+
+import pytest
+
+from shadow.abi.xen import VMASST_TYPE_architectural_iopl
+from shadow.privop import iopl_ok, port_read, port_write
+
+
+def vcpu(kernel_mode, iopl, architectural=False):
+    domain = SimpleNamespace(vm_assist=(1 << VMASST_TYPE_architectural_iopl) if architectural else 0)
+    return SimpleNamespace(kernel_mode=kernel_mode, iopl=iopl, domain=domain)
+
+
+@pytest.mark.parametrize('iopl, allowed', [(0, False), (1, True), (2, True), (3, True)])
+def test_the_kernel_counts_as_ring_1(iopl, allowed):
+    assert iopl_ok(vcpu(True, iopl)) is allowed
+
+
+@pytest.mark.parametrize('iopl, allowed', [(0, False), (1, False), (2, False), (3, True)])
+def test_user_mode_needs_iopl_3(iopl, allowed):
+    assert iopl_ok(vcpu(False, iopl)) is allowed
+
+
+def test_with_architectural_iopl_the_kernel_is_ring_0():
+    assert iopl_ok(vcpu(True, 0, architectural=True))
+
+
+def test_an_allowed_read_returns_all_ones_of_its_size_and_a_refused_one_none():
+    assert [port_read(vcpu(True, 1), 0x80, n) for n in (1, 2, 4)] == [0xFF, 0xFFFF, 0xFFFFFFFF]
+    assert port_read(vcpu(True, 0), 0x80, 1) is None
+    assert port_write(vcpu(True, 1), 0x80, 1, 0) and not port_write(vcpu(False, 1), 0x80, 1, 0)
