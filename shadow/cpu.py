@@ -333,6 +333,9 @@ class PhysicalCpu:
     def restore_state(self, state) -> None:
         self.uc.context_restore(state)
 
+    def efer(self) -> int:
+        return self.uc.reg_read(x86.UC_X86_REG_MSR, MSR_EFER)
+
     def set_cr3(self, maddr: int) -> None:
         """Load a new root; flushes the TLB as the hardware does."""
         self.uc.reg_write(x86.UC_X86_REG_CR3, maddr)

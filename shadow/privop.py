@@ -1,19 +1,42 @@
-"""Port I/O from a PV guest, as Xen's emulate_privileged_op treats it.
+"""Privileged instructions from a PV guest, as Xen's emulate_privileged_op treats them.
 
-A PV guest runs with the real IOPL at 0, so on hardware `in` and `out` raise #GP(0) and
-reach Xen, which lets them through when the guest's virtual IOPL (PHYSDEVOP_set_iopl)
-covers its mode: the kernel counts as ring 1 (ring 0 with VMASST_TYPE_architectural_iopl),
-user mode as ring 3. A domain with no I/O ports of its own (every domain here) then reads
-all ones, and its writes go nowhere; otherwise the #GP goes to the guest.
+A PV guest kernel runs at CPL3, so its privileged instructions raise #GP(0) and reach
+Xen, which emulates some for it (the guest kernel counts as ring 0 there; user mode
+gets the #GP):
 
-Unicorn performs port I/O at any privilege level, so the CPU hands each access to these
-functions (shadow/cpu.py's I/O trap turns a refusal into the #GP).
+- mov from CR0 (the real one, with the guest's TS), CR2 (its last #PF address), CR3 (its
+  kernel root, as mfn << 12), CR4 (the real one); mov to CR0 changing only TS (as
+  fpu_taskswitch), to CR2, to CR3 (a new kernel root, as MMUEXT_NEW_BASEPTR); clts;
+- rdmsr / wrmsr of FS_BASE, GS_BASE (the kernel's) and SHADOW_GS_BASE (the user's), a
+  non-canonical base refused; rdmsr of EFER, wrmsr of EFER unchanged;
+- mov from / to DR0-7, with set_debugreg's rules (-ENODEV: #UD, other refusals: #GP);
+- wbinvd: nothing to do, no cache is the domain's.
+
+Anything else keeps its #GP: other MSRs, other CR bits, CR4 writes that change it, hlt.
+
+Port I/O is different: Unicorn performs it at any privilege level, so the CPU hands each
+access here (port_read / port_write) and turns a refusal into the #GP. It is allowed when
+the guest's virtual IOPL (PHYSDEVOP_set_iopl) covers its mode: the kernel counts as ring
+1 (ring 0 with VMASST_TYPE_architectural_iopl), user mode as ring 3. A domain with no I/O
+ports of its own (every domain here) then reads all ones, and its writes go nowhere.
 """
 from typing import Optional
 
-from shadow.abi.xen import VMASST_TYPE_architectural_iopl
+from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+
+from shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
+from shadow.paging.x86 import is_canonical
+
+MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE = 0xC0000080, 0xC0000100, 0xC0000101, 0xC0000102
+CR0_TS = 1 << 3
+TRAP_invalid_op = 6
+_MASK64 = (1 << 64) - 1
+
+_md = Cs(CS_ARCH_X86, CS_MODE_64)
+_md.detail = True
 
 
+# --- port I/O ------------------------------------------------------------------------------
 def iopl_ok(vcpu) -> bool:
     """Xen's iopl_ok: the virtual IOPL against the guest's ring."""
     if vcpu.kernel_mode:
@@ -33,3 +56,120 @@ def port_read(vcpu, port: int, size: int) -> Optional[int]:
 def port_write(vcpu, port: int, size: int, value: int) -> bool:
     """Whether an `out` may go ahead (to nowhere); False for a #GP."""
     return iopl_ok(vcpu)
+
+
+# --- the rest ----------------------------------------------------------------------------
+class _Refused(Exception):
+    """Not emulated: the guest gets the #GP (or the vector given)."""
+
+    def __init__(self, vector: int = 13):
+        self.vector = vector
+
+
+def emulate_privileged_op(vcpu) -> bool:
+    """After #GP(0) in guest kernel mode: True if the instruction was emulated (RIP moved
+    on) or turned into another exception for the guest; False to deliver the #GP."""
+    cpu = vcpu.cpu
+    rip = cpu.rip
+    insn = next(_md.disasm(vcpu.code_at(rip, 15), rip, 1), None)
+    if insn is None:
+        return False
+    try:
+        if not _emulate(vcpu, insn):
+            return False
+    except _Refused as refused:
+        if refused.vector == 13:
+            return False
+        vcpu.inject_trap(refused.vector)
+        return True
+    cpu.rip = rip + insn.size
+    return True
+
+
+def _emulate(vcpu, insn) -> bool:
+    cpu = vcpu.cpu
+    name = insn.mnemonic
+    if name == 'mov' and len(insn.operands) == 2:
+        dst, src = (insn.reg_name(op.reg) for op in insn.operands)
+        if src[:2] in ('cr', 'dr') and dst[:2] not in ('cr', 'dr'):
+            cpu.set_reg(dst, _read_control(vcpu, src))
+            return True
+        if dst[:2] in ('cr', 'dr'):
+            _write_control(vcpu, dst, cpu.reg(src))
+            return True
+        return False
+    if name == 'clts':
+        cpu.set_reg('cr0', cpu.reg('cr0') & ~CR0_TS)
+        return True
+    if name == 'rdmsr':
+        value = _read_msr(vcpu, cpu.reg('ecx'))
+        cpu.set_regs(rax=value & 0xFFFFFFFF, rdx=value >> 32)
+        return True
+    if name == 'wrmsr':
+        rax, rcx, rdx = cpu.regs('rax', 'rcx', 'rdx')
+        _write_msr(vcpu, rcx & 0xFFFFFFFF, (rdx & 0xFFFFFFFF) << 32 | rax & 0xFFFFFFFF)
+        return True
+    return name == 'wbinvd'
+
+
+def _read_control(vcpu, reg: str) -> int:
+    cpu = vcpu.cpu
+    n = int(reg[2:])
+    if reg.startswith('dr'):
+        value = vcpu.debug.get(n)
+        if value == -ENODEV:
+            raise _Refused(TRAP_invalid_op)
+        return value & _MASK64
+    if n == 0 or n == 4:
+        return cpu.reg(reg)
+    if n == 2:
+        return vcpu.cr2()
+    if n == 3:
+        return vcpu.guest_table << 12
+    raise _Refused()
+
+
+def _write_control(vcpu, reg: str, value: int) -> None:
+    cpu = vcpu.cpu
+    n = int(reg[2:])
+    if reg.startswith('dr'):
+        rc = vcpu.debug.set(n, value)
+        if rc:
+            raise _Refused(TRAP_invalid_op if rc == -ENODEV else 13)
+    elif n == 0:
+        if (value ^ cpu.reg('cr0')) & ~CR0_TS:
+            raise _Refused()                 # only TS may change
+        cpu.set_reg('cr0', value)
+    elif n == 2:
+        vcpu.set_cr2(value)
+    elif n == 3:
+        if vcpu.set_guest_table(value >> 12, user=False):
+            raise _Refused()
+    elif n != 4 or value != cpu.reg('cr4'):
+        raise _Refused()                     # CR4's guest-controlled bits are not modelled
+
+
+def _read_msr(vcpu, msr: int) -> int:
+    cpu = vcpu.cpu
+    if msr == MSR_FS_BASE:
+        return cpu.reg('fs_base')
+    if msr == MSR_GS_BASE:
+        return cpu.reg('gs_base')
+    if msr == MSR_SHADOW_GS_BASE:
+        return vcpu.gs_base_other
+    if msr == MSR_EFER:
+        return cpu.efer()
+    raise _Refused()
+
+
+def _write_msr(vcpu, msr: int, value: int) -> None:
+    cpu = vcpu.cpu
+    if msr in (MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE):
+        if not is_canonical(value):
+            raise _Refused()
+        if msr == MSR_SHADOW_GS_BASE:
+            vcpu.gs_base_other = value
+        else:
+            cpu.set_reg('fs_base' if msr == MSR_FS_BASE else 'gs_base', value)
+    elif msr != MSR_EFER or value != cpu.efer():
+        raise _Refused()

@@ -19,7 +19,7 @@ from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from shadow.privop import port_read, port_write
+from shadow.privop import emulate_privileged_op, port_read, port_write
 from shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
@@ -80,6 +80,7 @@ class VCpu:
         self.periodic = None              # (period ns, next deadline) or None
         self.poll_deadline = None         # sched_op poll's timeout
         self.iopl = 0
+        self._cr2 = 0
         self.gdt_frames = []              # the guest's GDT (typed descriptor pages)
         self.gdt_entries = 0
         self.entered = False
@@ -113,7 +114,12 @@ class VCpu:
         return self.domain.mem.view[self.vcpu_info_maddr + _UPCALL_PENDING]
 
     def set_cr2(self, va: int) -> None:
+        """The guest's CR2, kept as Xen keeps ctrlreg[2] and shown in vcpu_info."""
+        self._cr2 = va
         self.domain.mem.write_u64(self.vcpu_info_maddr + _CR2, va)
+
+    def cr2(self) -> int:
+        return self._cr2
 
     # --- guest memory -------------------------------------------------------------------------
     def current_table(self) -> int:
@@ -263,7 +269,10 @@ class VCpu:
                         'error_code': error_code, 'rip': rip, 'action': action})
             return
         action = 'bounced to the guest'
-        if vector in VECTORS_WITH_ERROR_CODE:
+        if vector == TRAP_gp_fault and error_code == 0 and self.kernel_mode and \
+                emulate_privileged_op(self):
+            action = 'privileged instruction emulated'
+        elif vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
         elif vector == TRAP_debug:                 # the only #DB Unicorn raises itself: TF
             if self.debug.single_step():
