@@ -49,6 +49,7 @@ _HF_IOBPT = 1 << 24
 _HF_LONG_MODE = (1 << 7) | (1 << 14)                 # PE, LMA
 _DR7_IO_BREAKPOINT_3 = 0x400 | (1 << 6) | (2 << 28)  # L3, R/W3 = I/O, 1 byte
 _NO_PORT = 0x10010
+_LDT_DESCRIPTOR_FLAGS = (1 << 15) | (2 << 8)      # present, system type 2 (LDT)
 
 # Runs never reach this address: the run loop returns only when a hook stops the CPU.
 NEVER = 0xFFFF82D0BFFFF000
@@ -162,6 +163,11 @@ class PhysicalCpu:
 
     def load_gdt(self, base: int, limit: int):
         self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
+
+    def load_ldt(self, selector: int, base: int, limit: int):
+        """LDTR as lldt of a present LDT descriptor would leave it (or null)."""
+        flags = _LDT_DESCRIPTOR_FLAGS if selector else 0
+        self.uc.reg_write(x86.UC_X86_REG_LDTR, (selector, base, limit, flags))
 
     # --- hooks ----------------------------------------------------------------------------
     def _on_interrupt(self, uc, vector, _user):

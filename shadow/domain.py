@@ -16,6 +16,7 @@ from shadow.paging.direct import DirectPaging
 from shadow.paging.emulate import single_step
 from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
 from shadow.paging.types import PageTypes
+from shadow.segments import destroy_ldt, load_ldt, set_ldt
 from shadow.vcpu import VCpu
 from shadow.watch import Watch, WatchHit
 from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
@@ -264,7 +265,8 @@ class Domain:
         rc = self.paging.get_root(root)
         if rc:
             return rc
-        rc = set_gdt(v, list(ctx.gdt_frames), ctx.gdt_ents)
+        rc = set_gdt(v, list(ctx.gdt_frames), ctx.gdt_ents) or \
+            set_ldt(v, ctx.ldt_base, ctx.ldt_ents)
         if rc or any(v.debug.set(i, ctx.debugreg[i]) for i in (0, 1, 2, 3, 6, 7)):
             self.paging.put_root(root)
             return rc or -EINVAL
@@ -334,6 +336,7 @@ class Domain:
             cpu.set_regs(**regs)
             cpu.rip = rip
             v.load_cr3()
+            load_ldt(v)
             v.entered = True
         v.runstate.change(xen.RUNSTATE_running, now)
         v.runstate.update()
@@ -344,9 +347,10 @@ class Domain:
         self.cpu.load_gdt(gdt_va(v.vcpu_id), GDT_LIMIT)
 
     def destroy(self) -> None:
-        """Drop what the domain's vCPUs hold (runstate frames, roots)."""
+        """Drop what the domain's vCPUs hold (runstate frames, LDT pages)."""
         for v in self.vcpus:
             v.runstate.destroy()
+            destroy_ldt(v)
 
     # --- running -----------------------------------------------------------------------------------
     # --- debugging and tracing ------------------------------------------------------------------

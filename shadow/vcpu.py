@@ -17,6 +17,7 @@ from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, R
 from shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
 from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
+from shadow.segments import ldt_fault
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
 from shadow.privop import emulate_privileged_op, port_read, port_write
@@ -83,6 +84,9 @@ class VCpu:
         self._cr2 = 0
         self.gdt_frames = []              # the guest's GDT (typed descriptor pages)
         self.gdt_entries = 0
+        self.ldt_base = 0                 # the guest's LDT: linear address, entries
+        self.ldt_ents = 0
+        self.ldt_frames = {}              # LDT page -> the frame mapped there so far
         self.entered = False
         self.exit: Optional[Exit] = None
         self.hypercalls = domain.hypercalls
@@ -246,6 +250,8 @@ class VCpu:
             return
         if vector == TRAP_page_fault:
             cr2 = self.cpu.reg('cr2')
+            if self.ldt_ents and ldt_fault(self, cr2, error_code):
+                return
             paging = self.domain.paging
             guest_error = paging.page_fault(self, cr2, error_code)
             if guest_error is None:

@@ -24,8 +24,17 @@ GDT_LIMIT = GDT_PAGES * PAGE_SIZE - 1
 GDT_VCPU_PAGES = 32                       # a vCPU's GDT and LDT pages
 
 
+LDT_PAGES = 16                            # 8192 descriptors
+LDT_SELECTOR = (7168 + 10) << 3           # Xen's LDT_ENTRY, in its reserved GDT page
+
+
 def gdt_va(vcpu_id: int) -> int:
     return GDT_VIRT_START + vcpu_id * GDT_VCPU_PAGES * PAGE_SIZE
+
+
+def ldt_va(vcpu_id: int) -> int:
+    """Where the CPU reads a vCPU's LDT: the 16 pages after its GDT (Xen's LDT_VIRT_START)."""
+    return gdt_va(vcpu_id) + GDT_PAGES * PAGE_SIZE
 XEN_TEXT_START = 0xFFFF82D080000000
 TRAMPOLINE_VA = XEN_TEXT_START
 XEN_STACK_VA = XEN_TEXT_START + 0x1000
@@ -99,14 +108,40 @@ class XenSpace:
         self._gdt_mapped[vcpu_id] = None
 
     def install_gdt(self, v) -> bool:
-        """Make v's area map v's GDT frames (another domain's vCPU with the same id may
-        have used it); True if the mappings changed (the caller flushes the TLB)."""
+        """Make v's area map v's GDT frames and the LDT pages it has mapped so far
+        (another domain's vCPU with the same id may have used it); True if the mappings
+        changed (the caller flushes the TLB)."""
         key = (v, tuple(v.gdt_frames))
         if self._gdt_mapped.get(v.vcpu_id) == key:
             return False
+        previous = self._gdt_mapped.get(v.vcpu_id)
+        if previous is not None and previous[0] is not v:
+            for page in range(LDT_PAGES):
+                mfn = v.ldt_frames.get(page)
+                if mfn is None:
+                    self.unmap(ldt_va(v.vcpu_id) + page * PAGE_SIZE)
+                else:
+                    self.map_ldt_page(v.vcpu_id, page, mfn)
         self.map_gdt(v.vcpu_id, v.gdt_frames)
         self._gdt_mapped[v.vcpu_id] = key
         return True
+
+    def map_ldt_page(self, vcpu_id: int, page: int, mfn: int) -> None:
+        # writable, supervisor-only: the CPU sets descriptors' accessed bits
+        self.map(ldt_va(vcpu_id) + page * PAGE_SIZE, mfn,
+                 _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX)
+
+    def unmap(self, va: int) -> None:
+        entry = self.l4_slots.get(table_index(va, 4))
+        if entry is None:
+            return
+        table = entry >> 12 & 0xFFFFFFFFFF
+        for level in (3, 2):
+            entry = self.mem.read_u64((table << 12) + table_index(va, level) * 8)
+            if not entry & _PAGE_PRESENT:
+                return
+            table = entry >> 12 & 0xFFFFFFFFFF
+        self.mem.write_u64((table << 12) + table_index(va, 1) * 8, 0)
 
     def map(self, va: int, mfn: int, flags: int) -> None:
         """Map one hypervisor page; intermediate tables are hypervisor frames too."""

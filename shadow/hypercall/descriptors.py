@@ -1,4 +1,5 @@
-"""HYPERVISOR_set_gdt and HYPERVISOR_update_descriptor: the guest's own GDT.
+"""HYPERVISOR_set_gdt and HYPERVISOR_update_descriptor: the guest's own GDT (its LDT and
+the descriptor checks are shadow/segments.py's).
 
 Frames given to set_gdt take the descriptor-page type, so no writable mapping of them can
 exist (a writable mapping is refused, as for page tables), and every descriptor is checked
@@ -11,27 +12,18 @@ import struct
 
 from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY
 from shadow.machine import PageType
-
-_DPL3 = 3 << 45
-_S = 1 << 44                    # code/data, not system
-_P = 1 << 47
-
-
-def check_descriptor(desc: int):
-    """The descriptor as it may be installed, or None (Xen's check_descriptor, 64-bit)."""
-    if desc == 0 or not desc & _P:
-        return desc                             # empty or not present: harmless
-    if not desc & _S:
-        return None                             # system descriptors (gates, TSS, LDT)
-    return desc | _DPL3
-
+from shadow.paging.x86 import walk
+from shadow.segments import DESC_P, DESC_S, check_descriptor, take_descriptor_page
 
 def gdt_descriptor(v, selector: int):
     """The descriptor a selector names in this vCPU's GDT (its own entries, then Xen's
-    reserved ones), or None when it is outside the table."""
+    reserved ones) or LDT, or None when it is outside the table."""
     index = selector >> 3
     if selector & 4:
-        return None                             # LDT selectors: no LDT is modelled
+        if index >= v.ldt_ents:
+            return None
+        gw = walk(v.domain.mem.read_u64, v.guest_table, v.ldt_base + index * 8)
+        return v.domain.mem.read_u64(gw.maddr) if gw.ok else None
     if index >= FIRST_RESERVED_GDT_ENTRY:
         xen = v.domain.xen
         offset = (index - FIRST_RESERVED_GDT_ENTRY) * 8
@@ -44,7 +36,7 @@ def gdt_descriptor(v, selector: int):
 def loads_as_data_segment(desc) -> bool:
     """Whether `mov sel, %gs` at the guest kernel's CPL 3 succeeds with this descriptor:
     present, code or data, DPL 3, and readable if code."""
-    if desc is None or not desc & _P or not desc & _S or (desc >> 45) & 3 != 3:
+    if desc is None or not desc & DESC_P or not desc & DESC_S or (desc >> 45) & 3 != 3:
         return False
     is_code, readable = desc >> 43 & 1, desc >> 41 & 1
     return not is_code or readable
@@ -71,14 +63,8 @@ def set_gdt(v, frames, entries: int) -> int:
     frames = frames[:(entries + 511) // 512]
     taken = []
     for mfn in frames:
-        if d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
+        if not take_descriptor_page(d, mfn):
             break
-        descs = d.mem.frame_u64s(mfn)
-        checked = [check_descriptor(x) for x in descs]
-        if None in checked:
-            d.types.put_page_and_type(mfn)
-            break
-        d.mem.write(mfn << 12, struct.pack('<512Q', *checked))
         taken.append(mfn)
     if len(taken) != len(frames):
         for mfn in taken:

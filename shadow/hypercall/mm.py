@@ -7,6 +7,7 @@ import struct
 
 from shadow.abi import xen
 from shadow.abi.xen import EINVAL, ENOSYS, ESRCH
+from shadow.segments import set_ldt
 
 MMU_UPDATE_PREEMPTED = 1 << 31
 _MMU_UPDATE_SIZE = xen.mmu_update.size()
@@ -91,8 +92,7 @@ def mmuext_one(v, op) -> int:
     if cmd in (xen.MMUEXT_FLUSH_CACHE, xen.MMUEXT_FLUSH_CACHE_GLOBAL):
         return 0                          # no caches to write back
     if cmd == xen.MMUEXT_SET_LDT:
-        # Only "no LDT" is supported: a PV64 kernel needs none.
-        return 0 if op.arg2 == 0 else -ENOSYS
+        return set_ldt(v, op.arg1, op.arg2)
     if cmd == xen.MMUEXT_CLEAR_PAGE:
         return v.domain.clear_page(op.arg1)
     if cmd == xen.MMUEXT_COPY_PAGE:

@@ -1,0 +1,101 @@
+"""The descriptor pages a PV guest gives Xen, and its LDT.
+
+Frames used as descriptor tables (GDT or LDT) take the descriptor-page type, so no
+writable mapping of them can exist (a writable mapping is refused, as for page tables),
+and every descriptor is checked as Xen's check_descriptor does for a 64-bit PV guest:
+code and data segments only, their DPL raised to 3 (the guest kernel's ring), nothing
+else but empty entries.
+
+The LDT is named by a guest linear address and mapped lazily, as Xen does: the vCPU's LDT
+area (after its GDT area) starts empty, and the #PF the CPU takes there when it loads an
+LDT selector maps the guest's page behind it, typed as a descriptor page (map_ldt_page).
+If the guest's page is not there, the guest gets that #PF at its own LDT address.
+"""
+import struct
+
+from shadow.abi.xen import EINVAL, HYPERVISOR_VIRT_END
+from shadow.machine import PageType
+from shadow.paging.x86 import walk
+from shadow.xenspace import LDT_PAGES, LDT_SELECTOR, ldt_va
+
+_DPL3 = 3 << 45
+DESC_S = 1 << 44                # code/data, not system
+DESC_P = 1 << 47
+
+
+def check_descriptor(desc: int):
+    """The descriptor as it may be installed, or None (Xen's check_descriptor, 64-bit)."""
+    if desc == 0 or not desc & DESC_P:
+        return desc                             # empty or not present: harmless
+    if not desc & DESC_S:
+        return None                             # system descriptors (gates, TSS, LDT)
+    return desc | _DPL3
+
+
+def take_descriptor_page(d, mfn: int) -> bool:
+    """Type a frame as a descriptor page, checking (and fixing up) every descriptor."""
+    if d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
+        return False
+    checked = [check_descriptor(x) for x in d.mem.frame_u64s(mfn)]
+    if None in checked:
+        d.types.put_page_and_type(mfn)
+        return False
+    d.mem.write(mfn << 12, struct.pack('<512Q', *checked))
+    return True
+
+
+# --- the LDT ----------------------------------------------------------------------------------
+def set_ldt(v, base: int, entries: int) -> int:
+    """MMUEXT_SET_LDT: Xen's checks, then the new table (mapped as the CPU uses it)."""
+    if base & 0xFFF or entries > LDT_PAGES * 512 or \
+            not (base < (1 << 47) or base >= HYPERVISOR_VIRT_END):
+        return -EINVAL
+    if not entries:
+        base = 0
+    if (base, entries) != (v.ldt_base, v.ldt_ents):
+        destroy_ldt(v)
+        v.ldt_base, v.ldt_ents = base, entries
+        load_ldt(v)
+    return 0
+
+
+def load_ldt(v) -> None:
+    """LDTR for the running vCPU: the LDT area, with the guest's limit (Xen's load_LDT)."""
+    if v.cpu.guest is v:
+        v.cpu.load_ldt(LDT_SELECTOR, ldt_va(v.vcpu_id), v.ldt_ents * 8 - 1) if v.ldt_ents \
+            else v.cpu.load_ldt(0, 0, 0)
+
+
+def destroy_ldt(v) -> None:
+    """Unmap the LDT pages mapped so far and drop their descriptor-page type."""
+    d = v.domain
+    if not v.ldt_frames:
+        return
+    area = ldt_va(v.vcpu_id)
+    for page, mfn in v.ldt_frames.items():
+        d.xen.unmap(area + page * 4096)
+        d.types.put_page_and_type(mfn)
+    v.ldt_frames = {}
+    d.flush_tlb()
+
+
+def ldt_fault(v, va: int, error_code: int) -> bool:
+    """A #PF in this vCPU's LDT area (the CPU loading an LDT selector): map the guest's
+    page there (Xen's pv_map_ldt_shadow_page) and retry, or hand the guest its fault.
+    False if va is not in the area."""
+    offset = va - ldt_va(v.vcpu_id)
+    if not 0 <= offset < LDT_PAGES * 4096:
+        return False
+    if offset >> 3 >= v.ldt_ents:
+        v.inject_trap(13, offset & ~3)
+        return True
+    d = v.domain
+    linear = v.ldt_base + (offset & ~0xFFF)
+    gw = walk(d.mem.read_u64, v.guest_table, linear)       # the kernel's view of it
+    if gw.ok and d.owns(gw.mfn) and take_descriptor_page(d, gw.mfn):
+        d.xen.map_ldt_page(v.vcpu_id, offset >> 12, gw.mfn)
+        v.ldt_frames[offset >> 12] = gw.mfn
+        d.flush_tlb()
+        return True
+    v.inject_page_fault(v.ldt_base + offset, error_code)
+    return True
