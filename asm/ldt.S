@@ -51,15 +51,7 @@ test_main:
     lea rdx, [rip + m_set_ldt]
     call check_eq
 
-    # an LDT selector loads and reads go through it
-    mov ax, SEL_LDT1
-    mov ds, ax
-    mov rdi, [marker]
-    xor eax, eax
-    mov ds, ax
-    movabs rsi, 0x6c64746d61726b21
-    lea rdx, [rip + m_through_ds]
-    call check_eq
+    # the LDT's first use: set_segment_base loads its selector as the user GS selector
     mov edi, SEGBASE_GS_USER_SEL
     mov esi, SEL_LDT1
     call hc_set_segment_base
@@ -70,6 +62,16 @@ test_main:
     call check_eq
     xor eax, eax
     mov gs, ax
+
+    # an LDT selector loads and reads go through it
+    mov ax, SEL_LDT1
+    mov ds, ax
+    mov rdi, [marker]
+    xor eax, eax
+    mov ds, ax
+    movabs rsi, 0x6c64746d61726b21
+    lea rdx, [rip + m_through_ds]
+    call check_eq
 
     # the frame is a descriptor page now: no writable mapping
     lea rdi, [rbx + 4096]

@@ -89,13 +89,22 @@ def ldt_fault(v, va: int, error_code: int) -> bool:
     if offset >> 3 >= v.ldt_ents:
         v.inject_trap(13, offset & ~3)
         return True
-    d = v.domain
-    linear = v.ldt_base + (offset & ~0xFFF)
-    gw = walk(d.mem.read_u64, v.guest_table, linear)       # the kernel's view of it
-    if gw.ok and d.owns(gw.mfn) and take_descriptor_page(d, gw.mfn):
-        d.xen.map_ldt_page(v.vcpu_id, offset >> 12, gw.mfn)
-        v.ldt_frames[offset >> 12] = gw.mfn
-        d.flush_tlb()
+    if not map_ldt_page(v, offset >> 12):
+        v.inject_page_fault(v.ldt_base + offset, error_code)
+    return True
+
+
+def map_ldt_page(v, page: int) -> bool:
+    """Map page `page` of the guest's LDT into the vCPU's LDT area, unless it is there
+    already (Xen's pv_map_ldt_shadow_page). False if the guest's page is not present, not
+    the domain's, or cannot be a descriptor page."""
+    if page in v.ldt_frames:
         return True
-    v.inject_page_fault(v.ldt_base + offset, error_code)
+    d = v.domain
+    gw = walk(d.mem.read_u64, v.guest_table, v.ldt_base + page * 4096)   # the kernel's view
+    if not (gw.ok and d.owns(gw.mfn) and take_descriptor_page(d, gw.mfn)):
+        return False
+    d.xen.map_ldt_page(v.vcpu_id, page, gw.mfn)
+    v.ldt_frames[page] = gw.mfn
+    d.flush_tlb()
     return True

@@ -7,6 +7,7 @@ from shadow.abi import xen
 from shadow.abi.xen import EINVAL, ENOSYS
 from shadow.hypercall.descriptors import descriptor_base, gdt_descriptor, loads_as_data_segment
 from shadow.paging.x86 import is_canonical
+from shadow.segments import map_ldt_page
 
 CR0_TS = 1 << 3
 
@@ -36,7 +37,9 @@ def _load_user_gs_selector(v, selector):
     """Xen does swapgs; mov sel, %gs; swapgs, loading the null selector if the mov faults:
     the user GS base becomes the descriptor's, the kernel's is untouched, and the call
     succeeds either way."""
-    desc = gdt_descriptor(v, selector)
+    # an LDT descriptor is read once its page is mapped (typed and checked: DPL raised)
+    mapped = not selector & 4 or (selector >> 3) < v.ldt_ents and map_ldt_page(v, selector >> 12)
+    desc = gdt_descriptor(v, selector) if mapped else None
     if selector & ~3 == 0 or not loads_as_data_segment(desc):
         selector, user_base = 0, 0
     else:
