@@ -17,10 +17,10 @@ from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, R
 from shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
 from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
-from shadow.segments import ldt_fault
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
 from shadow.privop import emulate_privileged_op, port_read, port_write
+from shadow.segments import ldt_fault
 from shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
@@ -74,7 +74,8 @@ class VCpu:
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
         self.debug = DebugRegisters(self)
-        self.watchpoints = WatchHooks(self, lambda hit, mid_rep: self.domain.watchpoint_hit(self, hit))
+        self.watchpoints = WatchHooks(      # a debugger's, which the guest does not see
+            self, lambda hit, mid_rep: self.domain.watchpoint_hit(self, hit))
         self.finishing_watch = False      # a watch hit's instruction is being re-run
         self.bounces = 0                  # exceptions and events delivered to the guest
         self.singleshot = None            # deadline (ns of virtual time) or None
