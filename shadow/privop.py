@@ -27,7 +27,8 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
 from shadow.paging.x86 import is_canonical
 
-MSR_EFER, MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE = 0xC0000080, 0xC0000100, 0xC0000101, 0xC0000102
+MSR_EFER = 0xC0000080
+MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE = 0xC0000100, 0xC0000101, 0xC0000102
 CR0_TS = 1 << 3
 TRAP_invalid_op = 6
 _MASK64 = (1 << 64) - 1
