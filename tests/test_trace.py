@@ -165,6 +165,26 @@ def test_a_gdb_hardware_watchpoint_stops_after_the_store():
         server.wait(timeout=30)
 
 
+@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+def test_gdb_learns_the_architecture_and_sees_the_segment_bases():
+    port = free_port()
+    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'cpustate', '--gdb',
+                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    cpustate = load_kernel('cpustate', extra_symbols=('fs_var', 'nm_resume'))
+    try:
+        assert 'waiting for gdb' in server.stdout.readline()
+        gdb = subprocess.run(       # no `set architecture`: the target description says it
+            ['gdb', '-nx', '-batch', '-ex', f'target remote 127.0.0.1:{port}',
+             '-ex', f'break *{cpustate.symbols["nm_resume"]:#x}', '-ex', 'continue',
+             '-ex', 'show architecture', '-ex', 'info registers fs_base rip', '-ex', 'kill'],
+            capture_output=True, text=True, timeout=60)
+        out = gdb.stdout
+        assert 'i386:x86-64' in out, out + gdb.stderr
+        assert f'fs_base        {cpustate.symbols["fs_var"]:#x}' in out, out   # set_segment_base
+    finally:
+        server.wait(timeout=30)
+
+
 def test_the_trace_prompt_watches_a_variable(tmp_path):
     out = run_script(tmp_path, [f'watch write {HELLO.symbols["start_info_ptr"]:#x}', 'run',
                                 'breaks', 'delete 1', 'run', 'quit'], kernel='hello')

@@ -3,23 +3,56 @@ single-step and continue. A guest fault stops the guest and is reported as SIGSE
 the address in a console message.
 
     pvshadow trace KERNEL --gdb 1234
-    gdb -ex 'set architecture i386:x86-64' -ex 'target remote :1234'
+    gdb -ex 'target remote :1234'
 
-The subset served: ? g p P m M c s Z0 z0 Z2 z2 Z4 z4 k D, qSupported, qAttached, qC, thread queries,
-H and T. Registers are gdb's amd64 order without a target description: rax rbx rcx rdx
-rsi rdi rbp rsp r8-r15 rip (8 bytes), eflags cs ss ds es fs gs (4 bytes).
+The subset served: ? g p P m M c s Z0 z0 Z2 z2 Z4 z4 k D, qSupported, qAttached, qC,
+thread queries, H and T, and a target description (qXfer:features:read): gdb's amd64 core, SSE and
+segment registers, so gdb sets the architecture itself and shows fs_base and gs_base
+(x87 and SSE registers are reported unavailable).
 """
 import socket
-import struct
 
 from shadow import inspect
 from shadow.exits import ExitReason
 from shadow.vcpu import GuestFault
 
-REGS64 = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
-          'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rip')
-REGS32 = ('rflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs')
 SIGTRAP, SIGSEGV = 5, 11
+
+
+def _register_layout():
+    """(gdb name, our name or None for unavailable, bits, feature, type) in gdb's amd64
+    order: the core registers, x87 and SSE (not tracked here: sent as unavailable), then
+    the FS and GS bases, which a PV kernel's per-CPU data lives behind."""
+    core = [(n, n, 64, 'core', 'int64') for n in (
+        'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
+        'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')]
+    core.append(('rip', 'rip', 64, 'core', 'code_ptr'))
+    core.append(('eflags', 'rflags', 32, 'core', 'int32'))
+    core += [(n, n, 32, 'core', 'int32') for n in ('cs', 'ss', 'ds', 'es', 'fs', 'gs')]
+    core += [(f'st{i}', None, 80, 'core', 'i387_ext') for i in range(8)]
+    core += [(n, None, 32, 'core', 'int') for n in (
+        'fctrl', 'fstat', 'ftag', 'fiseg', 'fioff', 'foseg', 'fooff', 'fop')]
+    sse = [(f'xmm{i}', None, 128, 'sse', 'uint128') for i in range(16)]
+    sse.append(('mxcsr', None, 32, 'sse', 'int'))
+    segments = [(n, n, 64, 'segments', 'int64') for n in ('fs_base', 'gs_base')]
+    return core + sse + segments
+
+
+REGISTERS = _register_layout()
+
+
+def _target_xml() -> str:
+    features = []
+    for feature in ('core', 'sse', 'segments'):
+        regs = ''.join(f'<reg name="{name}" bitsize="{bits}" type="{kind}"/>'
+                       for name, _, bits, feat, kind in REGISTERS if feat == feature)
+        features.append(f'<feature name="org.gnu.gdb.i386.{feature}">{regs}</feature>')
+    return ('<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd">'
+            '<target version="1.0"><architecture>i386:x86-64</architecture>'
+            + ''.join(features) + '</target>')
+
+
+TARGET_XML = _target_xml()
 
 
 class GdbStub:
@@ -71,23 +104,25 @@ class GdbStub:
             regs.setdefault(seg, 0)
         return regs
 
+    def _register_hex(self, entry, regs) -> str:
+        name, ours, bits, _, _ = entry
+        if ours is None or ours not in regs:
+            return 'xx' * (bits // 8)            # unavailable
+        return (regs[ours] & ((1 << bits) - 1)).to_bytes(bits // 8, 'little').hex()
+
     def all_registers(self) -> str:
         regs = self.registers()
-        return (b''.join(struct.pack('<Q', regs[n] & (2 ** 64 - 1)) for n in REGS64) +
-                b''.join(struct.pack('<I', regs[n] & 0xFFFFFFFF) for n in REGS32)).hex()
+        return ''.join(self._register_hex(entry, regs) for entry in REGISTERS)
 
     def one_register(self, n: int) -> str:
-        regs = self.registers()
-        if n < len(REGS64):
-            return struct.pack('<Q', regs[REGS64[n]]).hex()
-        if n < len(REGS64) + len(REGS32):
-            return struct.pack('<I', regs[REGS32[n - len(REGS64)]] & 0xFFFFFFFF).hex()
-        return 'E45'
+        if n >= len(REGISTERS):
+            return 'E45'
+        return self._register_hex(REGISTERS[n], self.registers())
 
     def set_register(self, n: int, value_hex: str) -> str:
         raw = bytes.fromhex(value_hex)
-        if n < len(REGS64) and len(raw) == 8:
-            name, value = REGS64[n], struct.unpack('<Q', raw)[0]
+        if n < 17 and len(raw) == 8:             # the general registers and rip
+            name, value = REGISTERS[n][1], int.from_bytes(raw, 'little')
             if name == 'rip':
                 self.d.cpu.rip = value
             else:
@@ -179,7 +214,11 @@ class GdbStub:
         if kind in ('k', 'D'):
             return None if kind == 'k' else 'OK'
         if packet.startswith('qSupported'):
-            return 'PacketSize=4000'
+            return 'PacketSize=4000;qXfer:features:read+'
+        if packet.startswith('qXfer:features:read:target.xml:'):
+            offset, length = (int(x, 16) for x in packet.rsplit(':', 1)[1].split(','))
+            chunk = TARGET_XML[offset:offset + length]
+            return ('l' if offset + length >= len(TARGET_XML) else 'm') + chunk
         if packet == 'qAttached':
             return '1'
         if packet == 'qC':

@@ -81,7 +81,7 @@ class TraceSession:
 
     def _frame_of(self, va: int):
         d = self.domain
-        gw = walk(d.mem.read_u64, d.vcpus[0].current_table(), va)
+        gw = walk(d.mem.read_u64, inspect.running_vcpu(d).current_table(), va)
         if gw.ok:
             return gw.mfn
         return gw.levels[-1].entry >> 12 & 0xFFFFFFFFFF if gw.levels and gw.levels[-1].level == 1 \
@@ -258,8 +258,8 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
         """regs: the vCPU's registers"""
         regs = inspect.registers(self.d)
         self.say(format_registers(regs))
-        v = self.d.vcpus[0]
-        self.say(f'guest mode: {"kernel" if v.kernel_mode else "user"}, '
+        v = inspect.running_vcpu(self.d)
+        self.say(f'vCPU {v.vcpu_id}, guest mode: {"kernel" if v.kernel_mode else "user"}, '
                  f'kernel root mfn {v.guest_table:#x}, user root mfn {v.guest_table_user:#x}')
 
     def do_disas(self, arg):
