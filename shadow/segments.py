@@ -47,11 +47,11 @@ def take_descriptor_page(d, mfn: int) -> bool:
 # --- the LDT ----------------------------------------------------------------------------------
 def set_ldt(v, base: int, entries: int) -> int:
     """MMUEXT_SET_LDT: Xen's checks, then the new table (mapped as the CPU uses it)."""
+    if not entries:
+        base = 0                            # no LDT: the address is not looked at
     if base & 0xFFF or entries > LDT_PAGES * 512 or \
             not (base < (1 << 47) or base >= HYPERVISOR_VIRT_END):
         return -EINVAL
-    if not entries:
-        base = 0
     if (base, entries) != (v.ldt_base, v.ldt_ents):
         destroy_ldt(v)
         v.ldt_base, v.ldt_ents = base, entries
