@@ -140,7 +140,14 @@ none_done:
     lea rdx, [rip + m_none]
     call check_eq
 
-    # refused
+    # refused (but with no entries the address is not looked at)
+    lea rdi, [rbx + 8]
+    xor esi, esi
+    call set_ldt
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_none_unaligned]
+    call check_eq
     lea rdi, [rbx + 8]
     mov esi, 2
     call set_ldt
@@ -177,6 +184,7 @@ m_set_unmapped: .asciz "MMUEXT_SET_LDT at an unmapped address"
 m_unmapped: .asciz "loading from an unmapped LDT raises #PF"
 m_unmapped_cr2: .asciz "that #PF's address is the descriptor's in the guest's LDT"
 m_none: .asciz "an LDT selector with no LDT raises #GP"
+m_none_unaligned: .asciz "MMUEXT_SET_LDT of no entries at an unaligned address"
 m_unaligned: .asciz "MMUEXT_SET_LDT at an unaligned address"
 m_xen_area: .asciz "MMUEXT_SET_LDT in Xen's area"
 m_too_many: .asciz "MMUEXT_SET_LDT of 8193 entries"
