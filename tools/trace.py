@@ -22,6 +22,7 @@ the domain to stop when a stop condition matches. Commands (also from a script w
 """
 import cmd
 import json
+import os
 import sys
 from collections import deque
 from typing import Optional
@@ -133,6 +134,16 @@ class TraceSession:
         return exit_
 
 
+def _history():
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
+    path = os.path.expanduser('~/.pvshadow_history')
+    try:
+        open(path, 'a').close()
+        return FileHistory(path)
+    except OSError:
+        return InMemoryHistory()
+
+
 class TraceConsole(cmd.Cmd):
     intro = 'pvshadow trace: "help" lists the commands, "run" starts the guest.'
     prompt = '(pvshadow) '
@@ -148,6 +159,30 @@ class TraceConsole(cmd.Cmd):
 
     def say(self, text: str) -> None:
         self.stdout.write(text + '\n')
+
+    def cmdloop(self, intro=None):
+        """At a terminal, prompt_toolkit reads the commands (history kept across sessions,
+        Tab completes command names); scripts and pipes use cmd's own loop."""
+        if not self.use_rawinput or not sys.stdin.isatty():
+            return super().cmdloop(intro)
+        try:
+            from prompt_toolkit import PromptSession
+            from prompt_toolkit.completion import WordCompleter
+        except ImportError:
+            return super().cmdloop(intro)
+        names = sorted(name[3:] for name in self.get_names() if name.startswith('do_'))
+        reader = PromptSession(history=_history(), completer=WordCompleter(names))
+        if intro or self.intro:
+            self.say(intro or self.intro)
+        stop = False
+        while not stop:
+            try:
+                line = reader.prompt(self.prompt)
+            except KeyboardInterrupt:
+                continue
+            except EOFError:
+                line = 'quit'
+            stop = self.onecmd(line)
 
     def emptyline(self):
         return False
