@@ -5,7 +5,7 @@ the address in a console message.
     pvshadow trace KERNEL --gdb 1234
     gdb -ex 'target remote :1234'
 
-The subset served: ? g p P m M c s Z0 z0 Z2 z2 Z4 z4 k D, qSupported, qAttached, qC,
+The subset served: ? g G p P m M c s Z0 z0 Z2 z2 Z4 z4 k D, qSupported, qAttached, qC,
 thread queries, H and T, and a target description (qXfer:features:read): gdb's amd64 core, SSE and
 segment registers, so gdb sets the architecture itself and shows fs_base and gs_base
 (x87 and SSE registers are reported unavailable).
@@ -130,6 +130,17 @@ class GdbStub:
             return 'OK'
         return 'E45'
 
+    def set_all_registers(self, data: str) -> str:
+        """G: the general registers and rip from the packet (the rest is not writable
+        here and is left as it is)."""
+        pos = 0
+        for n, (_, _, bits, _, _) in enumerate(REGISTERS):
+            chunk = data[pos:pos + bits // 4]
+            pos += bits // 4
+            if n < 17 and len(chunk) == 16 and 'x' not in chunk:
+                self.set_register(n, chunk)
+        return 'OK'
+
     # --- running -----------------------------------------------------------------------------------
     def stop_reply(self, exit_) -> str:
         if exit_.reason is ExitReason.BREAKPOINT:
@@ -181,6 +192,8 @@ class GdbStub:
         if kind == 'P':
             n, value = packet[1:].split('=')
             return self.set_register(int(n, 16), value)
+        if kind == 'G':
+            return self.set_all_registers(packet[1:])
         if kind == 'm':
             addr, length = (int(x, 16) for x in packet[1:].split(','))
             try:
