@@ -11,6 +11,7 @@
 Every frame here is owned by DOMID_XEN and none is user-accessible except the M2P.
 """
 import struct
+from typing import Optional
 
 from shadow.abi.xen import (DOMID_XEN, FIRST_RESERVED_GDT_PAGE, FLAT_RING3_CS32, FLAT_RING3_CS64,
                             FLAT_RING3_SS64, INVALID_M2P_ENTRY, MACH2PHYS_VIRT_START)
@@ -112,9 +113,9 @@ class XenSpace:
         (another domain's vCPU with the same id may have used it); True if the mappings
         changed (the caller flushes the TLB)."""
         key = (v, tuple(v.gdt_frames))
-        if self._gdt_mapped.get(v.vcpu_id) == key:
-            return False
         previous = self._gdt_mapped.get(v.vcpu_id)
+        if previous == key:
+            return False
         if previous is not None and previous[0] is not v:
             for page in range(LDT_PAGES):
                 mfn = v.ldt_frames.get(page)
@@ -132,33 +133,34 @@ class XenSpace:
                  _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX)
 
     def unmap(self, va: int) -> None:
-        entry = self.l4_slots.get(table_index(va, 4))
-        if entry is None:
-            return
-        table = entry >> 12 & 0xFFFFFFFFFF
-        for level in (3, 2):
-            entry = self.mem.read_u64((table << 12) + table_index(va, level) * 8)
-            if not entry & _PAGE_PRESENT:
-                return
-            table = entry >> 12 & 0xFFFFFFFFFF
-        self.mem.write_u64((table << 12) + table_index(va, 1) * 8, 0)
+        maddr = self._l1e_maddr(va, create=None)
+        if maddr is not None:
+            self.mem.write_u64(maddr, 0)
 
     def map(self, va: int, mfn: int, flags: int) -> None:
         """Map one hypervisor page; intermediate tables are hypervisor frames too."""
+        self.mem.write_u64(self._l1e_maddr(va, create=_TABLE | flags & _PAGE_USER),
+                           make_pte(mfn, flags))
+
+    def _l1e_maddr(self, va: int, create: Optional[int]) -> Optional[int]:
+        """The machine address of va's L1 entry in the hypervisor's tables; missing
+        tables are made with the flags `create`, or with None there is no entry."""
         slot = table_index(va, 4)
-        user = flags & _PAGE_USER
         if slot not in self.l4_slots:
-            l3 = self._xen_frame()
-            self.l4_slots[slot] = make_pte(l3, _TABLE | user)
+            if create is None:
+                return None
+            self.l4_slots[slot] = make_pte(self._xen_frame(), create)
         table = self.l4_slots[slot] >> 12 & 0xFFFFFFFFFF
         for level in (3, 2):
             maddr = (table << 12) + table_index(va, level) * 8
             entry = self.mem.read_u64(maddr)
             if not entry & _PAGE_PRESENT:
-                entry = make_pte(self._xen_frame(), _TABLE | user)
+                if create is None:
+                    return None
+                entry = make_pte(self._xen_frame(), create)
                 self.mem.write_u64(maddr, entry)
             table = entry >> 12 & 0xFFFFFFFFFF
-        self.mem.write_u64((table << 12) + table_index(va, 1) * 8, make_pte(mfn, flags))
+        return (table << 12) + table_index(va, 1) * 8
 
     # --- M2P ------------------------------------------------------------------------------
     def set_m2p(self, mfn: int, pfn: int) -> None:
