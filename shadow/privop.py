@@ -38,10 +38,16 @@ _md.detail = True
 
 
 # --- port I/O ------------------------------------------------------------------------------
+def architectural_iopl(domain) -> bool:
+    """VMASST_TYPE_architectural_iopl: the kernel is ring 0 for I/O and owns the IOPL in
+    the flags it irets with and sees in its frames."""
+    return bool(domain.vm_assist >> VMASST_TYPE_architectural_iopl & 1)
+
+
 def iopl_ok(vcpu) -> bool:
     """Xen's iopl_ok: the virtual IOPL against the guest's ring."""
     if vcpu.kernel_mode:
-        ring = 0 if vcpu.domain.vm_assist >> VMASST_TYPE_architectural_iopl & 1 else 1
+        ring = 0 if architectural_iopl(vcpu.domain) else 1
     else:
         ring = 3
     return ring <= vcpu.iopl
@@ -72,7 +78,7 @@ def emulate_privileged_op(vcpu) -> bool:
     on) or turned into another exception for the guest; False to deliver the #GP."""
     cpu = vcpu.cpu
     rip = cpu.rip
-    insn = next(_md.disasm(vcpu.code_at(rip, 15), rip, 1), None)
+    insn = next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
     if insn is None:
         return False
     try:

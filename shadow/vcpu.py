@@ -19,7 +19,7 @@ from shadow.debugregs import DebugRegisters
 from shadow.exits import Exit, ExitReason
 from shadow.paging.emulate import PtWriteEmulator
 from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from shadow.privop import emulate_privileged_op, port_read, port_write
+from shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
 from shadow.segments import ldt_fault
 from shadow.watch import WatchHooks
 
@@ -309,23 +309,14 @@ class VCpu:
         if self.exit is not None:
             return self.cpu.stop()
         rip = self.cpu.rip
-        code = self.code_at(rip, len(FORCED_EMULATION_PREFIX) + len(CPUID_INSN))
+        code = self.emulator.fetch_code(rip)
         if code[:1] == b'\xf1':
             self.cpu.rip = rip + 1
             return self.inject_trap(TRAP_debug)
-        if code == FORCED_EMULATION_PREFIX + CPUID_INSN:
-            return self._forced_cpuid(rip + len(code))
+        fep_cpuid = FORCED_EMULATION_PREFIX + CPUID_INSN
+        if code.startswith(fep_cpuid):
+            return self._forced_cpuid(rip + len(fep_cpuid))
         return self.inject_trap(TRAP_invalid_op)
-
-    def code_at(self, va: int, size: int) -> bytes:
-        """Up to size bytes of code at va (fewer where a page is not mapped)."""
-        try:
-            return self.copy_from_guest(va, size)
-        except GuestFault:
-            try:
-                return self.copy_from_guest(va, 1)
-            except GuestFault:
-                return b''
 
     def _forced_cpuid(self, next_rip: int) -> None:
         cpu = self.cpu
@@ -403,7 +394,7 @@ class VCpu:
         frame_rflags = (rflags & ~RFLAGS_IF) | (0 if saved_mask else RFLAGS_IF)
         if resume_flag:
             frame_rflags |= RFLAGS_RF
-        if self.domain.vm_assist >> xen.VMASST_TYPE_architectural_iopl & 1:
+        if architectural_iopl(self.domain):
             frame_rflags |= self.iopl << 12       # the guest sees its virtual IOPL
         frame = [ss, rsp, frame_rflags, (saved_mask << 32) | (cs & 0xFFFF), rip]
         if error_code is not None:
@@ -503,7 +494,7 @@ class VCpu:
                 self.crash('Guest switching to user mode with no user page tables')
                 return NO_RETURN
             self.toggle_guest_mode()
-        if self.domain.vm_assist >> xen.VMASST_TYPE_architectural_iopl & 1:
+        if architectural_iopl(self.domain):
             self.iopl = (ctx.rflags >> 12) & 3      # the IOPL the kernel irets with is its own
         regs = dict(rax=ctx.rax, rsp=ctx.rsp,
                     rflags=(ctx.rflags & ~((3 << 12) | RFLAGS_VM)) | RFLAGS_IF)
