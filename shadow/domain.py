@@ -397,10 +397,14 @@ class Domain:
                               f'{hit.size} bytes at {hit.va:#x} by the instruction at '
                               f'{hit.rip:#x}')
 
+    def running_vcpu(self) -> VCpu:
+        """The vCPU on the CPU (the one a stop happened on), else vCPU 0."""
+        return self.cpu.guest or self.vcpus[0]
+
     def request_stop(self, message: str) -> None:
         """From a tracer callback: end the current run with a breakpoint exit once the
         event being reported has been handled (on the vCPU that raised it)."""
-        v = self.cpu.guest or self.vcpus[0]
+        v = self.running_vcpu()
         v.request_exit(Exit(ExitReason.BREAKPOINT, message=message))
 
     def run(self, budget: int = 0, timeout: Optional[float] = None) -> Exit:

@@ -10,24 +10,19 @@ from shadow.paging.x86 import (LEVEL_NAMES, PFEC_INSN, PFEC_WRITE, _PAGE_NX, _PA
 from shadow.vcpu import GuestFault
 
 
-def running_vcpu(d):
-    """The vCPU on the CPU (the one a stop happened on), else vCPU 0."""
-    return d.cpu.guest or d.vcpus[0]
-
-
 def registers(d) -> dict:
     return d.cpu.dump()
 
 
 def read_virtual(d, va: int, size: int) -> bytes:
     """Guest memory through the running vCPU's current tables; raises GuestFault."""
-    return running_vcpu(d).copy_from_guest(va, size)
+    return d.running_vcpu().copy_from_guest(va, size)
 
 
 def write_virtual(d, va: int, data: bytes) -> None:
     """A debugger's write: through the guest's tables, refused for page tables and frames
     the domain does not own (those change only through the hypervisor's rules)."""
-    v = running_vcpu(d)
+    v = d.running_vcpu()
     pos = 0
     while pos < len(data):
         chunk = min(len(data) - pos, 0x1000 - ((va + pos) & 0xFFF))
@@ -43,7 +38,7 @@ def write_virtual(d, va: int, data: bytes) -> None:
 
 def walk_report(d, va: int, access: str = 'read') -> List[str]:
     """Each level of the guest walk: table frame, index, entry, flags; where it stopped."""
-    v = running_vcpu(d)
+    v = d.running_vcpu()
     want = {'read': 0, 'write': PFEC_WRITE, 'fetch': PFEC_INSN}[access]
     gw = walk(d.mem.read_u64, v.current_table(), va, want)
     mode = 'kernel' if v.kernel_mode else 'user'
@@ -70,7 +65,7 @@ def shadow_report(d, va: int) -> List[str]:
     table = d.cpu.reg('cr3') >> 12
     lines = [f'shadow walk of {va:#x} (shadow root mfn {table:#x}, '
              f'shadow of guest L4 {sp.guest_of.get(table, ("?",))[0]:#x}):']
-    gw = walk(d.mem.read_u64, running_vcpu(d).current_table(), va)
+    gw = walk(d.mem.read_u64, d.running_vcpu().current_table(), va)
     for level in (4, 3, 2, 1):
         index = table_index(va, level)
         entry = d.mem.read_u64((table << 12) + index * 8)

@@ -82,7 +82,7 @@ class TraceSession:
 
     def _frame_of(self, va: int):
         d = self.domain
-        gw = walk(d.mem.read_u64, inspect.running_vcpu(d).current_table(), va)
+        gw = walk(d.mem.read_u64, d.running_vcpu().current_table(), va)
         if gw.ok:
             return gw.mfn
         return gw.levels[-1].entry >> 12 & 0xFFFFFFFFFF if gw.levels and gw.levels[-1].level == 1 \
@@ -293,7 +293,7 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
         """regs: the vCPU's registers"""
         regs = inspect.registers(self.d)
         self.say(format_registers(regs))
-        v = inspect.running_vcpu(self.d)
+        v = self.d.running_vcpu()
         self.say(f'vCPU {v.vcpu_id}, guest mode: {"kernel" if v.kernel_mode else "user"}, '
                  f'kernel root mfn {v.guest_table:#x}, user root mfn {v.guest_table_user:#x}')
 
