@@ -121,68 +121,55 @@ def free_port():
         return s.getsockname()[1]
 
 
-@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+needs_gdb = pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+
+
+def run_gdb(kernel, *commands):
+    """Serve kernel with `pvshadow trace --gdb`, run the system gdb in batch mode on it
+    with these commands (after `target remote`), and return what gdb printed."""
+    port = free_port()
+    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', kernel, '--gdb',
+                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    try:
+        assert 'waiting for gdb' in server.stdout.readline()
+        args = ['gdb', '-nx', '-batch', '-ex', f'target remote 127.0.0.1:{port}']
+        for command in commands:
+            args += ['-ex', command]
+        gdb = subprocess.run(args + ['-ex', 'kill'], capture_output=True, text=True,
+                             timeout=60)
+        return gdb.stdout, gdb.stderr
+    finally:
+        server.wait(timeout=30)
+
+
+@needs_gdb
 def test_gdb_attaches_breaks_at_the_entry_steps_and_reads_memory():
-    port = free_port()
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'hello', '--gdb',
-                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
-    try:
-        assert 'waiting for gdb' in server.stdout.readline()
-        gdb = subprocess.run(
-            ['gdb', '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
-             '-ex', f'target remote 127.0.0.1:{port}', '-ex', f'break *{ENTRY:#x}',
-             '-ex', 'continue', '-ex', 'info registers rip', '-ex', 'stepi',
-             '-ex', 'info registers rip', '-ex', 'x/2bx $rip', '-ex', 'kill'],
-            capture_output=True, text=True, timeout=60)
-        out = gdb.stdout
-        assert f'Breakpoint 1, {ENTRY:#018x}' in out, out + gdb.stderr
-        assert f'rip            {ENTRY:#x}' in out
-        assert f'rip            {HELLO.symbols["pv_entry"]:#x}' in out   # jmp pv_entry
-        assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
-    finally:
-        server.wait(timeout=30)
+    out, err = run_gdb('hello', f'break *{ENTRY:#x}', 'continue', 'info registers rip',
+                       'stepi', 'info registers rip', 'x/2bx $rip')
+    assert f'Breakpoint 1, {ENTRY:#018x}' in out, out + err
+    assert f'rip            {ENTRY:#x}' in out
+    assert f'rip            {HELLO.symbols["pv_entry"]:#x}' in out   # jmp pv_entry
+    assert '0x48\t0x89' in out                                 # mov [rip+x], rsi
 
 
-@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+@needs_gdb
 def test_a_gdb_hardware_watchpoint_stops_after_the_store():
-    port = free_port()
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'hello', '--gdb',
-                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     target = HELLO.symbols['start_info_ptr']
-    try:
-        assert 'waiting for gdb' in server.stdout.readline()
-        gdb = subprocess.run(
-            ['gdb', '-nx', '-batch', '-ex', 'set architecture i386:x86-64',
-             '-ex', f'target remote 127.0.0.1:{port}', '-ex', f'watch *(long *){target:#x}',
-             '-ex', 'continue', '-ex', 'info registers rip', '-ex', 'kill'],
-            capture_output=True, text=True, timeout=60)
-        out = gdb.stdout
-        assert 'Hardware watchpoint 1' in out, out + gdb.stderr
-        assert 'Old value = 0' in out and 'New value = ' in out, out
-        # stopped after `mov [rip + start_info_ptr], rsi` (7 bytes) at pv_entry
-        assert f'rip            {HELLO.symbols["pv_entry"] + 7:#x}' in out, out
-    finally:
-        server.wait(timeout=30)
+    out, err = run_gdb('hello', f'watch *(long *){target:#x}', 'continue', 'info registers rip')
+    assert 'Hardware watchpoint 1' in out, out + err
+    assert 'Old value = 0' in out and 'New value = ' in out, out
+    # stopped after `mov [rip + start_info_ptr], rsi` (7 bytes) at pv_entry
+    assert f'rip            {HELLO.symbols["pv_entry"] + 7:#x}' in out, out
 
 
-@pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on this machine')
+@needs_gdb
 def test_gdb_learns_the_architecture_and_sees_the_segment_bases():
-    port = free_port()
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', 'cpustate', '--gdb',
-                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    # no `set architecture` anywhere: the target description says it
     cpustate = load_kernel('cpustate', extra_symbols=('fs_var', 'nm_resume'))
-    try:
-        assert 'waiting for gdb' in server.stdout.readline()
-        gdb = subprocess.run(       # no `set architecture`: the target description says it
-            ['gdb', '-nx', '-batch', '-ex', f'target remote 127.0.0.1:{port}',
-             '-ex', f'break *{cpustate.symbols["nm_resume"]:#x}', '-ex', 'continue',
-             '-ex', 'show architecture', '-ex', 'info registers fs_base rip', '-ex', 'kill'],
-            capture_output=True, text=True, timeout=60)
-        out = gdb.stdout
-        assert 'i386:x86-64' in out, out + gdb.stderr
-        assert f'fs_base        {cpustate.symbols["fs_var"]:#x}' in out, out   # set_segment_base
-    finally:
-        server.wait(timeout=30)
+    out, err = run_gdb('cpustate', f'break *{cpustate.symbols["nm_resume"]:#x}', 'continue',
+                       'show architecture', 'info registers fs_base rip')
+    assert 'i386:x86-64' in out, out + err
+    assert f'fs_base        {cpustate.symbols["fs_var"]:#x}' in out, out   # set_segment_base
 
 
 def test_the_trace_prompt_watches_a_variable(tmp_path):
