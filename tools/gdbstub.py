@@ -39,6 +39,7 @@ def _register_layout():
 
 
 REGISTERS = _register_layout()
+WRITABLE = [name for name, *_ in REGISTERS].index('rip') + 1   # rax..r15 and rip
 
 
 def _target_xml() -> str:
@@ -121,7 +122,7 @@ class GdbStub:
 
     def set_register(self, n: int, value_hex: str) -> str:
         raw = bytes.fromhex(value_hex)
-        if n < 17 and len(raw) == 8:             # the general registers and rip
+        if n < WRITABLE and len(raw) == 8:
             name, value = REGISTERS[n][1], int.from_bytes(raw, 'little')
             if name == 'rip':
                 self.d.cpu.rip = value
@@ -137,7 +138,7 @@ class GdbStub:
         for n, (_, _, bits, _, _) in enumerate(REGISTERS):
             chunk = data[pos:pos + bits // 4]
             pos += bits // 4
-            if n < 17 and len(chunk) == 16 and 'x' not in chunk:
+            if n < WRITABLE and len(chunk) == 16 and 'x' not in chunk:
                 self.set_register(n, chunk)
         return 'OK'
 
