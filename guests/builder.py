@@ -115,6 +115,13 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     from shadow.evtchn import console_backend, xenstore_backend
     d.console_ring_mfn = d.p2m[layout.pfn(layout.console)]
     d.store_ring_mfn = d.p2m[layout.pfn(layout.xenstore)]
+    # The backends write into the rings: they hold them writable, so the guest can never
+    # turn a ring into a page table (Xen's backends map them writable the same way).
+    for mfn, holder in ((d.console_ring_mfn, 'console backend'),
+                        (d.store_ring_mfn, 'xenstore backend')):
+        rc = d.types.get_writable_frame(mfn, d.domid, holder)
+        if rc:
+            raise RuntimeError(f'the {holder} ring refused a writable reference ({rc})')
     d.console_evtchn = d.evtchn.backend_port(console_backend(d))
     d.store_evtchn = d.evtchn.backend_port(xenstore_backend(d))
     si = xen.start_info(magic=START_INFO_MAGIC, nr_pages=nr_pages,

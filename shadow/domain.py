@@ -62,10 +62,14 @@ class Domain:
             self.vm_event_ring_mfn = frames.alloc(DOMID_XEN)
             mem.clear_frame(self.vm_event_ring_mfn)
             types.unmappable[self.vm_event_ring_mfn] = EPERM
-        # shared_info belongs to the domain but is not in its physmap (Xen shares a heap
-        # page); the guest finds it through start_info.shared_info.
-        self.shared_info_mfn = frames.alloc(domid)
-        mem.clear_frame(self.shared_info_mfn)
+        # Frames the hypervisor gives the domain outside its physmap and writes into
+        # itself (Xen's share_xen_page_with_guest): shared_info, grant-table frames. Each
+        # holds a permanent writable type reference, so the guest can map them but never
+        # type them as a page table; they are not charged to tot_pages.
+        self.xenheap_frames = set()
+        self.pfn_of = {}                  # mfn -> pfn: the hypervisor's own reverse p2m
+        # shared_info: the guest finds it through start_info.shared_info.
+        self.shared_info_mfn = self.alloc_xenheap_frame('shared_info')
         self.runstate_policy = 'each-switch'      # or 'registration' (shadow.runstate)
         self.virtual_time = 0                       # instructions scheduled: the clock
         self.slice = SLICE
@@ -73,11 +77,6 @@ class Domain:
         for v in self.vcpus:
             v.set_upcall_mask(1)
         self._reschedule = False
-        from shadow.evtchn import EventChannels
-        self.evtchn = EventChannels(self)
-        self.console_ring_mfn = self.store_ring_mfn = None
-        self.console_evtchn = self.store_evtchn = 0
-        self.grant_frames: List[int] = []
         from shadow.evtchn import EventChannels
         self.evtchn = EventChannels(self)
         self.console_ring_mfn = self.store_ring_mfn = None
@@ -124,8 +123,12 @@ class Domain:
 
     def write_physical(self, gpa: int, data: bytes) -> None:
         """The device model writing guest memory (a ROMD frame, say) by guest address."""
-        mfn = self.p2m[gpa >> 12]
-        self.mem.write((mfn << 12) | (gpa & 0xFFF), data)
+        if not self.pfn_valid(gpa >> 12) or \
+                not self.types.write_frame((self.p2m[gpa >> 12] << 12) | (gpa & 0xFFF), data,
+                                           self.domid):
+            self.log(f'device-model write of {len(data)} bytes at gpa {gpa:#x} refused: '
+                     'not a frame the domain may have written')
+            return
         self.cpu.flush_code_cache()
 
     def enable_mem_access(self) -> None:
@@ -161,6 +164,15 @@ class Domain:
         self.tot_pages += 1
         return mfn
 
+    def alloc_xenheap_frame(self, holder: str) -> int:
+        """A scrubbed frame the domain owns but the hypervisor keeps writable for itself."""
+        mfn = self.frames.alloc(self.domid)
+        self.mem.clear_frame(mfn)
+        rc = self.types.get_writable_frame(mfn, self.domid, holder)
+        assert rc == 0, f'a fresh frame refused a writable reference ({rc})'
+        self.xenheap_frames.add(mfn)
+        return mfn
+
     def owns(self, mfn: int) -> bool:
         return self.frames.is_valid(mfn) and self.frames.owner[mfn] == self.domid
 
@@ -170,11 +182,17 @@ class Domain:
     def set_p2m(self, pfn: int, mfn: int) -> None:
         if pfn >= len(self.p2m):
             self.p2m.extend([INVALID_M2P_ENTRY] * (pfn + 1 - len(self.p2m)))
+        old = self.p2m[pfn]
+        if old != INVALID_M2P_ENTRY and self.pfn_of.get(old) == pfn:
+            del self.pfn_of[old]
         self.p2m[pfn] = mfn
+        self.pfn_of[mfn] = pfn
         self.xen.set_m2p(mfn, pfn)
 
     def machphys_update(self, mfn: int, pfn: int) -> int:
-        if not self.owns(mfn):
+        """MMU_MACHPHYS_UPDATE: the guest's M2P entry for its frame, which is the guest's
+        own bookkeeping. The hypervisor never trusts it: its own lookups use pfn_of."""
+        if not self.owns(mfn) or mfn in self.xenheap_frames:
             return -EINVAL
         self.xen.set_m2p(mfn, pfn)
         return 0
@@ -183,10 +201,10 @@ class Domain:
         """decrease_reservation of one frame: drop the allocation reference; the frame is
         freed when its last mapping goes (until then it is still this domain's)."""
         frames = self.frames
-        if not self.owns(mfn) or not frames.allocated[mfn] or mfn == self.shared_info_mfn:
+        if not self.owns(mfn) or not frames.allocated[mfn] or mfn in self.xenheap_frames:
             return -EINVAL
-        pfn = self.xen.get_m2p(mfn)
-        if pfn < len(self.p2m) and self.p2m[pfn] == mfn:
+        pfn = self.pfn_of.pop(mfn, None)
+        if pfn is not None and self.p2m[pfn] == mfn:
             self.p2m[pfn] = INVALID_M2P_ENTRY
         self.xen.clear_m2p(mfn)
         frames.allocated[mfn] = 0

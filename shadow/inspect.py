@@ -104,8 +104,8 @@ def frame_report(d, mfn: int) -> List[str]:
              f'pinned {"yes" if frames.pinned[mfn] else "no"}, '
              f'allocated {"yes" if frames.allocated[mfn] else "no"}']
     if owner == d.domid:
-        pfn = d.xen.get_m2p(mfn)
-        lines.append(f'  pfn {pfn:#x}' if pfn < len(d.p2m) else '  not in the physmap')
+        pfn = d.pfn_of.get(mfn)
+        lines.append(f'  pfn {pfn:#x}' if pfn is not None else '  not in the physmap')
     if d.mem_access is not None:
         lines.append(f'  access {ACCESS_NAMES[d.mem_access.get(mfn)]}'
                      f'{"" if mfn in d.mem_access.tracker else " (the default)"}')

@@ -14,8 +14,9 @@ direct paging cannot keep a guest-writable mapping read-only.
 from dataclasses import dataclass
 from typing import Dict
 
-from shadow.abi.xen import EINVAL, EOPNOTSUPP
+from shadow.abi.xen import EBUSY, EINVAL, EOPNOTSUPP
 from shadow.exits import Exit, ExitReason
+from shadow.machine import PageType
 from shadow.paging.x86 import _PAGE_DIRTY, _PAGE_RW
 
 
@@ -41,11 +42,14 @@ class Regions:
         nr = max(1, (len(data) + 0xFFF) >> 12)
         if not all(d.pfn_valid(first_pfn + i) for i in range(nr)):
             return -EINVAL
+        mfns = [d.p2m[first_pfn + i] for i in range(nr)]
+        if any(d.frames.type_count[mfn] and d.frames.type[mfn] != PageType.WRITABLE
+               for mfn in mfns):
+            return -EBUSY                 # a page table or descriptor page: never written
         region = Region(name, first_pfn, nr, romd)
-        for i in range(nr):
-            mfn = d.p2m[first_pfn + i]
+        for i, mfn in enumerate(mfns):
             chunk = data[i << 12:(i + 1) << 12]
-            d.mem.write(mfn << 12, chunk.ljust(4096, b'\0'))
+            d.types.write_frame(mfn << 12, chunk.ljust(4096, b'\0'), d.domid)
             self.by_mfn[mfn] = region
             d.paging.sh_remove_all_mappings(mfn)
         if self.shadow_policy not in d.paging.l1_policies:
@@ -80,7 +84,7 @@ class Regions:
                                    registers=vcpu.cpu.dump(), instruction=code))
             return
         value = vcpu.cpu.reg(store.source_reg) if store.source_reg else store.imm
-        pfn = d.xen.get_m2p(mfn)
+        pfn = d.pfn_of[mfn]
         mmio = {'address': (pfn << 12) | offset, 'gla': va, 'size': store.size,
                 'data': value & ((1 << (8 * store.size)) - 1), 'direction': 'write',
                 'region': region.name, 'romd': region.romd, 'rip': rip}

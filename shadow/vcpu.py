@@ -158,11 +158,14 @@ class VCpu:
         return bytes(out)
 
     def copy_to_guest(self, va: int, data: bytes) -> None:
-        mem = self.domain.mem
+        """Through the guest's tables, each frame under a transient writable reference."""
+        d = self.domain
         pos = 0
         while pos < len(data):
             chunk = min(len(data) - pos, 0x1000 - (va & 0xFFF))
-            mem.write(self.translate(va, write=True), data[pos:pos + chunk])
+            if not d.types.write_frame(self.translate(va, write=True), data[pos:pos + chunk],
+                                       d.domid):
+                raise GuestFault(f'{va:#x} maps a frame that may not be written')
             va, pos = va + chunk, pos + chunk
 
     def read_u64(self, va: int) -> int:
@@ -444,8 +447,7 @@ class VCpu:
             self.singleshot, due = None, True
         if self.periodic is not None and self.periodic[1] <= now:
             period, deadline = self.periodic
-            while deadline <= now:
-                deadline += period
+            deadline += ((now - deadline) // period + 1) * period
             self.periodic, due = (period, deadline), True
         if due:
             port = d.evtchn.virqs.get((xen.VIRQ_TIMER, self.vcpu_id))

@@ -1,5 +1,6 @@
 """HYPERVISOR_grant_table_op: enough for a kernel that probes grants (query_size,
-setup_table). Grant frames are the domain's, outside its physmap, like shared_info."""
+setup_table). Grant frames are the domain's, outside its physmap, like shared_info: the
+hypervisor holds a writable reference on each for good, so none can become a page table."""
 import struct
 
 from shadow.abi import xen
@@ -25,9 +26,11 @@ def do_grant_table_op(v, cmd, uop, count, *_):
             op.status = xen.GNTST_general_error
         else:
             while len(d.grant_frames) < op.nr_frames:
-                mfn = d.frames.alloc(d.domid)
-                d.mem.clear_frame(mfn)
-                d.grant_frames.append(mfn)
+                if not d.frames.free_frames():
+                    op.status = xen.GNTST_general_error       # gnttab_grow_table failed
+                    v.copy_to_guest(uop, bytes(op))
+                    return 0
+                d.grant_frames.append(d.alloc_xenheap_frame('grant table'))
             v.copy_to_guest(op.frame_list, struct.pack(f'<{op.nr_frames}Q',
                                                         *d.grant_frames[:op.nr_frames]))
             op.status = xen.GNTST_okay

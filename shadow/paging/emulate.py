@@ -216,23 +216,20 @@ class PtWriteEmulator:
         return APPLIED
 
     def _store(self, table_mfn: int, level: int, offset: int, size: int, value: int) -> bool:
-        """Merge the stored bytes into each entry they touch and write it validated."""
+        """Merge the stored bytes into the entry they touch and write it validated. As
+        Xen's ptwr_emulated_update (and the shadow code for PV guests), only a naturally
+        aligned store is emulated: a misaligned one, which could straddle two entries,
+        is refused whole and the guest gets its #PF."""
+        if offset & (size - 1):
+            return False
         d = self.vcpu.domain
-        base = table_mfn << 12
-        if size == 8 and not offset & 7:
-            return d.paging.write_guest_entry(table_mfn, offset >> 3, level, value) == 0
-        data = value.to_bytes(size, 'little')
-        first, last = offset // 8, (offset + size - 1) // 8
-        for index in range(first, last + 1):
-            entry = bytearray(d.mem.read(base + index * 8, 8))
-            for i in range(8):
-                pos = index * 8 + i
-                if offset <= pos < offset + size:
-                    entry[i] = data[pos - offset]
-            if d.paging.write_guest_entry(table_mfn, index, level,
-                                          int.from_bytes(entry, 'little')):
-                return False
-        return True
+        index = offset >> 3
+        if size == 8:
+            return d.paging.write_guest_entry(table_mfn, index, level, value) == 0
+        entry = bytearray(d.mem.read((table_mfn << 12) + index * 8, 8))
+        entry[offset & 7:(offset & 7) + size] = value.to_bytes(size, 'little')
+        return d.paging.write_guest_entry(table_mfn, index, level,
+                                          int.from_bytes(entry, 'little')) == 0
 
 
 def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[str]:
@@ -255,12 +252,13 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
             not domain.paging.access.allow_pt_write(vcpu, req.table_mfn, req.va):
         cpu.restore_state(saved)
         return None
-    for index in range(512):
-        if before[index] != after[index]:
-            rc = domain.paging.write_guest_entry(req.table_mfn, index, req.level, after[index])
-            if rc:
-                cpu.restore_state(saved)
-                return f'entry {index} of the L{req.level} table at mfn {req.table_mfn:#x}: {rc}'
+    changes = {index: after[index] for index in range(512) if before[index] != after[index]}
+    if changes:
+        rc = domain.paging.write_guest_entries(req.table_mfn, req.level, changes)
+        if rc:
+            cpu.restore_state(saved)
+            return f'entries {sorted(changes)} of the L{req.level} table at mfn ' \
+                f'{req.table_mfn:#x}: {rc}'
     return None
 
 

@@ -108,6 +108,24 @@ class PvPaging:
                 self.mappings_changed()
         return rc
 
+    def write_guest_entries(self, table_mfn: int, level: int, changes) -> int:
+        """Several entries of one table, all or nothing (a single-stepped instruction that
+        rewrote more than one): nothing is written unless every new entry validates."""
+        if len(changes) == 1:
+            (index, new), = changes.items()
+            return self.write_guest_entry(table_mfn, index, level, new)
+        base = table_mfn << 12
+        olds = {i: self.mem.read_u64(base + i * 8) for i in changes}
+        rc = self.types.mod_entries(table_mfn, level, changes, self.domid)
+        if rc:
+            return rc
+        for index, old in olds.items():
+            self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(base + index * 8))
+        self.flush_tlb()
+        if self.mappings_changed is not None:
+            self.mappings_changed()
+        return 0
+
     def pt_update(self, ptr: int, val: int, preserve_ad: bool = False) -> int:
         """MMU_NORMAL_PT_UPDATE: ptr is the machine address of the entry to write."""
         mfn = ptr >> 12

@@ -7,6 +7,7 @@ type count is zero. Validating a table takes these references for every entry; t
 type reference going away releases them again. Functions return 0 or a negative Xen
 errno, as the hypercalls that call them do.
 """
+from collections import Counter
 from typing import Callable, Dict
 
 from shadow.abi.xen import EBUSY, EINVAL
@@ -54,6 +55,10 @@ class PageTypes:
         self.listeners = {}
         # Hypervisor frames a guest must never map, with the errno it gets (vm_event rings).
         self.unmappable = {}
+        # mfn -> Counter(holder name): the writable references the hypervisor holds on
+        # guest frames it writes into (shared_info, rings, runstate areas): the ledger
+        # names them.
+        self.holds: Dict[int, Counter] = {}
 
     # --- general references ------------------------------------------------------------
     def get_page(self, mfn: int, domid: int) -> bool:
@@ -117,6 +122,40 @@ class PageTypes:
     def put_page_and_type(self, mfn: int) -> None:
         self.put_page_type(mfn)
         self.put_page(mfn)
+
+    # --- frames the hypervisor writes into ------------------------------------------------------
+    def get_writable_frame(self, mfn: int, domid: int, holder: str) -> int:
+        """The one rule for a guest frame the hypervisor will write on the guest's behalf:
+        take a general and a WRITABLE type reference (get_page_and_type(PGT_writable_page)),
+        so the frame cannot be, or later become, a page table or descriptor page while it
+        is held. Refused (-EINVAL) for another owner's frame or one typed otherwise."""
+        if not self.frames.is_valid(mfn):
+            return -EINVAL
+        rc = self.get_page_and_type(mfn, PageType.WRITABLE, domid)
+        if rc == 0:
+            self.holds.setdefault(mfn, Counter())[holder] += 1
+        return rc
+
+    def put_writable_frame(self, mfn: int, holder: str) -> None:
+        held = self.holds[mfn]
+        held[holder] -= 1
+        if not held[holder]:
+            del held[holder]
+            if not held:
+                del self.holds[mfn]
+        self.put_page_and_type(mfn)
+
+    def write_frame(self, maddr: int, data: bytes, domid: int) -> bool:
+        """A one-off hypervisor write into a guest frame (a hypercall's result, a runstate
+        update walked at switch-in): done under a transient writable reference, or not at
+        all. The write stays within the frame maddr names."""
+        mfn = maddr >> 12
+        if (maddr & 0xFFF) + len(data) > 0x1000 or \
+                not self.frames.is_valid(mfn) or self.get_page_and_type(mfn, PageType.WRITABLE, domid):
+            return False
+        self.mem.write(maddr, data)
+        self.put_page_and_type(mfn)
+        return True
 
     # --- entries ------------------------------------------------------------------------
     def get_page_from_entry(self, entry: int, level: int, domid: int) -> int:
@@ -199,6 +238,32 @@ class PageTypes:
         self.mem.write_u64(maddr, new)
         if old & _PAGE_PRESENT:
             self.put_page_from_entry(old, level)
+        return 0
+
+    def mod_entries(self, table_mfn: int, level: int, changes: Dict[int, int], domid: int) -> int:
+        """Several entries of one validated table at once, all or nothing (an emulated
+        instruction that rewrote more than one entry): every new entry's references are
+        taken before any entry is written."""
+        base = table_mfn << 12
+        taken = []
+        for index, new in changes.items():
+            if level == 4 and not is_guest_l4_slot(index):
+                rc = -EINVAL
+            elif new & _PAGE_PRESENT:
+                rc = self.get_page_from_entry(new, level, domid)
+            else:
+                rc = 0
+            if rc:
+                for i in taken:
+                    self.put_page_from_entry(changes[i], level)
+                return rc
+            if new & _PAGE_PRESENT:
+                taken.append(index)
+        for index, new in changes.items():
+            old = self.mem.read_u64(base + index * 8)
+            self.mem.write_u64(base + index * 8, adjust_guest_entry(new))
+            if old & _PAGE_PRESENT:
+                self.put_page_from_entry(old, level)
         return 0
 
 
