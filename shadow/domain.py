@@ -16,7 +16,7 @@ from shadow.paging.direct import DirectPaging
 from shadow.paging.emulate import single_step
 from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
 from shadow.paging.types import PageTypes
-from shadow.segments import destroy_ldt, load_ldt, set_ldt
+from shadow.segments import destroy_ldt, ldt_args_ok, load_ldt, set_ldt
 from shadow.vcpu import VCpu
 from shadow.watch import Watch, WatchHit
 from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
@@ -260,7 +260,8 @@ class Domain:
         base = v.vcpu_info_maddr + xen.vcpu_info.time.offset
         version = self.mem.read_u64(base) & 0xFFFFFFFF
         self.mem.write(base, struct.pack('<I', (version + 1) & 0xFFFFFFFF))
-        self.mem.write_u64(base + xen.vcpu_time_info.system_time.offset, self.now_ns())
+        self.mem.write_u64(base + xen.vcpu_time_info.system_time.offset,
+                           self.now_ns() & 0xFFFFFFFFFFFFFFFF)
         self.mem.write(base, struct.pack('<I', (version + 2) & 0xFFFFFFFF))
 
     def block(self, v: VCpu) -> None:
@@ -276,18 +277,30 @@ class Domain:
     def initialise_vcpu(self, v: VCpu, ctx) -> int:
         """VCPUOP_initialise: a secondary vCPU's registers, tables, GDT, debug registers,
         traps and callbacks (Xen's arch_set_info_guest, for what PV kernels pass)."""
+        # Every field is checked before anything is taken, and what was taken is given
+        # back on a later refusal: a refused context leaves the vCPU as it was.
         if not all(breakpoint_addr_ok(ctx.debugreg[i]) for i in range(4)) or \
-                ctx.debugreg[6] >> 32 or ctx.debugreg[7] >> 32:
+                ctx.debugreg[6] >> 32 or ctx.debugreg[7] >> 32 or \
+                not ldt_args_ok(ctx.ldt_base, ctx.ldt_ents) or \
+                ctx.gdt_ents > xen.FIRST_RESERVED_GDT_ENTRY:
             return -EINVAL
         root = ctx.ctrlreg[3] >> 12
         rc = self.paging.get_root(root)
         if rc:
             return rc
-        rc = set_gdt(v, list(ctx.gdt_frames), ctx.gdt_ents) or \
-            set_ldt(v, ctx.ldt_base, ctx.ldt_ents)
-        if rc or any(v.debug.set(i, ctx.debugreg[i]) for i in (0, 1, 2, 3, 6, 7)):
+        rc = set_gdt(v, list(ctx.gdt_frames), ctx.gdt_ents)
+        if rc == 0:
+            rc = set_ldt(v, ctx.ldt_base, ctx.ldt_ents)
+            if rc == 0 and any(v.debug.set(i, ctx.debugreg[i]) for i in (0, 1, 2, 3, 6, 7)):
+                rc = -EINVAL
+            if rc:
+                set_ldt(v, 0, 0)
+                set_gdt(v, [], 0)
+                for i in (0, 1, 2, 3, 6, 7):
+                    v.debug.set(i, 0)
+        if rc:
             self.paging.put_root(root)
-            return rc or -EINVAL
+            return rc
         v.guest_table = root
         v.kernel_mode = True
         v.trap_ctxt = [(0, 0)] * 256

@@ -23,6 +23,7 @@ ports of its own (every domain here) then reads all ones, and its writes go nowh
 from typing import Optional
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+from capstone.x86_const import X86_OP_REG
 
 from shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
 from shadow.paging.x86 import is_canonical
@@ -97,6 +98,8 @@ def _emulate(vcpu, insn) -> bool:
     cpu = vcpu.cpu
     name = insn.mnemonic
     if name == 'mov' and len(insn.operands) == 2:
+        if any(op.type != X86_OP_REG for op in insn.operands):
+            return False              # a memory operand (a non-canonical store, say): #GP
         dst, src = (insn.reg_name(op.reg) for op in insn.operands)
         if src[:2] in ('cr', 'dr') and dst[:2] not in ('cr', 'dr'):
             cpu.set_reg(dst, _read_control(vcpu, src))

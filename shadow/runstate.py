@@ -9,8 +9,10 @@ policies, chosen per domain (../shared/references/runstate-area-translation.txt)
   not map the area (KPTI) misses that update: "failed to walk page-table va ..." is
   logged and the update skipped.
 - `registration`: the address is walked once, at registration, and the frame is held
-  with a reference; every update goes there, whatever tables are current. Re-registration
-  moves the reference; domain destruction drops it.
+  with a writable type reference (so it can never be a page table meanwhile); every
+  update goes there, whatever tables are current. Re-registration moves the reference;
+  domain destruction drops it. An each-switch update writes under a transient writable
+  reference, so it too never lands in a page table.
 
 VCPUOP_register_runstate_phys_area names the area by guest frame and offset (the
 interface the thread argues for): held the same way, under either policy, and while it is
@@ -45,9 +47,16 @@ class Runstate:
         info.state_entry_time = now
 
     # --- registration -------------------------------------------------------------------------
+    @property
+    def holder(self) -> str:
+        return f'runstate d{self.vcpu.domain.domid}v{self.vcpu.vcpu_id}'
+
     def _hold(self, maddr: Optional[int]) -> int:
+        """Hold the area's frame writable (it is written at every switch-in), dropping
+        the frame held before; a frame that is, or is pinned as, a page table or a
+        descriptor page is refused."""
         d = self.vcpu.domain
-        if maddr is not None and not d.types.get_page(maddr >> 12, d.domid):
+        if maddr is not None and d.types.get_writable_frame(maddr >> 12, d.domid, self.holder):
             return -EINVAL
         self._release()
         self.held = maddr
@@ -55,7 +64,7 @@ class Runstate:
 
     def _release(self) -> None:
         if self.held is not None:
-            self.vcpu.domain.types.put_page(self.held >> 12)
+            self.vcpu.domain.types.put_writable_frame(self.held >> 12, self.holder)
             self.held = None
 
     def register_va(self, caller, va: int) -> int:
@@ -111,6 +120,13 @@ class Runstate:
                       f'{self.va:#x} ({"kernel" if self.vcpu.kernel_mode else "user"} tables): '
                       'runstate update skipped')
                 return
+            if not d.types.write_frame(maddr, bytes(self.info), d.domid):
+                self.missed += 1
+                d.log(f'd{d.domid}v{self.vcpu.vcpu_id} runstate area at {self.va:#x} is in a '
+                      'frame that may not be written: runstate update skipped')
+                return
+            self.updates += 1
+            return
         else:
             return
         d.mem.write(maddr, bytes(self.info))

@@ -15,7 +15,7 @@ import struct
 
 from shadow.abi.xen import EINVAL, HYPERVISOR_VIRT_END
 from shadow.machine import PageType
-from shadow.paging.x86 import walk
+from shadow.paging.x86 import PFEC_USER, walk
 from shadow.xenspace import LDT_PAGES, LDT_SELECTOR, ldt_va
 
 _DPL3 = 3 << 45
@@ -45,12 +45,19 @@ def take_descriptor_page(d, mfn: int) -> bool:
 
 
 # --- the LDT ----------------------------------------------------------------------------------
+def ldt_args_ok(base: int, entries: int) -> bool:
+    """MMUEXT_SET_LDT's checks: page aligned, at most 8192 entries, a guest address."""
+    if not entries:
+        return True
+    return not base & 0xFFF and entries <= LDT_PAGES * 512 and \
+        (base < (1 << 47) or base >= HYPERVISOR_VIRT_END)
+
+
 def set_ldt(v, base: int, entries: int) -> int:
     """MMUEXT_SET_LDT: Xen's checks, then the new table (mapped as the CPU uses it)."""
     if not entries:
         base = 0                            # no LDT: the address is not looked at
-    if base & 0xFFF or entries > LDT_PAGES * 512 or \
-            not (base < (1 << 47) or base >= HYPERVISOR_VIRT_END):
+    if not ldt_args_ok(base, entries):
         return -EINVAL
     if (base, entries) != (v.ldt_base, v.ldt_ents):
         destroy_ldt(v)
@@ -86,6 +93,12 @@ def ldt_fault(v, va: int, error_code: int) -> bool:
     offset = va - ldt_va(v.vcpu_id)
     if not 0 <= offset < LDT_PAGES * 4096:
         return False
+    if error_code & PFEC_USER:
+        # An explicit access by the guest (its kernel runs at CPL3 too), not the CPU
+        # loading a descriptor: the area is the hypervisor's, supervisor-only, and Xen
+        # maps LDT pages only for implicit accesses. The guest gets its #PF, once.
+        v.inject_page_fault(va, error_code)
+        return True
     if offset >> 3 >= v.ldt_ents:
         v.inject_trap(13, offset & ~3)
         return True

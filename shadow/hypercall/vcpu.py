@@ -3,6 +3,7 @@ import struct
 
 from shadow.abi import xen
 from shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSYS
+from shadow.hypercall.sched import STIME_DELTA_MAX, s_time
 
 
 def do_vcpu_op(v, cmd, vcpuid, arg, *_):
@@ -34,7 +35,7 @@ def do_vcpu_op(v, cmd, vcpuid, arg, *_):
         op = v.read_struct(xen.vcpu_set_singleshot_timer, arg)
         if op.flags & xen.VCPU_SSHOTTMR_future and op.timeout_abs_ns < d.now_ns():
             return -xen.ETIME
-        target.singleshot = op.timeout_abs_ns
+        target.singleshot = max(0, s_time(op.timeout_abs_ns))     # a past deadline fires now
         d.update_time(target)
         d.reschedule()                    # the run loop counts toward the deadline
         return 0
@@ -43,7 +44,7 @@ def do_vcpu_op(v, cmd, vcpuid, arg, *_):
         return 0
     if cmd == xen.VCPUOP_set_periodic_timer:
         period = struct.unpack('<Q', v.copy_from_guest(arg, 8))[0]
-        if period < 1000:
+        if period < 1000 or period > STIME_DELTA_MAX:
             return -EINVAL
         target.periodic = (period, d.now_ns() + period)
         d.update_time(target)
