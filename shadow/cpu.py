@@ -66,6 +66,16 @@ class CpuError(Exception):
     """Unicorn refused to go on (an internal error, not a guest fault)."""
 
 
+class HypervisorError(CpuError):
+    """A Python exception raised by the hypervisor inside a CPU hook: a bug, reported as
+    an internal-error exit with its traceback in the Xen log."""
+
+    def __init__(self, exc: BaseException):
+        import traceback
+        super().__init__(f'hypervisor error: {type(exc).__name__}: {exc}')
+        self.traceback = ''.join(traceback.format_exception(exc))
+
+
 class PhysicalCpu:
     def __init__(self, mem: MachineMemory):
         self.mem = mem
@@ -371,6 +381,10 @@ class PhysicalCpu:
             self.uc.emu_start(rip, NEVER, timeout_us, count)
         except UcError as exc:
             raise CpuError(str(exc)) from exc
+        except Exception as exc:
+            # The binding re-raises here what a hook raised. No guest input should get
+            # this far; if one does, the run ends with an internal error, not a traceback.
+            raise HypervisorError(exc) from exc
         return self._stopped
 
     def stop(self) -> None:

@@ -6,7 +6,7 @@ from typing import Callable, List, Optional
 
 from shadow.abi import xen
 from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
-from shadow.cpu import CpuError, PhysicalCpu, RFLAGS_IF
+from shadow.cpu import CpuError, HypervisorError, PhysicalCpu, RFLAGS_IF
 from shadow.debugregs import breakpoint_addr_ok
 from shadow.exits import Exit, ExitReason
 from shadow.hypercall import HypercallTable, default_handlers
@@ -482,7 +482,7 @@ class Domain:
             try:
                 cpu.run(start, count=budget, timeout_us=int(left * 1e6) if timeout else 0)
             except CpuError as exc:
-                return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
+                return self._cpu_error(exc)
             if v.exit is not None:
                 return v.exit
             if v.pending_step is None:
@@ -509,6 +509,12 @@ class Domain:
         return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',
                     registers=cpu.dump())
 
+    def _cpu_error(self, exc: CpuError) -> Exit:
+        if isinstance(exc, HypervisorError):
+            self.stats['hypervisor_errors'] += 1
+            self.log(exc.traceback)
+        return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=self.cpu.dump())
+
     def _finish_steps(self, v: VCpu) -> None:
         """What a hook stopped the CPU for: a page-table store to single-step, or an
         instruction a data breakpoint caught halfway."""
@@ -517,7 +523,11 @@ class Domain:
             if isinstance(req, WatchHit):
                 req.hooks.finish(req)
                 continue
-            refused = single_step(self, v, req, self.scratch_mfn)
+            try:
+                refused = single_step(self, v, req, self.scratch_mfn)
+            except CpuError as exc:
+                v.exit = self._cpu_error(exc)
+                return
             if refused and v.exit is None:
                 self.log(f'emulated page-table write refused: {refused}')
                 v.inject_page_fault(req.va, req.error_code)
@@ -564,7 +574,7 @@ class Domain:
             try:
                 cpu.run(cpu.rip, count=count, timeout_us=int(left * 1e6) if timeout else 0)
             except CpuError as exc:
-                return Exit(ExitReason.INTERNAL_ERROR, message=str(exc), registers=cpu.dump())
+                return self._cpu_error(exc)
             self.virtual_time += count if count and not self._reschedule else 1
             if v.exit is not None:
                 return v.exit

@@ -45,6 +45,10 @@ _UPCALL_MASK = xen.vcpu_info.evtchn_upcall_mask.offset
 _CR2 = xen.vcpu_info.cr2.offset
 
 
+_ARG_REGS = ('rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')
+PREEMPT_CHUNK = 512                       # items a list hypercall does between preemptions
+
+
 class GuestFault(Exception):
     """A hypervisor access to guest memory failed (the hypercall returns -EFAULT)."""
 
@@ -103,6 +107,7 @@ class VCpu:
         self.runstate = Runstate(self, 0)
         self.emulate_once = False         # the listener asked to let the next access through
         self.emulator = PtWriteEmulator(self)
+        self.continuation = None          # (hypercall nr, args) the guest will re-issue
 
     # --- vcpu_info ----------------------------------------------------------------------------
     @property
@@ -432,7 +437,24 @@ class VCpu:
         if rc is not NO_RETURN:
             # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
             cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
+        elif self.continuation is not None:
+            nr, args = self.continuation
+            self.continuation = None
+            cpu.set_regs(rax=nr, **dict(zip(_ARG_REGS, args)))
+            cpu.rip = cpu.rip - 2             # the syscall runs again: the CPU gets a turn
         self.check_events()
+
+    # --- preemption ---------------------------------------------------------------------------
+    def preempt_check(self, done: int) -> bool:
+        """hypercall_preempt_check: a long hypercall gives the CPU back (and so the run's
+        watchdog its chance) after every PREEMPT_CHUNK items, as a continuation."""
+        return done > 0 and done % PREEMPT_CHUNK == 0
+
+    def create_continuation(self, nr: int, *args):
+        """hypercall_create_continuation: the guest re-executes the syscall with these
+        arguments in rdi, rsi, rdx, r10, r8, r9."""
+        self.continuation = (nr, args)
+        return NO_RETURN
 
     def next_deadline(self):
         deadlines = [t for t in (self.singleshot, self.poll_deadline,

@@ -200,6 +200,7 @@ XENMEM_access_op = 21
 XENMAPSPACE_shared_info, XENMAPSPACE_grant_table, XENMAPSPACE_gmfn = 0, 1, 2
 XENMAPSPACE_gmfn_range, XENMAPSPACE_gmfn_foreign = 3, 4
 MEMOP_CMD_MASK = 0x3F  # the sub-op lives in the low bits; the rest is a continuation start
+MEMOP_EXTENT_SHIFT = 6
 
 # --- arch-x86/xen-x86_64.h: selectors and the hypervisor's virtual area --------------------
 FLAT_RING3_CS32 = 0xE023

@@ -13,6 +13,7 @@ import struct
 
 from shadow.abi import xen
 from shadow.abi.xen import EACCES, ENOSYS, EPERM, ESRCH
+from shadow.vcpu import GuestFault
 
 _PFN = struct.Struct('<Q')
 
@@ -61,11 +62,16 @@ def do_memory_op(v, cmd, arg, *_):
         res = v.read_struct(xen.xen_memory_reservation, arg)
         if not _target_ok(v, res.domid):
             return -EPERM
-        if res.extent_order != 0:
+        if res.extent_order != 0 or start >= res.nr_extents:
             return start
+
+        def resume(i):
+            """The rest from extent i, as Xen encodes it: the start in cmd's high bits."""
+            return v.create_continuation(xen.HYPERVISOR_memory_op,
+                                         op | i << xen.MEMOP_EXTENT_SHIFT, arg)
         if op == xen.XENMEM_decrease_reservation:
-            return _decrease(v, res, start)
-        return _increase(v, res, start, populate=op == xen.XENMEM_populate_physmap)
+            return _decrease(v, res, start, resume)
+        return _increase(v, res, start, op == xen.XENMEM_populate_physmap, resume)
     return -ENOSYS
 
 
@@ -82,11 +88,22 @@ def _memory_map(v, arg):
     return 0
 
 
-def _increase(v, res, start, populate):
+def _increase(v, res, start, populate, resume):
+    """increase_reservation / populate_physmap: returns the extents done (Xen's nr_done).
+    An extent slot that cannot be read (populate) or written (the new MFN) stops the
+    call before that extent's frame is allocated, so nothing is charged for it."""
     d = v.domain
     for i in range(start, res.nr_extents):
+        if v.preempt_check(i - start):
+            return resume(i)
         slot = res.extent_start + i * 8
-        gpfn = _PFN.unpack(v.copy_from_guest(slot, 8))[0] if populate else None
+        try:
+            gpfn = _PFN.unpack(v.copy_from_guest(slot, 8))[0] if populate else None
+            if res.extent_start:
+                v.translate(slot, write=True)     # the MFN can be written back
+                v.translate(slot + 7, write=True)
+        except GuestFault:
+            return i
         if populate and (gpfn >= d.max_pages * 4 or d.pfn_valid(gpfn)):
             return i
         mfn = d.alloc_frame()
@@ -95,14 +112,22 @@ def _increase(v, res, start, populate):
         if populate:
             d.set_p2m(gpfn, mfn)
         if res.extent_start:
-            v.copy_to_guest(slot, _PFN.pack(mfn))
+            try:
+                v.copy_to_guest(slot, _PFN.pack(mfn))
+            except GuestFault:
+                return i                  # as Xen: the frame stays the domain's
     return res.nr_extents
 
 
-def _decrease(v, res, start):
+def _decrease(v, res, start, resume):
     d = v.domain
     for i in range(start, res.nr_extents):
-        mfn = _PFN.unpack(v.copy_from_guest(res.extent_start + i * 8, 8))[0]
+        if v.preempt_check(i - start):
+            return resume(i)
+        try:
+            mfn = _PFN.unpack(v.copy_from_guest(res.extent_start + i * 8, 8))[0]
+        except GuestFault:
+            return i
         if d.release_frame(mfn):
             return i
     return res.nr_extents

@@ -8,25 +8,55 @@ import struct
 from shadow.abi import xen
 from shadow.abi.xen import EINVAL, ENOSYS, ESRCH
 from shadow.segments import set_ldt
+from shadow.vcpu import GuestFault
+
+
+def guest_addr_ok(va: int) -> bool:
+    """Xen's __addr_ok for a 64-bit PV guest: below the canonical hole, or above the
+    hypervisor's area."""
+    return va < 1 << 47 or xen.HYPERVISOR_VIRT_END <= va < 1 << 64
 
 MMU_UPDATE_PREEMPTED = 1 << 31
 _MMU_UPDATE_SIZE = xen.mmu_update.size()
 _MMUEXT_OP_SIZE = xen.mmuext_op.size()
 
 
-def _report_done(v, pdone, done):
+def _start_done(v, count, pdone) -> tuple:
+    """(count, done so far): a continuation carries the count left with
+    MMU_UPDATE_PREEMPTED and the count done so far in *pdone."""
+    if not count & MMU_UPDATE_PREEMPTED:
+        return count, 0
+    done = 0
     if pdone:
-        v.copy_to_guest(pdone, struct.pack('<I', done))
+        try:
+            done = struct.unpack('<I', v.copy_from_guest(pdone, 4))[0]
+        except GuestFault:
+            pass                          # Xen ignores a failed read of the count too
+    return count & ~MMU_UPDATE_PREEMPTED & 0xFFFFFFFF, done
+
+
+def _report_done(v, pdone, done):
+    """The count done goes back through pdone; as in Xen, a failed copy is ignored (the
+    updates stand and the hypercall's own result is returned)."""
+    if pdone:
+        try:
+            v.copy_to_guest(pdone, struct.pack('<I', done & 0xFFFFFFFF))
+        except GuestFault:
+            pass
 
 
 def do_mmu_update(v, ureqs, count, pdone, foreigndom, *_):
     if not v.domid_ok(foreigndom):
         return -ESRCH
-    count &= ~MMU_UPDATE_PREEMPTED
+    count, done = _start_done(v, count, pdone)
     paging = v.domain.paging
     rc = 0
-    done = 0
+    i = 0
     for i in range(count):
+        if v.preempt_check(i):
+            _report_done(v, pdone, done + i)
+            return v.create_continuation(xen.HYPERVISOR_mmu_update, ureqs + i * _MMU_UPDATE_SIZE,
+                                         (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom)
         req = v.read_struct(xen.mmu_update, ureqs + i * _MMU_UPDATE_SIZE)
         cmd = req.ptr & 7
         if cmd in (xen.MMU_NORMAL_PT_UPDATE, xen.MMU_PT_UPDATE_PRESERVE_AD):
@@ -38,12 +68,15 @@ def do_mmu_update(v, ureqs, count, pdone, foreigndom, *_):
             rc = -ENOSYS
         if rc:
             break
-        done += 1
-    _report_done(v, pdone, done)
+    else:
+        i = count
+    _report_done(v, pdone, done + i)
     return rc
 
 
 def do_update_va_mapping(v, va, val, flags, *_):
+    if not guest_addr_ok(va):
+        return -EINVAL                    # __addr_ok: non-canonical, or the hypervisor's
     paging = v.domain.paging
     rc = paging.update_va_mapping(v.current_table(), va, val)
     if rc:
@@ -59,16 +92,21 @@ def do_update_va_mapping(v, va, val, flags, *_):
 def do_mmuext_op(v, uops, count, pdone, foreigndom, *_):
     if not v.domid_ok(foreigndom):
         return -ESRCH
-    count &= ~MMU_UPDATE_PREEMPTED
+    count, done = _start_done(v, count, pdone)
     rc = 0
-    done = 0
+    i = 0
     for i in range(count):
+        if v.preempt_check(i):
+            _report_done(v, pdone, done + i)
+            return v.create_continuation(xen.HYPERVISOR_mmuext_op, uops + i * _MMUEXT_OP_SIZE,
+                                         (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom)
         op = v.read_struct(xen.mmuext_op, uops + i * _MMUEXT_OP_SIZE)
         rc = mmuext_one(v, op)
         if rc:
             break
-        done += 1
-    _report_done(v, pdone, done)
+    else:
+        i = count
+    _report_done(v, pdone, done + i)
     return rc
 
 

@@ -1,19 +1,36 @@
 """HYPERVISOR_multicall: a batch of hypercalls, each result written back to its entry."""
 from shadow.abi import xen
 from shadow.abi.xen import EINVAL
+from shadow.vcpu import NO_RETURN
 
 _ENTRY_SIZE = xen.multicall_entry.size()
 _NOT_IN_MULTICALL = (xen.HYPERVISOR_iret, xen.HYPERVISOR_multicall)
 
 
 def do_multicall(v, call_list, nr_calls, *_):
+    """Each entry's result is written back as it completes. A long batch is preempted
+    between entries, and an entry that itself needs a continuation has its arguments
+    rewritten in place, so the batch resumes at that entry (Xen's do_multicall)."""
+    nr_calls &= 0xFFFFFFFF
     for i in range(nr_calls):
         va = call_list + i * _ENTRY_SIZE
+        if v.preempt_check(i):
+            return v.create_continuation(xen.HYPERVISOR_multicall, va, nr_calls - i)
         entry = v.read_struct(xen.multicall_entry, va)
         if entry.op in _NOT_IN_MULTICALL:
             result = -EINVAL
         else:
             result = v.hypercalls.call(v, entry.op, tuple(entry.args))
+        if v.continuation is not None:
+            nr, args = v.continuation
+            v.continuation = None
+            entry.op = nr
+            for n, arg in enumerate(args):
+                entry.args[n] = arg & 0xFFFFFFFFFFFFFFFF
+            v.copy_to_guest(va, bytes(entry))
+            return v.create_continuation(xen.HYPERVISOR_multicall, va, nr_calls - i)
+        if result is NO_RETURN:
+            result = 0
         entry.result = result & 0xFFFFFFFFFFFFFFFF
         v.copy_to_guest(va + xen.multicall_entry.result.offset,
                         entry.result.to_bytes(8, 'little'))
