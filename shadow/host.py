@@ -37,5 +37,12 @@ class Host:
         d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
                    self.scratch_mfn, paging=paging, shadow_pool_pages=shadow_pool_pages,
                    audit=audit, vm_event_ring=vm_event_ring)
+        d.host = self
         self.domains[domid] = d
         return d
+
+    def audit_frames(self):
+        """The frame ledger's audit over every domain here (shadow.ledger): [] when every
+        reference on every frame has a holder and no frame crosses an owner."""
+        from shadow.ledger import audit_frames
+        return audit_frames(self.frames, self.types, self.domains.values())

@@ -22,3 +22,20 @@ def gnu_toolchain(what):
     if not cc or not ld:
         pytest.skip(f'no GNU toolchain (cc and ld) on this machine to build {what}')
     return cc, ld
+
+
+@pytest.fixture(autouse=True)
+def frame_ledger_after_every_run(monkeypatch):
+    """Every domain run in the suite ends with the frame-ledger audit (shadow.ledger) over
+    its whole host: a reference without a holder, a frame referenced across owners or a
+    writable page table fails the test that ran it, whatever that test checks itself."""
+    from shadow.domain import Domain
+    run = Domain.run
+
+    def audited_run(self, *args, **kwargs):
+        exit_ = run(self, *args, **kwargs)
+        problems = self.host.audit_frames()
+        assert not problems, 'frame ledger after the run:\n' + '\n'.join(problems[:20])
+        assert not self.stats['hypervisor_errors'], '\n'.join(self.xen_log[-3:])
+        return exit_
+    monkeypatch.setattr(Domain, 'run', audited_run)
