@@ -18,7 +18,8 @@ KERNELS = [name for name in kernel_names() if not _needs_a_harness(name)]
 def test_the_kernel_set_is_the_one_the_issues_ask_for():
     assert {'hello', 'exceptions', 'pagetables', 'usermode', 'balloon', 'refused', 'hypercalls',
             'compute', 'ptwrite', 'accessdirty', 'remap', 'sharedl1', 'ptreuse',
-            'events', 'cpustate', 'timers', 'gdt', 'debugregs', 'startofday', 'privop', 'ldt'} <= set(KERNELS)
+            'events', 'cpustate', 'timers', 'gdt', 'debugregs', 'startofday', 'privop', 'ldt',
+            'isolation'} <= set(KERNELS)
 
 
 @pytest.mark.parametrize('paging', ['direct', 'shadow'])
