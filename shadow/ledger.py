@@ -12,6 +12,7 @@ isolation rules hold: no guest can reach, through its tables or the hypervisor's
 a frame it does not own, and no page table is writable. (Xen's own audit_domains,
 without its locks.)
 """
+from array import array
 from collections import defaultdict
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
@@ -76,48 +77,97 @@ def _table_refs(refs, mem, table: int, level: int, domid: int) -> None:
 
 
 def audit_frames(frames, types, domains) -> List[str]:
-    """Every way the frame table disagrees with the ledger, as sentences."""
+    """Every way the frame table disagrees with the ledger, as sentences. The counts are
+    recomputed into flat arrays and compared whole; only frames that disagree are looked
+    at one by one (with their holders named), so the audit is cheap enough to run after
+    every hypercall."""
     domains = list(domains)
-    by_id = {d.domid: d for d in domains}
-    refs = frame_ledger(frames, types, domains)
+    n = frames.nr_frames
+    owner = frames.owner
+    count = array('I', iter(frames.allocated))      # the allocation references
+    type_count = array('I', bytes(4 * n))
+    claimed: Dict[int, set] = defaultdict(set)        # mfn -> types referenced as
     problems: List[str] = []
-    for mfn, held in refs.items():
-        if not frames.is_valid(mfn):
-            problems.append(f'{held[0].holder} names mfn {mfn:#x}, past the end of memory')
-    for mfn in sorted(set(in_use(frames)) | {m for m in refs if frames.is_valid(m)}):
-        held = refs.get(mfn, ())
-        owner, count, type_count = frames.owner[mfn], frames.count[mfn], frames.type_count[mfn]
-        at = f'mfn {mfn:#x} (owner {_owner(owner)}, type {PageType(frames.type[mfn]).name})'
-        if not held:
-            if count or type_count:
-                problems.append(f'{at}: refcount {count}, type count {type_count}, '
-                                'but nothing holds a reference')
-            elif owner != DOMID_INVALID:
-                problems.append(f'{at}: free but still owned')
+
+    def take(mfn: int, domid: int, ptype, holder) -> None:
+        if not 0 <= mfn < n:
+            problems.append(f'{holder()} names mfn {mfn:#x}, past the end of memory')
+            return
+        count[mfn] += 1
+        if owner[mfn] != domid:
+            problems.append(f'{_at(frames, mfn)}: referenced on behalf of d{domid} by {holder()}')
+        if ptype is not None:
+            type_count[mfn] += 1
+            claimed[mfn].add(ptype)
+
+    mem = types.mem
+    for mfn in in_use(frames):
+        ptype = frames.type[mfn]
+        if frames.pinned[mfn]:
+            take(mfn, owner[mfn], PageType(ptype), lambda: 'a pin')
+        if not frames.type_count[mfn] or ptype not in _LEVEL:
             continue
-        if count != len(held):
-            problems.append(f'{at}: refcount {count}, held by {len(held)}: {_names(held)}')
-        typed = [r for r in held if r.ptype is not None]
-        if type_count != len(typed):
-            problems.append(f'{at}: type count {type_count}, type references held by '
-                            f'{len(typed)}: {_names(typed)}')
-        wrong = [r for r in typed if r.ptype != frames.type[mfn]]
-        if wrong:
-            problems.append(f'{at}: {_names(wrong)} hold {wrong[0].ptype.name} references')
-        crossing = [r for r in held if r.domid != owner]
-        if crossing:
-            problems.append(f'{at}: referenced on behalf of another domain by {_names(crossing)}')
-        if owner == DOMID_XEN:
-            if len(held) != 1 or held[0].holder != 'allocation':
-                problems.append(f'{at}: a hypervisor frame referenced by {_names(held)}')
-        elif owner not in by_id:
-            problems.append(f'{at}: owned by no domain on this host')
-        if frames.type[mfn] in PT_TYPES and type_count and \
-                any(r.ptype == PageType.WRITABLE for r in held):
-            problems.append(f'{at}: a page table with a writable reference')
+        level, domid = _LEVEL[ptype], owner[mfn]
+        below = _BELOW.get(level)
+        for index, entry in enumerate(mem.frame_u64s(mfn)):
+            if not entry & _PAGE_PRESENT or (level == 4 and not is_guest_l4_slot(index)):
+                continue
+            target = pte_mfn(entry)
+            typed = below if level > 1 else PageType.WRITABLE if entry & _PAGE_RW else None
+            if 0 <= target < n and owner[target] == domid:
+                count[target] += 1           # the common case, without a call
+                if typed is not None:
+                    type_count[target] += 1
+                    claimed[target].add(typed)
+            else:
+                take(target, domid, typed, lambda: f'L{level} table {mfn:#x} entry {index}')
+    for mfn, holders in types.holds.items():
+        for holder, times in holders.items():
+            for _ in range(times):
+                take(mfn, owner[mfn] if 0 <= mfn < n else -1, PageType.WRITABLE, lambda: holder)
+    for d in domains:
+        for v in d.vcpus:
+            name = f'd{d.domid}v{v.vcpu_id}'
+            for root in (v.guest_table, v.guest_table_user):
+                if root:
+                    take(root, d.domid, PageType.L4, lambda: f'{name} root')
+            for mfn in list(v.gdt_frames) + list(v.ldt_frames.values()):
+                take(mfn, d.domid, PageType.SEG_DESC, lambda: f'{name} GDT/LDT')
+    if count != frames.count or type_count != frames.type_count:
+        ledger = frame_ledger(frames, types, domains)
+        for mfn, (want, have, want_t, have_t) in enumerate(zip(
+                count, frames.count, type_count, frames.type_count)):
+            if want != have or want_t != have_t:
+                held = ledger.get(mfn, ())
+                problems.append(f'{_at(frames, mfn)}: refcount {have}, type count {have_t}; '
+                                f'held by {want} ({_names(held) or "nothing"}), '
+                                f'{want_t} of them typed')
+    for mfn, kinds in claimed.items():
+        if kinds != {frames.type[mfn]}:
+            problems.append(f'{_at(frames, mfn)}: referenced as '
+                            f'{", ".join(sorted(k.name for k in kinds))}')
+        elif frames.type[mfn] in PT_TYPES and PageType.WRITABLE in kinds:
+            problems.append(f'{_at(frames, mfn)}: a page table with a writable reference')
+    by_id = {d.domid for d in domains}
+    for mfn, (who, refs, allocated) in enumerate(zip(owner, frames.count, frames.allocated)):
+        if who == DOMID_INVALID:
+            continue
+        if not refs:
+            problems.append(f'{_at(frames, mfn)}: free but still owned')
+        elif who == DOMID_XEN:
+            if refs != 1 or not allocated or frames.type_count[mfn]:
+                problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
+                                f'type count {frames.type_count[mfn]}')
+        elif who not in by_id:
+            problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
         problems.extend(_domain_accounts(d, frames))
     return problems
+
+
+def _at(frames, mfn: int) -> str:
+    return f'mfn {mfn:#x} (owner {_owner(frames.owner[mfn])}, ' \
+        f'type {PageType(frames.type[mfn]).name})'
 
 
 def _domain_accounts(d, frames) -> List[str]:
