@@ -20,8 +20,9 @@ def read_virtual(d, va: int, size: int) -> bytes:
 
 
 def write_virtual(d, va: int, data: bytes) -> None:
-    """A debugger's write: through the guest's tables, refused for page tables and frames
-    the domain does not own (those change only through the hypervisor's rules)."""
+    """A debugger's write: through the guest's tables, under a transient writable
+    reference, so refused for page tables, descriptor pages and frames the domain does
+    not own (those change only through the hypervisor's rules)."""
     v = d.running_vcpu()
     pos = 0
     while pos < len(data):
@@ -29,9 +30,9 @@ def write_virtual(d, va: int, data: bytes) -> None:
         gw = walk(d.mem.read_u64, v.current_table(), va + pos)
         if not gw.ok:
             raise GuestFault(f'{va + pos:#x}: {gw.reason}')
-        if d.frames.owner[gw.mfn] != d.domid or d.paging.table_level(gw.mfn) is not None:
-            raise GuestFault(f'{va + pos:#x} is a page table or not the domain\'s')
-        d.mem.write(gw.maddr, data[pos:pos + chunk])
+        if not d.types.write_frame(gw.maddr, data[pos:pos + chunk], d.domid):
+            raise GuestFault(f'{va + pos:#x} is a page table, a descriptor page or not the '
+                             'domain\'s')
         pos += chunk
     d.cpu.flush_code_cache()
 

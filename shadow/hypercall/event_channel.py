@@ -40,6 +40,8 @@ def do_event_channel_op(v, cmd, arg, *_):
         op = v.read_struct(xen.evtchn_status, arg)
         if not v.domid_ok(op.dom):
             return -xen.ESRCH
+        if not ec.port_is_valid(op.port):
+            return -xen.EINVAL            # Xen's port_is_valid
         port = ec.ports.get(op.port)
         if port is None:
             op.status, op.vcpu, op.u = xen.EVTCHNSTAT_closed, 0, 0
