@@ -4,6 +4,7 @@ these (and Domain's breakpoint/trace API); none of them touches the CPU directly
 from typing import List
 
 from shadow.abi.xen import ACCESS_NAMES, DOMID_XEN
+from shadow.ledger import frame_ledger
 from shadow.machine import PageType
 from shadow.paging.x86 import (LEVEL_NAMES, PFEC_INSN, PFEC_WRITE, _PAGE_NX, _PAGE_PRESENT,
                                _PAGE_RW, flags_str, pte_mfn, table_index, walk)
@@ -107,6 +108,10 @@ def frame_report(d, mfn: int) -> List[str]:
     if owner == d.domid:
         pfn = d.pfn_of.get(mfn)
         lines.append(f'  pfn {pfn:#x}' if pfn is not None else '  not in the physmap')
+    held = frame_ledger(frames, d.types, d.host.domains.values()).get(mfn, ())
+    if held:
+        lines.append('  held by: ' + ', '.join(
+            r.holder + (f' ({r.ptype.name})' if r.ptype is not None else '') for r in held))
     if d.mem_access is not None:
         lines.append(f'  access {ACCESS_NAMES[d.mem_access.get(mfn)]}'
                      f'{"" if mfn in d.mem_access.tracker else " (the default)"}')

@@ -1,0 +1,58 @@
+"""The frame ledger sees what it promises to see: each kind of broken bookkeeping planted
+in a freshly built domain comes back as a problem naming the frame."""
+from collections import Counter
+
+import pytest
+
+from shadow.host import Host
+from shadow.ledger import frame_ledger
+from shadow.machine import PageType
+from tests.hostile import RW, Guest
+
+
+@pytest.fixture
+def guest():
+    return Guest(Host(32), 'direct')
+
+
+def _problems(g):
+    return g.host.audit_frames()
+
+
+def test_a_freshly_built_domain_has_a_clean_ledger(guest):
+    assert _problems(guest) == []
+
+
+def test_a_reference_nobody_holds_is_reported(guest):
+    mfn = guest.mfn(guest.unmapped_pfn())
+    guest.d.frames.count[mfn] += 1
+    assert any(f'mfn {mfn:#x}' in p and 'refcount 2' in p for p in _problems(guest))
+
+
+def test_a_pte_written_behind_validation_is_reported(guest):
+    l1 = guest.d.p2m[guest.layout.pfn(guest.layout.page_tables) + 3]
+    guest.d.mem.write_u64((l1 << 12) + 511 * 8, 0 << 12 | RW)      # mfn 0: the hypervisor's
+    problems = _problems(guest)
+    assert any('mfn 0x0 ' in p and 'on behalf of d' in p for p in problems)
+
+
+def test_a_writable_reference_on_a_page_table_is_reported(guest):
+    l1 = guest.d.p2m[guest.layout.pfn(guest.layout.page_tables) + 3]
+    guest.d.types.holds.setdefault(l1, Counter())['planted'] += 1
+    guest.d.frames.count[l1] += 1
+    guest.d.frames.type_count[l1] += 1
+    assert any('referenced as' in p for p in _problems(guest))
+
+
+def test_tot_pages_that_do_not_add_up_are_reported(guest):
+    guest.d.tot_pages -= 1
+    assert any('tot_pages' in p for p in _problems(guest))
+
+
+def test_the_ledger_names_every_holder_of_a_frame(guest):
+    d = guest.d
+    holders = [r.holder for r in frame_ledger(d.frames, d.types, [d])[d.shared_info_mfn]]
+    assert holders == ['allocation', 'shared_info']
+    root = [r for r in frame_ledger(d.frames, d.types, [d])[d.vcpus[0].guest_table]]
+    assert {r.ptype for r in root} == {None, PageType.L4}
+    assert 'd1v0 guest_table' in [r.holder for r in root]
