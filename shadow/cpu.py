@@ -94,6 +94,9 @@ class PhysicalCpu:
         uc.hook_add(UC_HOOK_INSN, self._on_port_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_port_out, None, 1, 0, x86.UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        # The CPU as it comes out of reset into long mode, at CPL0: every vCPU's first
+        # entry starts from it (the previous vCPU may have left the CPU at CPL3).
+        self._reset_state = uc.context_save()
 
     # --- set-up -------------------------------------------------------------------------
     def _init_exception_state(self):
@@ -341,6 +344,11 @@ class PhysicalCpu:
         values['cs'] = self.uc.reg_read(x86.UC_X86_REG_CS)
         values['ss'] = self.uc.reg_read(x86.UC_X86_REG_SS)
         return values
+
+    def reset(self) -> None:
+        """Back to the state after power-on (long mode, CPL0, nothing loaded)."""
+        self.uc.context_restore(self._reset_state)
+        self.flush_tlb()
 
     def save_state(self):
         """The whole CPU state, to undo an emulated instruction."""

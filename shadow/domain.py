@@ -29,11 +29,20 @@ def stopped_early(cpu, timeout, began) -> bool:
     return not timeout or time.monotonic() - began < timeout * 0.99
 
 
+class Clock:
+    """Virtual time in instructions scheduled: one per host, shared by its domains."""
+    __slots__ = ('instructions',)
+
+    def __init__(self):
+        self.instructions = 0
+
+
 class Domain:
     def __init__(self, domid: int, mem: MachineMemory, frames: FrameTable, types: PageTypes,
                  xenspace: XenSpace, cpu: PhysicalCpu, max_pages: int, scratch_mfn: int,
                  paging: str = 'direct', shadow_pool_pages: int = DEFAULT_POOL_PAGES,
-                 audit: bool = False, vm_event_ring: bool = False, max_vcpus: int = 4):
+                 audit: bool = False, vm_event_ring: bool = False, max_vcpus: int = 4,
+                 clock=None):
         self.domid = domid
         self.mem = mem
         self.frames = frames
@@ -71,7 +80,9 @@ class Domain:
         # shared_info: the guest finds it through start_info.shared_info.
         self.shared_info_mfn = self.alloc_xenheap_frame('shared_info')
         self.runstate_policy = 'each-switch'      # or 'registration' (shadow.runstate)
-        self.virtual_time = 0                       # instructions scheduled: the clock
+        self.clock = clock if clock is not None else Clock()   # the host's, when shared
+        self.ended: Optional[Exit] = None     # how the domain ended (on a multi-domain host)
+        self.pause_count = 0                  # XEN_DOMCTL_pausedomain nests
         self.slice = SLICE
         self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
         for v in self.vcpus:
@@ -252,6 +263,14 @@ class Domain:
     def timers_armed(self) -> bool:
         return any(v.next_deadline() is not None for v in self.vcpus if v.online)
 
+    @property
+    def virtual_time(self) -> int:
+        return self.clock.instructions
+
+    @virtual_time.setter
+    def virtual_time(self, value: int) -> None:
+        self.clock.instructions = value
+
     def now_ns(self) -> int:
         return self.virtual_time * xen.NS_PER_INSTRUCTION
 
@@ -265,8 +284,10 @@ class Domain:
         self.mem.write(base, struct.pack('<I', (version + 2) & 0xFFFFFFFF))
 
     def block(self, v: VCpu) -> None:
+        host = getattr(self, 'host', None)
         if self.timers_armed() or any(o is not v and o.online and not o.blocked
-                                      for o in self.vcpus):
+                                      for o in self.vcpus) or \
+                (host is not None and host.scheduling and host.others_may_wake(v)):
             v.blocked = True                  # another vCPU can run meanwhile
             v.runstate.change(xen.RUNSTATE_blocked, self.virtual_time)
             return self.reschedule()
@@ -372,6 +393,26 @@ class Domain:
         v.runstate.change(xen.RUNSTATE_running, now)
         v.runstate.update()
 
+    def first_entry(self, v: VCpu) -> int:
+        """vCPU 0's first entry, from the CPU's reset state (another domain's vCPU may
+        have left it at CPL3): the iret frame to start_info's entry point on the
+        hypervisor stack; returns the trampoline address to start at."""
+        cpu = self.cpu
+        current = cpu.guest
+        if current is not None and current is not v and current.entered:
+            current.saved_state = cpu.save_state()
+            current.unload_watches()
+        cpu.reset()
+        cpu.guest = v
+        self._load_gdt(v)
+        v.load_watches(cpu)
+        rip, rsp, rsi = self.entry
+        cpu.set_regs(rsi=rsi, rsp=self.xen.iret_frame_to(rip, rsp, RFLAGS_IF | 2))
+        v.load_cr3()
+        v.entered = True
+        v.runstate.change(xen.RUNSTATE_running, self.virtual_time)
+        return TRAMPOLINE_VA
+
     def _load_gdt(self, v: VCpu) -> None:
         if self.xen.install_gdt(v):
             self.flush_tlb()
@@ -456,20 +497,16 @@ class Domain:
             return self._run_scheduled(budget, timeout)
         v = self.vcpus[0]
         cpu = self.cpu
-        cpu.guest = v
-        self._load_gdt(v)
-        v.load_watches(cpu)
         v.exit = None
         if v.paused_for_event:
             return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is paused '
                         'waiting for a vm_event response')
         if not v.entered:
-            rip, rsp, rsi = self.entry
-            cpu.set_regs(rsi=rsi, rsp=self.xen.iret_frame_to(rip, rsp, RFLAGS_IF | 2))
-            v.load_cr3()
-            v.entered = True
-            start = TRAMPOLINE_VA
+            start = self.first_entry(v)
         else:
+            cpu.guest = v
+            self._load_gdt(v)
+            v.load_watches(cpu)
             start = cpu.rip
         if start in self.breakpoints:
             self.skip_breakpoint = start        # continuing from a breakpoint stop
@@ -533,51 +570,10 @@ class Domain:
                 v.inject_page_fault(req.va, req.error_code)
 
     def _run_scheduled(self, budget: int, timeout: Optional[float]) -> Exit:
-        """More than one vCPU: round-robin slices of `slice` instructions each."""
-        cpu = self.cpu
-        began = time.monotonic()
-        while True:
-            for v in self.vcpus:
-                if v.online:
-                    v.fire_timers(self.now_ns())
-            runnable = [v for v in self.vcpus if v.online and not v.blocked]
-            if not runnable:
-                deadlines = [v.next_deadline() for v in self.vcpus if v.online]
-                deadlines = [t for t in deadlines if t is not None]
-                if not deadlines:
-                    return Exit(ExitReason.HALT, message=f'd{self.domid}: every vCPU is '
-                                'blocked or offline')
-                # idle: time jumps to the next deadline
-                self.virtual_time = max(self.virtual_time,
-                                        -(-min(deadlines) // xen.NS_PER_INSTRUCTION))
-                continue
-            for v in runnable:
-                if v.paused_for_event:
-                    return Exit(ExitReason.VM_EVENT, message=f'd{self.domid}v{v.vcpu_id} is '
-                                'paused waiting for a vm_event response')
-            # round robin: the next runnable vCPU after the one that ran last
-            last = runnable.index(cpu.guest) if cpu.guest in runnable else -1
-            self._switch_to(runnable[(last + 1) % len(runnable)])
-            v = cpu.guest
-            v.exit = None
-            self._reschedule = False
-            v.check_events()                  # a vCPU woken by an event takes it now
-            count = self.slice if len(runnable) > 1 else budget
-            deadline = v.next_deadline() if v.online else None
-            if deadline is not None:
-                until = max(1, deadline // xen.NS_PER_INSTRUCTION - self.virtual_time)
-                count = min(count, until) if count else until
-            left = timeout - (time.monotonic() - began) if timeout else 0
-            if timeout and left <= 0:
-                return Exit(ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
-                            registers=cpu.dump())
-            try:
-                cpu.run(cpu.rip, count=count, timeout_us=int(left * 1e6) if timeout else 0)
-            except CpuError as exc:
-                return self._cpu_error(exc)
-            self.virtual_time += count if count and not self._reschedule else 1
-            if v.exit is not None:
-                return v.exit
-            self._finish_steps(v)
-            if v.exit is not None:
-                return v.exit
+        """More than one vCPU, or a timer to keep: the host's scheduler, for this domain
+        alone (shadow.scheduler); its exit is this run's."""
+        exits = self.host.scheduler.run(budget, timeout, only=self)
+        self.ended = None                 # a lone domain may be run again after any exit
+        if not exits:
+            return Exit(ExitReason.INTERNAL_ERROR, message='the scheduler stopped with no exit')
+        return exits[-1].exit

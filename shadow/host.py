@@ -1,10 +1,13 @@
 """The host: machine memory, frame table, the one physical CPU, and its domains."""
+from typing import List
+
 from shadow.abi.xen import DOMID_XEN
 from shadow.cpu import PhysicalCpu
-from shadow.domain import Domain
+from shadow.domain import Clock, Domain
 from shadow.machine import FrameTable, MachineMemory
 from shadow.paging.shadow import DEFAULT_POOL_PAGES
 from shadow.paging.types import PageTypes
+from shadow.scheduler import HostExit, Scheduler
 from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
 
 DEFAULT_MACHINE_MB = 256
@@ -21,6 +24,9 @@ class Host:
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.domains = {}
         self._next_domid = 1
+        self.clock = Clock()              # one virtual clock for every domain
+        self.scheduler = Scheduler(self)
+        self.scheduling = False           # inside run(): blocking is a host-wide question
         # One scratch frame for single-stepping emulated stores (one CPU, one at a time).
         self.scratch_mfn = self.frames.alloc(DOMID_XEN)
 
@@ -36,7 +42,7 @@ class Host:
         self._next_domid += 1
         d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
                    self.scratch_mfn, paging=paging, shadow_pool_pages=shadow_pool_pages,
-                   audit=audit, vm_event_ring=vm_event_ring)
+                   audit=audit, vm_event_ring=vm_event_ring, clock=self.clock)
         d.host = self
         self.domains[domid] = d
         return d
@@ -46,3 +52,14 @@ class Host:
         reference on every frame has a holder and no frame crosses an owner."""
         from shadow.ledger import audit_frames
         return audit_frames(self.frames, self.types, self.domains.values())
+
+    # --- running every domain ---------------------------------------------------------------
+    def run(self, budget: int = 0, timeout=None) -> List[HostExit]:
+        """Run every domain on the one CPU until all have ended (shutdown, crash, halt)
+        or a front end's stop, the budget or the watchdog ends the call; returns each
+        domain exit on the way (shadow.scheduler). A single domain may also be run on its
+        own with Domain.run."""
+        return self.scheduler.run(budget, timeout)
+
+    def others_may_wake(self, v) -> bool:
+        return self.scheduler.others_may_wake(v)
