@@ -85,6 +85,13 @@ class EventChannels:
             v.blocked = False
             v.runstate.change(xen.RUNSTATE_runnable, self.d.virtual_time)
 
+    def _domain(self, domid: int):
+        """The domain a port's far end lives in (this one, or another on the host)."""
+        if domid in (xen.DOMID_SELF, self.d.domid):
+            return self.d
+        host = getattr(self.d, 'host', None)
+        return host.domains.get(domid) if host is not None else None
+
     def send(self, number: int) -> int:
         port = self.ports.get(number)
         if port is None:
@@ -92,8 +99,10 @@ class EventChannels:
         if port.state == xen.EVTCHNSTAT_interdomain:
             if port.backend is not None:
                 port.backend()
-            elif port.remote_dom == self.d.domid:
-                self.set_pending(port.remote_port)      # loopback
+            else:
+                remote = self._domain(port.remote_dom)
+                if remote is not None and remote.ended is None:
+                    remote.evtchn.set_pending(port.remote_port)
         elif port.state == xen.EVTCHNSTAT_ipi:
             self.set_pending(number)
         return 0                                        # unbound: nothing to notify
@@ -113,10 +122,13 @@ class EventChannels:
         del self.ports[number]
         if port.state == xen.EVTCHNSTAT_virq:
             self.virqs.pop((port.virq, port.vcpu), None)
-        if port.state == xen.EVTCHNSTAT_interdomain and port.remote_dom == self.d.domid:
-            other = self.ports.get(port.remote_port)
+        if port.state == xen.EVTCHNSTAT_interdomain:
+            remote = self._domain(port.remote_dom)
+            other = remote.evtchn.ports.get(port.remote_port) if remote is not None else None
             if other is not None:
-                other.state = xen.EVTCHNSTAT_unbound
+                # the far end stays allocated, unbound, for this domain to bind again
+                other.state, other.remote_dom, other.remote_port = (
+                    xen.EVTCHNSTAT_unbound, self.d.domid, 0)
         return 0
 
     def bind_virq(self, virq: int, vcpu: int) -> int:
@@ -131,18 +143,36 @@ class EventChannels:
             self.virqs[(virq, vcpu)] = number
         return number
 
+    def alloc_unbound(self, remote_dom: int) -> int:
+        """A port another domain (or this one) may bind to (EVTCHNOP_alloc_unbound)."""
+        if remote_dom == xen.DOMID_SELF:
+            remote_dom = self.d.domid
+        return self.alloc(Port(xen.EVTCHNSTAT_unbound, remote_dom=remote_dom))
+
     def bind_interdomain(self, remote_dom: int, remote_port: int) -> int:
-        if remote_dom not in (xen.DOMID_SELF, self.d.domid):
+        """Connect a new local port to remote_dom's unbound port that names this domain
+        (Xen's evtchn_bind_interdomain, errnos included)."""
+        remote = self._domain(remote_dom)
+        if remote is None or remote.ended is not None:
             return -xen.ESRCH
-        other = self.ports.get(remote_port)
-        if other is None or other.state != xen.EVTCHNSTAT_unbound:
+        other = remote.evtchn.ports.get(remote_port) if self.port_is_valid(remote_port) else None
+        if other is None or other.state != xen.EVTCHNSTAT_unbound or \
+                other.remote_dom != self.d.domid:
             return -EINVAL
-        number = self.alloc(Port(xen.EVTCHNSTAT_interdomain, remote_dom=self.d.domid,
+        number = self.alloc(Port(xen.EVTCHNSTAT_interdomain, remote_dom=remote.domid,
                                  remote_port=remote_port))
         if number > 0:
             other.state, other.remote_dom, other.remote_port = (
                 xen.EVTCHNSTAT_interdomain, self.d.domid, number)
+            # Xen: notifications on the unbound port may have been lost; always raise one
+            self.set_pending(number)
         return number
+
+    def close_all(self) -> None:
+        """Domain destruction: every port closed, the far ends left unbound."""
+        for number in list(self.ports):
+            self.ports[number].backend = None
+            self.close(number)
 
     def backend_port(self, backend: Callable[[], None]) -> int:
         """A channel whose other end is the hypervisor (console, xenstore)."""

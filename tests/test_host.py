@@ -59,3 +59,48 @@ def test_a_paused_domain_executes_nothing_while_the_others_run():
     exits = host.run(timeout=60)
     assert [e.domid for e in exits] == [other.domid]
     assert not paused.vcpus[0].entered and paused.console == bytearray()
+
+
+@pytest.mark.parametrize('modes', MODES, ids='-'.join)
+def test_two_kernels_ping_pong_an_interdomain_event_1000_times(modes):
+    host = Host(128)
+    offerer = _boot_with(host, 'pingpong', modes[0], 'rol=0 per=2')
+    binder = _boot_with(host, 'pingpong', modes[1], 'rol=1 per=1 prt=3')
+    exits = host.run(timeout=120)
+    assert all(e.exit.clean for e in exits) and len(exits) == 2
+    for d in (offerer, binder):
+        assert 'pingpong: every round came back' in d.console.decode()
+        assert _verdict(d) == 'SUCCESS'
+    assert host.scheduler.switches >= 2000       # each round trip is two switches
+
+
+def _boot_with(host, kernel, paging, cmdline):
+    return build_domain(host, load_kernel(kernel), memory_mb=8, paging=paging, cmdline=cmdline)
+
+
+def _two_domains():
+    host = Host(64)
+    return host, _boot(host, 'hello', 'direct'), _boot(host, 'hello', 'direct')
+
+
+def test_binding_needs_a_port_offered_to_this_domain():
+    from shadow.abi.xen import EINVAL, ESRCH
+    _, a, b = _two_domains()
+    offered = a.evtchn.alloc_unbound(b.domid)
+    not_for_b = a.evtchn.alloc_unbound(a.domid)
+    assert b.evtchn.bind_interdomain(a.domid, not_for_b) == -EINVAL
+    assert b.evtchn.bind_interdomain(77, offered) == -ESRCH
+    assert b.evtchn.bind_interdomain(a.domid, 0xFFFFFFFF) == -EINVAL
+    assert b.evtchn.bind_interdomain(a.domid, offered) > 0
+
+
+def test_sending_across_domains_marks_the_far_port_and_closing_unbinds_it():
+    from shadow.abi import xen
+    _, a, b = _two_domains()
+    offered = a.evtchn.alloc_unbound(b.domid)
+    local = b.evtchn.bind_interdomain(a.domid, offered)
+    assert b.evtchn.is_pending(local)              # the bind's own notification
+    assert b.evtchn.send(local) == 0 and a.evtchn.is_pending(offered)
+    assert b.evtchn.close(local) == 0
+    far = a.evtchn.ports[offered]
+    assert (far.state, far.remote_dom) == (xen.EVTCHNSTAT_unbound, b.domid)

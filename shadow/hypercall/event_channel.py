@@ -23,7 +23,7 @@ def do_event_channel_op(v, cmd, arg, *_):
         op = v.read_struct(xen.evtchn_alloc_unbound, arg)
         if not v.domid_ok(op.dom):
             return -EPERM                 # an unprivileged caller allocates for itself
-        port = ec.alloc(Port(xen.EVTCHNSTAT_unbound, remote_dom=op.remote_dom))
+        port = ec.alloc_unbound(op.remote_dom)
         return _reply(v, arg, op, port)
     if cmd == xen.EVTCHNOP_bind_interdomain:
         op = v.read_struct(xen.evtchn_bind_interdomain, arg)
