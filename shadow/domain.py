@@ -176,8 +176,10 @@ class Domain:
         return mfn
 
     def alloc_xenheap_frame(self, holder: str) -> int:
-        """A scrubbed frame the domain owns but the hypervisor keeps writable for itself."""
-        mfn = self.frames.alloc(self.domid)
+        """A scrubbed frame the domain owns but the hypervisor keeps writable for itself.
+        From the top of memory, with the domain's own frames, so a domain's frame numbers
+        do not depend on how many shadow frames the hypervisor has taken from the bottom."""
+        mfn = self.frames.alloc_high(self.domid)
         self.mem.clear_frame(mfn)
         rc = self.types.get_writable_frame(mfn, self.domid, holder)
         assert rc == 0, f'a fresh frame refused a writable reference ({rc})'
