@@ -83,6 +83,7 @@ class Domain:
         self.clock = clock if clock is not None else Clock()   # the host's, when shared
         self.ended: Optional[Exit] = None     # how the domain ended (on a multi-domain host)
         self.pause_count = 0                  # XEN_DOMCTL_pausedomain nests
+        self.dying = False                    # destroyed; a zombie while frames are held
         self.slice = SLICE
         self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
         for v in self.vcpus:

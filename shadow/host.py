@@ -23,6 +23,7 @@ class Host:
         self.cpu.load_gdt(GDT_VIRT_START, GDT_LIMIT)
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.domains = {}
+        self.zombies = {}                 # destroyed domains whose frames are still held
         self._next_domid = 1
         self.clock = Clock()              # one virtual clock for every domain
         self.scheduler = Scheduler(self)

@@ -136,6 +136,7 @@ class Scheduler:
                 ran = count if count and not d._reschedule else 1
                 clock.instructions += ran
                 executed += ran
+                d.stats['instructions_scheduled'] += ran
                 if v.exit is None:
                     d._finish_steps(v)
                 if v.exit is not None:

@@ -7,6 +7,45 @@ from shadow.abi import xen
 from shadow.domctl import do_shadow_op
 
 
+# --- domain lifecycle (XEN_DOMCTL_createdomain .. max_mem; shadow.lifecycle) -------------------
+def xc_domain_create(host, max_pages: int, paging: str = 'direct', max_vcpus: int = 4,
+                     vm_event_ring: bool = False):
+    """XEN_DOMCTL_createdomain: (0, domain), an empty domain to build a kernel into."""
+    d = host.create_domain(max_pages=max_pages, paging=paging, vm_event_ring=vm_event_ring)
+    del d.vcpus[max_vcpus:]
+    return 0, d
+
+
+def xc_domain_destroy(host, domain) -> int:
+    from shadow.lifecycle import destroy
+    return destroy(host, domain)
+
+
+def xc_domain_pause(domain) -> int:
+    from shadow.lifecycle import pause
+    return pause(domain)
+
+
+def xc_domain_unpause(domain) -> int:
+    from shadow.lifecycle import unpause
+    return unpause(domain)
+
+
+def xc_domain_getinfo(domain):
+    """XEN_DOMCTL_getdomaininfo: (0, DomainInfo)."""
+    from shadow.lifecycle import domain_info
+    return 0, domain_info(domain)
+
+
+def xc_domain_setmaxmem(domain, max_kb: int) -> int:
+    """XEN_DOMCTL_max_mem: -EINVAL below what the domain already has."""
+    pages = max_kb // 4
+    if pages < domain.tot_pages:
+        return -xen.EINVAL
+    domain.max_pages = pages
+    return 0
+
+
 def xc_shadow_control(domain, sop: int, mb: int = 0, mode: int = 0):
     """XEN_DOMCTL_shadow_op: returns (rc, mb, fault_count)."""
     op = xen.xen_domctl_shadow_op(op=sop, mode=mode, mb=mb)

@@ -127,6 +127,14 @@ class XenSpace:
         self._gdt_mapped[v.vcpu_id] = key
         return True
 
+    def forget_gdt(self, v) -> None:
+        """v's domain is going: if v's frames are what its area maps, map nothing there."""
+        previous = self._gdt_mapped.get(v.vcpu_id)
+        if previous is not None and previous[0] is v:
+            self.map_gdt(v.vcpu_id, [])
+            for page in range(LDT_PAGES):
+                self.unmap(ldt_va(v.vcpu_id) + page * PAGE_SIZE)
+
     def map_ldt_page(self, vcpu_id: int, page: int, mfn: int) -> None:
         # writable, supervisor-only: the CPU sets descriptors' accessed bits
         self.map(ldt_va(vcpu_id) + page * PAGE_SIZE, mfn,

@@ -52,13 +52,19 @@ def test_a_domain_that_crashes_leaves_the_others_running():
 
 
 def test_a_paused_domain_executes_nothing_while_the_others_run():
+    from shadow.toolstack import xc_domain_pause, xc_domain_unpause
     host = Host(160)
-    paused = _boot(host, 'compute', 'direct')
-    other = _boot(host, 'timers', 'direct')
-    paused.pause_count = 1
+    paused = _boot(host, 'timers', 'direct')
+    other = _boot(host, 'timers', 'shadow')
+    host.run(budget=50000)
+    assert xc_domain_pause(paused) == 0
+    ran = paused.stats['instructions_scheduled']
     exits = host.run(timeout=60)
-    assert [e.domid for e in exits] == [other.domid]
-    assert not paused.vcpus[0].entered and paused.console == bytearray()
+    assert [e.domid for e in exits] == [other.domid] and _verdict(other) == 'SUCCESS'
+    assert paused.stats['instructions_scheduled'] == ran and _verdict(paused) is None
+    assert xc_domain_unpause(paused) == 0
+    assert [e.domid for e in host.run(timeout=60)] == [paused.domid]
+    assert _verdict(paused) == 'SUCCESS'
 
 
 @pytest.mark.parametrize('modes', MODES, ids='-'.join)
@@ -104,3 +110,44 @@ def test_sending_across_domains_marks_the_far_port_and_closing_unbinds_it():
     assert b.evtchn.close(local) == 0
     far = a.evtchn.ports[offered]
     assert (far.state, far.remote_dom) == (xen.EVTCHNSTAT_unbound, b.domid)
+
+
+def test_destroying_a_domain_gives_every_frame_back():
+    from shadow.toolstack import xc_domain_destroy
+    for paging in ('direct', 'shadow'):
+        host = Host(128)
+        free = host.frames.free_frames()
+        d = _boot(host, 'ptwrite', paging)
+        assert host.audit_frames() == []
+        d.run(timeout=30)
+        assert xc_domain_destroy(host, d) == 0
+        assert host.audit_frames() == []
+        assert host.frames.free_frames() == free
+        assert d.domid not in host.domains
+
+
+def test_destroying_one_of_three_running_domains_leaves_the_others_to_succeed():
+    from shadow.toolstack import xc_domain_destroy
+    host = Host(160)
+    a, b, c = (_boot(host, 'timers', m) for m in ('direct', 'shadow', 'direct'))
+    stop = host.run(budget=30000)
+    assert stop[-1].exit.reason.value == 'budget'
+    assert xc_domain_destroy(host, b) == 0
+    assert host.audit_frames() == []
+    exits = host.run(timeout=60)
+    assert sorted(e.domid for e in exits) == [a.domid, c.domid]
+    assert _verdict(a) == _verdict(c) == 'SUCCESS'
+    assert host.audit_frames() == []
+
+
+def test_pause_nests_and_unpause_needs_a_pause():
+    from shadow.abi.xen import EINVAL
+    from shadow.toolstack import xc_domain_getinfo, xc_domain_pause, xc_domain_unpause
+    host = Host(64)
+    d = _boot(host, 'hello', 'direct')
+    assert xc_domain_unpause(d) == -EINVAL
+    assert xc_domain_pause(d) == xc_domain_pause(d) == 0
+    assert xc_domain_unpause(d) == 0 and xc_domain_getinfo(d)[1].paused
+    assert xc_domain_unpause(d) == 0 and not xc_domain_getinfo(d)[1].paused
+    info = xc_domain_getinfo(d)[1]
+    assert (info.tot_pages, info.max_pages, info.dying) == (d.tot_pages, d.max_pages, False)

@@ -379,6 +379,9 @@ assert start_info.cmd_line.offset == 128
 
 
 # --- domctl.h: shadow control -------------------------------------------------------------------
+XEN_DOMCTL_createdomain, XEN_DOMCTL_destroydomain = 1, 2
+XEN_DOMCTL_pausedomain, XEN_DOMCTL_unpausedomain, XEN_DOMCTL_getdomaininfo = 3, 4, 5
+XEN_DOMCTL_max_mem = 11
 XEN_DOMCTL_shadow_op = 10
 XEN_DOMCTL_SHADOW_OP_OFF = 0
 XEN_DOMCTL_SHADOW_OP_ENABLE_TEST = 1

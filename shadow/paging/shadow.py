@@ -61,6 +61,15 @@ class ShadowPool:
     def free(self, smfn: int) -> None:
         self._free.append(smfn)
 
+    def release(self) -> None:
+        """Domain destruction: every pool frame (all free once the shadows are blown)
+        goes back to the machine's allocator."""
+        for smfn in self._free:
+            self.frames.type[smfn] = PageType.NONE
+            self.frames.free(smfn)
+        self.allocated -= len(self._free)
+        self._free = []
+
     @property
     def in_use(self) -> int:
         return self.allocated - len(self._free)

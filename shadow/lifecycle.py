@@ -1,0 +1,132 @@
+"""A domain's life on a host after it is built: pause and unpause (nesting, as Xen's
+controller pause count), information (getdomaininfo), and destruction.
+
+Destruction is Xen's domain_kill and relinquish_resources: every reference the domain's
+vCPUs, pins and hypervisor holds keep is dropped (roots, GDT and LDT pages, runstate
+areas, the shared_info, grant and ring holds), its page tables devalidate as their last
+type reference goes, its event channels close (the far ends left unbound), its shadows
+and any vm_event ring go back to the allocator, and then each frame's allocation
+reference is dropped. A frame still referenced from elsewhere stays allocated, owned by
+the dying domain, until its last reference goes: the domain is a zombie until then.
+"""
+from dataclasses import dataclass
+
+from shadow.abi.xen import EINVAL, ESRCH
+from shadow.exits import Exit, ExitReason
+from shadow.hypercall.descriptors import set_gdt
+from shadow.segments import destroy_ldt
+
+
+@dataclass
+class DomainInfo:
+    """XEN_DOMCTL_getdomaininfo's fields, for one domain."""
+    domid: int
+    tot_pages: int
+    max_pages: int
+    shr_pages: int
+    paged_pages: int
+    nr_online_vcpus: int
+    max_vcpu_id: int
+    running: bool
+    blocked: bool
+    paused: bool
+    shutdown: bool
+    shutdown_code: int
+    dying: bool
+
+
+def pause(d) -> int:
+    """XEN_DOMCTL_pausedomain: nests; a paused domain executes nothing."""
+    if d.dying:
+        return -EINVAL
+    d.pause_count += 1
+    return 0
+
+
+def unpause(d) -> int:
+    """XEN_DOMCTL_unpausedomain: -EINVAL when not paused by the toolstack."""
+    if d.dying or not d.pause_count:
+        return -EINVAL
+    d.pause_count -= 1
+    return 0
+
+
+def domain_info(d) -> DomainInfo:
+    online = [v for v in d.vcpus if v.online]
+    ended = d.ended
+    return DomainInfo(
+        domid=d.domid, tot_pages=d.tot_pages, max_pages=d.max_pages, shr_pages=0,
+        paged_pages=0, nr_online_vcpus=len(online), max_vcpu_id=len(d.vcpus) - 1,
+        running=bool(d.host.cpu.guest is not None and d.host.cpu.guest.domain is d and
+                     d.host.scheduling),
+        blocked=bool(online) and all(v.blocked for v in online),
+        paused=bool(d.pause_count), shutdown=d.shutdown_code is not None or (
+            ended is not None and ended.reason is ExitReason.SHUTDOWN),
+        shutdown_code=d.shutdown_code if d.shutdown_code is not None else 0,
+        dying=d.dying)
+
+
+def destroy(host, d) -> int:
+    """XEN_DOMCTL_destroydomain. Returns 0; -ESRCH for a domain not on this host."""
+    if host.domains.get(d.domid) is not d:
+        return -ESRCH
+    if d.dying:
+        return 0
+    d.dying = True
+    if d.ended is None:
+        d.ended = Exit(ExitReason.SHUTDOWN, shutdown_code=d.shutdown_code or 0,
+                       message='destroyed')
+    cpu, types, frames = host.cpu, d.types, d.frames
+    if cpu.guest is not None and cpu.guest.domain is d:
+        cpu.guest.unload_watches()
+        cpu.guest = None
+    for v in d.vcpus:
+        v.runstate.destroy()
+        destroy_ldt(v)
+        set_gdt(v, [], 0)
+        for i in (0, 1, 2, 3, 7):
+            v.debug.set(i, 0)
+        for root in (v.guest_table, v.guest_table_user):
+            if root:
+                d.paging.put_root(root)
+        v.guest_table = v.guest_table_user = 0
+        v.online = False
+        host.xen.forget_gdt(v)
+    d.evtchn.close_all()
+    owned = [m for m, owner in enumerate(frames.owner) if owner == d.domid]
+    for mfn in owned:
+        if frames.pinned[mfn]:
+            frames.pinned[mfn] = 0
+            types.put_page_and_type(mfn)
+    for mfn in owned:
+        for holder, times in list(types.holds.get(mfn, {}).items()):
+            for _ in range(times):
+                types.put_writable_frame(mfn, holder)
+    d.paging.detach()
+    d.shadow_pool.release()
+    if d.vm_event_ring_mfn is not None:
+        types.unmappable.pop(d.vm_event_ring_mfn, None)
+        types.put_page(d.vm_event_ring_mfn)
+        d.vm_event_ring_mfn = None
+    for mfn in owned:
+        if frames.allocated[mfn]:
+            frames.allocated[mfn] = 0
+            types.put_page(mfn)
+    d.tot_pages = 0
+    d.p2m = []
+    d.pfn_of.clear()
+    d.xenheap_frames.clear()
+    reap(host)
+    cpu.flush_tlb()
+    cpu.flush_code_cache()
+    return 0
+
+
+def reap(host) -> None:
+    """A dying domain leaves the host once none of its frames is referenced any more."""
+    for domid, d in list(host.domains.items()):
+        if d.dying and not any(owner == domid for owner in d.frames.owner):
+            del host.domains[domid]
+            host.zombies.pop(domid, None)
+        elif d.dying:
+            host.zombies[domid] = d
