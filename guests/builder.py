@@ -84,7 +84,7 @@ def plan_layout(image: KernelImage, nr_pages: int) -> BootLayout:
 
 
 def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: str = '',
-                 **domain_options) -> Domain:
+                 name: str = '', **domain_options) -> Domain:
     """Build a domain for the image; domain_options go to Host.create_domain (paging,
     shadow_pool_pages, audit)."""
     nr_pages = memory_mb * 256
@@ -112,7 +112,8 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
     l4_mfn = _build_page_tables(d, layout)
 
-    from shadow.evtchn import console_backend, xenstore_backend
+    from shadow.evtchn import console_backend
+    from shadow.xenstore import xenstore_backend
     d.console_ring_mfn = d.p2m[layout.pfn(layout.console)]
     d.store_ring_mfn = d.p2m[layout.pfn(layout.xenstore)]
     # The backends write into the rings: they hold them writable, so the guest can never
@@ -124,6 +125,8 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
             raise RuntimeError(f'the {holder} ring refused a writable reference ({rc})')
     d.console_evtchn = d.evtchn.backend_port(console_backend(d))
     d.store_evtchn = d.evtchn.backend_port(xenstore_backend(d))
+    d.name = name or f'pvshadow-d{d.domid}'
+    host.store.introduce(d, d.name)
     si = xen.start_info(magic=START_INFO_MAGIC, nr_pages=nr_pages,
                         shared_info=d.shared_info_mfn << 12, flags=0,
                         store_mfn=d.store_ring_mfn, store_evtchn=d.store_evtchn,

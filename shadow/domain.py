@@ -1,7 +1,7 @@
 """A PV domain: its frames, its p2m, its vCPUs, its console, and the run loop."""
 import struct
 import time
-from collections import Counter
+from collections import Counter, deque
 from typing import Callable, List, Optional
 
 from shadow.abi import xen
@@ -93,6 +93,8 @@ class Domain:
         self.evtchn = EventChannels(self)
         self.console_ring_mfn = self.store_ring_mfn = None
         self.console_evtchn = self.store_evtchn = 0
+        self.store_events = deque()       # xenstore watch events waiting for ring room
+        self.store_busy = False           # the xenstore backend is answering this domain
         self.grant_frames: List[int] = []
         self.entry = None                 # (rip, rsp, rsi) for the first entry
         # Front ends: a callable that receives every fault, exception, hypercall, vm_event

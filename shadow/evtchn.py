@@ -4,7 +4,7 @@ through the guest's event callback when its upcall mask allows.
 
 The hypervisor's own ends sit behind ports too: the console and xenstore rings that
 start_info names are interdomain channels whose other end is a backend here, called when
-the guest notifies it (EVTCHNOP_send).
+the guest notifies it (EVTCHNOP_send); the xenstore's is shadow/xenstore.py.
 """
 import struct
 from dataclasses import dataclass
@@ -199,61 +199,4 @@ def console_backend(domain):
         struct.pack_into('<I', mem.view, base + xen.XENCONS_OUT_CONS, cons)
         if out:
             domain.console_write(bytes(out))
-    return backend
-
-
-XENSTORE_RING_SIZE = 1024
-
-
-def xenstore_backend(domain):
-    """A minimal store: XS_READ of "domid" and "name" answered, everything else an
-    XS_ERROR reply ("ENOENT" for reads, "ENOSYS" otherwise), each well formed.
-
-    The ring's indices are the guest's and untrusted (xenstored's check_indexes): a
-    producer more than a ring ahead of its consumer is a corrupt ring and is ignored, a
-    request that cannot fit in the ring is never waited for, and a reply is written only
-    when the response ring has room for it, so every call does at most a ring's worth."""
-    def backend():
-        base = domain.store_ring_mfn << 12
-        mem = domain.mem
-        rd = lambda off: struct.unpack_from('<I', mem.view, base + off)[0]      # noqa: E731
-        cons, prod = rd(xen.XENSTORE_REQ_CONS), rd(xen.XENSTORE_REQ_PROD)
-        rsp_cons, rsp = rd(xen.XENSTORE_RSP_CONS), rd(xen.XENSTORE_RSP_PROD)
-        if (prod - cons) & 0xFFFFFFFF > XENSTORE_RING_SIZE or \
-                (rsp - rsp_cons) & 0xFFFFFFFF > XENSTORE_RING_SIZE:
-            domain.log(f'd{domain.domid}: xenstore ring corrupted (req {cons:#x}..{prod:#x}, '
-                       f'rsp {rsp_cons:#x}..{rsp:#x}): ignored')
-            return
-        answered = 0
-        while (prod - cons) & 0xFFFFFFFF >= 16:
-            header = bytes(mem.view[base + xen.XENSTORE_REQ + ((cons + i) & 1023)]
-                           for i in range(16))
-            kind, req_id, tx_id, length = struct.unpack('<4I', header)
-            if 16 + length > XENSTORE_RING_SIZE:
-                domain.log(f'd{domain.domid}: xenstore request of {length} bytes cannot fit '
-                           'the ring: ignored')
-                break
-            if (prod - cons) & 0xFFFFFFFF < 16 + length:
-                break
-            body = bytes(mem.view[base + xen.XENSTORE_REQ + ((cons + 16 + i) & 1023)]
-                         for i in range(length))
-            path = body.split(b'\0', 1)[0].decode('ascii', 'replace')
-            values = {'domid': str(domain.domid), 'name': f'pvshadow-d{domain.domid}'}
-            if kind == xen.XS_READ and path in values:
-                reply_kind, payload = xen.XS_READ, values[path].encode()
-            else:
-                reply_kind = xen.XS_ERROR
-                payload = b'ENOENT\0' if kind == xen.XS_READ else b'ENOSYS\0'
-            reply = struct.pack('<4I', reply_kind, req_id, tx_id, len(payload)) + payload
-            if ((rsp - rsp_cons) & 0xFFFFFFFF) + len(reply) > XENSTORE_RING_SIZE:
-                break                         # no room for the answer: wait for the guest
-            cons = (cons + 16 + length) & 0xFFFFFFFF
-            for i, byte in enumerate(reply):
-                mem.view[base + xen.XENSTORE_RSP + ((rsp + i) & 1023)] = byte
-            rsp = (rsp + len(reply)) & 0xFFFFFFFF
-            answered += 1
-        struct.pack_into('<I', mem.view, base + xen.XENSTORE_RSP_PROD, rsp)
-        struct.pack_into('<I', mem.view, base + xen.XENSTORE_REQ_CONS, cons)
-        if answered:
-            domain.evtchn.set_pending(domain.store_evtchn)
     return backend

@@ -9,6 +9,7 @@ from shadow.paging.shadow import DEFAULT_POOL_PAGES
 from shadow.paging.types import PageTypes
 from shadow.scheduler import HostExit, Scheduler
 from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
+from shadow.xenstore import XenStore
 
 DEFAULT_MACHINE_MB = 256
 
@@ -24,6 +25,7 @@ class Host:
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
+        self.store = XenStore()           # one xenstore for every domain
         self._next_domid = 1
         self.clock = Clock()              # one virtual clock for every domain
         self.scheduler = Scheduler(self)
@@ -38,12 +40,13 @@ class Host:
 
     def create_domain(self, max_pages: int, paging: str = 'direct',
                       shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False,
-                      vm_event_ring: bool = False) -> Domain:
+                      vm_event_ring: bool = False, max_vcpus: int = 4) -> Domain:
         domid = self._next_domid
         self._next_domid += 1
         d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
                    self.scratch_mfn, paging=paging, shadow_pool_pages=shadow_pool_pages,
-                   audit=audit, vm_event_ring=vm_event_ring, clock=self.clock)
+                   audit=audit, vm_event_ring=vm_event_ring, clock=self.clock,
+                   max_vcpus=max_vcpus)
         d.host = self
         self.domains[domid] = d
         return d

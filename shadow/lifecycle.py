@@ -93,6 +93,7 @@ def destroy(host, d) -> int:
         v.online = False
         host.xen.forget_gdt(v)
     d.evtchn.close_all()
+    host.store.forget(d)
     owned = [m for m, owner in enumerate(frames.owner) if owner == d.domid]
     for mfn in owned:
         if frames.pinned[mfn]:
