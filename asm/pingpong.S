@@ -7,6 +7,10 @@
 # binder sends first and each side, 1000 times ("rnd=" overrides, hex), waits with
 # SCHEDOP_poll until its port is pending, clears the bit and sends back. A wrong errno,
 # port, or a poll that returns with nothing pending is a FAILURE.
+# With "xst=1" the two find each other through the xenstore instead: each reads its
+# peer's domid from "peer" in its home (the toolstack writes it), the offerer writes its
+# port to "data/port", and the binder reads it from the peer's home, retrying until it
+# is there.
 # Needs: two domains on one host (tests/test_host.py, or pvshadow run with two configs).
 .include "pv.inc"
 
@@ -21,7 +25,21 @@
 .equ EVTCHN_PENDING, shared_info + 2048
 .equ DEFAULT_ROUNDS, 1000
 
+.equ KEY_XENSTORE, 0x3d747378               # "xst="
+.equ SI_store_evtchn, 64
+.equ XS_READ, 2
+.equ XS_WRITE, 11
+.equ XS_ERROR, 16
+.equ XS_WATCH_EVENT, 15
+
 test_main:
+    mov edi, KEY_XENSTORE
+    call cmdline_hex
+    mov [rip + use_xenstore], rax
+    test rax, rax
+    jz rounds
+    call xs_init
+rounds:
     mov edi, KEY_ROUNDS
     call cmdline_hex
     test rax, rax
@@ -29,9 +47,18 @@ test_main:
     mov eax, DEFAULT_ROUNDS
 have_rounds:
     mov r14, rax
+    cmp qword ptr [rip + use_xenstore], 0
+    jnz peer_from_xenstore
     mov edi, KEY_PEER
     call cmdline_hex
     mov r13, rax                              # the peer's domid
+    jmp have_peer
+peer_from_xenstore:
+    lea rsi, [rip + p_peer]
+    mov edx, p_peer_end - p_peer
+    call xs_read_number
+    mov r13, rax
+have_peer:
     mov edi, KEY_ROLE
     call cmdline_hex
     test rax, rax
@@ -52,11 +79,53 @@ offerer:
     mov esi, 3
     lea rdx, [rip + m_port]
     call check_eq
+    cmp qword ptr [rip + use_xenstore], 0
+    jz bounce
+    # "data/port" = the port, in decimal
+    lea rsi, [rip + p_port]
+    lea rdi, [rip + xs_payload]
+    mov ecx, p_port_end - p_port              # with its NUL: path, then value
+    rep movsb
+    mov rsi, rdi
+    mov rdi, r12
+    call format_decimal
+    lea rdx, [rax + P_PORT_LEN]
+    mov edi, XS_WRITE
+    lea rsi, [rip + xs_payload]
+    call xs_call
+    mov rdi, rax
+    mov esi, XS_WRITE
+    lea rdx, [rip + m_xs_write]
+    call check_eq
     jmp bounce
 
 binder:
+    cmp qword ptr [rip + use_xenstore], 0
+    jnz port_from_xenstore
     mov edi, KEY_PORT
     call cmdline_hex
+    jmp have_port
+port_from_xenstore:
+    # "/local/domain/<peer>/data/port", read until the offerer has written it
+    lea rsi, [rip + p_home]
+    lea rdi, [rip + xs_path]
+    mov ecx, p_home_end - p_home
+    rep movsb
+    mov rsi, rdi
+    mov rdi, r13
+    call format_decimal
+    lea rdi, [rip + xs_path]
+    add rdi, P_HOME_LEN
+    add rdi, rax
+    lea rsi, [rip + p_slash_port]
+    mov ecx, p_slash_port_end - p_slash_port
+    rep movsb
+    lea rdx, [rip + xs_path]
+    sub rdi, rdx
+    mov edx, edi
+    lea rsi, [rip + xs_path]
+    call xs_read_number
+have_port:
     mov [rip + inter_arg], r13w
     mov [rip + inter_arg + 4], eax
     mov ebx, 100000
@@ -128,6 +197,175 @@ send_port:
     call check_eq
     ret
 
+# --- a xenstore client: the backend answers during EVTCHNOP_send ---------------------------
+xs_init:
+    mov rax, [rip + start_info_ptr]
+    mov rdi, [rax + SI_store_mfn]
+    call mfn_to_va
+    mov [rip + xs_ring], rax
+    ret
+
+# xs_call(edi = type, rsi = payload, edx = length) -> rax = reply type; the reply's
+# payload in xs_reply, its length in xs_reply_len (watch events are skipped)
+xs_call:
+    push rbx
+    push rcx
+    push r8
+    mov rbx, [rip + xs_ring]
+    mov r8d, [rbx + 2052]                     # req_prod
+    mov [rip + xs_header], edi
+    mov dword ptr [rip + xs_header + 4], 0
+    mov dword ptr [rip + xs_header + 8], 0
+    mov [rip + xs_header + 12], edx
+    push rsi
+    push rdx
+    lea rsi, [rip + xs_header]
+    mov edx, 16
+    call xs_put
+    pop rdx
+    pop rsi
+    call xs_put
+    mov [rbx + 2052], r8d
+    mov rax, [rip + start_info_ptr]
+    mov eax, dword ptr [rax + SI_store_evtchn]
+    push r12
+    mov r12d, eax
+    call send_port
+    pop r12
+xs_next_reply:
+    mov r8d, [rbx + 2056]                     # rsp_cons
+    cmp r8d, [rbx + 2060]
+    je xs_no_reply
+    lea rdi, [rip + xs_header]
+    mov edx, 16
+    call xs_get
+    mov edx, [rip + xs_header + 12]
+    mov [rip + xs_reply_len], rdx
+    lea rdi, [rip + xs_reply]
+    call xs_get
+    mov [rbx + 2056], r8d
+    mov eax, [rip + xs_header]
+    cmp eax, XS_WATCH_EVENT
+    je xs_next_reply
+    mov byte ptr [rdi], 0
+    jmp xs_out
+xs_no_reply:
+    mov eax, XS_ERROR
+xs_out:
+    pop r8
+    pop rcx
+    pop rbx
+    ret
+
+# xs_put: edx bytes from rsi into the request ring at index r8 (advanced)
+xs_put:
+    test edx, edx
+    jz xs_put_done
+    mov ecx, r8d
+    and ecx, 1023
+    mov al, [rsi]
+    mov [rbx + rcx], al
+    inc rsi
+    inc r8d
+    dec edx
+    jmp xs_put
+xs_put_done:
+    ret
+
+# xs_get: edx bytes from the response ring at index r8 (advanced) to rdi (advanced)
+xs_get:
+    test edx, edx
+    jz xs_put_done
+    mov ecx, r8d
+    and ecx, 1023
+    mov al, [rbx + rcx + 1024]
+    mov [rdi], al
+    inc rdi
+    inc r8d
+    dec edx
+    jmp xs_get
+
+# xs_read_number(rsi = path, edx = its length with the NUL) -> rax: the decimal value,
+# read again (yielding between tries) until the node exists
+xs_read_number:
+    push rsi
+    push rdx
+    mov edi, XS_READ
+    call xs_call
+    pop rdx
+    pop rsi
+    cmp eax, XS_READ
+    je xs_parse
+    push rsi
+    push rdx
+    mov edi, SCHEDOP_yield
+    xor esi, esi
+    call hc_sched_op
+    pop rdx
+    pop rsi
+    jmp xs_read_number
+xs_parse:
+    xor eax, eax
+    lea rsi, [rip + xs_reply]
+xs_parse_digit:
+    movzx ecx, byte ptr [rsi]
+    sub ecx, 0x30
+    cmp ecx, 9
+    ja xs_parse_done
+    imul rax, rax, 10
+    add rax, rcx
+    inc rsi
+    jmp xs_parse_digit
+xs_parse_done:
+    ret
+
+# format_decimal(rdi = value, rsi = out) -> rax: digits written (no NUL)
+format_decimal:
+    push rbx
+    push rdx
+    push rcx
+    mov rax, rdi
+    mov ebx, 10
+    xor ecx, ecx
+format_divide:
+    xor edx, edx
+    div rbx
+    add edx, 0x30
+    push rdx
+    inc ecx
+    test rax, rax
+    jnz format_divide
+    mov eax, ecx
+format_store:
+    pop rdx
+    mov [rsi], dl
+    inc rsi
+    dec ecx
+    jnz format_store
+    pop rcx
+    pop rdx
+    pop rbx
+    ret
+
+.align 8
+use_xenstore: .quad 0
+xs_ring: .quad 0
+xs_reply_len: .quad 0
+xs_header: .fill 16, 1, 0
+xs_payload: .fill 64, 1, 0
+xs_path: .fill 64, 1, 0
+xs_reply: .fill 1040, 1, 0
+p_peer: .asciz "peer"
+p_peer_end:
+p_port: .asciz "data/port"
+p_port_end:
+.equ P_PORT_LEN, p_port_end - p_port
+p_home: .ascii "/local/domain/"
+p_home_end:
+.equ P_HOME_LEN, p_home_end - p_home
+p_slash_port: .asciz "/data/port"
+p_slash_port_end:
+m_xs_write: .asciz "XS_WRITE of data/port"
 .align 8
 unbound_arg: .fill 8, 1, 0
 inter_arg: .fill 12, 1, 0

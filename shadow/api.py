@@ -1,11 +1,21 @@
-"""The toolstack-level API front ends use: boot a kernel into a fresh host and run it."""
+"""The toolstack-level API front ends use: boot a kernel into a fresh host and run it,
+or boot several into one host and run them together.
+
+    from guests.config import DomainSpec
+    from shadow.api import run_host
+    results = run_host([DomainSpec('pingpong', name='back', cmdline='xst=1 rol=0', peer='front'),
+                        DomainSpec('pingpong', name='front', cmdline='xst=1 rol=1', peer='back',
+                                   paging='shadow')])
+    assert all(r.verdict == 'SUCCESS' and r.exit.clean for r in results)
+"""
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Dict, List, Optional, Sequence
 
 from guests.builder import build_domain
+from guests.config import DomainSpec
 from guests.kernels import load_kernel
 from shadow.domain import Domain
-from shadow.exits import Exit
+from shadow.exits import Exit, ExitReason
 from shadow.host import Host
 from shadow.paging.shadow import DEFAULT_POOL_PAGES
 
@@ -58,7 +68,6 @@ def rom_device_model(domain, mmio: dict) -> None:
 def run_with_device_model(domain, device_model=rom_device_model, on_mmio=None, **run_kwargs):
     """Run, handing each mmio exit to the device model and carrying on after it; returns
     the first exit of any other kind."""
-    from shadow.exits import ExitReason
     while True:
         exit_ = domain.run(**run_kwargs)
         if exit_.reason is not ExitReason.MMIO:
@@ -71,3 +80,48 @@ def run_with_device_model(domain, device_model=rom_device_model, on_mmio=None, *
 def run_kernel(kernel: str, budget: int = 0, timeout: Optional[float] = 60.0, **kwargs) -> RunResult:
     domain = boot(kernel, **kwargs)
     return RunResult(domain, domain.run(budget=budget, timeout=timeout))
+
+
+# --- several domains on one host -------------------------------------------------------------
+def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
+              console_sink: Optional[Callable[[str, bytes], None]] = None):
+    """(host, domains): every spec built into one fresh host, in order (domids 1, 2, ...),
+    each `peer` written to its domain's xenstore home as the peer's domid. console_sink,
+    if given, receives (domain name, bytes) as each console writes."""
+    names = [spec.name or f'd{i + 1}' for i, spec in enumerate(specs)]
+    if len(set(names)) != len(names):
+        raise ValueError(f'two domains share a name: {", ".join(names)}')
+    images = [load_kernel(spec.kernel) for spec in specs]
+    total = sum(spec.memory_mb for spec in specs)
+    host = Host(machine_mb or max(64, total * 2 + 8 * len(specs) + 32))
+    domains = []
+    for spec, name, image in zip(specs, names, images):
+        d = build_domain(host, image, memory_mb=spec.memory_mb, cmdline=spec.cmdline,
+                         name=name, paging=spec.paging, max_vcpus=spec.vcpus)
+        if console_sink is not None:
+            d.console_sink = lambda data, name=name: console_sink(name, data)
+        domains.append(d)
+    by_name = {d.name: d for d in domains}
+    for spec, d in zip(specs, domains):
+        if spec.peer:
+            if spec.peer not in by_name:
+                raise ValueError(f'{d.name}: peer {spec.peer!r} is not one of the domains')
+            host.store.write(f'{host.store.home(d.domid)}/peer', str(by_name[spec.peer].domid))
+    return host, domains
+
+
+def run_host(specs: Sequence[DomainSpec], timeout: Optional[float] = 60.0,
+             **boot_kwargs) -> List[RunResult]:
+    """Boot every spec into one host, run them all until each has ended (or the
+    watchdog fires); one RunResult a domain, in the specs' order."""
+    host, domains = boot_host(specs, **boot_kwargs)
+    return run_host_booted(host, domains, timeout=timeout)
+
+
+def run_host_booted(host, domains, timeout: Optional[float] = 60.0) -> List[RunResult]:
+    """Run a host boot_host made; one RunResult a domain, in order."""
+    ended: Dict[int, Exit] = {}
+    for host_exit in host.run(timeout=timeout):
+        ended[host_exit.domid] = host_exit.exit
+    unfinished = Exit(ExitReason.TIMEOUT, message='still running when the run stopped')
+    return [RunResult(d, ended.get(d.domid, unfinished)) for d in domains]

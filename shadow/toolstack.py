@@ -6,14 +6,18 @@ function returns (0 or a negative errno) with any outputs after it.
 from shadow.abi import xen
 from shadow.domctl import do_shadow_op
 
+MAX_VIRT_CPUS = 4                 # what the domain model gives a guest
+
 
 # --- domain lifecycle (XEN_DOMCTL_createdomain .. max_mem; shadow.lifecycle) -------------------
 def xc_domain_create(host, max_pages: int, paging: str = 'direct', max_vcpus: int = 4,
                      vm_event_ring: bool = False):
-    """XEN_DOMCTL_createdomain: (0, domain), an empty domain to build a kernel into."""
-    d = host.create_domain(max_pages=max_pages, paging=paging, vm_event_ring=vm_event_ring)
-    del d.vcpus[max_vcpus:]
-    return 0, d
+    """XEN_DOMCTL_createdomain: (0, domain), an empty domain to build a kernel into, or
+    (-EINVAL, None) for a vCPU count or paging mode the host cannot give."""
+    if not 1 <= max_vcpus <= MAX_VIRT_CPUS or paging not in ('direct', 'shadow'):
+        return -xen.EINVAL, None
+    return 0, host.create_domain(max_pages=max_pages, paging=paging,
+                                 vm_event_ring=vm_event_ring, max_vcpus=max_vcpus)
 
 
 def xc_domain_destroy(host, domain) -> int:

@@ -151,3 +151,30 @@ def test_pause_nests_and_unpause_needs_a_pause():
     assert xc_domain_unpause(d) == 0 and not xc_domain_getinfo(d)[1].paused
     info = xc_domain_getinfo(d)[1]
     assert (info.tot_pages, info.max_pages, info.dying) == (d.tot_pages, d.max_pages, False)
+
+
+@pytest.mark.parametrize('modes', MODES, ids='-'.join)
+def test_run_host_boots_a_backend_and_frontend_that_meet_through_the_xenstore(modes):
+    from guests.config import DomainSpec
+    from shadow.api import run_host
+    back, front = modes
+    results = run_host([
+        DomainSpec('pingpong', name='back', memory_mb=8, cmdline='xst=1 rol=0', peer='front',
+                   paging=back),
+        DomainSpec('pingpong', name='front', memory_mb=8, cmdline='xst=1 rol=1', peer='back',
+                   paging=front)])
+    assert [(r.domain.name, r.verdict) for r in results] == [('back', 'SUCCESS'),
+                                                             ('front', 'SUCCESS')]
+    assert all(r.exit.clean for r in results)
+
+
+def test_createdomain_refuses_a_vcpu_count_or_paging_mode_it_cannot_give():
+    from shadow.abi import xen
+    from shadow.toolstack import xc_domain_create
+    host = Host(64)
+    assert xc_domain_create(host, 256, max_vcpus=0) == (-xen.EINVAL, None)
+    assert xc_domain_create(host, 256, max_vcpus=5) == (-xen.EINVAL, None)
+    assert xc_domain_create(host, 256, paging='nested') == (-xen.EINVAL, None)
+    assert host.domains == {}
+    rc, d = xc_domain_create(host, 256, max_vcpus=2)
+    assert rc == 0 and len(d.vcpus) == 2

@@ -1,16 +1,20 @@
 """pvshadow: run PV kernels on a shadow-paging hypervisor.
 
     pvshadow run KERNEL [--memory MB] [--paging direct|shadow] [--audit] [--budget N] [--timeout S]
+    pvshadow run A.cfg B.cfg ...  (or several KERNELs: one host, every domain together)
     pvshadow access KERNEL --watch {read,write,exec} [--frames A-B | --pfns A-B] [--json] [--relax]
     pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
 Exit status: 0 after a clean poweroff, 1 for any other end (the reason on stderr),
-2 for a kernel or argument that cannot be used.
+2 for a kernel or argument that cannot be used. With several domains, each console line
+is prefixed with its domain's name and the status is the worst of all domains: 1 when
+any ends unclean or reports FAILURE or ERROR.
 """
 import argparse
 import sys
 
+from guests.config import DomainSpec, is_config, load_config
 from guests.image import KernelError
 from shadow import api
 from shadow.exits import format_registers
@@ -48,6 +52,9 @@ def _add_regions(domain, args) -> str:
 
 
 def cmd_run(args) -> int:
+    if len(args.kernel) > 1 or is_config(args.kernel[0]):
+        return run_several(args)
+    args.kernel = args.kernel[0]
     regions = args.rom or args.romd
     paging = 'shadow' if regions else args.paging    # regions need shadow paging
     try:
@@ -81,6 +88,64 @@ def cmd_run(args) -> int:
     if exit_.registers:
         print(format_registers(exit_.registers), file=sys.stderr)
     return 1
+
+
+class _PrefixedConsole:
+    """Whole lines from each domain's console, each prefixed with the domain's name."""
+
+    def __init__(self, out):
+        self.out = out
+        self.partial = {}
+
+    def __call__(self, name: str, data: bytes) -> None:
+        text = self.partial.pop(name, b'') + data
+        *lines, rest = text.split(b'\n')
+        for line in lines:
+            self.out.write(name.encode() + b': ' + line + b'\n')
+        if rest:
+            self.partial[name] = rest
+        self.out.flush()
+
+    def flush_partial(self) -> None:
+        for name, rest in self.partial.items():
+            self.out.write(name.encode() + b': ' + rest + b'\n')
+        self.partial.clear()
+        self.out.flush()
+
+
+BAD_VERDICTS = ('FAILURE', 'ERROR')
+
+
+def run_several(args) -> int:
+    """Every kernel or config into one host, run together."""
+    if args.rom or args.romd or args.budget:
+        print('pvshadow: --rom, --romd and --budget take a single kernel', file=sys.stderr)
+        return 2
+    try:
+        specs = [load_config(k) if is_config(k) else
+                 DomainSpec(kernel=k, memory_mb=args.memory, cmdline=args.cmdline,
+                            paging=args.paging) for k in args.kernel]
+        for i, spec in enumerate(specs):
+            spec.name = spec.name or f'd{i + 1}'
+        console = _PrefixedConsole(sys.stdout.buffer)
+        host, domains = api.boot_host(specs, console_sink=console)
+    except (KernelError, ValueError) as exc:
+        print(f'pvshadow: {exc}', file=sys.stderr)
+        return 2
+    results = api.run_host_booted(host, domains, timeout=args.timeout or None)
+    console.flush_partial()
+    status = 0
+    for result in results:
+        d = result.domain
+        verdict = result.verdict
+        who = d.name if d.name == f'd{d.domid}' else f'{d.name} (d{d.domid})'
+        print(f'pvshadow: {who}: {verdict or "no verdict"}; '
+              f'{result.exit.describe()}', file=sys.stderr)
+        if not result.exit.clean or verdict in BAD_VERDICTS:
+            status = 1
+            for line in d.xen_log:
+                print(f'(XEN) {d.name}: {line}', file=sys.stderr)
+    return status
 
 
 WATCH_ACCESS = {'write': 'rx', 'exec': 'rw', 'read': 'wx'}
@@ -154,7 +219,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='boot a kernel and show its console')
-    run.add_argument('kernel', help='ELF path, asm/ source path, or test-kernel name')
+    run.add_argument('kernel', nargs='+',
+                     help='ELF path, asm/ source path, test-kernel name, or xl-style .cfg; '
+                          'several run together on one host')
     run.add_argument('--memory', type=int, default=16, metavar='MB', help='guest memory (16)')
     run.add_argument('--paging', default='direct', choices=api.PAGING_MODES,
                      help='direct (the CPU walks the guest tables) or shadow')

@@ -1,0 +1,63 @@
+"""`pvshadow run` with several kernels or xl-style configs: one host, every domain's
+console prefixed with its name, the exit status the worst of all domains."""
+import os
+
+from tests.conftest import ROOT, asm_kernel
+from tests.test_cli import pvshadow
+
+CONFIGS = [os.path.join(ROOT, 'configs', name) for name in ('backend.cfg', 'frontend.cfg')]
+
+
+def test_a_backend_and_a_frontend_find_each_other_through_the_xenstore_and_exit_zero():
+    proc = pvshadow('run', *CONFIGS)
+    assert proc.returncode == 0, proc.stderr
+    assert 'backend: Test result: SUCCESS' in proc.stdout
+    assert 'frontend: Test result: SUCCESS' in proc.stdout
+    assert 'pingpong: every round came back' in proc.stdout
+
+
+def test_every_console_line_names_its_domain():
+    proc = pvshadow('run', 'hello', 'timers')
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip()
+    assert all(line.startswith(('d1: ', 'd2: ')) for line in proc.stdout.splitlines())
+
+
+def test_one_domain_crashing_makes_the_status_one_and_the_other_still_succeeds(tmp_path):
+    crash = asm_kernel(tmp_path, 'crash', '''
+test_main:
+    xor edi, edi
+    call hc_set_trap_table
+    ud2
+''')
+    proc = pvshadow('run', 'timers', crash)
+    assert proc.returncode == 1
+    assert 'd1: Test result: SUCCESS' in proc.stdout
+    assert 'pvshadow: d1: SUCCESS; shutdown: poweroff' in proc.stderr
+    assert 'pvshadow: d2: no verdict; crash' in proc.stderr, proc.stderr
+
+
+def test_a_failure_verdict_makes_the_status_one(tmp_path):
+    failing = asm_kernel(tmp_path, 'failing', '''
+test_main:
+    lea rdi, [rip + why]
+    call fail
+    ret
+why: .asciz "on purpose"
+''')
+    proc = pvshadow('run', 'hello', failing)
+    assert proc.returncode == 1
+    assert 'd2: Test result: FAILURE' in proc.stdout
+
+
+def test_a_config_naming_an_absent_peer_is_refused_in_one_line():
+    proc = pvshadow('run', CONFIGS[0])
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["pvshadow: backend: peer 'frontend' is not "
+                                                "one of the domains"]
+
+
+def test_a_missing_config_is_refused_in_one_line(tmp_path):
+    proc = pvshadow('run', CONFIGS[0], str(tmp_path / 'absent.cfg'))
+    assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
+    assert 'absent.cfg' in proc.stderr and 'Traceback' not in proc.stderr

@@ -1,0 +1,55 @@
+"""xl-style config files: one domain a file, xl's keys and value syntax, and a one-line
+refusal for anything else."""
+import pytest
+
+from guests.config import DomainSpec, load_config
+from guests.image import KernelError
+
+
+def _cfg(tmp_path, text, name='d.cfg'):
+    path = tmp_path / name
+    path.write_text(text)
+    return str(path)
+
+
+def test_a_config_names_every_field_of_the_domain(tmp_path):
+    spec = load_config(_cfg(tmp_path, '''
+        name = "back"      # comments are ignored
+        kernel = "pingpong"
+        memory = 8
+        vcpus = 2
+        extra = "xst=1 rol=0"
+        paging = "shadow"
+        peer = "front"
+    '''))
+    assert spec == DomainSpec(kernel='pingpong', name='back', memory_mb=8, vcpus=2,
+                              cmdline='xst=1 rol=0', paging='shadow', peer='front')
+
+
+def test_cmdline_is_a_synonym_for_extra(tmp_path):
+    assert load_config(_cfg(tmp_path, 'kernel="hello"\ncmdline="a=1"\n')).cmdline == 'a=1'
+
+
+def test_a_relative_kernel_path_is_taken_from_the_configs_directory(tmp_path):
+    (tmp_path / 'k.S').write_text('')
+    assert load_config(_cfg(tmp_path, 'kernel = "k.S"')).kernel == str(tmp_path / 'k.S')
+
+
+@pytest.mark.parametrize('text, says', [
+    ('memory = 8', 'no kernel'),
+    ('kernel = "hello"\ncolour = "red"', 'expected one of'),
+    ('kernel = hello', 'not a quoted string'),
+    ('kernel = "hello"\nmemory = "8"', 'memory wants a int'),
+    ('kernel = "hello"\npaging = "nested"', 'paging must be'),
+    ('kernel = "hello"\nvcpus = 9', 'vcpus 1 to 4'),
+    ('kernel = "hello"\nmemory = 0', 'memory must be positive'),
+])
+def test_a_bad_config_is_refused_in_one_line(tmp_path, text, says):
+    with pytest.raises(KernelError) as info:
+        load_config(_cfg(tmp_path, text))
+    assert says in str(info.value) and '\n' not in str(info.value)
+
+
+def test_a_missing_config_is_refused_in_one_line(tmp_path):
+    with pytest.raises(KernelError, match='No such file'):
+        load_config(str(tmp_path / 'absent.cfg'))
