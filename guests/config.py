@@ -8,6 +8,8 @@
     paging = "shadow"            # pvshadow: direct or shadow
     peer = "frontend"            # pvshadow: written to the domain's xenstore home as the
                                  # other domain's domid, so the two can find each other
+    privileged = 1               # pvshadow: the control domain (may act on every domain)
+    target = "frontend"          # pvshadow: XEN_DOMCTL_set_target, rights over that domain
 
 Values are xl's: quoted strings, integers; `#` starts a comment. A relative kernel path
 is taken from the file's directory. An unknown key or a bad value is refused with a
@@ -31,10 +33,12 @@ class DomainSpec:
     cmdline: str = ''
     paging: str = 'direct'
     peer: str = ''
+    privileged: bool = False
+    target: str = ''
 
 
 _KEYS = {'name': str, 'kernel': str, 'memory': int, 'vcpus': int, 'extra': str,
-         'cmdline': str, 'paging': str, 'peer': str}
+         'cmdline': str, 'paging': str, 'peer': str, 'privileged': int, 'target': str}
 
 
 def is_config(path: str) -> bool:
@@ -71,9 +75,13 @@ def load_config(path: str) -> DomainSpec:
     spec = DomainSpec(kernel=kernel, name=values.get('name', ''),
                       memory_mb=values.get('memory', 16), vcpus=values.get('vcpus', 4),
                       cmdline=values.get('extra', values.get('cmdline', '')),
-                      paging=values.get('paging', 'direct'), peer=values.get('peer', ''))
+                      paging=values.get('paging', 'direct'), peer=values.get('peer', ''),
+                      privileged=bool(values.get('privileged', 0)),
+                      target=values.get('target', ''))
     if spec.paging not in PAGING_MODES:
         raise KernelError(f'{path}: paging must be direct or shadow, not {spec.paging!r}')
+    if values.get('privileged', 0) not in (0, 1):
+        raise KernelError(f'{path}: privileged must be 0 or 1')
     if spec.memory_mb <= 0 or not 1 <= spec.vcpus <= 4:
         raise KernelError(f'{path}: memory must be positive and vcpus 1 to 4')
     return spec

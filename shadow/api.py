@@ -18,6 +18,7 @@ from shadow.domain import Domain
 from shadow.exits import Exit, ExitReason
 from shadow.host import Host
 from shadow.paging.shadow import DEFAULT_POOL_PAGES
+from shadow.toolstack import xc_domain_set_target
 
 PAGING_MODES = ('direct', 'shadow')
 
@@ -86,7 +87,8 @@ def run_kernel(kernel: str, budget: int = 0, timeout: Optional[float] = 60.0, **
 def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
               console_sink: Optional[Callable[[str, bytes], None]] = None):
     """(host, domains): every spec built into one fresh host, in order (domids 1, 2, ...),
-    each `peer` written to its domain's xenstore home as the peer's domid. console_sink,
+    each `peer` written to its domain's xenstore home as the peer's domid, each `target` set
+(XEN_DOMCTL_set_target), `privileged` making the control domain. console_sink,
     if given, receives (domain name, bytes) as each console writes."""
     names = [spec.name or f'd{i + 1}' for i, spec in enumerate(specs)]
     if len(set(names)) != len(names):
@@ -97,7 +99,8 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
     domains = []
     for spec, name, image in zip(specs, names, images):
         d = build_domain(host, image, memory_mb=spec.memory_mb, cmdline=spec.cmdline,
-                         name=name, paging=spec.paging, max_vcpus=spec.vcpus)
+                         name=name, paging=spec.paging, max_vcpus=spec.vcpus,
+                         privileged=spec.privileged)
         if console_sink is not None:
             d.console_sink = lambda data, name=name: console_sink(name, data)
         domains.append(d)
@@ -107,6 +110,12 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
             if spec.peer not in by_name:
                 raise ValueError(f'{d.name}: peer {spec.peer!r} is not one of the domains')
             host.store.write(f'{host.store.home(d.domid)}/peer', str(by_name[spec.peer].domid))
+        if spec.target:
+            if spec.target not in by_name:
+                raise ValueError(f'{d.name}: target {spec.target!r} is not one of the domains')
+            rc = xc_domain_set_target(host, d, by_name[spec.target].domid)
+            if rc:
+                raise ValueError(f'{d.name}: cannot target {spec.target!r} (errno {-rc})')
     return host, domains
 
 

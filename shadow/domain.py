@@ -84,6 +84,8 @@ class Domain:
         self.ended: Optional[Exit] = None     # how the domain ended (on a multi-domain host)
         self.pause_count = 0                  # XEN_DOMCTL_pausedomain nests
         self.dying = False                    # destroyed; a zombie while frames are held
+        self.is_privileged = False            # the control domain (shadow.xsm)
+        self.target = None                    # XEN_DOMCTL_set_target: the domain it serves
         self.slice = SLICE
         self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
         for v in self.vcpus:

@@ -10,6 +10,7 @@ from shadow.paging.types import PageTypes
 from shadow.scheduler import HostExit, Scheduler
 from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
 from shadow.xenstore import XenStore
+from shadow.xsm import may_map_foreign
 
 DEFAULT_MACHINE_MB = 256
 
@@ -23,6 +24,7 @@ class Host:
         self.cpu = PhysicalCpu(self.mem)
         self.cpu.load_gdt(GDT_VIRT_START, GDT_LIMIT)
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
+        self.types.may_map_foreign = self.may_map_foreign
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
         self.store = XenStore()           # one xenstore for every domain
@@ -33,14 +35,24 @@ class Host:
         # One scratch frame for single-stepping emulated stores (one CPU, one at a time).
         self.scratch_mfn = self.frames.alloc(DOMID_XEN)
 
-    def _frame_freed(self, mfn: int) -> None:
+    def _frame_freed(self, mfn: int, owner: int) -> None:
         # A stale TLB entry must never reach a frame that has gone back to the allocator.
         self.xen.clear_m2p(mfn)
         self.cpu.flush_tlb()
+        if owner in self.zombies:
+            from shadow.lifecycle import reap
+            reap(self)                    # that zombie's last held frame may just have gone
+
+    def may_map_foreign(self, domid: int, owner: int) -> bool:
+        """Whether domain domid's page tables may reference a frame owner owns
+        (shadow.xsm: the control domain, or owner is domid's target)."""
+        src, dst = self.domains.get(domid), self.domains.get(owner)
+        return src is not None and dst is not None and may_map_foreign(src, dst)
 
     def create_domain(self, max_pages: int, paging: str = 'direct',
                       shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False,
-                      vm_event_ring: bool = False, max_vcpus: int = 4) -> Domain:
+                      vm_event_ring: bool = False, max_vcpus: int = 4,
+                      privileged: bool = False) -> Domain:
         domid = self._next_domid
         self._next_domid += 1
         d = Domain(domid, self.mem, self.frames, self.types, self.xen, self.cpu, max_pages,
@@ -48,6 +60,7 @@ class Host:
                    audit=audit, vm_event_ring=vm_event_ring, clock=self.clock,
                    max_vcpus=max_vcpus)
         d.host = self
+        d.is_privileged = privileged
         self.domains[domid] = d
         return d
 

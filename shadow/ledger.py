@@ -6,10 +6,12 @@ hypervisor can name: the allocation itself, an entry of a validated page table, 
 vCPU's root, its GDT or LDT, or a writable hold the hypervisor took to write into the
 frame (shadow.paging.types.get_writable_frame). The ledger lists them; the audit
 recomputes each frame's refcount, type count and type from that list and reports every
-frame where the frame table disagrees, every reference that crosses an owner, and every
-domain whose accounting (tot_pages, p2m) does not add up. An empty list means the
-isolation rules hold: no guest can reach, through its tables or the hypervisor's writes,
-a frame it does not own, and no page table is writable. (Xen's own audit_domains,
+frame where the frame table disagrees, every reference that crosses an owner (except an
+L1 entry of a domain the XSM policy lets map that owner's frames: the control domain, or
+a domain whose target the owner is), and every domain whose accounting (tot_pages, p2m)
+does not add up. An empty list means the isolation rules hold: no guest can reach,
+through its tables or the hypervisor's writes, a frame it may not, and no page table is
+writable. (Xen's own audit_domains,
 without its locks.)
 """
 from array import array
@@ -89,12 +91,12 @@ def audit_frames(frames, types, domains) -> List[str]:
     claimed: Dict[int, set] = defaultdict(set)        # mfn -> types referenced as
     problems: List[str] = []
 
-    def take(mfn: int, domid: int, ptype, holder) -> None:
+    def take(mfn: int, domid: int, ptype, holder, foreign_ok: bool = False) -> None:
         if not 0 <= mfn < n:
             problems.append(f'{holder()} names mfn {mfn:#x}, past the end of memory')
             return
         count[mfn] += 1
-        if owner[mfn] != domid:
+        if owner[mfn] != domid and not (foreign_ok and types.may_map_foreign(domid, owner[mfn])):
             problems.append(f'{_at(frames, mfn)}: referenced on behalf of d{domid} by {holder()}')
         if ptype is not None:
             type_count[mfn] += 1
@@ -119,8 +121,9 @@ def audit_frames(frames, types, domains) -> List[str]:
                 if typed is not None:
                     type_count[target] += 1
                     claimed[target].add(typed)
-            else:
-                take(target, domid, typed, lambda: f'L{level} table {mfn:#x} entry {index}')
+            else:                             # only an L1 entry may map a foreign frame
+                take(target, domid, typed, lambda: f'L{level} table {mfn:#x} entry {index}',
+                     foreign_ok=level == 1)
     for mfn, holders in types.holds.items():
         for holder, times in holders.items():
             for _ in range(times):

@@ -51,6 +51,26 @@ def unpause(d) -> int:
     return 0
 
 
+def set_target(host, d, target_domid: int) -> int:
+    """XEN_DOMCTL_set_target: d becomes privileged over its target (a device model or
+    backend domain, shadow.xsm's XSM_TARGET). -ESRCH for no such target, -EINVAL for
+    itself or when d already has one; the target stays referenced while d lives."""
+    target = host.domains.get(target_domid)
+    if target is None or target.dying:
+        return -ESRCH
+    if target is d or d.target is not None:
+        return -EINVAL
+    d.target = target
+    return 0
+
+
+def set_max_mem(d, max_kb: int) -> int:
+    """XEN_DOMCTL_max_mem. As in Xen, below tot_pages is allowed: the domain may then
+    only shrink ("ratchet down") until it fits, every allocation refused meanwhile."""
+    d.max_pages = min(max_kb >> 2, 0xFFFFFFFF)
+    return 0
+
+
 def domain_info(d) -> DomainInfo:
     online = [v for v in d.vcpus if v.online]
     ended = d.ended
@@ -94,6 +114,7 @@ def destroy(host, d) -> int:
         host.xen.forget_gdt(v)
     d.evtchn.close_all()
     host.store.forget(d)
+    d.target = None
     owned = [m for m, owner in enumerate(frames.owner) if owner == d.domid]
     for mfn in owned:
         if frames.pinned[mfn]:

@@ -11,13 +11,14 @@ MAX_VIRT_CPUS = 4                 # what the domain model gives a guest
 
 # --- domain lifecycle (XEN_DOMCTL_createdomain .. max_mem; shadow.lifecycle) -------------------
 def xc_domain_create(host, max_pages: int, paging: str = 'direct', max_vcpus: int = 4,
-                     vm_event_ring: bool = False):
+                     vm_event_ring: bool = False, privileged: bool = False):
     """XEN_DOMCTL_createdomain: (0, domain), an empty domain to build a kernel into, or
     (-EINVAL, None) for a vCPU count or paging mode the host cannot give."""
     if not 1 <= max_vcpus <= MAX_VIRT_CPUS or paging not in ('direct', 'shadow'):
         return -xen.EINVAL, None
     return 0, host.create_domain(max_pages=max_pages, paging=paging,
-                                 vm_event_ring=vm_event_ring, max_vcpus=max_vcpus)
+                                 vm_event_ring=vm_event_ring, max_vcpus=max_vcpus,
+                                 privileged=privileged)
 
 
 def xc_domain_destroy(host, domain) -> int:
@@ -42,12 +43,15 @@ def xc_domain_getinfo(domain):
 
 
 def xc_domain_setmaxmem(domain, max_kb: int) -> int:
-    """XEN_DOMCTL_max_mem: -EINVAL below what the domain already has."""
-    pages = max_kb // 4
-    if pages < domain.tot_pages:
-        return -xen.EINVAL
-    domain.max_pages = pages
-    return 0
+    """XEN_DOMCTL_max_mem (shadow.lifecycle.set_max_mem)."""
+    from shadow.lifecycle import set_max_mem
+    return set_max_mem(domain, max_kb)
+
+
+def xc_domain_set_target(host, domain, target_domid: int) -> int:
+    """XEN_DOMCTL_set_target: domain gets XSM_TARGET rights over target_domid."""
+    from shadow.lifecycle import set_target
+    return set_target(host, domain, target_domid)
 
 
 def xc_shadow_control(domain, sop: int, mb: int = 0, mode: int = 0):

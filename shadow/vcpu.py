@@ -145,8 +145,10 @@ class VCpu:
         if maddr is None:
             gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0)
             raise GuestFault(f'{va:#x}: {gw.reason}')
-        if self.domain.frames.owner[maddr >> 12] != self.domain.domid:
-            raise GuestFault(f'{va:#x} maps a frame the domain does not own')
+        d = self.domain
+        owner = d.frames.owner[maddr >> 12]
+        if owner != d.domid and not d.types.may_map_foreign(d.domid, owner):
+            raise GuestFault(f'{va:#x} maps a frame the domain may not reach')
         regions = self.domain.paging.regions
         if write and regions is not None and maddr >> 12 in regions.by_mfn:
             raise GuestFault(f'{va:#x} is in a read-only region')
@@ -168,8 +170,9 @@ class VCpu:
         pos = 0
         while pos < len(data):
             chunk = min(len(data) - pos, 0x1000 - (va & 0xFFF))
-            if not d.types.write_frame(self.translate(va, write=True), data[pos:pos + chunk],
-                                       d.domid):
+            maddr = self.translate(va, write=True)
+            # a foreign frame the domain maps (shadow.xsm) is written as its owner's
+            if not d.types.write_frame(maddr, data[pos:pos + chunk], d.frames.owner[maddr >> 12]):
                 raise GuestFault(f'{va:#x} maps a frame that may not be written')
             va, pos = va + chunk, pos + chunk
 

@@ -22,9 +22,10 @@ HYPERVISOR_VA = 0xFFFF830000000000
 class Guest:
     """One built domain and the places in its address space a test needs."""
 
-    def __init__(self, host: Host, paging: str, memory_mb: int = MEMORY_MB):
+    def __init__(self, host: Host, paging: str, memory_mb: int = MEMORY_MB, **options):
         self.host = host
-        self.d = build_domain(host, load_kernel('hello'), memory_mb=memory_mb, paging=paging)
+        self.d = build_domain(host, load_kernel('hello'), memory_mb=memory_mb, paging=paging,
+                              **options)
         self.v = self.d.vcpus[0]
         layout = self.d.layout
         self.layout = layout

@@ -53,3 +53,25 @@ def test_a_bad_config_is_refused_in_one_line(tmp_path, text, says):
 def test_a_missing_config_is_refused_in_one_line(tmp_path):
     with pytest.raises(KernelError, match='No such file'):
         load_config(str(tmp_path / 'absent.cfg'))
+
+
+def test_privileged_and_target_name_the_rights_a_domain_gets(tmp_path):
+    spec = load_config(_cfg(tmp_path, 'kernel="hello"\nprivileged=1\ntarget="client"\n'))
+    assert (spec.privileged, spec.target) == (True, 'client')
+    assert load_config(_cfg(tmp_path, 'kernel="hello"\n')).privileged is False
+
+
+def test_boot_host_makes_the_control_domain_and_sets_targets():
+    from shadow.api import boot_host
+    host, (back, client, dm) = boot_host([
+        DomainSpec('hello', name='back', memory_mb=4, privileged=True),
+        DomainSpec('hello', name='client', memory_mb=4),
+        DomainSpec('hello', name='dm', memory_mb=4, target='client')])
+    assert back.is_privileged and not client.is_privileged and not dm.is_privileged
+    assert dm.target is client and back.target is None
+
+
+def test_a_target_that_is_not_one_of_the_domains_is_refused():
+    from shadow.api import boot_host
+    with pytest.raises(ValueError, match="target 'nobody' is not one of the domains"):
+        boot_host([DomainSpec('hello', name='dm', memory_mb=4, target='nobody')])

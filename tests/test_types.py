@@ -15,7 +15,7 @@ def world():
     mem = MachineMemory(64)
     frames = FrameTable(64)
     freed = []
-    types = PageTypes(mem, frames, {256: 0xABC007}, freed.append)
+    types = PageTypes(mem, frames, {256: 0xABC007}, lambda mfn, owner: freed.append(mfn))
     mine = [frames.alloc(DOM) for _ in range(8)]
     xen_frame = frames.alloc(DOMID_XEN)
     return mem, frames, types, mine, xen_frame, freed

@@ -398,6 +398,20 @@ XEN_DOMCTL_SHADOW_ENABLE_TRANSLATE = 1 << 3
 XEN_DOMCTL_SHADOW_ENABLE_EXTERNAL = 1 << 4
 
 
+XEN_DOMCTL_set_target = 46
+XEN_DOMCTL_INTERFACE_VERSION = 0x17         # Xen 4.19
+
+
+class xen_domctl(Struct):
+    """The header of struct xen_domctl; the union u follows at offset 16 (128 bytes)."""
+    _fields_ = [('cmd', c_uint32), ('interface_version', c_uint32), ('domain', c_uint16),
+                ('_pad', c_uint16 * 3)]
+
+
+XEN_DOMCTL_U = 16                           # offsetof(struct xen_domctl, u)
+XEN_DOMCTL_SIZE = 16 + 128
+
+
 class xen_domctl_shadow_op(Struct):
     _fields_ = [('op', c_uint32), ('mode', c_uint32), ('mb', c_uint32),
                 ('dirty_bitmap', c_uint64), ('pages', c_uint64),

@@ -8,8 +8,8 @@ from typing import Callable, Dict
 
 from shadow.abi import xen
 from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import (console, cpu_state, descriptors, event_channel, grant_table, hvm,
-                              memory, mm, multicall, sched, traps, vcpu, version)
+from shadow.hypercall import (console, cpu_state, descriptors, domctl, event_channel, grant_table,
+                              hvm, memory, mm, multicall, sched, traps, vcpu, version)
 from shadow.vcpu import GuestFault
 
 
@@ -36,6 +36,8 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_memory_op: memory.do_memory_op,
         xen.HYPERVISOR_multicall: multicall.do_multicall,
         xen.HYPERVISOR_update_va_mapping: mm.do_update_va_mapping,
+        xen.HYPERVISOR_update_va_mapping_otherdomain: mm.do_update_va_mapping_otherdomain,
+        xen.HYPERVISOR_domctl: domctl.do_domctl,
         xen.HYPERVISOR_xen_version: version.do_xen_version,
         xen.HYPERVISOR_console_io: console.do_console_io,
         xen.HYPERVISOR_vm_assist: mm.do_vm_assist,

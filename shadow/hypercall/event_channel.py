@@ -2,8 +2,9 @@
 VIRQs) and the notifications to the hypervisor's console and xenstore backends."""
 import struct
 
+from shadow import xsm
 from shadow.abi import xen
-from shadow.abi.xen import ENOSYS, EPERM
+from shadow.abi.xen import ENOSYS
 from shadow.evtchn import Port
 
 
@@ -21,10 +22,10 @@ def do_event_channel_op(v, cmd, arg, *_):
         return ec.close(_port_arg(v, arg))
     if cmd == xen.EVTCHNOP_alloc_unbound:
         op = v.read_struct(xen.evtchn_alloc_unbound, arg)
-        if not v.domid_ok(op.dom):
-            return -EPERM                 # an unprivileged caller allocates for itself
-        port = ec.alloc_unbound(op.remote_dom)
-        return _reply(v, arg, op, port)
+        d, rc = _domain_for(v, op.dom)    # a port in another domain: its toolstack's right
+        if rc:
+            return rc
+        return _reply(v, arg, op, d.evtchn.alloc_unbound(op.remote_dom))
     if cmd == xen.EVTCHNOP_bind_interdomain:
         op = v.read_struct(xen.evtchn_bind_interdomain, arg)
         return _reply(v, arg, op, ec.bind_interdomain(op.remote_dom, op.remote_port), 'local_port')
@@ -38,8 +39,10 @@ def do_event_channel_op(v, cmd, arg, *_):
         return _reply(v, arg, op, ec.alloc(Port(xen.EVTCHNSTAT_ipi, vcpu=op.vcpu)))
     if cmd == xen.EVTCHNOP_status:
         op = v.read_struct(xen.evtchn_status, arg)
-        if not v.domid_ok(op.dom):
-            return -xen.ESRCH
+        d, rc = _domain_for(v, op.dom)
+        if rc:
+            return rc
+        ec = d.evtchn
         if not ec.port_is_valid(op.port):
             return -xen.EINVAL            # Xen's port_is_valid
         port = ec.ports.get(op.port)
@@ -52,6 +55,16 @@ def do_event_channel_op(v, cmd, arg, *_):
         v.copy_to_guest(arg, bytes(op))
         return 0
     return -ENOSYS
+
+
+def _domain_for(v, domid):
+    """(domain, 0) for the domain an op names, or (None, -ESRCH / -EPERM): Xen's
+    rcu_lock_domain_by_any_id, then the XSM_TARGET check."""
+    d = xsm.lookup_domain(v.domain.host, v.domain, domid)
+    if d is None:
+        return None, -xen.ESRCH
+    rc = xsm.default_action(xsm.XSM_TARGET, v.domain, d)
+    return (None, rc) if rc else (d, 0)
 
 
 def _reply(v, arg, op, port: int, field: str = 'port') -> int:

@@ -11,6 +11,7 @@ guest: one RAM entry covering max_pages.
 """
 import struct
 
+from shadow import xsm
 from shadow.abi import xen
 from shadow.abi.xen import EACCES, ENOSYS, EPERM, ESRCH
 from shadow.vcpu import GuestFault
@@ -22,6 +23,15 @@ def _target_ok(v, domid) -> bool:
     return v.domid_ok(domid)
 
 
+def _target(v, domid):
+    """(domain, errno) for a reservation op's domid: rcu_lock_domain_by_any_id (None for
+    no such domain), then xsm_memory_*_reservation (XSM_TARGET)."""
+    d = xsm.lookup_domain(v.domain.host, v.domain, domid)
+    if d is None:
+        return None, -ESRCH
+    return d, xsm.default_action(xsm.XSM_TARGET, v.domain, d)
+
+
 def do_memory_op(v, cmd, arg, *_):
     op = cmd & xen.MEMOP_CMD_MASK
     start = cmd >> 6                       # continuation: first extent still to do
@@ -30,8 +40,9 @@ def do_memory_op(v, cmd, arg, *_):
         return d.frames.nr_frames
     if op in (xen.XENMEM_current_reservation, xen.XENMEM_maximum_reservation):
         domid = struct.unpack('<H', v.copy_from_guest(arg, 2))[0]
-        if not _target_ok(v, domid):
-            return -ESRCH
+        d, rc = _target(v, domid)
+        if d is None or rc:
+            return rc
         return d.tot_pages if op == xen.XENMEM_current_reservation else d.max_pages
     if op == xen.XENMEM_maximum_gpfn:
         return len(d.p2m) - 1
@@ -60,8 +71,11 @@ def do_memory_op(v, cmd, arg, *_):
     if op in (xen.XENMEM_increase_reservation, xen.XENMEM_decrease_reservation,
               xen.XENMEM_populate_physmap):
         res = v.read_struct(xen.xen_memory_reservation, arg)
-        if not _target_ok(v, res.domid):
-            return -EPERM
+        target, rc = _target(v, res.domid)
+        if target is None:
+            return start                  # Xen: no such domain, no extent done
+        if rc:
+            return rc
         if res.extent_order != 0 or start >= res.nr_extents:
             return start
 
@@ -70,8 +84,8 @@ def do_memory_op(v, cmd, arg, *_):
             return v.create_continuation(xen.HYPERVISOR_memory_op,
                                          op | i << xen.MEMOP_EXTENT_SHIFT, arg)
         if op == xen.XENMEM_decrease_reservation:
-            return _decrease(v, res, start, resume)
-        return _increase(v, res, start, op == xen.XENMEM_populate_physmap, resume)
+            return _decrease(v, target, res, start, resume)
+        return _increase(v, target, res, start, op == xen.XENMEM_populate_physmap, resume)
     return -ENOSYS
 
 
@@ -88,11 +102,11 @@ def _memory_map(v, arg):
     return 0
 
 
-def _increase(v, res, start, populate, resume):
+def _increase(v, d, res, start, populate, resume):
     """increase_reservation / populate_physmap: returns the extents done (Xen's nr_done).
     An extent slot that cannot be read (populate) or written (the new MFN) stops the
-    call before that extent's frame is allocated, so nothing is charged for it."""
-    d = v.domain
+    call before that extent's frame is allocated, so nothing is charged for it. The
+    frames are d's: the caller's own, or its target's."""
     for i in range(start, res.nr_extents):
         if v.preempt_check(i - start):
             return resume(i)
@@ -119,8 +133,7 @@ def _increase(v, res, start, populate, resume):
     return res.nr_extents
 
 
-def _decrease(v, res, start, resume):
-    d = v.domain
+def _decrease(v, d, res, start, resume):
     for i in range(start, res.nr_extents):
         if v.preempt_check(i - start):
             return resume(i)

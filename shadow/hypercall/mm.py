@@ -6,7 +6,8 @@ same guest sees the same results in both.
 import struct
 
 from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS, ESRCH
+from shadow import xsm
+from shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH
 from shadow.segments import set_ldt
 from shadow.vcpu import GuestFault
 
@@ -45,11 +46,33 @@ def _report_done(v, pdone, done):
             pass
 
 
+def _owners(v, foreigndom):
+    """(pt_owner, pg_owner) for mmu_update's foreigndom, or (None, None) for -ESRCH: the
+    low 16 bits name the owner of the frames the new entries map (get_pg_owner), the high
+    16 bits, if set, the owner of the page tables plus one."""
+    host, d = v.domain.host, v.domain
+    pt_owner = d
+    if foreigndom >> 16:
+        pt_owner = xsm.lookup_domain(host, d, (foreigndom >> 16) - 1)
+        if pt_owner is None:
+            return None, None
+    return pt_owner, xsm.get_pg_owner(host, d, foreigndom & 0xFFFF)
+
+
+def _may_update(d, pt_owner, pg_owner) -> int:
+    """xsm_mmu_update(XSM_TARGET, d, pt_owner, pg_owner)."""
+    return xsm.default_action(xsm.XSM_TARGET, d, pg_owner) or \
+        xsm.default_action(xsm.XSM_TARGET, d, pt_owner)
+
+
 def do_mmu_update(v, ureqs, count, pdone, foreigndom, *_):
-    if not v.domid_ok(foreigndom):
+    foreigndom &= 0xFFFFFFFF              # an unsigned int in Xen's prototype
+    pt_owner, pg_owner = _owners(v, foreigndom)
+    if pg_owner is None:
         return -ESRCH
     count, done = _start_done(v, count, pdone)
-    paging = v.domain.paging
+    d = v.domain
+    foreign = pt_owner is not d or pg_owner is not d
     rc = 0
     i = 0
     for i in range(count):
@@ -60,10 +83,15 @@ def do_mmu_update(v, ureqs, count, pdone, foreigndom, *_):
         req = v.read_struct(xen.mmu_update, ureqs + i * _MMU_UPDATE_SIZE)
         cmd = req.ptr & 7
         if cmd in (xen.MMU_NORMAL_PT_UPDATE, xen.MMU_PT_UPDATE_PRESERVE_AD):
-            rc = paging.pt_update(req.ptr & ~7, req.val,
-                                  preserve_ad=cmd == xen.MMU_PT_UPDATE_PRESERVE_AD)
+            rc = foreign and _may_update(d, pt_owner, pg_owner)
+            if not rc:
+                rc = pt_owner.paging.pt_update(req.ptr & ~7, req.val,
+                                               preserve_ad=cmd == xen.MMU_PT_UPDATE_PRESERVE_AD,
+                                               pg_owner=pg_owner.domid if foreign else None)
         elif cmd == xen.MMU_MACHPHYS_UPDATE:
-            rc = v.domain.machphys_update(req.ptr >> 12, req.val)
+            rc = pg_owner is not d and xsm.default_action(xsm.XSM_TARGET, d, pg_owner)
+            if not rc:
+                rc = pg_owner.machphys_update(req.ptr >> 12, req.val)
         else:
             rc = -ENOSYS
         if rc:
@@ -75,23 +103,48 @@ def do_mmu_update(v, ureqs, count, pdone, foreigndom, *_):
 
 
 def do_update_va_mapping(v, va, val, flags, *_):
+    return _update_va_mapping(v, va, val, flags, v.domain)
+
+
+def do_update_va_mapping_otherdomain(v, va, val, flags, domid, *_):
+    """The L1 entry is the caller's; the frame it maps is domid's (a foreign mapping, for
+    a domain the XSM policy lets map domid's memory)."""
+    pg_owner = xsm.get_pg_owner(v.domain.host, v.domain, domid & 0xFFFF)     # a domid_t
+    if pg_owner is None:
+        return -ESRCH
+    return _update_va_mapping(v, va, val, flags, pg_owner)
+
+
+def _update_va_mapping(v, va, val, flags, pg_owner):
     if not guest_addr_ok(va):
         return -EINVAL                    # __addr_ok: non-canonical, or the hypervisor's
-    paging = v.domain.paging
-    rc = paging.update_va_mapping(v.current_table(), va, val)
+    d = v.domain
+    if pg_owner is not d:
+        rc = xsm.default_action(xsm.XSM_TARGET, d, pg_owner)
+        if rc:
+            return rc
+    paging = d.paging
+    rc = paging.update_va_mapping(v.current_table(), va, val,
+                                  pg_owner=None if pg_owner is d else pg_owner.domid)
     if rc:
         return rc
     flush = flags & xen.UVMF_FLUSHTYPE_MASK
     if flush == xen.UVMF_TLB_FLUSH:
-        v.domain.flush_tlb()
+        d.flush_tlb()
     elif flush == xen.UVMF_INVLPG:
         paging.invlpg(va)
     return 0
 
 
 def do_mmuext_op(v, uops, count, pdone, foreigndom, *_):
-    if not v.domid_ok(foreigndom):
+    d = v.domain
+    pg_owner = xsm.get_pg_owner(d.host, d, foreigndom & 0xFFFF)      # as get_pg_owner's domid_t
+    if pg_owner is None:
         return -ESRCH
+    if pg_owner is not d:
+        rc = xsm.default_action(xsm.XSM_TARGET, d, pg_owner)      # xsm_mmuext_op
+        if rc:
+            return rc
     count, done = _start_done(v, count, pdone)
     rc = 0
     i = 0
@@ -101,7 +154,7 @@ def do_mmuext_op(v, uops, count, pdone, foreigndom, *_):
             return v.create_continuation(xen.HYPERVISOR_mmuext_op, uops + i * _MMUEXT_OP_SIZE,
                                          (count - i) | MMU_UPDATE_PREEMPTED, pdone, foreigndom)
         op = v.read_struct(xen.mmuext_op, uops + i * _MMUEXT_OP_SIZE)
-        rc = mmuext_one(v, op)
+        rc = mmuext_one(v, op, pg_owner)
         if rc:
             break
     else:
@@ -110,19 +163,28 @@ def do_mmuext_op(v, uops, count, pdone, foreigndom, *_):
     return rc
 
 
-def mmuext_one(v, op) -> int:
-    paging = v.domain.paging
+# Commands that act on the caller's own vCPU or address space: Xen refuses them -EPERM
+# when a foreign page owner is named.
+_OWN_ONLY = (xen.MMUEXT_NEW_BASEPTR, xen.MMUEXT_NEW_USER_BASEPTR, xen.MMUEXT_SET_LDT)
+
+
+def mmuext_one(v, op, pg_owner=None) -> int:
+    d = v.domain
+    owner = pg_owner or d
+    paging = d.paging
     cmd = op.cmd
+    if owner is not d and cmd in _OWN_ONLY:
+        return -EPERM
     if xen.MMUEXT_PIN_L1_TABLE <= cmd <= xen.MMUEXT_PIN_L4_TABLE:
-        return paging.pin(op.arg1, cmd - xen.MMUEXT_PIN_L1_TABLE)
+        return owner.paging.pin(op.arg1, cmd - xen.MMUEXT_PIN_L1_TABLE)
     if cmd == xen.MMUEXT_UNPIN_TABLE:
-        return paging.unpin(op.arg1)
+        return owner.paging.unpin(op.arg1)
     if cmd == xen.MMUEXT_NEW_BASEPTR:
         return v.set_guest_table(op.arg1, user=False)
     if cmd == xen.MMUEXT_NEW_USER_BASEPTR:
         return v.set_guest_table(op.arg1, user=True)
     if cmd in (xen.MMUEXT_TLB_FLUSH_LOCAL, xen.MMUEXT_TLB_FLUSH_MULTI, xen.MMUEXT_TLB_FLUSH_ALL):
-        v.domain.flush_tlb()
+        d.flush_tlb()
         return 0
     if cmd in (xen.MMUEXT_INVLPG_LOCAL, xen.MMUEXT_INVLPG_MULTI, xen.MMUEXT_INVLPG_ALL):
         paging.invlpg(op.arg1)
@@ -132,9 +194,9 @@ def mmuext_one(v, op) -> int:
     if cmd == xen.MMUEXT_SET_LDT:
         return set_ldt(v, op.arg1, op.arg2)
     if cmd == xen.MMUEXT_CLEAR_PAGE:
-        return v.domain.clear_page(op.arg1)
+        return owner.clear_page(op.arg1)
     if cmd == xen.MMUEXT_COPY_PAGE:
-        return v.domain.copy_page(op.arg1, op.arg2)
+        return owner.copy_page(op.arg1, op.arg2)
     return -ENOSYS
 
 

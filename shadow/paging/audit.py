@@ -51,7 +51,7 @@ def audit_shadows(sp) -> List[str]:
             target = pte_mfn(sentry)
             if target != pte_mfn(gentry):
                 problems.append(f'{at}: shadow maps mfn {target:#x}, guest maps {pte_mfn(gentry):#x}')
-            if frames.owner[target] != sp.domid:
+            if not sp.may_reach(target):
                 problems.append(f'{at}: shadow maps mfn {target:#x}, which the domain does not own')
             if sentry & _PAGE_RW:
                 if not gentry & _PAGE_DIRTY:

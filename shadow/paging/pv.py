@@ -95,11 +95,13 @@ class PvPaging:
         return None
 
     def write_guest_entry(self, table_mfn: int, index: int, level: int, new: int,
-                          preserve_ad: bool = False) -> int:
-        """mod_lNe_entry, then let the mode follow the change."""
+                          preserve_ad: bool = False, pg_owner: Optional[int] = None) -> int:
+        """mod_lNe_entry, then let the mode follow the change. pg_owner: the domain whose
+        frame a new L1 entry maps, when a hypercall named a foreign one."""
         maddr = (table_mfn << 12) + index * 8
         old = self.mem.read_u64(maddr)
-        rc = self.types.mod_entry(table_mfn, index, level, new, self.domid, preserve_ad)
+        rc = self.types.mod_entry(table_mfn, index, level, new, self.domid, preserve_ad,
+                                  pg_owner)
         if rc == 0:
             self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr))
             if old & _PAGE_PRESENT:
@@ -126,8 +128,10 @@ class PvPaging:
             self.mappings_changed()
         return 0
 
-    def pt_update(self, ptr: int, val: int, preserve_ad: bool = False) -> int:
-        """MMU_NORMAL_PT_UPDATE: ptr is the machine address of the entry to write."""
+    def pt_update(self, ptr: int, val: int, preserve_ad: bool = False,
+                  pg_owner: Optional[int] = None) -> int:
+        """MMU_NORMAL_PT_UPDATE: ptr is the machine address of the entry to write, in one
+        of this domain's frames."""
         mfn = ptr >> 12
         types = self.types
         if not types.get_page(mfn, self.domid):
@@ -135,7 +139,8 @@ class PvPaging:
         try:
             level = self.table_level(mfn)
             if level is not None:
-                return self.write_guest_entry(mfn, (ptr & 0xFFF) >> 3, level, val, preserve_ad)
+                return self.write_guest_entry(mfn, (ptr & 0xFFF) >> 3, level, val, preserve_ad,
+                                              pg_owner if level == 1 else None)
             # Not a page table: an ordinary write, if the frame may be writable.
             if types.get_page_type(mfn, PageType.WRITABLE, self.domid):
                 return -EINVAL
@@ -157,8 +162,10 @@ class PvPaging:
             return None
         return (table << 12) + table_index(va, 1) * 8
 
-    def update_va_mapping(self, l4_mfn: int, va: int, val: int) -> int:
+    def update_va_mapping(self, l4_mfn: int, va: int, val: int,
+                          pg_owner: Optional[int] = None) -> int:
         maddr = self.find_l1_entry(l4_mfn, va)
         if maddr is None:
             return -EINVAL
-        return self.write_guest_entry(maddr >> 12, (maddr & 0xFFF) >> 3, 1, val)
+        return self.write_guest_entry(maddr >> 12, (maddr & 0xFFF) >> 3, 1, val,
+                                      pg_owner=pg_owner)

@@ -209,12 +209,19 @@ class ShadowPaging(PvPaging):
             self.flush_tlb()
         return maddr
 
+    def may_reach(self, mfn: int) -> bool:
+        """The domain's own frame, or a foreign one its policy lets it map (a validated
+        guest entry already holds the reference; this keeps the shadow from trusting
+        anything else)."""
+        owner = self.frames.owner[mfn]
+        return owner == self.domid or self.types.may_map_foreign(self.domid, owner)
+
     def _sh_propagate(self, gl1e: int) -> int:
         """The shadow L1 entry for a present, accessed guest L1 entry."""
         target = pte_mfn(gl1e)
         frames = self.frames
-        if frames.owner[target] != self.domid:
-            return 0                        # never map what the domain does not own
+        if frames.owner[target] != self.domid and not self.may_reach(target):
+            return 0                        # never map what the domain may not reach
         flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (gl1e & _PAGE_NX)
         if gl1e & _PAGE_RW and gl1e & _PAGE_DIRTY and not (
                 frames.type_count[target] and frames.type[target] in _PT_TYPES):
@@ -228,7 +235,7 @@ class ShadowPaging(PvPaging):
         reasons = []
         target = pte_mfn(gl1e)
         frames = self.frames
-        if frames.owner[target] != self.domid:
+        if not self.may_reach(target):
             return [('present', f'mfn {target:#x} is not the domain\'s')]
         if gl1e & _PAGE_RW:
             if not gl1e & _PAGE_DIRTY:

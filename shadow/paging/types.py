@@ -8,7 +8,7 @@ type reference going away releases them again. Functions return 0 or a negative 
 errno, as the hypercalls that call them do.
 """
 from collections import Counter
-from typing import Callable, Dict
+from typing import Callable, Dict, Optional
 
 from shadow.abi.xen import EBUSY, EINVAL
 from shadow.machine import FrameTable, MachineMemory, PageType
@@ -45,11 +45,13 @@ class PageTypes:
     """Type and general reference counting over one frame table."""
 
     def __init__(self, mem: MachineMemory, frames: FrameTable, xen_l4_slots: Dict[int, int],
-                 on_free: Callable[[int], None]):
+                 on_free: Callable[[int, int], None]):
         self.mem = mem
         self.frames = frames
         self.xen_l4_slots = xen_l4_slots
-        self.on_free = on_free          # a frame went back to the allocator (TLB flush etc.)
+        self.on_free = on_free          # (mfn, its last owner): back to the allocator
+        # Whether a domain's tables may reference another's frame (the host's XSM policy).
+        self.may_map_foreign = lambda domid, owner: False
         # Per domain: told when one of its frames becomes or stops being a page table
         # (shadow mode follows this): table_validated(mfn, level), table_devalidated(...).
         self.listeners = {}
@@ -72,8 +74,9 @@ class PageTypes:
         frames = self.frames
         frames.count[mfn] -= 1
         if frames.count[mfn] == 0:
+            owner = frames.owner[mfn]
             frames.free(mfn)
-            self.on_free(mfn)
+            self.on_free(mfn, owner)
 
     # --- type references ------------------------------------------------------------------
     def get_page_type(self, mfn: int, ptype: PageType, domid: int) -> int:
@@ -158,8 +161,12 @@ class PageTypes:
         return True
 
     # --- entries ------------------------------------------------------------------------
-    def get_page_from_entry(self, entry: int, level: int, domid: int) -> int:
-        """Take the references a present entry at this level needs (get_page_from_lNe)."""
+    def get_page_from_entry(self, entry: int, level: int, domid: int,
+                            pg_owner: Optional[int] = None) -> int:
+        """Take the references a present entry at this level needs (get_page_from_lNe).
+        An L1 entry maps a frame of pg_owner: the table's own domain unless an
+        mmu_update or update_va_mapping_otherdomain named a foreign one, whose right to
+        it the hypercall has checked (shadow.xsm)."""
         if disallowed_flags(entry, level):
             return -EINVAL
         mfn = pte_mfn(entry)
@@ -170,9 +177,10 @@ class PageTypes:
         if level == 1:
             # Xen: a frame of another owner, or one that cannot be writable, "could not
             # pin" -> -EBUSY.
-            if not self.get_page(mfn, domid):
+            owner = domid if pg_owner is None else pg_owner
+            if not self.get_page(mfn, owner):
                 return -EBUSY
-            if entry & _PAGE_RW and self.get_page_type(mfn, PageType.WRITABLE, domid):
+            if entry & _PAGE_RW and self.get_page_type(mfn, PageType.WRITABLE, owner):
                 self.put_page(mfn)
                 return -EBUSY
             return 0
@@ -222,7 +230,7 @@ class PageTypes:
             self.mem.write_u64(base + slot * 8, self.xen_l4_slots.get(slot, 0))
 
     def mod_entry(self, table_mfn: int, index: int, level: int, new: int, domid: int,
-                  preserve_ad: bool = False) -> int:
+                  preserve_ad: bool = False, pg_owner: Optional[int] = None) -> int:
         """mod_lNe_entry: replace one entry of a validated table, keeping counts right."""
         if level == 4 and not is_guest_l4_slot(index):
             return -EINVAL               # "L4 update in Xen-private area"
@@ -231,7 +239,7 @@ class PageTypes:
         if preserve_ad:
             new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY)
         if new & _PAGE_PRESENT:
-            rc = self.get_page_from_entry(new, level, domid)
+            rc = self.get_page_from_entry(new, level, domid, pg_owner)
             if rc:
                 return rc
             new = adjust_guest_entry(new)

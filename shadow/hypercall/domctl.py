@@ -1,0 +1,42 @@
+"""HYPERVISOR_domctl from a guest: the toolstack's domain control, for the control domain.
+
+Xen's order: the interface version first (-EACCES), then the domain the op names
+(-ESRCH), then XSM (every op is XSM_PRIV by default: -EPERM for anyone but the control
+domain). Served: pausedomain, unpausedomain, destroydomain, max_mem, set_target; the
+rest of domctl.h is -ENOSYS here (docs/ABI.md), and the toolstack's Python API
+(shadow.toolstack) covers more.
+"""
+import struct
+
+from shadow import lifecycle, xsm
+from shadow.abi import xen
+from shadow.abi.xen import EACCES, EINVAL, ENOSYS, ESRCH
+
+
+def do_domctl(v, arg, *_):
+    op = v.read_struct(xen.xen_domctl, arg)
+    if op.interface_version != xen.XEN_DOMCTL_INTERFACE_VERSION:
+        return -EACCES
+    caller, host = v.domain, v.domain.host
+    target = None
+    if op.cmd != xen.XEN_DOMCTL_createdomain:
+        target = host.domains.get(op.domain)      # by number: DOMID_SELF names nobody
+        if target is None:
+            return -ESRCH
+    rc = xsm.default_action(xsm.XSM_PRIV, caller, target)
+    if rc:
+        return rc
+    u = arg + xen.XEN_DOMCTL_U
+    if op.cmd == xen.XEN_DOMCTL_pausedomain:
+        return -EINVAL if target is caller else lifecycle.pause(target)
+    if op.cmd == xen.XEN_DOMCTL_unpausedomain:
+        return lifecycle.unpause(target)
+    if op.cmd == xen.XEN_DOMCTL_destroydomain:
+        return -EINVAL if target is caller else lifecycle.destroy(host, target)
+    if op.cmd == xen.XEN_DOMCTL_max_mem:
+        max_kb, = struct.unpack('<Q', v.copy_from_guest(u, 8))
+        return lifecycle.set_max_mem(target, max_kb)
+    if op.cmd == xen.XEN_DOMCTL_set_target:
+        other, = struct.unpack('<H', v.copy_from_guest(u, 2))
+        return lifecycle.set_target(host, target, other)
+    return -ENOSYS
