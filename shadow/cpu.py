@@ -41,6 +41,13 @@ REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
 _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
 _GPRS16 = struct.Struct('<16Q')
+_CONTEXT_NAMES = _ENV_ORDER + ('rip', 'rflags', 'cr2', 'cr3', 'fs_base', 'gs_base', 'cs', 'ss')
+
+
+def context_registers(ctx) -> dict:
+    """The registers a saved context holds (a vCPU off the CPU), named as dump() names them."""
+    return {name: ctx.reg_read(getattr(x86, f'UC_X86_REG_{name.upper()}'))
+            for name in _CONTEXT_NAMES}
 
 # The port-I/O trap (_init_io_trap): CPUX86State.hflags follows regs[16], eip, eflags,
 # cc_dst/src/src2, cc_op and df; HF_IOBPT (bit 24) makes blocks check I/O breakpoints.

@@ -15,6 +15,17 @@ def registers(d) -> dict:
     return d.cpu.dump()
 
 
+def vcpu_registers(v) -> dict:
+    """One vCPU's registers: live when it is on the CPU, else from its saved context
+    ({} for a vCPU that has never run while another has)."""
+    if v.cpu.guest is v or (v.cpu.guest is None and v.saved_state is None):
+        return registers(v.domain)
+    if v.saved_state is not None:
+        from shadow.cpu import context_registers
+        return context_registers(v.saved_state)
+    return {}
+
+
 def read_virtual(d, va: int, size: int) -> bytes:
     """Guest memory through the running vCPU's current tables; raises GuestFault."""
     return d.running_vcpu().copy_from_guest(va, size)

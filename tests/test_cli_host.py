@@ -61,3 +61,31 @@ def test_a_missing_config_is_refused_in_one_line(tmp_path):
     proc = pvshadow('run', CONFIGS[0], str(tmp_path / 'absent.cfg'))
     assert proc.returncode == 2 and len(proc.stderr.strip().splitlines()) == 1
     assert 'absent.cfg' in proc.stderr and 'Traceback' not in proc.stderr
+
+
+def test_trace_follows_several_domains_and_names_each_events_domain(tmp_path):
+    from tests.test_trace import trace
+    script = tmp_path / 'script'
+    script.write_text('domain\nbreak hypercall sched_op\nrun\ndomain 2\nregs\ndelete all\n'
+                      'run\ndomain\nquit\n')
+    proc = trace(*CONFIGS, '-x', str(script))
+    assert proc.returncode == 0, proc.stderr
+    out = proc.stdout
+    assert '* d1 backend: 1 vCPUs, direct paging, running' in out
+    assert '  d2 frontend: 1 vCPUs, shadow paging, running' in out
+    assert 'stopped: d1v0: hypercall sched_op(' in out or 'stopped: d2v0: hypercall sched_op(' in out
+    assert '* d2 frontend: 1 vCPUs, shadow paging' in out
+    assert 'd1 backend: 1 vCPUs, direct paging, shutdown: poweroff' in out
+    assert 'frontend: Test result: SUCCESS' in out
+
+
+def test_the_trace_log_of_several_domains_names_the_domain_of_every_event(tmp_path):
+    import json
+    from tests.test_trace import trace
+    log = tmp_path / 'log.jsonl'
+    proc = trace(*CONFIGS, '--log', str(log))
+    assert proc.returncode == 0, proc.stderr
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert {e['domid'] for e in events} == {1, 2}
+    assert all('vcpu' in e for e in events)
+    assert sorted(e['domid'] for e in events if e['type'] == 'exit') == [1, 2]

@@ -40,3 +40,52 @@ def test_p_reads_the_fs_base():
     n = [name for name, *_ in REGISTERS].index('fs_base')
     stub.d.cpu.set_reg('fs_base', 0x1234000)
     assert stub.handle(f'p{n:x}') == (0x1234000).to_bytes(8, 'little').hex()
+
+
+class _Conn:
+    """Takes what the stub sends (console output) and acknowledges it."""
+    def __init__(self):
+        self.sent = []
+
+    def sendall(self, data):
+        self.sent.append(data)
+
+    def recv(self, n):
+        return b'+'
+
+
+def _host_stub():
+    from guests.config import DomainSpec
+    host, domains = api.boot_host([DomainSpec('hello', name='back', memory_mb=4, vcpus=2),
+                                   DomainSpec('hello', name='front', memory_mb=4, vcpus=1)])
+    return GdbStub(TraceSession(domains[0], host=host, domains=domains), conn=_Conn()), domains
+
+
+def test_every_vcpu_of_every_domain_is_a_thread_named_by_its_domain():
+    stub, (back, front) = _host_stub()
+    assert stub.handle('qfThreadInfo') == 'm1,2,3' and stub.handle('qsThreadInfo') == 'l'
+    names = [bytes.fromhex(stub.handle(f'qThreadExtraInfo,{t}')).decode() for t in (1, 2, 3)]
+    assert names[0].startswith(f'd{back.domid} back vcpu0')
+    assert names[1].startswith(f'd{back.domid} back vcpu1')
+    assert names[2].startswith(f'd{front.domid} front vcpu0')
+    assert stub.handle('T3') == 'OK' and stub.handle('T4') == 'E22'
+
+
+def test_hg_selects_the_thread_whose_registers_and_memory_gdb_reads():
+    stub, (back, front) = _host_stub()
+    stub.handle('c')                                  # both run to their end
+    assert stub.handle('Hg3') == 'OK' and stub.d is front
+    assert stub.handle('Hg9') == 'E22'
+    rip = [name for name, *_ in REGISTERS].index('rip')
+    assert stub.handle(f'p{rip:x}') != 'x' * 16
+    assert stub.handle('Hg0') == 'OK' and stub.thread is None
+
+
+def test_a_stop_reply_names_the_thread_that_stopped():
+    stub, (back, front) = _host_stub()
+    stub.session.conditions.append(('hypercall', 'console_io'))
+    reply = stub.handle('c')
+    assert reply.startswith('T05thread:')
+    tid = int(reply.split('thread:')[1].rstrip(';'), 16)
+    assert bytes.fromhex(stub.handle(f'qThreadExtraInfo,{tid:x}')).decode().startswith(
+        f'd{stub.session.domain.domid} ')

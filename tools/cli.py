@@ -90,7 +90,7 @@ def cmd_run(args) -> int:
     return 1
 
 
-class _PrefixedConsole:
+class PrefixedConsole:
     """Whole lines from each domain's console, each prefixed with the domain's name."""
 
     def __init__(self, out):
@@ -127,7 +127,7 @@ def run_several(args) -> int:
                             paging=args.paging) for k in args.kernel]
         for i, spec in enumerate(specs):
             spec.name = spec.name or f'd{i + 1}'
-        console = _PrefixedConsole(sys.stdout.buffer)
+        console = PrefixedConsole(sys.stdout.buffer)
         host, domains = api.boot_host(specs, console_sink=console)
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
@@ -268,7 +268,9 @@ def build_parser() -> argparse.ArgumentParser:
     access.set_defaults(func=cmd_access)
 
     trace = sub.add_parser('trace', help='follow every fault interactively, log it, or attach gdb')
-    trace.add_argument('kernel', help='ELF path, asm/ source path, or test-kernel name')
+    trace.add_argument('kernel', nargs='+',
+                       help='ELF path, asm/ source path, test-kernel name, or xl-style .cfg; '
+                            'several run together on one host (`domain` picks one)')
     trace.add_argument('--paging', default='shadow', choices=api.PAGING_MODES)
     trace.add_argument('--memory', type=int, default=16, metavar='MB')
     trace.add_argument('-x', dest='script', metavar='FILE', help='run tracer commands from FILE')

@@ -59,8 +59,8 @@ TARGET_XML = _target_xml()
 class GdbStub:
     def __init__(self, session, conn):
         self.session = session
-        self.d = session.domain
         self.conn = conn
+        self.thread = None               # Hg: the thread registers and memory come from
         self.buffer = b''
         self.watches = {}                # (Z kind, address, length) -> watchpoint id
         if ('fault', 'guest') not in session.conditions:
@@ -97,9 +97,40 @@ class GdbStub:
     def console(self, text: str) -> None:
         self.send('O' + text.encode().hex())
 
+    # --- threads: one per vCPU of every domain ------------------------------------------------------
+    def threads(self):
+        """[(thread id, domain, vCPU)], ids from 1 in domain then vCPU order (stable: a
+        domain's vCPUs are fixed when it is created)."""
+        pairs = [(d, v) for d in self.session.domains for v in d.vcpus]
+        return [(tid, d, v) for tid, (d, v) in enumerate(pairs, 1)]
+
+    def selected(self):
+        """(domain, vCPU) for register and memory packets: the Hg thread, else the vCPU
+        that last ran in the session's domain."""
+        for tid, d, v in self.threads():
+            if tid == self.thread:
+                return d, v
+        d = self.session.domain
+        return d, d.running_vcpu()
+
+    @property
+    def d(self):
+        return self.selected()[0]
+
+    def current_thread(self) -> int:
+        d, v = self.selected()
+        return next(tid for tid, d2, v2 in self.threads() if v2 is v)
+
+    def thread_info(self, tid: int) -> str:
+        for t, d, v in self.threads():
+            if t == tid:
+                state = 'offline' if not v.online else 'blocked' if v.blocked else 'runnable'
+                return f'd{d.domid} {getattr(d, "name", "")} vcpu{v.vcpu_id} {state}'
+        return ''
+
     # --- registers -------------------------------------------------------------------------------
     def registers(self) -> dict:
-        regs = inspect.registers(self.d)
+        regs = dict(inspect.vcpu_registers(self.selected()[1]))
         regs.setdefault('ds', 0)
         for seg in ('ds', 'es', 'fs', 'gs'):
             regs.setdefault(seg, 0)
@@ -122,6 +153,9 @@ class GdbStub:
 
     def set_register(self, n: int, value_hex: str) -> str:
         raw = bytes.fromhex(value_hex)
+        v = self.selected()[1]
+        if v.cpu.guest not in (v, None):
+            return 'E45'                     # off the CPU: its saved context is not writable here
         if n < WRITABLE and len(raw) == 8:
             name, value = REGISTERS[n][1], int.from_bytes(raw, 'little')
             if name == 'rip':
@@ -144,6 +178,16 @@ class GdbStub:
 
     # --- running -----------------------------------------------------------------------------------
     def stop_reply(self, exit_) -> str:
+        """The reply to c or s: the signal, with the thread (vCPU) that stopped."""
+        self.thread = None               # registers follow the vCPU that stopped
+        reply = self._stop_reply(exit_)
+        if reply[0] == 'S':
+            reply = f'T{reply[1:]}thread:{self.current_thread():x};'
+        elif reply[0] == 'T':
+            reply += f'thread:{self.current_thread():x};'
+        return reply
+
+    def _stop_reply(self, exit_) -> str:
         if exit_.reason is ExitReason.BREAKPOINT:
             event = self.session.stopped_on or {}
             if event.get('type') == 'watchpoint':
@@ -185,7 +229,7 @@ class GdbStub:
         """The reply to one packet, or None to end the session."""
         kind = packet[:1]
         if packet == '?':
-            return f'S{SIGTRAP:02x}'
+            return f'T{SIGTRAP:02x}thread:{self.current_thread():x};'
         if kind == 'g':
             return self.all_registers()
         if kind == 'p':
@@ -198,7 +242,7 @@ class GdbStub:
         if kind == 'm':
             addr, length = (int(x, 16) for x in packet[1:].split(','))
             try:
-                return inspect.read_virtual(self.d, addr, length).hex()
+                return self.selected()[1].copy_from_guest(addr, length).hex()
             except GuestFault:
                 return 'E14'
         if kind == 'M':
@@ -236,13 +280,23 @@ class GdbStub:
         if packet == 'qAttached':
             return '1'
         if packet == 'qC':
-            return 'QC1'
+            return f'QC{self.current_thread():x}'
         if packet == 'qfThreadInfo':
-            return 'm1'
+            return 'm' + ','.join(f'{tid:x}' for tid, _, _ in self.threads())
         if packet == 'qsThreadInfo':
             return 'l'
-        if kind in ('H', 'T'):
+        if packet.startswith('qThreadExtraInfo,'):
+            return self.thread_info(int(packet.split(',')[1], 16)).encode().hex()
+        if kind == 'H':
+            tid = int(packet[2:], 16) if packet[2:] not in ('', '-1') else 0
+            if packet[1] != 'g':
+                return 'OK'
+            if tid and not self.thread_info(tid):
+                return 'E22'
+            self.thread = tid or None
             return 'OK'
+        if kind == 'T':
+            return 'OK' if self.thread_info(int(packet[1:], 16)) else 'E22'
         return ''
 
 

@@ -41,27 +41,47 @@ _md = Cs(CS_ARCH_X86, CS_MODE_64)
 
 
 class TraceSession:
-    """Stop conditions, the event history and the log, for one domain."""
+    """Stop conditions, the event history and the log, for one domain or every domain of
+    a host. Every event names its domain (domid) and vCPU; `domain` is the one the
+    commands look at, and follows each stop to the domain that stopped."""
 
-    def __init__(self, domain, log=None, out=None):
+    def __init__(self, domain, log=None, out=None, host=None, domains=None):
         self.domain = domain
+        self.host = host
+        self.domains = list(domains or [domain])
         self.log = log
         self.out = out or sys.stdout
         self.history = deque(maxlen=10000)
         self.conditions = []             # (kind, argument)
         self.stopped_on: Optional[dict] = None
-        self.finished = None             # the exit that ended the domain
-        domain.tracer = self.on_event
+        self.finished = None             # the exit that ended the domain (every domain)
+        self.ended = {}                  # domid -> its exit, on a host of several
+        for d in self.domains:
+            d.tracer = lambda event, d=d: self.on_event(event, d)
+
+    @property
+    def several(self) -> bool:
+        return len(self.domains) > 1
+
+    def select(self, which: str):
+        """The domain a `domain` command or gdb thread names: its domid or its name."""
+        for d in self.domains:
+            if which in (str(d.domid), f'd{d.domid}', getattr(d, 'name', None)):
+                return d
+        return None
 
     # --- events from the hypervisor --------------------------------------------------------------
-    def on_event(self, event: dict) -> None:
+    def on_event(self, event: dict, d=None) -> None:
+        d = d or self.domain
+        event.setdefault('domid', d.domid)
+        event.setdefault('vcpu', d.running_vcpu().vcpu_id)
         if event['type'] in ('fault', 'exception', 'watchpoint'):
             self.history.append(event)
         if self.log is not None:
             self.log.write(json.dumps(event) + '\n')
         if event['type'] != 'exit' and self._matches(event):
             self.stopped_on = event
-            self.domain.request_stop(self.one_line(event))
+            d.request_stop(self.one_line(event))
 
     def _matches(self, event: dict) -> bool:
         kind = event['type']
@@ -98,6 +118,12 @@ class TraceSession:
         return f'{insn.mnemonic} {insn.op_str}'.strip() if insn else '(bad)'
 
     def one_line(self, event: dict) -> str:
+        text = self._describe(event)
+        if self.several and 'domid' in event:
+            return f'd{event["domid"]}v{event.get("vcpu", 0)}: {text}'
+        return text
+
+    def _describe(self, event: dict) -> str:
         kind = event['type']
         if kind == 'fault':
             return (f'{event["kind"]:8} #PF va={event["va"]:#x} ec={event["error_code"]:#x} '
@@ -128,10 +154,30 @@ class TraceSession:
         if self.finished is not None:
             return self.finished
         self.stopped_on = None
-        exit_ = self.domain.run(budget=budget, timeout=None if budget else 120)
-        if exit_.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
-            self.finished = exit_
-        return exit_
+        timeout = None if budget else 120
+        if not self.several:
+            exit_ = self.domain.run(budget=budget, timeout=timeout)
+            if exit_.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+                self.finished = exit_
+            return exit_
+        host_exits = self.host.run(budget=budget, timeout=timeout)
+        for host_exit in host_exits:
+            d = self.host.domains.get(host_exit.domid) or self.select(str(host_exit.domid))
+            if host_exit.exit.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+                self.ended[host_exit.domid] = host_exit.exit
+                if d is not None:
+                    self.on_event({'type': 'exit', 'reason': host_exit.exit.reason.value,
+                                   'message': host_exit.exit.message,
+                                   'shutdown_code': host_exit.exit.shutdown_code,
+                                   'rip': host_exit.exit.registers.get('rip', 0),
+                                   'vcpu': host_exit.vcpu}, d)
+        last = host_exits[-1] if host_exits else None
+        if last is not None and last.exit.reason in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+            self.domain = self.select(str(last.domid)) or self.domain     # focus follows the stop
+            return last.exit
+        if all(d.domid in self.ended for d in self.domains):
+            self.finished = last.exit if last is not None else self.finished
+        return last.exit if last is not None else self.finished
 
 
 def _history():
@@ -155,7 +201,11 @@ class TraceConsole(cmd.Cmd):
             self.prompt = ''
             self.intro = None
         self.session = session
-        self.d = session.domain
+
+    @property
+    def d(self):
+        """The domain the commands look at (`domain` changes it; a stop moves it)."""
+        return self.session.domain
 
     def say(self, text: str) -> None:
         self.stdout.write(text + '\n')
@@ -368,6 +418,23 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
         for event in list(self.session.history)[-n:]:
             self.say(self.session.one_line(event))
 
+    def do_domain(self, arg):
+        """domain [ID|NAME]: list the host's domains, or look at one (regs, walk, break at ...)"""
+        session = self.session
+        if arg.strip():
+            d = session.select(arg.strip())
+            if d is None:
+                self.say(f'no domain {arg.strip()} (domain lists them)')
+                return
+            session.domain = d
+        for d in session.domains:
+            ended = session.ended.get(d.domid) or d.ended
+            state = ended.describe() if ended is not None else \
+                'paused' if d.pause_count else 'running'
+            mark = '*' if d is session.domain else ' '
+            self.say(f'{mark} d{d.domid} {getattr(d, "name", "")}: {len(d.vcpus)} vCPUs, '
+                     f'{d.paging.name} paging, {state}')
+
     def do_quit(self, arg):
         """quit"""
         return True
@@ -380,37 +447,58 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
 
 
 def main_trace(args) -> int:
+    from guests.config import DomainSpec, is_config, load_config
     from guests.image import KernelError
     from shadow import api
     log_file = None
+    kernels = args.kernel if isinstance(args.kernel, list) else [args.kernel]
+    several = len(kernels) > 1 or is_config(kernels[0])
+    out = sys.stderr.buffer if args.log == '-' else sys.stdout.buffer
+    from tools.cli import PrefixedConsole
+    prefixed = PrefixedConsole(out)
+
+    def console(name, data):
+        if several:
+            prefixed(name, data)         # whole lines, each with its domain's name
+        else:
+            out.write(data)
+            out.flush()
     try:
-        domain = api.boot(args.kernel, memory_mb=args.memory, paging=args.paging,
-                          vm_event_ring=True,
-                          console_sink=lambda data: (sys.stdout.buffer.write(data),
-                                                     sys.stdout.buffer.flush()))
+        if several:
+            specs = [load_config(k) if is_config(k) else
+                     DomainSpec(kernel=k, memory_mb=args.memory, paging=args.paging)
+                     for k in kernels]
+            host, domains = api.boot_host(specs, console_sink=console)
+        else:
+            domains = [api.boot(kernels[0], memory_mb=args.memory, paging=args.paging,
+                                vm_event_ring=True,
+                                console_sink=lambda data: console('', data))]
+            host = domains[0].host
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
     if args.log:
         log_file = sys.stdout if args.log == '-' else open(args.log, 'w')
-        if args.log == '-':
-            domain.console_sink = lambda data: (sys.stderr.buffer.write(data), sys.stderr.buffer.flush())
-    session = TraceSession(domain, log=log_file)
+    session = TraceSession(domains[0], log=log_file, host=host, domains=domains)
     try:
         if args.gdb is not None:
             from tools.gdbstub import serve
             return serve(session, args.gdb)
         if args.log and not args.script:
             exit_ = session.run()
+            while session.several and session.finished is None and \
+                    exit_.reason is ExitReason.BREAKPOINT:
+                exit_ = session.run()
             print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
             return 0 if exit_.clean else 1
         if args.script:
             with open(args.script) as script:
-                console = TraceConsole(session, stdin=script)
-                console.cmdloop()
+                console_ = TraceConsole(session, stdin=script)
+                console_.cmdloop()
         else:
             TraceConsole(session).cmdloop()
         return 0
     finally:
+        prefixed.flush_partial()
         if log_file not in (None, sys.stdout):
             log_file.close()
