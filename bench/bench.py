@@ -13,6 +13,11 @@ ptwrites (c): a kernel rewriting a PTE in a loop: emulated page-table writes/s.
   Goal >= 30,000.
 blow (d): shadow_blow_tables with 10,000 live shadow pages: time per shadow page, and
   its cost against the number of live shadows.
+host (issue 12): the compute kernel on a Host through its scheduler, one domain alone
+  (ratio against bare Unicorn; goal >= 0.95) and two domains sharing the CPU (their time
+  against twice the bare time, each domain's share of the instructions, the domain
+  switches and the cost of one). Paired interleaved rounds on the CPU clock
+  (time.process_time); median and spread (min-max) of each.
 events (issue 4): mem_access violations -> in-process listener -> resume, events/s:
   every page write-watched, the listener relaxing each frame after its event (as
   xen-access does), and letting each access through once (emulate). Goal >= 20,000.
@@ -49,7 +54,7 @@ def time_pvshadow_compute(iterations: int, paging: str = 'direct') -> float:
     return elapsed
 
 
-def time_bare_compute(iterations: int) -> float:
+def time_bare_compute(iterations: int, clock=time.perf_counter) -> float:
     """The kernel's compute loop on a hook-less Unicorn, over the guest's own tables."""
     image = load_kernel('compute', extra_symbols=('compute', 'compute_end', 'iterations'))
     host = Host(64)
@@ -65,9 +70,64 @@ def time_bare_compute(iterations: int) -> float:
     uc.reg_write(x86.UC_X86_REG_CR0, CR0_PE | CR0_MP | CR0_ET | CR0_NE | CR0_WP | CR0_PG)
     uc.reg_write(x86.UC_X86_REG_CR3, l4 << 12)
     uc.reg_write(x86.UC_X86_REG_RSP, domain.layout.stack + 4096)
-    start = time.perf_counter()
+    start = clock()
     uc.emu_start(image.symbols['compute'], image.symbols['compute_end'])
-    return time.perf_counter() - start
+    return clock() - start
+
+
+def _host_compute(iterations: int, n_domains: int, paging: str = 'direct'):
+    """(CPU seconds, host) for n compute domains run together to their end."""
+    host = Host(64 + 32 * n_domains)
+    domains = [build_domain(host, load_kernel('compute'), memory_mb=16, paging=paging,
+                            cmdline=f'iterations={iterations}') for _ in range(n_domains)]
+    start = time.process_time()
+    exits = host.run()
+    elapsed = time.process_time() - start
+    if len(exits) != n_domains or not all(e.exit.clean for e in exits) or \
+            not all(b'Test result: SUCCESS' in d.console for d in domains):
+        raise SystemExit(f'compute on a host failed: {[e.describe() for e in exits]}')
+    return elapsed, host, domains
+
+
+def _bare_cpu(iterations: int) -> float:
+    return time_bare_compute(iterations, clock=time.process_time)
+
+
+def _median_spread(values):
+    values = sorted(values)
+    return values[len(values) // 2], values[0], values[-1]
+
+
+def bench_host(iterations: int, repeat: int) -> None:
+    one, two, bare_one, bare_two = [], [], [], []
+    shares, switches = [], []
+    two_iterations = max(iterations // 10, 100_000)  # sliced by count: ~15x per instruction
+    for round_ in range(repeat):
+        print(f'  host round {round_ + 1}/{repeat}', file=sys.stderr, flush=True)
+        bare_one.append(_bare_cpu(iterations))
+        one.append(_host_compute(iterations, 1)[0])
+        bare_two.append(_bare_cpu(two_iterations))
+        t, host, domains = _host_compute(two_iterations, 2)
+        two.append(t)
+        counts = [d.stats['instructions_scheduled'] for d in domains]
+        shares.append(counts[0] / max(1, sum(counts)))
+        switches.append(host.scheduler.switches)
+    ratios = [b / p for b, p in zip(bare_one, one)]
+    r, lo, hi = _median_spread(ratios)
+    print(f'(host) one compute domain through the host scheduler, {iterations:,} iterations, '
+          f'{repeat} paired rounds: ratio bare/pvshadow median {r:.3f} (spread {lo:.3f}-'
+          f'{hi:.3f})   (goal >= 0.95)')
+    ratios2 = [2 * b / p for b, p in zip(bare_two, two)]
+    r2, lo2, hi2 = _median_spread(ratios2)
+    s, slo, shi = _median_spread(shares)
+    sw, _, _ = _median_spread(switches)
+    per_switch = [(p - 2 * b) / max(1, n) * 1e6 for b, p, n in zip(bare_two, two, switches)]
+    c, clo, chi = _median_spread(per_switch)
+    print(f'  two compute domains, {two_iterations:,} iterations each: ratio 2*bare/pvshadow '
+          f'median {r2:.3f} (spread {lo2:.3f}-{hi2:.3f}); first domain\'s share of the '
+          f'instructions {s:.3f} ({slo:.3f}-{shi:.3f}); {sw:,} domain switches; '
+          f'{c:,.1f} us of overhead per switch ({clo:,.1f}-{chi:,.1f}), slicing by '
+          'instruction count included')
 
 
 def bench_compute(iterations: int, repeat: int) -> None:
@@ -269,8 +329,8 @@ def bench_events(repeat: int, pages: int = 4096) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--only', nargs='*',
-                        choices=('compute', 'faults', 'ptwrites', 'blow', 'events'),
-                        default=('compute', 'faults', 'ptwrites', 'blow', 'events'))
+                        choices=('compute', 'faults', 'ptwrites', 'blow', 'events', 'host'),
+                        default=('compute', 'faults', 'ptwrites', 'blow', 'events', 'host'))
     parser.add_argument('--iterations', type=int, default=30_000_000)
     parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args(argv)
@@ -284,6 +344,8 @@ def main(argv=None) -> int:
         bench_blow(args.repeat)
     if 'events' in args.only:
         bench_events(args.repeat)
+    if 'host' in args.only:
+        bench_host(args.iterations, args.repeat)
     return 0
 
 
