@@ -3,6 +3,7 @@ the shadow walk and why it lacks rights, a frame's bookkeeping, counters. Front 
 these (and Domain's breakpoint/trace API); none of them touches the CPU directly."""
 from typing import List
 
+from shadow.abi import xen
 from shadow.abi.xen import ACCESS_NAMES, DOMID_XEN
 from shadow.ledger import frame_ledger
 from shadow.machine import PageType
@@ -17,9 +18,22 @@ def registers(d) -> dict:
 
 def vcpu_registers(v) -> dict:
     """One vCPU's registers: live when it is on the CPU, else from its saved context
-    ({} for a vCPU that has never run while another has)."""
-    if v.cpu.guest is v or (v.cpu.guest is None and v.saved_state is None):
+    ({} for a vCPU that has never been brought up). vCPU 0 before its first entry shows
+    what the guest will start with: start_info's entry point, stack and rsi, on the flat
+    kernel selectors with interrupts enabled."""
+    if v.cpu.guest is v:
         return registers(v.domain)
+    if not v.entered:
+        entry = v.domain.entry
+        if v.vcpu_id or entry is None:
+            return {}
+        rip, rsp, rsi = entry
+        regs = dict.fromkeys(('rax', 'rbx', 'rcx', 'rdx', 'rdi', 'rbp', 'r8', 'r9', 'r10',
+                              'r11', 'r12', 'r13', 'r14', 'r15', 'cr2', 'fs_base',
+                              'gs_base'), 0)
+        regs.update(rip=rip, rsp=rsp, rsi=rsi, rflags=0x202, cs=xen.FLAT_KERNEL_CS64,
+                    ss=xen.FLAT_KERNEL_SS64, cr3=v.guest_table << 12)
+        return regs
     if v.saved_state is not None:
         from shadow.cpu import context_registers
         return context_registers(v.saved_state)

@@ -3,7 +3,9 @@ console prefixed with its name, the exit status the worst of all domains."""
 import os
 
 from tests.conftest import ROOT, asm_kernel
+from guests.kernels import load_kernel
 from tests.test_cli import pvshadow
+from tests.test_trace import needs_gdb, run_gdb
 
 CONFIGS = [os.path.join(ROOT, 'configs', name) for name in ('backend.cfg', 'frontend.cfg')]
 
@@ -89,3 +91,13 @@ def test_the_trace_log_of_several_domains_names_the_domain_of_every_event(tmp_pa
     assert {e['domid'] for e in events} == {1, 2}
     assert all('vcpu' in e for e in events)
     assert sorted(e['domid'] for e in events if e['type'] == 'exit') == [1, 2]
+
+
+@needs_gdb
+def test_gdb_sees_one_thread_per_vcpu_named_by_its_domain():
+    out, err = run_gdb(CONFIGS, 'info threads', 'thread 2', 'info registers rip')
+    assert 'Thread 1 (d1 backend vcpu0 runnable)' in out, out + err
+    assert 'Thread 2 (d2 frontend vcpu0 runnable)' in out
+    assert '[Switching to thread 2 (Thread 2)]' in out
+    entry = load_kernel('pingpong').entry
+    assert f'rip            {entry:#x}' in out             # before its first entry

@@ -28,15 +28,33 @@ def test_g_sends_every_register_of_the_description_unavailable_ones_as_xx():
 
 
 def test_G_writes_the_general_registers():
-    stub = stub_for()
+    stub = _stopped_stub()
     g = stub.handle('g')
     rbx = (0x5151).to_bytes(8, 'little').hex()
     assert stub.handle('G' + g[:16] + rbx + g[32:]) == 'OK'
     assert stub.d.cpu.reg('rbx') == 0x5151
 
 
-def test_p_reads_the_fs_base():
+def _stopped_stub():
+    """A stub whose guest has run to its first hypercall (its vCPU is on the CPU)."""
     stub = stub_for()
+    stub.conn = None
+    stub.session.conditions.append(('hypercall', None))
+    stub.session.run()
+    return stub
+
+
+def test_before_its_first_entry_vcpu0_shows_the_entry_point_and_stack():
+    stub = stub_for()
+    d = stub.d
+    names = [name for name, *_ in REGISTERS]
+    rip, rsp, rsi = d.entry
+    for name, want in (('rip', rip), ('rsp', rsp), ('rsi', rsi)):
+        assert stub.handle(f'p{names.index(name):x}') == want.to_bytes(8, 'little').hex()
+
+
+def test_p_reads_the_fs_base():
+    stub = _stopped_stub()
     n = [name for name, *_ in REGISTERS].index('fs_base')
     stub.d.cpu.set_reg('fs_base', 0x1234000)
     assert stub.handle(f'p{n:x}') == (0x1234000).to_bytes(8, 'little').hex()

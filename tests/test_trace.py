@@ -125,10 +125,12 @@ needs_gdb = pytest.mark.skipif(shutil.which('gdb') is None, reason='no gdb on th
 
 
 def run_gdb(kernel, *commands):
-    """Serve kernel with `pvshadow trace --gdb`, run the system gdb in batch mode on it
-    with these commands (after `target remote`), and return what gdb printed."""
+    """Serve kernel (or a list of kernels or configs) with `pvshadow trace --gdb`, run the
+    system gdb in batch mode on it with these commands (after `target remote`), and
+    return what gdb printed."""
     port = free_port()
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', kernel, '--gdb',
+    kernels = kernel if isinstance(kernel, list) else [kernel]
+    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', *kernels, '--gdb',
                                str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert 'waiting for gdb' in server.stdout.readline()
