@@ -13,6 +13,7 @@
 # is there.
 # Needs: two domains on one host (tests/test_host.py, or pvshadow run with two configs).
 .include "pv.inc"
+.include "xenstore.inc"
 
 .equ KEY_ROLE, 0x3d6c6f72                    # "rol="
 .equ KEY_PEER, 0x3d726570                    # "per="
@@ -26,11 +27,6 @@
 .equ DEFAULT_ROUNDS, 1000
 
 .equ KEY_XENSTORE, 0x3d747378               # "xst="
-.equ SI_store_evtchn, 64
-.equ XS_READ, 2
-.equ XS_WRITE, 11
-.equ XS_ERROR, 16
-.equ XS_WATCH_EVENT, 15
 
 test_main:
     mov edi, KEY_XENSTORE
@@ -197,164 +193,10 @@ send_port:
     call check_eq
     ret
 
-# --- a xenstore client: the backend answers during EVTCHNOP_send ---------------------------
-xs_init:
-    mov rax, [rip + start_info_ptr]
-    mov rdi, [rax + SI_store_mfn]
-    call mfn_to_va
-    mov [rip + xs_ring], rax
-    ret
-
-# xs_call(edi = type, rsi = payload, edx = length) -> rax = reply type; the reply's
-# payload in xs_reply, its length in xs_reply_len (watch events are skipped)
-xs_call:
-    push rbx
-    push rcx
-    push r8
-    mov rbx, [rip + xs_ring]
-    mov r8d, [rbx + 2052]                     # req_prod
-    mov [rip + xs_header], edi
-    mov dword ptr [rip + xs_header + 4], 0
-    mov dword ptr [rip + xs_header + 8], 0
-    mov [rip + xs_header + 12], edx
-    push rsi
-    push rdx
-    lea rsi, [rip + xs_header]
-    mov edx, 16
-    call xs_put
-    pop rdx
-    pop rsi
-    call xs_put
-    mov [rbx + 2052], r8d
-    mov rax, [rip + start_info_ptr]
-    mov eax, dword ptr [rax + SI_store_evtchn]
-    push r12
-    mov r12d, eax
-    call send_port
-    pop r12
-xs_next_reply:
-    mov r8d, [rbx + 2056]                     # rsp_cons
-    cmp r8d, [rbx + 2060]
-    je xs_no_reply
-    lea rdi, [rip + xs_header]
-    mov edx, 16
-    call xs_get
-    mov edx, [rip + xs_header + 12]
-    mov [rip + xs_reply_len], rdx
-    lea rdi, [rip + xs_reply]
-    call xs_get
-    mov [rbx + 2056], r8d
-    mov eax, [rip + xs_header]
-    cmp eax, XS_WATCH_EVENT
-    je xs_next_reply
-    mov byte ptr [rdi], 0
-    jmp xs_out
-xs_no_reply:
-    mov eax, XS_ERROR
-xs_out:
-    pop r8
-    pop rcx
-    pop rbx
-    ret
-
-# xs_put: edx bytes from rsi into the request ring at index r8 (advanced)
-xs_put:
-    test edx, edx
-    jz xs_put_done
-    mov ecx, r8d
-    and ecx, 1023
-    mov al, [rsi]
-    mov [rbx + rcx], al
-    inc rsi
-    inc r8d
-    dec edx
-    jmp xs_put
-xs_put_done:
-    ret
-
-# xs_get: edx bytes from the response ring at index r8 (advanced) to rdi (advanced)
-xs_get:
-    test edx, edx
-    jz xs_put_done
-    mov ecx, r8d
-    and ecx, 1023
-    mov al, [rbx + rcx + 1024]
-    mov [rdi], al
-    inc rdi
-    inc r8d
-    dec edx
-    jmp xs_get
-
-# xs_read_number(rsi = path, edx = its length with the NUL) -> rax: the decimal value,
-# read again (yielding between tries) until the node exists
-xs_read_number:
-    push rsi
-    push rdx
-    mov edi, XS_READ
-    call xs_call
-    pop rdx
-    pop rsi
-    cmp eax, XS_READ
-    je xs_parse
-    push rsi
-    push rdx
-    mov edi, SCHEDOP_yield
-    xor esi, esi
-    call hc_sched_op
-    pop rdx
-    pop rsi
-    jmp xs_read_number
-xs_parse:
-    xor eax, eax
-    lea rsi, [rip + xs_reply]
-xs_parse_digit:
-    movzx ecx, byte ptr [rsi]
-    sub ecx, 0x30
-    cmp ecx, 9
-    ja xs_parse_done
-    imul rax, rax, 10
-    add rax, rcx
-    inc rsi
-    jmp xs_parse_digit
-xs_parse_done:
-    ret
-
-# format_decimal(rdi = value, rsi = out) -> rax: digits written (no NUL)
-format_decimal:
-    push rbx
-    push rdx
-    push rcx
-    mov rax, rdi
-    mov ebx, 10
-    xor ecx, ecx
-format_divide:
-    xor edx, edx
-    div rbx
-    add edx, 0x30
-    push rdx
-    inc ecx
-    test rax, rax
-    jnz format_divide
-    mov eax, ecx
-format_store:
-    pop rdx
-    mov [rsi], dl
-    inc rsi
-    dec ecx
-    jnz format_store
-    pop rcx
-    pop rdx
-    pop rbx
-    ret
-
 .align 8
 use_xenstore: .quad 0
-xs_ring: .quad 0
-xs_reply_len: .quad 0
-xs_header: .fill 16, 1, 0
 xs_payload: .fill 64, 1, 0
 xs_path: .fill 64, 1, 0
-xs_reply: .fill 1040, 1, 0
 p_peer: .asciz "peer"
 p_peer_end:
 p_port: .asciz "data/port"

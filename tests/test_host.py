@@ -178,3 +178,42 @@ def test_createdomain_refuses_a_vcpu_count_or_paging_mode_it_cannot_give():
     assert host.domains == {}
     rc, d = xc_domain_create(host, 256, max_vcpus=2)
     assert rc == 0 and len(d.vcpus) == 2
+
+
+FOREIGN_MODES = [('direct', 'direct'), ('shadow', 'shadow'), ('shadow', 'direct'),
+                 ('direct', 'shadow')]
+
+
+def _foreign_pair(back_paging, client_paging, back_cmdline='rol=0', **back_rights):
+    from guests.config import DomainSpec
+    from shadow.api import boot_host, run_host_booted
+    host, domains = boot_host([
+        DomainSpec('foreignmap', name='back', memory_mb=8, cmdline=back_cmdline, peer='client',
+                   paging=back_paging, **back_rights),
+        DomainSpec('foreignmap', name='client', memory_mb=8, cmdline='rol=1', peer='back',
+                   paging=client_paging)])
+    results = run_host_booted(host, domains)
+    assert host.audit_frames() == []
+    return [(r.verdict, r.exit.clean) for r in results], [r.domain.console.decode() for r in results]
+
+
+@pytest.mark.parametrize('modes', FOREIGN_MODES, ids='-'.join)
+def test_the_control_domain_maps_its_clients_page_on_the_cpu_and_answers_in_it(modes):
+    verdicts, (back, client) = _foreign_pair(*modes, privileged=True)
+    assert verdicts == [('SUCCESS', True), ('SUCCESS', True)], back + client
+    assert "read the client's secret and answered in its page" in back
+    assert "the backend's answer is in my page" in client
+
+
+@pytest.mark.parametrize('modes', FOREIGN_MODES[:2], ids='-'.join)
+def test_a_domain_whose_target_is_the_client_maps_it_too(modes):
+    verdicts, _ = _foreign_pair(*modes, target='client')
+    assert verdicts == [('SUCCESS', True), ('SUCCESS', True)]
+
+
+@pytest.mark.parametrize('modes', FOREIGN_MODES[:2], ids='-'.join)
+def test_an_unprivileged_backend_is_refused_and_the_client_page_is_untouched(modes):
+    verdicts, (back, client) = _foreign_pair(*modes, back_cmdline='rol=0 exp=1')
+    assert verdicts == [('SUCCESS', True), ('SUCCESS', True)], back + client
+    assert "refused the client's frame (-EPERM)" in back
+    assert 'my page is untouched' in client
