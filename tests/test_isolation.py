@@ -220,6 +220,46 @@ def test_a_grant_frame_cannot_be_given_back_with_decrease_reservation(pair):
     assert a.d.frames.owner[grant] == a.d.domid and a.pin_l1(grant) == -EINVAL
 
 
+def test_a_grant_frame_given_back_keeps_tot_pages_and_the_grant_list_true(pair):
+    a = pair.attacker
+    frame_list = a.buf + 0x800
+    a.put(a.buf + 0x100, xen.gnttab_setup_table(dom=xen.DOMID_SELF, nr_frames=1,
+                                                frame_list=frame_list))
+    assert a.call(xen.HYPERVISOR_grant_table_op, xen.GNTTABOP_setup_table, a.buf + 0x100, 1) == 0
+    pages, grants = a.d.tot_pages, list(a.d.grant_frames)
+    assert a.memory_op(xen.XENMEM_decrease_reservation, frame_list, 1) == 0
+    assert (a.d.tot_pages, a.d.grant_frames) == (pages, grants)
+    assert a.call(xen.HYPERVISOR_grant_table_op, xen.GNTTABOP_setup_table, a.buf + 0x100, 1) == 0
+    assert struct.unpack('<Q', a.peek(frame_list, 8))[0] == grants[0]
+
+
+def _setup_table_status(a, frame_list):
+    a.put(a.buf + 0x100, xen.gnttab_setup_table(dom=xen.DOMID_SELF, nr_frames=1,
+                                                frame_list=frame_list))
+    rc = a.call(xen.HYPERVISOR_grant_table_op, xen.GNTTABOP_setup_table, a.buf + 0x100, 1)
+    return rc, xen.gnttab_setup_table.from_buffer_copy(
+        a.peek(a.buf + 0x100, xen.gnttab_setup_table.size())).status
+
+
+def test_setup_table_with_an_unwritable_frame_list_answers_bad_virt_addr(pair):
+    # Xen grows the table, then finds the copy-out fails: rc 0, GNTST_bad_virt_addr; the
+    # frame is the domain's grant table from then on (ledger-checked after the call).
+    a = pair.attacker
+    assert _setup_table_status(a, a.readonly) == (0, xen.GNTST_bad_virt_addr)
+    assert _setup_table_status(a, a.unmapped) == (0, xen.GNTST_bad_virt_addr)
+    assert len(a.d.grant_frames) == 1
+    assert _setup_table_status(a, a.buf + 0x800)[1] == xen.GNTST_okay
+    assert len(a.d.grant_frames) == 1
+
+
+def test_setup_table_with_a_frame_list_outside_the_guest_range_is_efault(pair):
+    a = pair.attacker
+    from tests.hostile import HYPERVISOR_VA
+    assert _setup_table_status(a, HYPERVISOR_VA)[0] == -xen.EFAULT
+    assert _setup_table_status(a, 0x0000900000000000)[0] == -xen.EFAULT
+    assert a.d.grant_frames == []
+
+
 def test_a_forged_m2p_entry_does_not_move_the_hypervisors_p2m(pair):
     a = pair.attacker
     victim_pfn, other_pfn = a.unmapped_pfn(1), a.unmapped_pfn(2)

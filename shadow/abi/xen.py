@@ -610,6 +610,7 @@ PHYSDEVOP_set_iopl = 6
 GNTTABOP_setup_table = 2
 GNTTABOP_query_size = 6
 GNTST_okay, GNTST_general_error, GNTST_bad_domain = 0, -1, -2
+GNTST_bad_virt_addr, GNTST_permission_denied = -5, -8
 GRANT_TABLE_MAX_FRAMES = 4
 
 

@@ -4,7 +4,17 @@ hypervisor holds a writable reference on each for good, so none can become a pag
 import struct
 
 from shadow.abi import xen
-from shadow.abi.xen import ENOSYS
+from shadow.abi.xen import EFAULT, ENOSYS
+from shadow.hypercall.mm import guest_addr_ok
+from shadow.vcpu import GuestFault
+
+
+def _handle_okay(va: int, size: int) -> bool:
+    """guest_handle_okay for a 64-bit PV guest: the whole range passes __addr_ok on one
+    side of the canonical hole. Whether it is mapped is for the copy to find out."""
+    last = va + max(size, 1) - 1
+    return last < 1 << 64 and guest_addr_ok(va) and guest_addr_ok(last) and \
+        (va < 1 << 47) == (last < 1 << 47)
 
 
 def do_grant_table_op(v, cmd, uop, count, *_):
@@ -20,6 +30,8 @@ def do_grant_table_op(v, cmd, uop, count, *_):
         return 0
     if cmd == xen.GNTTABOP_setup_table:
         op = v.read_struct(xen.gnttab_setup_table, uop)
+        if not _handle_okay(op.frame_list, op.nr_frames * 8):
+            return -EFAULT                # guest_handle_okay: outside the guest's range
         if not v.domid_ok(op.dom):
             op.status = xen.GNTST_bad_domain
         elif op.nr_frames > xen.GRANT_TABLE_MAX_FRAMES:
@@ -31,9 +43,14 @@ def do_grant_table_op(v, cmd, uop, count, *_):
                     v.copy_to_guest(uop, bytes(op))
                     return 0
                 d.grant_frames.append(d.alloc_xenheap_frame('grant table'))
-            v.copy_to_guest(op.frame_list, struct.pack(f'<{op.nr_frames}Q',
-                                                        *d.grant_frames[:op.nr_frames]))
+            # As Xen: the table has grown; a frame number that cannot be copied out is
+            # GNTST_bad_virt_addr in the status, not a failed hypercall.
             op.status = xen.GNTST_okay
+            for i, mfn in enumerate(d.grant_frames[:op.nr_frames]):
+                try:
+                    v.copy_to_guest(op.frame_list + i * 8, struct.pack('<Q', mfn))
+                except GuestFault:
+                    op.status = xen.GNTST_bad_virt_addr
         v.copy_to_guest(uop, bytes(op))
         return 0
     return -ENOSYS
