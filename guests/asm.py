@@ -8,11 +8,14 @@ These play the part of the ELF notes ENTRY, VIRT_BASE and HYPERCALL_PAGE.
 """
 import os
 import re
+import select
+import signal
 import struct
+import time
 
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
 
-from guests.image import KernelError, KernelImage
+from guests.image import KernelError, KernelImage, check_image
 
 VIRT_BASE = 0xFFFFFFFF80000000
 INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'asm',
@@ -45,19 +48,39 @@ def strip_comments(source: str) -> str:
     return '\n'.join(out)
 
 
+MAX_SOURCE_BYTES = 4 << 20            # a source with its includes
+MAX_OUTPUT_BYTES = 16 << 20           # what .fill, .space, .rept ... may ask keystone for
+MAX_ALIGN = 1 << 20
+MAX_REPT = 100_000
+ASSEMBLY_SECONDS = 3.0                # keystone runs in a child killed after this
+
+
 def preprocess(source: str, path: str, depth: int = 0) -> str:
     if depth > 8:
         raise KernelError(f'{path}: includes nested too deeply')
+    if '\0' in source:
+        line = source[:source.index('\0')].count('\n') + 1
+        raise KernelError(f'{path}:{line}: a NUL byte in the source')
 
     def include(match):
         name = match.group(1)
         inc_path = os.path.join(INCLUDE_DIR, name)
+        if os.path.isabs(name) or os.path.normpath(name) != name or name.startswith('..') \
+                or not os.path.isfile(inc_path):
+            raise KernelError(f'{path}: cannot include {name!r} (asm/include has no such file)')
         try:
-            with open(inc_path) as f:
-                return preprocess(f.read(), inc_path, depth + 1)
-        except OSError:
+            with open(inc_path, encoding='utf-8') as f:
+                text = f.read(MAX_SOURCE_BYTES + 1)
+        except (OSError, UnicodeDecodeError):
             raise KernelError(f'{path}: cannot include {name!r}') from None
-    return _INCLUDE.sub(include, strip_comments(source))
+        if len(text) > MAX_SOURCE_BYTES:
+            raise KernelError(f'{path}: include {name!r} is larger than '
+                              f'{MAX_SOURCE_BYTES >> 20} MiB')
+        return preprocess(text, inc_path, depth + 1)
+    out = _INCLUDE.sub(include, strip_comments(source))
+    if len(out) > MAX_SOURCE_BYTES:
+        raise KernelError(f'{path}: larger than {MAX_SOURCE_BYTES >> 20} MiB with its includes')
+    return out
 
 
 def _load_asm(path: str, text: str, extra_symbols: tuple):
@@ -79,9 +102,64 @@ def _load_asm(path: str, text: str, extra_symbols: tuple):
                       f'({symbols[misplaced[0]]:#x}) three times')
 
 
+_DIRECTIVE = re.compile(r'^\s*(?:[\w.$]+:\s*)?(\.[a-z0-9]+)\b(.*)$', re.I)
+
+
+def _literal(text: str):
+    """A plain integer literal, or None (an expression: bounded by the time limit)."""
+    try:
+        return int(text.strip(), 0)
+    except ValueError:
+        return None
+
+
+def check_directive(directive: str, args: str, where: str, line: str) -> int:
+    """The bytes a sizing directive asks for (0 when unknown); refuses what keystone would
+    hang or crash on: huge fills, alignments and repeat counts."""
+    parts = args.split(',')
+    first = _literal(parts[0]) if parts and parts[0].strip() else None
+    directive = directive.lower()
+    if directive in ('.fill', '.space', '.skip', '.zero'):
+        size = _literal(parts[1]) if directive == '.fill' and len(parts) > 1 else 1
+        size = min(max(size or 1, 1), 8)
+        if first is not None and (first < 0 or first * size > MAX_OUTPUT_BYTES):
+            raise KernelError(f'{where}: {directive} of {first:#x} bytes is too large (at most '
+                              f'{MAX_OUTPUT_BYTES:#x}): {line.strip()}')
+        return (first or 0) * size
+    if directive in ('.align', '.balign', '.p2align'):
+        alignment = 1 << first if directive == '.p2align' and first is not None and \
+            0 <= first < 64 else first
+        if first is not None and not 0 <= (alignment or 0) <= MAX_ALIGN:
+            raise KernelError(f'{where}: an alignment of {first:#x} is too large (at most '
+                              f'{MAX_ALIGN:#x}): {line.strip()}')
+        return alignment or 0
+    if directive == '.rept' and first is not None and not 0 <= first <= MAX_REPT:
+        raise KernelError(f'{where}: .rept {first} repeats too often (at most {MAX_REPT})')
+    return 0
+
+
+def _unterminated(line: str) -> bool:
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"' and (i == 0 or line[i - 1] != '\\'):
+            quoted = not quoted
+    return quoted
+
+
 def check_pitfalls(source: str, path: str) -> None:
-    """Refuse the spellings keystone assembles into something else without a word."""
+    """Refuse the spellings keystone assembles into something else without a word, and
+    the inputs it hangs or crashes on."""
+    total = 0
     for number, line in enumerate(source.splitlines(), 1):
+        where = f'{path}:{number}'
+        if _unterminated(line):
+            raise KernelError(f'{where}: unterminated string: {line.strip()}')
+        directive = _DIRECTIVE.match(line)
+        if directive:
+            total += check_directive(directive.group(1), directive.group(2), where, line)
+            if total > MAX_OUTPUT_BYTES:
+                raise KernelError(f'{where}: the image grows too large (over '
+                                  f'{MAX_OUTPUT_BYTES:#x} bytes)')
         if line.lstrip().startswith('.'):
             continue
         if _NEGATED_SYMBOL.search(line):
@@ -95,14 +173,57 @@ def check_pitfalls(source: str, path: str) -> None:
                                   f'memory operand; combine them with .equ: {line.strip()}')
 
 
-def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
+def _keystone(source: str, base: int) -> bytes:
+    """In the child: b'O' + the encoding, or b'E' + keystone's message."""
     try:
         encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(source, base)
     except KsError as exc:
-        raise KernelError(f'{path}: keystone cannot assemble it: {exc}') from None
-    if not encoding:
+        return b'E' + str(exc).encode()
+    encoding = bytes(encoding or b'')
+    if len(encoding) > MAX_OUTPUT_BYTES:
+        return b'E' + f'the image is larger than {MAX_OUTPUT_BYTES:#x} bytes'.encode()
+    return b'O' + encoding
+
+
+def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
+    """keystone, in a forked child with a time limit: keystone hangs or crashes on some
+    inputs and cannot be interrupted in-process. The child is always reaped."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:                                       # the child
+        try:
+            os.close(read_end)
+            data = _keystone(source, base)
+            with os.fdopen(write_end, 'wb') as out:
+                out.write(data)
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    chunks, deadline = [], time.monotonic() + ASSEMBLY_SECONDS
+    try:
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([read_end], [], [], left)[0]:
+                os.kill(pid, signal.SIGKILL)
+                raise KernelError(f'{path}: keystone did not finish within '
+                                  f'{ASSEMBLY_SECONDS:g} s')
+            chunk = os.read(read_end, 1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    finally:
+        os.close(read_end)
+        _, status = os.waitpid(pid, 0)
+    data = b''.join(chunks)
+    if not data:
+        why = f'signal {os.WTERMSIG(status)}' if os.WIFSIGNALED(status) else 'no answer'
+        raise KernelError(f'{path}: keystone crashed assembling it ({why})')
+    if data[:1] == b'E':
+        raise KernelError(f'{path}: keystone cannot assemble it: '
+                          f'{data[1:].decode(errors="replace")}')
+    if len(data) == 1:
         raise KernelError(f'{path}: assembled to nothing')
-    return bytes(encoding)
+    return data[1:]
 
 
 # Labels the include places on page boundaries: checked after every assembly.
@@ -119,9 +240,11 @@ def load_asm(path: str, text: str, extra_symbols=()) -> KernelImage:
         _cache[key] = _load_asm(path, text, tuple(extra_symbols))
     body, symbols = _cache[key]
     entry, hypercall_page = symbols['_start'], symbols['hypercall_page']
-    return KernelImage(name=path, segments=[(VIRT_BASE, body, len(body))], entry=entry,
+    image = KernelImage(name=path, segments=[(VIRT_BASE, body, len(body))], entry=entry,
                        virt_base=VIRT_BASE, hypercall_page=hypercall_page,
                        notes={'GUEST_OS': 'pvshadow-asm', 'XEN_VERSION': 'xen-3.0',
                               'LOADER': 'generic', 'ENTRY': entry, 'VIRT_BASE': VIRT_BASE,
                               'HYPERCALL_PAGE': hypercall_page},
                        symbols=dict(symbols))
+    check_image(image, MAX_OUTPUT_BYTES)
+    return image

@@ -57,6 +57,8 @@ class BootLayout:
 
 def plan_layout(image: KernelImage, nr_pages: int) -> BootLayout:
     v_start = image.virt_base
+    if v_start & (PAGE - 1):
+        raise KernelError(f'{image.name}: VIRT_BASE {v_start:#x} is not page-aligned')
     if image.start < v_start:
         raise KernelError(f'{image.name}: image starts at {image.start:#x}, below VIRT_BASE '
                           f'{v_start:#x}')
@@ -90,6 +92,16 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     nr_pages = memory_mb * 256
     layout = plan_layout(image, nr_pages)
     d = host.create_domain(max_pages=nr_pages, **domain_options)
+    try:
+        _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name)
+    except BaseException:
+        from shadow.lifecycle import destroy
+        destroy(host, d)                  # nothing half-built stays on the host
+        raise
+    return d
+
+
+def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     for pfn in range(nr_pages):
         mfn = d.alloc_frame()
         if mfn is None:
@@ -108,7 +120,8 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     for vaddr, body, _memsz in image.segments:
         write_va(vaddr, body)
     if image.hypercall_page is not None:
-        write_va(image.hypercall_page, hypercall_page())
+        # the page holding the address the note gives, as Xen's builder fills it
+        write_va(image.hypercall_page & ~(PAGE - 1), hypercall_page())
     write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
     l4_mfn = _build_page_tables(d, layout)
 
@@ -144,7 +157,6 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     d.entry = (image.entry, layout.stack + PAGE, layout.start_info)
     d.layout = layout
     d.image = image
-    return d
 
 
 def _build_page_tables(d: Domain, layout: BootLayout) -> int:

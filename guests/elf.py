@@ -5,7 +5,7 @@ import struct
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from guests.image import KernelError, KernelImage
+from guests.image import KernelError, KernelImage, check_image
 from shadow.abi import xen
 
 NUMERIC_NOTES = {xen.XEN_ELFNOTE_ENTRY: 'ENTRY', xen.XEN_ELFNOTE_HYPERCALL_PAGE: 'HYPERCALL_PAGE',
@@ -23,7 +23,8 @@ STRING_NOTES = {xen.XEN_ELFNOTE_XEN_VERSION: 'XEN_VERSION', xen.XEN_ELFNOTE_GUES
 
 def iter_note_records(blob: bytes):
     """(name, type, desc) of each ELF note record in blob. Parsed here rather than by
-    pyelftools, which renames note types 1-5 after GNU notes whatever the owner."""
+    pyelftools, which renames note types 1-5 after GNU notes whatever the owner. Bytes
+    left over that cannot hold a record header are a truncated note."""
     pos = 0
     while pos + 12 <= len(blob):
         namesz, descsz, kind = struct.unpack_from('<III', blob, pos)
@@ -35,13 +36,40 @@ def iter_note_records(blob: bytes):
             raise KernelError('truncated ELF note')
         yield blob[pos:name_end].rstrip(b'\0'), kind, blob[desc_start:desc_end]
         pos = desc_start + ((descsz + 3) & ~3)
+    if pos < len(blob):
+        raise KernelError(f'truncated ELF note header ({len(blob) - pos} bytes left over)')
 
 
-def _read_notes(elf: ELFFile, path: str) -> dict:
+MAX_PROGRAM_HEADERS = 64
+MAX_IMAGE_BYTES = 1 << 30                 # a PV kernel's loaded image, at most
+
+
+def _program_headers(path: str, elf: ELFFile, size: int) -> list:
+    """Every program header, each checked against the file before any is read: the
+    table itself and each segment's bytes lie inside the file, and a PT_LOAD's file
+    size is at most its memory size."""
+    phnum, phentsize, phoff = elf['e_phnum'], elf['e_phentsize'], elf['e_phoff']
+    if phnum > MAX_PROGRAM_HEADERS:
+        raise KernelError(f'{path}: {phnum} program headers (at most {MAX_PROGRAM_HEADERS})')
+    if phnum and (phentsize != 56 or phoff + phnum * phentsize > size):
+        raise KernelError(f'{path}: the program headers lie past the end of the file')
+    headers = [elf.get_segment(i).header for i in range(phnum)]
+    for i, h in enumerate(headers):
+        if h['p_type'] not in ('PT_LOAD', 'PT_NOTE'):
+            continue
+        if h['p_offset'] + h['p_filesz'] > size:
+            raise KernelError(f'{path}: segment {i} ({h["p_type"]}) lies past the end of the '
+                              f'file ({h["p_offset"]:#x} + {h["p_filesz"]:#x} > {size:#x})')
+        if h['p_type'] == 'PT_LOAD' and h['p_filesz'] > h['p_memsz']:
+            raise KernelError(f'{path}: segment {i}: file size {h["p_filesz"]:#x} larger than '
+                              f'its memory size {h["p_memsz"]:#x}')
+    return headers
+
+
+def _read_notes(path: str, data: bytes, headers) -> dict:
     notes = {}
-    blobs = [s.data() for s in elf.iter_segments() if s['p_type'] == 'PT_NOTE']
-    if not blobs:
-        blobs = [s.data() for s in elf.iter_sections() if s['sh_type'] == 'SHT_NOTE']
+    blobs = [data[h['p_offset']:h['p_offset'] + h['p_filesz']] for h in headers
+             if h['p_type'] == 'PT_NOTE']
     for blob in blobs:
         try:
             records = list(iter_note_records(blob))
@@ -62,18 +90,36 @@ def _read_notes(elf: ELFFile, path: str) -> dict:
     return notes
 
 
+def _section_notes(path: str, elf: ELFFile, data: bytes) -> list:
+    """SHT_NOTE sections' bytes, for a kernel whose notes have no PT_NOTE segment."""
+    if elf['e_shnum'] > 256 or elf['e_shoff'] + elf['e_shnum'] * elf['e_shentsize'] > len(data):
+        return []
+    blobs = []
+    for section in elf.iter_sections():
+        if section['sh_type'] == 'SHT_NOTE' and \
+                section['sh_offset'] + section['sh_size'] <= len(data):
+            blobs.append({'p_type': 'PT_NOTE', 'p_offset': section['sh_offset'],
+                          'p_filesz': section['sh_size']})
+    return blobs
+
+
 def load_elf(path: str, data: bytes) -> KernelImage:
     try:
         elf = ELFFile(io.BytesIO(data))
         if elf.elfclass != 64 or elf['e_machine'] != 'EM_X86_64':
             raise KernelError(f'{path}: not an x86-64 ELF (class {elf.elfclass}, '
                               f'machine {elf["e_machine"]})')
-        notes = _read_notes(elf, path)
-        loads = [s for s in elf.iter_segments() if s['p_type'] == 'PT_LOAD']
-        segments_raw = [(s['p_paddr'], s['p_vaddr'], s.data(), s['p_memsz']) for s in loads]
+        headers = _program_headers(path, elf, len(data))
+        note_headers = [h for h in headers if h['p_type'] == 'PT_NOTE'] or \
+            _section_notes(path, elf, data)
+        notes = _read_notes(path, data, note_headers)
+        loads = [h for h in headers if h['p_type'] == 'PT_LOAD']
+        segments_raw = [(h['p_paddr'], data[h['p_offset']:h['p_offset'] + h['p_filesz']],
+                         h['p_memsz']) for h in loads]
+        e_entry = elf['e_entry']
     except ELFError as exc:
         raise KernelError(f'{path}: malformed ELF: {exc}') from None
-    except (struct.error, ValueError, KeyError, IndexError) as exc:
+    except (struct.error, ValueError, KeyError, IndexError, OverflowError, TypeError) as exc:
         raise KernelError(f'{path}: malformed ELF: {exc}') from None
     if not notes:
         raise KernelError(f'{path}: not a Xen PV kernel (no Xen ELF notes)')
@@ -85,10 +131,9 @@ def load_elf(path: str, data: bytes) -> KernelImage:
     paddr_offset = notes.get('PADDR_OFFSET', virt_base)
     # Xen places a segment at its physical address moved into the virtual base.
     segments = [((paddr - paddr_offset + virt_base) & 0xFFFFFFFFFFFFFFFF, body, memsz)
-                for paddr, _vaddr, body, memsz in segments_raw]
-    entry = notes.get('ENTRY', elf['e_entry'])
-    image = KernelImage(name=path, segments=segments, entry=entry, virt_base=virt_base,
-                        hypercall_page=notes.get('HYPERCALL_PAGE'), notes=notes)
-    if not image.start <= entry < image.end:
-        raise KernelError(f'{path}: entry point {entry:#x} is outside the image')
+                for paddr, body, memsz in segments_raw]
+    image = KernelImage(name=path, segments=segments, entry=notes.get('ENTRY', e_entry),
+                        virt_base=virt_base, hypercall_page=notes.get('HYPERCALL_PAGE'),
+                        notes=notes)
+    check_image(image, MAX_IMAGE_BYTES)
     return image

@@ -46,3 +46,17 @@ def test_start_info_and_mappings_match_the_layout():
     assert list(p2m) == d.p2m[:4]
     assert all(host.xen.get_m2p(mfn) == pfn for pfn, mfn in enumerate(d.p2m[:64]))
     assert d.p2m[:4] != [0, 1, 2, 3], 'machine frames should not be identity-mapped'
+
+
+def test_a_build_that_fails_leaves_nothing_on_the_host():
+    import pytest
+    from guests.builder import build_domain
+    from guests.image import KernelError
+    from guests.kernels import load_kernel
+    from shadow.host import Host
+    host = Host(16)
+    free = host.frames.free_frames()
+    with pytest.raises(KernelError, match='machine memory too small'):
+        build_domain(host, load_kernel('hello'), memory_mb=32)
+    assert host.frames.free_frames() == free and host.domains == {}
+    assert host.audit_frames() == []
