@@ -31,7 +31,9 @@ def pvshadow_run(path, timeout=30):
 
 
 def assert_refused(path, says):
+    beside = sorted(os.listdir(os.path.dirname(path)))
     proc, elapsed = pvshadow_run(path)
+    assert sorted(os.listdir(os.path.dirname(path))) == beside     # no file left behind
     lines = proc.stderr.strip().splitlines()
     assert proc.returncode == 2, proc.stderr
     assert len(lines) == 1 and 'Traceback' not in proc.stderr, proc.stderr
@@ -181,9 +183,16 @@ def test_a_source_keystone_never_finishes_is_refused_in_time_and_leaves_nothing(
 
 # --- random mutations: refused in one line, or loaded; never anything else -------------------
 def _load_or_refuse(path):
+    """Refused with a one-line KernelError, or loaded and built into a domain (whose
+    frames the ledger then accounts for): nothing else, within 5 s."""
+    from guests.builder import build_domain
+    from shadow.host import Host
     start = time.monotonic()
     try:
-        load_kernel(str(path))
+        image = load_kernel(str(path))
+        host = Host(48)
+        build_domain(host, image, memory_mb=16)
+        assert host.audit_frames() == []
     except KernelError as exc:
         assert '\n' not in str(exc), str(exc)
     assert time.monotonic() - start < 5
