@@ -41,6 +41,28 @@ class RunResult:
                 verdict = line.split(':', 1)[1].strip()
         return verdict
 
+    @property
+    def outcome(self) -> str:
+        return outcome(self.verdict, self.exit)
+
+
+# xtf-runner's exit codes, by the kernel's verdict; CRASH for no verdict, a domain crash,
+# a timeout or an internal error (any end but a clean poweroff), whatever was printed.
+EXIT_CODES = {'SUCCESS': 0, 'SKIP': 3, 'ERROR': 4, 'FAILURE': 5, 'CRASH': 6}
+EXIT_CANNOT_USE = 2
+
+
+def outcome(verdict: Optional[str], exit_: Exit) -> str:
+    """SUCCESS, SKIP, ERROR, FAILURE or CRASH for a run, as xtf-runner judges one."""
+    if not exit_.clean or verdict not in EXIT_CODES:
+        return 'CRASH'
+    return verdict
+
+
+def exit_code(results) -> int:
+    """The worst exit code of several results (a RunResult each)."""
+    return max((EXIT_CODES[r.outcome] for r in results), default=0)
+
 
 def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
          machine_mb: Optional[int] = None, audit: bool = False,

@@ -3,6 +3,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.conftest import ROOT, asm_kernel
 
 
@@ -59,7 +61,7 @@ def test_an_asm_source_that_does_not_assemble_is_refused_in_one_line(tmp_path):
     _one_line_refusal(pvshadow('run', path), 'cannot assemble')
 
 
-def test_a_crash_exits_nonzero_with_reason_registers_and_console_kept(tmp_path):
+def test_a_crash_exits_6_with_reason_registers_and_console_kept(tmp_path):
     path = asm_kernel(tmp_path, 'crash', '''
 test_main:
     lea rdi, [rip + before]
@@ -70,7 +72,46 @@ test_main:
 before: .asciz "before the crash\\n"
 ''')
     proc = pvshadow('run', path)
-    assert proc.returncode == 1
+    assert proc.returncode == 6
     assert 'before the crash' in proc.stdout
     assert 'crash' in proc.stderr and 'Unhandled invalid opcode' in proc.stderr
     assert 'rip=' in proc.stderr
+
+
+VERDICT_KERNEL = '''
+test_main:
+    lea rdi, [rip + why]
+    call {call}
+    ret
+why: .asciz "on purpose"
+'''
+
+
+@pytest.mark.parametrize('call, code', [('fail', 5), ('skip', 3)])
+def test_run_exits_with_xtf_runners_code_for_the_verdict(tmp_path, call, code):
+    path = asm_kernel(tmp_path, call, VERDICT_KERNEL.format(call=call))
+    proc = pvshadow('run', path)
+    assert proc.returncode == code, proc.stderr
+
+
+def test_an_error_verdict_exits_4(tmp_path):
+    path = asm_kernel(tmp_path, 'error', '''
+test_main:
+    mov edi, VERDICT_ERROR
+    call set_verdict
+    ret
+''')
+    assert pvshadow('run', path).returncode == 4
+
+
+def test_a_clean_poweroff_without_a_verdict_is_a_crash(tmp_path):
+    path = asm_kernel(tmp_path, 'silent', '''
+test_main:
+    mov edi, SCHEDOP_shutdown
+    lea rsi, [rip + reason]
+    call hc_sched_op
+reason: .long 0
+''')
+    proc = pvshadow('run', path)
+    assert proc.returncode == 6
+    assert 'without a "Test result:" line' in proc.stderr

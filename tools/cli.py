@@ -6,10 +6,11 @@
     pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
-Exit status: 0 after a clean poweroff, 1 for any other end (the reason on stderr),
-2 for a kernel or argument that cannot be used. With several domains, each console line
-is prefixed with its domain's name and the status is the worst of all domains: 1 when
-any ends unclean or reports FAILURE or ERROR.
+Exit status, by the kernel's verdict as xtf-runner gives it: 0 SUCCESS, 3 SKIP, 4 ERROR,
+5 FAILURE, 6 CRASH (no verdict line, a domain crash, a timeout, an internal error: any
+end but a clean poweroff, the reason on stderr); 2 for a kernel or argument that cannot
+be used. With several domains, each console line is prefixed with its domain's name and
+the status is the worst of all domains.
 """
 import argparse
 import sys
@@ -80,14 +81,17 @@ def cmd_run(args) -> int:
                                       timeout=args.timeout or None)
     if exit_.instruction:
         print(f'pvshadow: instruction bytes {exit_.instruction.hex()}', file=sys.stderr)
-    if exit_.clean:
-        return 0
-    print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
-    for line in domain.xen_log:
-        print(f'(XEN) {line}', file=sys.stderr)
-    if exit_.registers:
-        print(format_registers(exit_.registers), file=sys.stderr)
-    return 1
+    result = api.RunResult(domain, exit_)
+    if not exit_.clean:
+        print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
+        for line in domain.xen_log:
+            print(f'(XEN) {line}', file=sys.stderr)
+        if exit_.registers:
+            print(format_registers(exit_.registers), file=sys.stderr)
+    elif result.outcome == 'CRASH':
+        print('pvshadow: the kernel powered off without a "Test result:" line',
+              file=sys.stderr)
+    return api.exit_code([result])
 
 
 class PrefixedConsole:
@@ -113,9 +117,6 @@ class PrefixedConsole:
         self.out.flush()
 
 
-BAD_VERDICTS = ('FAILURE', 'ERROR')
-
-
 def run_several(args) -> int:
     """Every kernel or config into one host, run together."""
     if args.rom or args.romd or args.budget:
@@ -134,18 +135,16 @@ def run_several(args) -> int:
         return 2
     results = api.run_host_booted(host, domains, timeout=args.timeout or None)
     console.flush_partial()
-    status = 0
     for result in results:
         d = result.domain
         verdict = result.verdict
         who = d.name if d.name == f'd{d.domid}' else f'{d.name} (d{d.domid})'
         print(f'pvshadow: {who}: {verdict or "no verdict"}; '
               f'{result.exit.describe()}', file=sys.stderr)
-        if not result.exit.clean or verdict in BAD_VERDICTS:
-            status = 1
+        if result.outcome != 'SUCCESS':
             for line in d.xen_log:
                 print(f'(XEN) {d.name}: {line}', file=sys.stderr)
-    return status
+    return api.exit_code(results)
 
 
 WATCH_ACCESS = {'write': 'rx', 'exec': 'rw', 'read': 'wx'}
@@ -207,7 +206,7 @@ def cmd_access(args) -> int:
             event.respond(emulate=True)
     exit_ = listener.exit
     print(f'pvshadow: {listener.events_seen} events; {exit_.describe()}', file=sys.stderr)
-    return 0 if exit_.clean else 1
+    return api.exit_code([api.RunResult(domain, exit_)])
 
 
 def cmd_trace(args) -> int:

@@ -149,6 +149,14 @@ class TraceSession:
             return f'breakpoint at {event["rip"]:#x} [{self.instruction_at(event["rip"])}]'
         return json.dumps(event)
 
+    def exit_code(self) -> int:
+        """By the verdicts of the domains that ended (xtf-runner's codes, shadow.api); 0
+        when the session was left before any domain ended."""
+        from shadow import api
+        ended = [api.RunResult(d, self.ended.get(d.domid) or (
+            self.finished if not self.several else None)) for d in self.domains]
+        return api.exit_code([r for r in ended if r.exit is not None])
+
     # --- running -------------------------------------------------------------------------------
     def run(self, budget: int = 0):
         if self.finished is not None:
@@ -490,14 +498,14 @@ def main_trace(args) -> int:
                     exit_.reason is ExitReason.BREAKPOINT:
                 exit_ = session.run()
             print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
-            return 0 if exit_.clean else 1
+            return session.exit_code()
         if args.script:
             with open(args.script) as script:
                 console_ = TraceConsole(session, stdin=script)
                 console_.cmdloop()
         else:
             TraceConsole(session).cmdloop()
-        return 0
+        return session.exit_code()
     finally:
         prefixed.flush_partial()
         if log_file not in (None, sys.stdout):
