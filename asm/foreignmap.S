@@ -8,7 +8,9 @@
 # and must be refused -EPERM instead. The backend then writes "data/done" in the client's
 # home: 1 (it wrote) or 2 (it was refused). The client waits for it and checks its page:
 # the answer is there after 1, nothing changed after 2.
-# Needs: two domains on one host: configs/foreign-back.cfg configs/foreign-client.cfg.
+# Needs: two domains on one host: configs/foreign-back.cfg configs/foreign-client.cfg,
+# which `pvshadow run foreignmap` runs (the pvshadow-run header below).
+# pvshadow-run: ../configs/foreign-back.cfg ../configs/foreign-client.cfg
 .include "pv.inc"
 .include "xenstore.inc"
 

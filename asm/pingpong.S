@@ -11,7 +11,9 @@
 # peer's domid from "peer" in its home (the toolstack writes it), the offerer writes its
 # port to "data/port", and the binder reads it from the peer's home, retrying until it
 # is there.
-# Needs: two domains on one host (tests/test_host.py, or pvshadow run with two configs).
+# Needs: two domains on one host (tests/test_host.py, or the two configs that
+# `pvshadow run pingpong` runs: the pvshadow-run header below).
+# pvshadow-run: ../configs/backend.cfg ../configs/frontend.cfg
 .include "pv.inc"
 .include "xenstore.inc"
 

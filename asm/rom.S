@@ -5,7 +5,9 @@
 # read back as the device model stored it: the value itself (pvshadow run's plain ROMD
 # device), or the value plus inc=<n> (the test's device model adds one). With brk=1 it finally
 # writes a qword straddling the end of the ROM frame, which cannot be emulated: the run
-# must end with an internal_error exit. Needs: pvshadow run --rom/--romd, or its test.
+# must end with an internal_error exit. Needs: pvshadow run --rom/--romd
+# (the header below gives them, with asm/rom.bin), or its test.
+# pvshadow: --rom rom.bin@0xf00 --romd rom.bin@0xf01 --cmdline "rom=f00 rmd=f01"
 .include "pv.inc"
 
 .equ KEY_ROM, 0x3d6d6f72                   # "rom="

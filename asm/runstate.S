@@ -6,7 +6,8 @@
 # show vCPU 0 running, with time spent running and waiting. Which updates were missed is
 # the harness's to check (tests/test_runstate.py): under the each-switch policy the
 # switches into user mode cannot reach the area. Needs: its test (the policy is the
-# domain's).
+# domain's), or the header's --runstate-policy registration under pvshadow run.
+# pvshadow: --paging shadow --runstate-policy registration
 .include "pv.inc"
 
 .equ USER_CODE_VA, 0x400000

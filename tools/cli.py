@@ -65,6 +65,7 @@ def cmd_run(args) -> int:
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
+    domain.runstate_policy = args.runstate_policy
     error = _add_regions(domain, args) if regions else ''
     if error:
         print(f'pvshadow: {error}', file=sys.stderr)
@@ -242,6 +243,10 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--retry-unemulatable', action='store_true',
                      help='leave the guest retrying a region write that cannot be emulated '
                           'instead of ending with internal_error')
+    run.add_argument('--runstate-policy', choices=('each-switch', 'registration'),
+                     default='each-switch',
+                     help='when a runstate area registered by virtual address is walked: at '
+                          'each switch, as Xen does (each-switch), or once (registration)')
     run.set_defaults(func=cmd_run)
 
     access = sub.add_parser('access', help='watch a kernel\'s memory accesses (mem_access)',
@@ -276,14 +281,48 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument('--log', metavar='FILE', help='write every event as JSON lines (- for stdout)')
     trace.add_argument('--gdb', type=int, metavar='PORT', help='serve the gdb remote protocol')
     trace.set_defaults(func=cmd_trace)
+    parser.commands = {'run': run, 'access': access, 'trace': trace}
     return parser
 
 
 
 
+def _header_argv(parser, argv):
+    """argv with the kernel's own header options placed first, so the command line's
+    win; (argv, the header's domains). Options the command does not take are left out."""
+    from guests.header import kernel_header
+    from guests.kernels import resolve
+    args = parser.parse_args(argv)
+    kernels = args.kernel if isinstance(getattr(args, 'kernel', None), list) else \
+        [getattr(args, 'kernel', None)]
+    if args.command not in ('run', 'trace', 'access') or len(kernels) != 1 or \
+            kernels[0] is None or is_config(kernels[0]):
+        return argv, []
+    try:
+        header = kernel_header(resolve(kernels[0]))
+    except KernelError:
+        return argv, []                   # the command itself reports a bad kernel
+    known = parser.commands[args.command]._option_string_actions
+    kept, words = [], header.options
+    i = 0
+    while i < len(words):
+        action = known.get(words[i])
+        takes = 1 if action is not None and action.nargs is None and action.const is None else 0
+        if action is not None:
+            kept += words[i:i + 1 + takes]
+        i += 1 + takes
+    return [argv[0]] + kept + argv[1:], header.domains if args.command != 'access' else []
+
+
 def main(argv=None) -> int:
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    header_domains = []
+    if argv and argv[0] in parser.commands:
+        argv, header_domains = _header_argv(parser, argv)
     args = parser.parse_args(argv)
+    if header_domains:
+        args.kernel = header_domains
     if args.command == 'run' and args.memory <= 0:
         parser.error('--memory must be positive')
     if args.command in ('run', 'access', 'trace') and args.memory <= 0:
