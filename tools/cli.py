@@ -4,6 +4,8 @@
     pvshadow run A.cfg B.cfg ...  (or several KERNELs: one host, every domain together)
     pvshadow access KERNEL --watch {read,write,exec} [--frames A-B | --pfns A-B] [--json] [--relax]
     pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
+    pvshadow test [PATH|NAME ...] [-j N] [--paging direct|shadow|both] [--junit FILE]
+    pvshadow list
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
 Exit status, by the kernel's verdict as xtf-runner gives it: 0 SUCCESS, 3 SKIP, 4 ERROR,
@@ -281,6 +283,8 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument('--log', metavar='FILE', help='write every event as JSON lines (- for stdout)')
     trace.add_argument('--gdb', type=int, metavar='PORT', help='serve the gdb remote protocol')
     trace.set_defaults(func=cmd_trace)
+    from tools.runner import add_parsers
+    add_parsers(sub)
     parser.commands = {'run': run, 'access': access, 'trace': trace}
     return parser
 

@@ -1,0 +1,215 @@
+"""pvshadow test and pvshadow list: many kernels as a regression run, the way xtf-runner
+runs XTF's tests.
+
+Each (kernel, paging mode) runs as its own `pvshadow run` process, N at a time; a kernel
+whose header names the domains to run (`# pvshadow-run:`) runs once, as that host. The
+outcome is read from the process's exit code (SUCCESS 0, SKIP 3, ERROR 4, FAILURE 5,
+CRASH 6, and 2 for a kernel that cannot be used, counted as ERROR); the run prints a
+live progress line on a terminal, then one line per kernel under "Combined test
+results:", and exits with the worst code. --junit writes the same as JUnit XML.
+"""
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import List, Optional
+
+from guests.header import kernel_header
+from guests.image import KernelError
+from guests.kernels import ASM_DIR, kernel_names, resolve
+from shadow.api import EXIT_CODES
+
+OUTCOME_OF_CODE = {code: name for name, code in EXIT_CODES.items()}
+OUTCOME_OF_CODE[2] = 'ERROR'               # a kernel or option pvshadow cannot use
+SEVERITY = ('SUCCESS', 'SKIP', 'ERROR', 'FAILURE', 'CRASH')
+
+
+@dataclass
+class Job:
+    kernel: str                           # a path
+    name: str
+    paging: Optional[str]                 # None: the kernel's header names its host
+    outcome: str = ''
+    seconds: float = 0.0
+    output: str = ''
+
+    @property
+    def label(self) -> str:
+        return f'{self.name}-{self.paging}' if self.paging else self.name
+
+
+def describe(path: str) -> str:
+    """A kernel's one-line description: the first sentence of its header comment."""
+    words = []
+    try:
+        with open(path, encoding='utf-8', errors='replace') as f:
+            for line in f:
+                if not line.startswith('#') or line.startswith('# pvshadow'):
+                    break
+                words.append(line[1:].strip())
+                if '. ' in line or line.rstrip().endswith('.'):
+                    break
+    except OSError:
+        return ''
+    text = ' '.join(words)
+    text = text.split(': ', 1)[1] if ': ' in text.split(' ', 1)[0] + ' ' else text
+    return text.split('. ')[0].rstrip('.')
+
+
+def is_kernel_file(path: str) -> bool:
+    if path.endswith(('.S', '.s', '.asm')):
+        return True
+    try:
+        with open(path, 'rb') as f:
+            return f.read(4) == b'\x7fELF'
+    except OSError:
+        return False
+
+
+def collect(specs: List[str]) -> List[str]:
+    """Kernel paths from names, files and directories (searched for asm sources and
+    ELF files); every built-in kernel when none is given."""
+    if not specs:
+        return [os.path.join(ASM_DIR, name + '.S') for name in kernel_names()]
+    paths = []
+    for spec in specs:
+        if os.path.isdir(spec):
+            for root, dirs, files in os.walk(spec):
+                dirs[:] = sorted(d for d in dirs if d != 'include')
+                paths += [os.path.join(root, f) for f in sorted(files)
+                          if is_kernel_file(os.path.join(root, f))]
+        else:
+            paths.append(resolve(spec))
+    return paths
+
+
+def plan(paths: List[str], paging: str) -> List[Job]:
+    modes = ('direct', 'shadow') if paging == 'both' else (paging,)
+    jobs = []
+    for path in paths:
+        name = os.path.splitext(os.path.basename(path))[0]
+        if kernel_header(path).domains:
+            jobs.append(Job(path, name, None))
+        else:
+            jobs += [Job(path, name, mode) for mode in modes]
+    return jobs
+
+
+def run_job(job: Job, timeout: float) -> Job:
+    cmd = [sys.executable, '-m', 'tools.cli', 'run', job.kernel, '--timeout', str(timeout)]
+    if job.paging:
+        cmd += ['--paging', job.paging]
+    start = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
+                              stdin=subprocess.DEVNULL, errors='replace')
+        job.outcome = OUTCOME_OF_CODE.get(proc.returncode, 'CRASH')
+        job.output = proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired as exc:
+        job.outcome = 'CRASH'
+        job.output = f'{exc.stdout or ""}{exc.stderr or ""}\npvshadow test: no answer in time'
+    job.seconds = time.monotonic() - start
+    return job
+
+
+def write_junit(path: str, jobs: List[Job]) -> None:
+    import xml.etree.ElementTree as ET
+    failures = sum(j.outcome in ('FAILURE', 'CRASH') for j in jobs)
+    errors = sum(j.outcome == 'ERROR' for j in jobs)
+    suite = ET.Element('testsuite', name='pvshadow', tests=str(len(jobs)),
+                       failures=str(failures), errors=str(errors),
+                       skipped=str(sum(j.outcome == 'SKIP' for j in jobs)),
+                       time=f'{sum(j.seconds for j in jobs):.3f}')
+    for job in jobs:
+        case = ET.SubElement(suite, 'testcase', classname='pvshadow', name=job.label,
+                             time=f'{job.seconds:.3f}')
+        tail = '\n'.join(job.output.splitlines()[-40:])
+        if job.outcome == 'SKIP':
+            ET.SubElement(case, 'skipped', message='SKIP').text = tail
+        elif job.outcome in ('FAILURE', 'CRASH'):
+            ET.SubElement(case, 'failure', message=job.outcome).text = tail
+        elif job.outcome == 'ERROR':
+            ET.SubElement(case, 'error', message='ERROR').text = tail
+    ET.ElementTree(suite).write(path, encoding='utf-8', xml_declaration=True)
+
+
+def cmd_test(args) -> int:
+    try:
+        jobs = plan(collect(args.kernels), args.paging)
+    except KernelError as exc:
+        print(f'pvshadow: {exc}', file=sys.stderr)
+        return 2
+    if not jobs:
+        print('pvshadow: no kernels found', file=sys.stderr)
+        return 2
+    live = sys.stderr.isatty()
+    done = 0
+    width = max(len(j.label) for j in jobs) + 2
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        for job in pool.map(lambda j: run_job(j, args.timeout), jobs):
+            done += 1
+            if live:
+                print(f'\r[{done}/{len(jobs)}] {job.label:{width}} {job.outcome:8}', end='',
+                      file=sys.stderr, flush=True)
+    if live:
+        print(file=sys.stderr)
+    for job in jobs:
+        if job.outcome != 'SUCCESS':
+            print(f'--- {job.label}: {job.outcome}')
+            print('\n'.join(job.output.splitlines()[-20:]))
+    print('Combined test results:')
+    for job in jobs:
+        print(f'{job.label:{width}} {job.outcome}')
+    if args.junit:
+        write_junit(args.junit, jobs)
+    worst = max(jobs, key=lambda j: SEVERITY.index(j.outcome)).outcome
+    return EXIT_CODES[worst]
+
+
+def cmd_list(args) -> int:
+    names = kernel_names()
+    width = max(map(len, names)) + 2
+    for name in names:
+        print(f'{name:{width}} {describe(os.path.join(ASM_DIR, name + ".S"))}')
+    return 0
+
+
+def add_parsers(sub) -> None:
+    test = sub.add_parser('test', help='run many kernels as a regression run (xtf-runner style)',
+                          description=__doc__.split('\n\n')[0])
+    test.add_argument('kernels', nargs='*', metavar='PATH|NAME',
+                      help='kernels, or directories to search (default: every built-in kernel)')
+    test.add_argument('-j', dest='jobs', type=_positive, default=os.cpu_count() or 1,
+                      metavar='N', help='kernels run at once (default: the number of CPUs)')
+    test.add_argument('--paging', choices=('direct', 'shadow', 'both'), default='both',
+                      help='the paging mode(s) each kernel runs under (both)')
+    test.add_argument('--timeout', type=_positive_float, default=60.0, metavar='S',
+                      help='watchdog for each kernel, in seconds (60)')
+    test.add_argument('--junit', metavar='FILE', help='also write the results as JUnit XML')
+    test.set_defaults(func=cmd_test)
+    listing = sub.add_parser('list', help='the built-in kernels, each with a line about it')
+    listing.set_defaults(func=cmd_list)
+
+
+def _positive(text: str) -> int:
+    import argparse
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number')
+    return value
+
+
+def _positive_float(text: str) -> float:
+    import argparse
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number of seconds')
+    return value
