@@ -64,6 +64,15 @@ def exit_code(results) -> int:
     return max((EXIT_CODES[r.outcome] for r in results), default=0)
 
 
+def make_host(machine_mb: int) -> Host:
+    """A host, or ValueError with one line when this machine cannot map its memory."""
+    from unicorn import UcError
+    try:
+        return Host(machine_mb)
+    except (MemoryError, OSError, UcError) as exc:
+        raise ValueError(f'cannot map {machine_mb} MiB of machine memory: {exc}') from None
+
+
 def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
          machine_mb: Optional[int] = None, audit: bool = False,
          shadow_pool_pages: int = DEFAULT_POOL_PAGES, vm_event_ring: bool = False,
@@ -74,7 +83,7 @@ def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str 
         raise ValueError(f'paging mode {paging!r} is not available (have: {", ".join(PAGING_MODES)})')
     image = load_kernel(kernel)
     pool_mb = shadow_pool_pages // 256 if paging == 'shadow' else 0
-    host = Host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
+    host = make_host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
     domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline, paging=paging,
                           shadow_pool_pages=shadow_pool_pages, audit=audit,
                           vm_event_ring=vm_event_ring)
@@ -117,7 +126,7 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
         raise ValueError(f'two domains share a name: {", ".join(names)}')
     images = [load_kernel(spec.kernel) for spec in specs]
     total = sum(spec.memory_mb for spec in specs)
-    host = Host(machine_mb or max(64, total * 2 + 8 * len(specs) + 32))
+    host = make_host(machine_mb or max(64, total * 2 + 8 * len(specs) + 32))
     domains = []
     for spec, name, image in zip(specs, names, images):
         d = build_domain(host, image, memory_mb=spec.memory_mb, cmdline=spec.cmdline,

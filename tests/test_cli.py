@@ -115,3 +115,37 @@ reason: .long 0
     proc = pvshadow('run', path)
     assert proc.returncode == 6
     assert 'without a "Test result:" line' in proc.stderr
+
+
+BAD_OPTIONS = [
+    ('run', 'hello', '--budget', '-1'), ('run', 'hello', '--timeout', '-1'),
+    ('trace', 'hello', '--gdb', '99999'), ('trace', 'hello', '--log', '/nonexistent/x'),
+    ('trace', 'hello', '-x', '/'), ('run', 'hello', '--memory', '100000000'),
+    ('run', 'hello', '--memory', '0'), ('run', 'hello', '--paging', 'bogus'),
+    ('access', 'hello', '--watch', 'write', '--timeout', '-1'),
+    ('run', 'hello', '--shadow-pool', '2'), ('trace', 'hello', '--budget', 'x'),
+    ('test', '-j', '0'), ('run',), ('bogus-command',),
+]
+
+
+@pytest.mark.parametrize('args', BAD_OPTIONS, ids=' '.join)
+def test_a_bad_option_is_one_line_and_exit_2(args):
+    proc = pvshadow(*args)
+    assert proc.returncode == 2, proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and 'Traceback' not in proc.stderr
+
+
+def test_a_gdb_port_in_use_is_one_line_and_exit_2():
+    import socket
+    with socket.socket() as busy:
+        busy.bind(('127.0.0.1', 0))
+        busy.listen(1)
+        proc = pvshadow('trace', 'hello', '--gdb', str(busy.getsockname()[1]))
+    assert proc.returncode == 2 and 'Address already in use' in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_version_and_the_default_watchdog_in_help():
+    assert pvshadow('--version').stdout.startswith('pvshadow ')
+    for command in ('run', 'trace', 'access'):
+        assert 'default 60.0' in ' '.join(pvshadow(command, '--help').stdout.split())

@@ -21,6 +21,8 @@ from guests.config import DomainSpec, is_config, load_config
 from guests.image import KernelError
 from shadow import api
 from shadow.exits import format_registers
+from tools.options import (OneLineParser, add_guest_options, port, refuse, shadow_pool,
+                           version)
 
 
 def _write_console(data: bytes) -> None:
@@ -218,24 +220,16 @@ def cmd_trace(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
+    parser = OneLineParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
+    parser.add_argument('--version', action='version', version=f'pvshadow {version()}')
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='boot a kernel and show its console')
     run.add_argument('kernel', nargs='+',
                      help='ELF path, asm/ source path, test-kernel name, or xl-style .cfg; '
                           'several run together on one host')
-    run.add_argument('--memory', type=int, default=16, metavar='MB', help='guest memory (16)')
-    run.add_argument('--paging', default='direct', choices=api.PAGING_MODES,
-                     help='direct (the CPU walks the guest tables) or shadow')
-    run.add_argument('--audit', action='store_true',
-                     help='shadow mode: audit every shadow after each shadow fault')
-    run.add_argument('--shadow-pool', type=int, default=1024, metavar='PAGES',
-                     help='shadow mode: at most this many shadow pages (1024)')
-    run.add_argument('--budget', type=int, default=0, metavar='N',
-                     help='stop after N instructions (0: no limit; counting costs ~15x)')
-    run.add_argument('--timeout', type=float, default=60.0, metavar='S',
-                     help='wall-clock watchdog in seconds (0: none)')
-    run.add_argument('--cmdline', default='', help='start_info command line')
+    add_guest_options(run)
+    run.add_argument('--shadow-pool', type=shadow_pool, default=1024, metavar='PAGES',
+                     help='shadow mode: at most this many shadow pages (default %(default)s)')
     run.add_argument('--rom', type=parse_rom, action='append', default=[], metavar='FILE@PFN',
                      help='back guest frames from PFN with FILE, read-only: writes are mmio '
                           'exits and are dropped (implies --paging shadow)')
@@ -267,21 +261,17 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument('--relax', action='store_true',
                         help='answer by making the frame rwx (one event per frame, as xen-access '
                              'does) instead of letting each access through once')
-    access.add_argument('--memory', type=int, default=16, metavar='MB')
-    access.add_argument('--cmdline', default='')
-    access.add_argument('--audit', action='store_true')
-    access.add_argument('--timeout', type=float, default=60.0, metavar='S')
+    add_guest_options(access, paging_default=None, budget=False)
     access.set_defaults(func=cmd_access)
 
     trace = sub.add_parser('trace', help='follow every fault interactively, log it, or attach gdb')
     trace.add_argument('kernel', nargs='+',
                        help='ELF path, asm/ source path, test-kernel name, or xl-style .cfg; '
                             'several run together on one host (`domain` picks one)')
-    trace.add_argument('--paging', default='shadow', choices=api.PAGING_MODES)
-    trace.add_argument('--memory', type=int, default=16, metavar='MB')
+    add_guest_options(trace, paging_default='shadow')
     trace.add_argument('-x', dest='script', metavar='FILE', help='run tracer commands from FILE')
     trace.add_argument('--log', metavar='FILE', help='write every event as JSON lines (- for stdout)')
-    trace.add_argument('--gdb', type=int, metavar='PORT', help='serve the gdb remote protocol')
+    trace.add_argument('--gdb', type=port, metavar='PORT', help='serve the gdb remote protocol')
     trace.set_defaults(func=cmd_trace)
     from tools.runner import add_parsers
     add_parsers(sub)
@@ -327,12 +317,6 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if header_domains:
         args.kernel = header_domains
-    if args.command == 'run' and args.memory <= 0:
-        parser.error('--memory must be positive')
-    if args.command in ('run', 'access', 'trace') and args.memory <= 0:
-        parser.error('--memory must be positive')
-    if args.command == 'run' and args.shadow_pool < 8:
-        parser.error('--shadow-pool needs at least 8 pages')
     return args.func(args)
 
 

@@ -11,6 +11,7 @@ segment registers, so gdb sets the architecture itself and shows fs_base and gs_
 (x87 and SSE registers are reported unavailable).
 """
 import socket
+import sys
 
 from shadow import inspect
 from shadow.exits import ExitReason
@@ -304,7 +305,12 @@ def serve(session, port: int, ready=None) -> int:
     """Serve one gdb connection on 127.0.0.1:port; returns when gdb detaches or kills."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind(('127.0.0.1', port))
+    try:
+        listener.bind(('127.0.0.1', port))
+    except OSError as exc:
+        listener.close()
+        print(f'pvshadow: cannot serve gdb on 127.0.0.1:{port}: {exc.strerror}', file=sys.stderr)
+        return 2
     listener.listen(1)
     print(f'pvshadow: waiting for gdb on 127.0.0.1:{listener.getsockname()[1]}', flush=True)
     if ready is not None:

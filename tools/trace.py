@@ -45,8 +45,11 @@ class TraceSession:
     a host. Every event names its domain (domid) and vCPU; `domain` is the one the
     commands look at, and follows each stop to the domain that stopped."""
 
-    def __init__(self, domain, log=None, out=None, host=None, domains=None):
+    def __init__(self, domain, log=None, out=None, host=None, domains=None, timeout=120.0,
+                 budget=0):
         self.domain = domain
+        self.timeout = timeout or None   # each run's watchdog (None: none)
+        self.budget = budget             # each run's instruction budget (0: none)
         self.host = host
         self.domains = list(domains or [domain])
         self.log = log
@@ -162,7 +165,8 @@ class TraceSession:
         if self.finished is not None:
             return self.finished
         self.stopped_on = None
-        timeout = None if budget else 120
+        budget = budget or self.budget
+        timeout = self.timeout
         if not self.several:
             exit_ = self.domain.run(budget=budget, timeout=timeout)
             if exit_.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
@@ -474,20 +478,27 @@ def main_trace(args) -> int:
     try:
         if several:
             specs = [load_config(k) if is_config(k) else
-                     DomainSpec(kernel=k, memory_mb=args.memory, paging=args.paging)
+                     DomainSpec(kernel=k, memory_mb=args.memory, paging=args.paging,
+                                cmdline=args.cmdline)
                      for k in kernels]
             host, domains = api.boot_host(specs, console_sink=console)
         else:
             domains = [api.boot(kernels[0], memory_mb=args.memory, paging=args.paging,
-                                vm_event_ring=True,
+                                cmdline=args.cmdline, audit=args.audit, vm_event_ring=True,
                                 console_sink=lambda data: console('', data))]
             host = domains[0].host
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
-    if args.log:
-        log_file = sys.stdout if args.log == '-' else open(args.log, 'w')
-    session = TraceSession(domains[0], log=log_file, host=host, domains=domains)
+    try:
+        script = open(args.script) if args.script else None
+        if args.log:
+            log_file = sys.stdout if args.log == '-' else open(args.log, 'w')
+    except OSError as exc:
+        print(f'pvshadow: {exc.filename}: {exc.strerror}', file=sys.stderr)
+        return 2
+    session = TraceSession(domains[0], log=log_file, host=host, domains=domains,
+                           timeout=args.timeout, budget=args.budget)
     try:
         if args.gdb is not None:
             from tools.gdbstub import serve
@@ -499,10 +510,9 @@ def main_trace(args) -> int:
                 exit_ = session.run()
             print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
             return session.exit_code()
-        if args.script:
-            with open(args.script) as script:
-                console_ = TraceConsole(session, stdin=script)
-                console_.cmdloop()
+        if script is not None:
+            with script:
+                TraceConsole(session, stdin=script).cmdloop()
         else:
             TraceConsole(session).cmdloop()
         return session.exit_code()
