@@ -22,6 +22,7 @@ INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fil
                            'include')
 _INCLUDE = re.compile(r'^\s*\.include\s+"([^"]+)"\s*$', re.M)
 _SYMBOLS = ('_start', 'hypercall_page')
+_LABEL = re.compile(r'^\s*([A-Za-z_][\w$]*):', re.M)
 # keystone assembles `mov rsi, -NAME` (a negated symbol) as a memory load from NAME.
 _NEGATED_SYMBOL = re.compile(r',\s*[-~]\s*\(?\s*[A-Za-z_]')
 # ... and drops all but one symbolic term inside a memory operand: [r14 + A + B] -> [r14 + B].
@@ -88,7 +89,9 @@ def _load_asm(path: str, text: str, extra_symbols: tuple):
     check_pitfalls(source, path)
     # Symbol addresses come from a trailer of .quad directives read back after assembly.
     aligned = tuple(name for name in _PAGE_ALIGNED if re.search(rf'^{name}:', source, re.M))
-    names = tuple(dict.fromkeys(_SYMBOLS + aligned + extra_symbols))
+    # every label, so debuggers, crash dumps and written ELFs can name addresses
+    labels = tuple(_LABEL.findall(source))
+    names = tuple(dict.fromkeys(_SYMBOLS + aligned + extra_symbols + labels))
     trailer = ''.join(f'\n.quad {sym}' for sym in names)
     for _attempt in range(3):
         code = assemble(source + trailer, VIRT_BASE, path)

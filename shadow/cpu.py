@@ -383,8 +383,25 @@ class PhysicalCpu:
         self.uc.ctl_remove_cache(va, va + size)
 
     # --- running ------------------------------------------------------------------------------
+    interrupted = False                 # interrupt() was called: the run loops end
+
+    def interrupt(self) -> None:
+        """Stop the guest from anywhere (a signal's watcher thread, a debugger's socket
+        thread): the CPU stops at the next block and the run loop returns an
+        INTERRUPTED exit. Safe from another thread: Unicorn's own watchdog stops the CPU
+        the same way."""
+        self.interrupted = True
+        self.uc.emu_stop()
+
+    def take_interrupt(self) -> bool:
+        """Whether an interrupt is pending; clears it."""
+        pending, self.interrupted = self.interrupted, False
+        return pending
+
     def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip until a hook stops the CPU; True if it stopped on request."""
+        if self.interrupted:
+            return True                   # asked to stop before it started: run nothing
         self._stopped = False
         self._clear_pending_exception()
         if count:

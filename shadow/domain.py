@@ -24,6 +24,10 @@ from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
 
 
+def interrupted(cpu) -> Exit:
+    return Exit(ExitReason.INTERRUPTED, message='interrupted', registers=cpu.dump())
+
+
 def stopped_early(cpu, timeout, began) -> bool:
     """The CPU returned before the watchdog could have fired."""
     return not timeout or time.monotonic() - began < timeout * 0.99
@@ -529,6 +533,8 @@ class Domain:
                 return self._cpu_error(exc)
             if v.exit is not None:
                 return v.exit
+            if cpu.take_interrupt():
+                return interrupted(cpu)
             if v.pending_step is None:
                 if self._multi():
                     return self._run_scheduled(budget, timeout)

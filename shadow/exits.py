@@ -13,6 +13,7 @@ class ExitReason(str, Enum):
     MMIO = 'mmio'                    # a write to a read-only region, for the device model
     BUDGET = 'budget'                # the instruction budget ran out
     TIMEOUT = 'timeout'              # the wall-clock watchdog fired
+    INTERRUPTED = 'interrupted'      # the user asked (Ctrl-C, gdb's interrupt): resumable
     INTERNAL_ERROR = 'internal_error'
 
 

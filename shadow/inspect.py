@@ -16,6 +16,19 @@ def registers(d) -> dict:
     return d.cpu.dump()
 
 
+def symbolize(d, address: int) -> str:
+    """'name+0x12' for the nearest symbol of the domain's image at or below address (the
+    address alone when none is known)."""
+    image = getattr(d, 'image', None)
+    symbols = image.symbols if image is not None else {}
+    below = [(value, name) for name, value in symbols.items() if value <= address]
+    if not below or address >= image.end:
+        return f'{address:#x}'
+    value, name = max(below)
+    return f'{address:#x} <{name}+{address - value:#x}>' if address != value else \
+        f'{address:#x} <{name}>'
+
+
 def vcpu_registers(v) -> dict:
     """One vCPU's registers: live when it is on the CPU, else from its saved context
     ({} for a vCPU that has never been brought up). vCPU 0 before its first entry shows

@@ -133,6 +133,10 @@ class Scheduler:
                     cpu.run(start, count=count, timeout_us=int(left * 1e6) if timeout else 0)
                 except CpuError as exc:
                     v.exit = d._cpu_error(exc)
+                if v.exit is None and cpu.take_interrupt():
+                    exits.append(HostExit(d.domid, v.vcpu_id, Exit(
+                        ExitReason.INTERRUPTED, message='interrupted', registers=cpu.dump())))
+                    return exits
                 ran = count if count and not d._reschedule else 1
                 clock.instructions += ran
                 executed += ran

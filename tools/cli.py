@@ -20,7 +20,8 @@ import sys
 from guests.config import DomainSpec, is_config, load_config
 from guests.image import KernelError
 from shadow import api
-from shadow.exits import format_registers
+from shadow.exits import ExitReason, format_registers
+from tools.interrupt import interruptible
 from tools.options import (OneLineParser, add_guest_options, port, refuse, shadow_pool,
                            version)
 
@@ -82,8 +83,11 @@ def cmd_run(args) -> int:
             print(f'mmio: {m["direction"]} {m["size"]} bytes at gpa {m["address"]:#x} '
                   f'(gla {m["gla"]:#x}, rip {m["rip"]:#x}) data {m["data"]:#x} '
                   f'[{m["region"]}]', file=sys.stderr, flush=True)
-    exit_ = api.run_with_device_model(domain, on_mmio=trace_mmio, budget=args.budget,
-                                      timeout=args.timeout or None)
+    with interruptible(domain.cpu):
+        exit_ = api.run_with_device_model(domain, on_mmio=trace_mmio, budget=args.budget,
+                                          timeout=args.timeout or None)
+    if exit_.reason is ExitReason.INTERRUPTED:
+        return report_interrupt(domain, exit_)
     if exit_.instruction:
         print(f'pvshadow: instruction bytes {exit_.instruction.hex()}', file=sys.stderr)
     result = api.RunResult(domain, exit_)
@@ -97,6 +101,21 @@ def cmd_run(args) -> int:
         print('pvshadow: the kernel powered off without a "Test result:" line',
               file=sys.stderr)
     return api.exit_code([result])
+
+
+EXIT_INTERRUPTED = 130                # a shell's code for a run ended by SIGINT
+
+
+def report_interrupt(domain, exit_) -> int:
+    """Where the guest was when Ctrl-C stopped it, and the shell's code for SIGINT."""
+    from shadow import inspect
+    rip = exit_.registers.get('rip', 0)
+    v = domain.running_vcpu()
+    print(f'\npvshadow: interrupted: d{domain.domid}v{v.vcpu_id} at '
+          f'{inspect.symbolize(domain, rip)}', file=sys.stderr)
+    if exit_.registers:
+        print(format_registers(exit_.registers), file=sys.stderr)
+    return EXIT_INTERRUPTED
 
 
 class PrefixedConsole:
@@ -138,8 +157,12 @@ def run_several(args) -> int:
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
-    results = api.run_host_booted(host, domains, timeout=args.timeout or None)
+    with interruptible(host.cpu):
+        results = api.run_host_booted(host, domains, timeout=args.timeout or None)
     console.flush_partial()
+    stopped = [r for r in results if r.exit.reason is ExitReason.INTERRUPTED]
+    if stopped:
+        return report_interrupt(stopped[0].domain, stopped[0].exit)
     for result in results:
         d = result.domain
         verdict = result.verdict
@@ -201,16 +224,19 @@ def cmd_access(args) -> int:
                 print(f'pvshadow: pfn {pfn:#x} is not in the domain', file=sys.stderr)
                 return 2
             listener.set_access(access, domain.p2m[pfn], 1)
-    for event in listener.events(timeout=args.timeout or None):
-        line = event.to_json() if args.json else event.describe()
-        sys.stdout.write(line + '\n')
-        sys.stdout.flush()
-        if args.relax:
-            event.respond(access='rwx')
-        else:
-            event.respond(emulate=True)
+    with interruptible(domain.cpu):
+        for event in listener.events(timeout=args.timeout or None):
+            line = event.to_json() if args.json else event.describe()
+            sys.stdout.write(line + '\n')
+            sys.stdout.flush()
+            if args.relax:
+                event.respond(access='rwx')
+            else:
+                event.respond(emulate=True)
     exit_ = listener.exit
     print(f'pvshadow: {listener.events_seen} events; {exit_.describe()}', file=sys.stderr)
+    if exit_.reason is ExitReason.INTERRUPTED:
+        return EXIT_INTERRUPTED
     return api.exit_code([api.RunResult(domain, exit_)])
 
 

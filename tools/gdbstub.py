@@ -17,7 +17,8 @@ from shadow import inspect
 from shadow.exits import ExitReason
 from shadow.vcpu import GuestFault
 
-SIGTRAP, SIGSEGV = 5, 11
+SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
+INTERRUPT_BYTE = b'\x03'                 # the remote protocol's Ctrl-C
 
 
 def _register_layout():
@@ -28,7 +29,7 @@ def _register_layout():
         'rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
         'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')]
     core.append(('rip', 'rip', 64, 'core', 'code_ptr'))
-    core.append(('eflags', 'rflags', 32, 'core', 'int32'))
+    core.append(('eflags', 'rflags', 32, 'core', 'i386_eflags'))
     core += [(n, n, 32, 'core', 'int32') for n in ('cs', 'ss', 'ds', 'es', 'fs', 'gs')]
     core += [(f'st{i}', None, 80, 'core', 'i387_ext') for i in range(8)]
     core += [(n, None, 32, 'core', 'int') for n in (
@@ -43,12 +44,23 @@ REGISTERS = _register_layout()
 WRITABLE = [name for name, *_ in REGISTERS].index('rip') + 1   # rax..r15 and rip
 
 
+# gdb's i386_eflags flags type (its 64bit-core.xml), so `info registers eflags` names the
+# flags that are set.
+EFLAGS_FIELDS = (('CF', 0), ('', 1), ('PF', 2), ('AF', 4), ('ZF', 6), ('SF', 7), ('TF', 8),
+                 ('IF', 9), ('DF', 10), ('OF', 11), ('NT', 14), ('RF', 16), ('VM', 17),
+                 ('AC', 18), ('VIF', 19), ('VIP', 20), ('ID', 21))
+EFLAGS_TYPE = ('<flags id="i386_eflags" size="4">' + ''.join(
+    f'<field name="{name}" start="{bit}" end="{bit}"/>' for name, bit in EFLAGS_FIELDS) +
+    '</flags>')
+
+
 def _target_xml() -> str:
     features = []
     for feature in ('core', 'sse', 'segments'):
         regs = ''.join(f'<reg name="{name}" bitsize="{bits}" type="{kind}"/>'
                        for name, _, bits, feat, kind in REGISTERS if feat == feature)
-        features.append(f'<feature name="org.gnu.gdb.i386.{feature}">{regs}</feature>')
+        types = EFLAGS_TYPE if feature == 'core' else ''
+        features.append(f'<feature name="org.gnu.gdb.i386.{feature}">{types}{regs}</feature>')
     return ('<?xml version="1.0"?><!DOCTYPE target SYSTEM "gdb-target.dtd">'
             '<target version="1.0"><architecture>i386:x86-64</architecture>'
             + ''.join(features) + '</target>')
@@ -204,9 +216,49 @@ class GdbStub:
             return f'S{SIGTRAP:02x}'
         if exit_.reason is ExitReason.BUDGET:
             return f'S{SIGTRAP:02x}'
+        if exit_.reason is ExitReason.INTERRUPTED:
+            return f'S{SIGINT:02x}'
         self.console(f'domain ended: {exit_.describe()}\n')
         return f'W{(exit_.shutdown_code or 0) & 0xFF:02x}' if exit_.reason is \
             ExitReason.SHUTDOWN else f'X{SIGSEGV:02x}'
+
+    def resume(self, step: bool) -> str:
+        """Run (one instruction when stepping) while a thread watches the connection for
+        gdb's interrupt byte; the stop reply."""
+        import select
+        import threading
+        done = threading.Event()
+        cpu = self.session.domain.cpu
+
+        def watch():
+            while not done.is_set():
+                try:
+                    if not select.select([self.conn], [], [], 0.05)[0]:
+                        continue
+                except (OSError, ValueError):
+                    return
+                try:
+                    byte = self.conn.recv(1, socket.MSG_PEEK)
+                except OSError:
+                    return
+                if byte == INTERRUPT_BYTE:
+                    self.conn.recv(1)
+                    cpu.interrupt()
+                elif not byte:
+                    return                # gdb went away: the run ends by itself
+                else:
+                    done.wait(0.05)       # a packet for after the stop: leave it queued
+        watcher = threading.Thread(target=watch, daemon=True) \
+            if isinstance(self.conn, socket.socket) else None
+        if watcher is not None:
+            watcher.start()
+        try:
+            exit_ = self.session.run(budget=1 if step else 0)
+        finally:
+            done.set()
+            if watcher is not None:
+                watcher.join(timeout=1)
+        return self.stop_reply(exit_)
 
     def watchpoint(self, insert: bool, packet: str) -> str:
         """Z2/z2 (write) and Z4/z4 (access) ADDR,LEN: the domain's watchpoints. Z3 (reads
@@ -266,10 +318,17 @@ class GdbStub:
                 if ('at', addr) in self.session.conditions:
                     self.session.conditions.remove(('at', addr))
             return 'OK'
-        if kind == 'c':
-            return self.stop_reply(self.session.run())
-        if kind == 's':
-            return self.stop_reply(self.session.run(budget=1))
+        if kind in ('c', 'C'):
+            # C sig: continue with the signal a guest-fault stop reported; the fault was
+            # already on its way to the guest's handler, so it is delivered either way
+            return self.resume(step=False)
+        if kind in ('s', 'S'):
+            return self.resume(step=True)
+        if packet == 'vCont?':
+            return 'vCont;c;C;s;S'
+        if packet.startswith('vCont;'):
+            actions = [a.split(':')[0] for a in packet[6:].split(';')]
+            return self.resume(step=any(a[:1] in ('s', 'S') for a in actions))
         if kind in ('k', 'D'):
             return None if kind == 'k' else 'OK'
         if packet.startswith('qSupported'):
@@ -315,20 +374,30 @@ def serve(session, port: int, ready=None) -> int:
     print(f'pvshadow: waiting for gdb on 127.0.0.1:{listener.getsockname()[1]}', flush=True)
     if ready is not None:
         ready(listener.getsockname()[1])
-    conn, _ = listener.accept()
-    listener.close()
+    try:
+        while True:                       # after a detach, the next gdb may attach
+            conn, _ = listener.accept()
+            if not _serve_connection(session, conn):
+                return 0
+    finally:
+        listener.close()
+
+
+def _serve_connection(session, conn) -> bool:
+    """One gdb session; False once gdb killed the target (the stub ends)."""
     stub = GdbStub(session, conn)
     try:
         while True:
             packet = stub.read_packet()
-            if packet is None:
-                break
+            if packet is None:            # gdb went away: wait for another, unless the
+                return session.finished is None     # guest has ended
             reply = stub.handle(packet)
             if reply is None:
-                break
+                return False              # k: the target is killed
             stub.send(reply)
             if packet[:1] == 'D':
-                break
+                return True
+    except OSError:
+        return True
     finally:
         conn.close()
-    return 0

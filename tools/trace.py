@@ -34,8 +34,11 @@ from shadow.abi.xen import ACCESS_BY_NAME, ACCESS_START_DEFAULT
 from shadow.exits import ExitReason, format_registers
 from shadow.paging.x86 import pfec_str, walk
 from shadow.vcpu import GuestFault
+from tools.interrupt import interruptible
 
 FAULT_KINDS = ('guest', 'shadow', 'access', 'pt-write', 'spurious')
+# Stops after which the guest can go on.
+RESUMABLE = (ExitReason.BREAKPOINT, ExitReason.BUDGET, ExitReason.INTERRUPTED)
 _md = Cs(CS_ARCH_X86, CS_MODE_64)
 
 
@@ -167,15 +170,19 @@ class TraceSession:
         self.stopped_on = None
         budget = budget or self.budget
         timeout = self.timeout
+        with interruptible(self.domain.cpu):
+            return self._run(budget, timeout)
+
+    def _run(self, budget, timeout):
         if not self.several:
             exit_ = self.domain.run(budget=budget, timeout=timeout)
-            if exit_.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+            if exit_.reason not in RESUMABLE:
                 self.finished = exit_
             return exit_
         host_exits = self.host.run(budget=budget, timeout=timeout)
         for host_exit in host_exits:
             d = self.host.domains.get(host_exit.domid) or self.select(str(host_exit.domid))
-            if host_exit.exit.reason not in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+            if host_exit.exit.reason not in RESUMABLE:
                 self.ended[host_exit.domid] = host_exit.exit
                 if d is not None:
                     self.on_event({'type': 'exit', 'reason': host_exit.exit.reason.value,
@@ -184,7 +191,7 @@ class TraceSession:
                                    'rip': host_exit.exit.registers.get('rip', 0),
                                    'vcpu': host_exit.vcpu}, d)
         last = host_exits[-1] if host_exits else None
-        if last is not None and last.exit.reason in (ExitReason.BREAKPOINT, ExitReason.BUDGET):
+        if last is not None and last.exit.reason in RESUMABLE:
             self.domain = self.select(str(last.domid)) or self.domain     # focus follows the stop
             return last.exit
         if all(d.domid in self.ended for d in self.domains):
@@ -272,6 +279,10 @@ class TraceConsole(cmd.Cmd):
         elif exit_.reason is ExitReason.BUDGET:
             rip = self.d.cpu.rip
             self.say(f'{rip:#x}: {s.instruction_at(rip)}')
+        elif exit_.reason is ExitReason.INTERRUPTED:
+            rip = self.d.cpu.rip
+            self.say(f'interrupted: d{self.d.domid}v{self.d.running_vcpu().vcpu_id} at '
+                     f'{inspect.symbolize(self.d, rip)}: {s.instruction_at(rip)}')
         else:
             self.say(f'domain ended: {exit_.describe()}')
 
@@ -509,12 +520,18 @@ def main_trace(args) -> int:
                     exit_.reason is ExitReason.BREAKPOINT:
                 exit_ = session.run()
             print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
+            if exit_.reason is ExitReason.INTERRUPTED:
+                return 130
             return session.exit_code()
-        if script is not None:
-            with script:
-                TraceConsole(session, stdin=script).cmdloop()
-        else:
-            TraceConsole(session).cmdloop()
+        try:
+            if script is not None:
+                with script:
+                    TraceConsole(session, stdin=script).cmdloop()
+            else:
+                TraceConsole(session).cmdloop()
+        except KeyboardInterrupt:          # Ctrl-C outside a run, in a script or a pipe
+            print(file=sys.stderr)
+            return 130
         return session.exit_code()
     finally:
         prefixed.flush_partial()
