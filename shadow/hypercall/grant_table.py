@@ -51,6 +51,7 @@ def do_grant_table_op(v, cmd, uop, count, *_):
                     v.copy_to_guest(op.frame_list + i * 8, struct.pack('<Q', mfn))
                 except GuestFault:
                     op.status = xen.GNTST_bad_virt_addr
+                    break                 # as Xen since 4.17: the first failure ends it
         v.copy_to_guest(uop, bytes(op))
         return 0
     return -ENOSYS
