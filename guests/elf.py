@@ -103,6 +103,28 @@ def _section_notes(path: str, elf: ELFFile, data: bytes) -> list:
     return blobs
 
 
+MAX_SYMBOLS = 1 << 17
+
+
+def _symbols(elf: ELFFile, size: int) -> dict:
+    """name -> address from .symtab, for debuggers and crash dumps; a table that does not
+    fit the file, or is absurdly large, is ignored (the kernel runs without names)."""
+    try:
+        if elf['e_shnum'] > 256 or elf['e_shoff'] + elf['e_shnum'] * elf['e_shentsize'] > size:
+            return {}
+        table = elf.get_section_by_name('.symtab')
+        if table is None or table['sh_offset'] + table['sh_size'] > size or \
+                table.num_symbols() > MAX_SYMBOLS:
+            return {}
+        return {sym.name: sym['st_value'] for sym in table.iter_symbols()
+                if sym.name and sym['st_info']['type'] in ('STT_NOTYPE', 'STT_FUNC',
+                                                           'STT_OBJECT')
+                and sym['st_shndx'] != 'SHN_UNDEF'}
+    except (ELFError, struct.error, ValueError, KeyError, IndexError, OverflowError,
+            TypeError, AttributeError, UnicodeDecodeError):
+        return {}
+
+
 def load_elf(path: str, data: bytes) -> KernelImage:
     try:
         elf = ELFFile(io.BytesIO(data))
@@ -134,6 +156,6 @@ def load_elf(path: str, data: bytes) -> KernelImage:
                 for paddr, body, memsz in segments_raw]
     image = KernelImage(name=path, segments=segments, entry=notes.get('ENTRY', e_entry),
                         virt_base=virt_base, hypercall_page=notes.get('HYPERCALL_PAGE'),
-                        notes=notes)
+                        notes=notes, symbols=_symbols(elf, len(data)))
     check_image(image, MAX_IMAGE_BYTES)
     return image

@@ -158,6 +158,12 @@ class MemAccess:
             # Let this access through once: a page-table store goes ahead; a data access
             # runs under a grant.
             return RETRY if emulating else self._grant_once(vcpu, mfn, va, need)
+        if vcpu.step_grant and not emulating:
+            # The instruction already runs under one grant and needs another: an event
+            # here would be answered by a grant the next fault (the first one again)
+            # consumes, forever. A store is emulated; anything else ends the run
+            # (request_step: internal_error), as docs/MEM_ACCESS.md says.
+            return self._grant_once(vcpu, mfn, va, need)
         self.stats['violations'] += 1
         if access == XENMEM_access_rx2rw and need == W:
             self.set_one(mfn, XENMEM_access_rw)

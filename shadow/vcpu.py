@@ -97,6 +97,7 @@ class VCpu:
         self.hypercalls = domain.hypercalls
         self.pending_step = None          # a page-table store for the run loop to single-step
         self.stepping = False
+        self.step_grant = False           # ... and it runs under a mem_access grant
         self.paused_for_event = False     # waiting for a vm_event response
         self.online = vcpu_id == 0
         self.initialised = vcpu_id == 0

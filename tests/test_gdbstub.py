@@ -39,7 +39,7 @@ def _stopped_stub():
     """A stub whose guest has run to its first hypercall (its vCPU is on the CPU)."""
     stub = stub_for()
     stub.conn = None
-    stub.session.conditions.append(('hypercall', None))
+    stub.session.add_condition('hypercall', None)
     stub.session.run()
     return stub
 
@@ -101,7 +101,7 @@ def test_hg_selects_the_thread_whose_registers_and_memory_gdb_reads():
 
 def test_a_stop_reply_names_the_thread_that_stopped():
     stub, (back, front) = _host_stub()
-    stub.session.conditions.append(('hypercall', 'console_io'))
+    stub.session.add_condition('hypercall', 'console_io')
     reply = stub.handle('c')
     assert reply.startswith('T05thread:')
     tid = int(reply.split('thread:')[1].rstrip(';'), 16)

@@ -76,8 +76,8 @@ class GdbStub:
         self.thread = None               # Hg: the thread registers and memory come from
         self.buffer = b''
         self.watches = {}                # (Z kind, address, length) -> watchpoint id
-        if ('fault', 'guest') not in session.conditions:
-            session.conditions.append(('fault', 'guest'))
+        if ('fault', 'guest') not in session.conditions.values():
+            session.add_condition('fault', 'guest')
 
     # --- packets ------------------------------------------------------------------------------
     def read_packet(self):
@@ -260,6 +260,13 @@ class GdbStub:
                 watcher.join(timeout=1)
         return self.stop_reply(exit_)
 
+    def _remove_conditions(self, matching) -> None:
+        """Drop the session's stop conditions matching(kind, value) (the breakpoint or
+        watchpoint behind each is the caller's to remove)."""
+        for number, (kind, value) in list(self.session.conditions.items()):
+            if matching(kind, value):
+                self.session.remove_condition(number, release=False)
+
     def watchpoint(self, insert: bool, packet: str) -> str:
         """Z2/z2 (write) and Z4/z4 (access) ADDR,LEN: the domain's watchpoints. Z3 (reads
         only) is not offered: like x86 debug registers, a watch sees writes, or both."""
@@ -270,12 +277,10 @@ class GdbStub:
                 self.watches[key] = self.d.add_watchpoint(addr, length, reads=kind == '4')
             except ValueError:
                 return 'E22'
-            self.session.conditions.append(('data', (self.watches[key], f'gdb {key}')))
+            self.session.add_condition('data', (self.watches[key], f'gdb {key}'))
         elif key in self.watches:
             wid = self.watches.pop(key)
-            self.d.remove_watchpoint(wid)
-            self.session.conditions = [c for c in self.session.conditions
-                                       if not (c[0] == 'data' and c[1][0] == wid)]
+            self._remove_conditions(lambda kind, value: kind == 'data' and value[0] == wid)
         return 'OK'
 
     def handle(self, packet: str):
@@ -312,11 +317,10 @@ class GdbStub:
             addr = int(packet.split(',')[1], 16)
             if kind == 'Z':
                 self.d.add_breakpoint(addr)
-                self.session.conditions.append(('at', addr))
+                self.session.add_condition('at', addr)
             else:
                 self.d.remove_breakpoint(addr)
-                if ('at', addr) in self.session.conditions:
-                    self.session.conditions.remove(('at', addr))
+                self._remove_conditions(lambda what, value: (what, value) == ('at', addr))
             return 'OK'
         if kind in ('c', 'C'):
             # C sig: continue with the signal a guest-fault stop reported; the fault was

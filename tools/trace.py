@@ -58,10 +58,12 @@ class TraceSession:
         self.log = log
         self.out = out or sys.stdout
         self.history = deque(maxlen=10000)
-        self.conditions = []             # (kind, argument)
+        self.conditions = {}             # number -> (kind, argument), numbers kept as gdb's
+        self._next_condition = 1
         self.stopped_on: Optional[dict] = None
         self.finished = None             # the exit that ended the domain (every domain)
         self.ended = {}                  # domid -> its exit, on a host of several
+        self.listener = None             # a vm_event listener, once access is changed
         for d in self.domains:
             d.tracer = lambda event, d=d: self.on_event(event, d)
 
@@ -89,9 +91,27 @@ class TraceSession:
             self.stopped_on = event
             d.request_stop(self.one_line(event))
 
+    def add_condition(self, kind: str, argument) -> int:
+        """A stop condition; its number stays its own until it is deleted."""
+        number, self._next_condition = self._next_condition, self._next_condition + 1
+        self.conditions[number] = (kind, argument)
+        return number
+
+    def remove_condition(self, number: int, release: bool = True):
+        """(kind, argument) of the condition removed; with release, the domain's
+        breakpoint or watchpoint behind it goes too."""
+        kind, argument = self.conditions.pop(number)
+        if not release:
+            return kind, argument
+        if kind == 'at':
+            self.domain.remove_breakpoint(argument)
+        elif kind == 'data':
+            self.domain.remove_watchpoint(argument[0])
+        return kind, argument
+
     def _matches(self, event: dict) -> bool:
         kind = event['type']
-        for what, arg in self.conditions:
+        for what, arg in self.conditions.values():
             if what == 'fault' and kind == 'fault' and arg in (None, event['kind']):
                 return True
             if what == 'hypercall' and kind == 'hypercall' and arg in (None, event['name']):
@@ -173,9 +193,38 @@ class TraceSession:
         with interruptible(self.domain.cpu):
             return self._run(budget, timeout)
 
+    def attach_listener(self) -> str:
+        """A vm_event listener for the domain, so access changes raise events the tracer
+        can stop on (`break event`); '' or why there cannot be one."""
+        if self.listener is not None:
+            return ''
+        from shadow.listener import Listener, ListenerError
+        try:
+            self.listener = Listener(self.domain)
+        except ListenerError as exc:
+            return f'no vm_event listener ({exc}): violations relax the frame instead'
+        return ''
+
+    def _answer_pending(self) -> None:
+        """Let every access waiting on the ring through once (MEM_ACCESS_EMULATE, as
+        `pvshadow access` does) and resume the vCPUs it paused."""
+        from shadow.listener import Event
+        from shadow.toolstack import xc_mem_access_resume
+        listener = self.listener
+        while (request := listener.ring.get_request()) is not None:
+            listener.events_seen += 1
+            Event(listener, request).respond(emulate=True)
+        if any(v.paused_for_event for v in self.domain.vcpus):
+            xc_mem_access_resume(self.domain)
+
     def _run(self, budget, timeout):
         if not self.several:
-            exit_ = self.domain.run(budget=budget, timeout=timeout)
+            while True:
+                if self.listener is not None:
+                    self._answer_pending()
+                exit_ = self.domain.run(budget=budget, timeout=timeout)
+                if exit_.reason is not ExitReason.VM_EVENT or self.listener is None:
+                    break                 # an event no condition stopped on: answer, go on
             if exit_.reason not in RESUMABLE:
                 self.finished = exit_
             return exit_
@@ -209,6 +258,10 @@ def _history():
         return InMemoryHistory()
 
 
+class Usage(Exception):
+    """A command's arguments were wrong: the message is a sentence for the user."""
+
+
 class TraceConsole(cmd.Cmd):
     intro = 'pvshadow trace: "help" lists the commands, "run" starts the guest.'
     prompt = '(pvshadow) '
@@ -236,11 +289,19 @@ class TraceConsole(cmd.Cmd):
             return super().cmdloop(intro)
         try:
             from prompt_toolkit import PromptSession
-            from prompt_toolkit.completion import WordCompleter
         except ImportError:
             return super().cmdloop(intro)
-        names = sorted(name[3:] for name in self.get_names() if name.startswith('do_'))
-        reader = PromptSession(history=_history(), completer=WordCompleter(names))
+        from prompt_toolkit.completion import Completer, Completion
+        console = self
+
+        class Arguments(Completer):
+            def get_completions(self, document, complete_event):
+                before = document.text_before_cursor
+                words = before.split()
+                current = '' if before.endswith(' ') or not words else words.pop()
+                for word in console.completions(words, current):
+                    yield Completion(word, start_position=-len(current))
+        reader = PromptSession(history=_history(), completer=Arguments())
         if intro or self.intro:
             self.say(intro or self.intro)
         stop = False
@@ -259,9 +320,68 @@ class TraceConsole(cmd.Cmd):
     def default(self, line):
         self.say(f'unknown command: {line.split()[0]} (help lists them)')
 
+    # --- arguments -------------------------------------------------------------------------------
+    def completions(self, words: list, current: str) -> list:
+        """What Tab offers for the word being typed after `words`: command names first,
+        then each command's own arguments (fault kinds, hypercall names, access types,
+        symbols, domains)."""
+        from shadow.abi.xen import HYPERCALL_NAMES
+        commands = sorted(name[3:].replace('_', '-') for name in self.get_names()
+                          if name.startswith('do_') and name != 'do_EOF')
+        symbols = sorted(getattr(getattr(self.d, 'image', None), 'symbols', {}))
+        access_types = list(ACCESS_BY_NAME)
+        if not words:
+            options = commands
+        else:
+            command, args = words[0], words[1:]
+            options = {
+                ('break', 0): ['fault', 'hypercall', 'event', 'at'],
+                ('watch', 0): ['write', 'access'],
+                ('access', 1): access_types, ('default-access', 0): access_types,
+                ('domain', 0): [str(d.domid) for d in self.session.domains] +
+                               [d.name for d in self.session.domains if getattr(d, 'name', '')],
+                ('delete', 0): ['all'] + [str(n) for n in self.session.conditions],
+                ('disas', 0): symbols, ('x', 0): symbols, ('walk', 0): symbols,
+                ('walk', 1): ['read', 'write', 'fetch'], ('shadow', 0): symbols,
+            }.get((command, len(args)), [])
+            if command == 'break' and len(args) == 1:
+                options = {'fault': list(FAULT_KINDS), 'at': symbols,
+                           'hypercall': sorted(set(HYPERCALL_NAMES.values()))}.get(args[0], [])
+            if command == 'watch' and len(args) == 1 and args[0] in ('write', 'access'):
+                options = symbols
+        return [word for word in options if word.startswith(current)]
+
+    def address(self, text: str) -> int:
+        """A number, or a symbol of the domain's kernel (SYMBOL or SYMBOL+OFFSET)."""
+        base, plus, offset = text.partition('+')
+        try:
+            return int(text, 0)
+        except ValueError:
+            pass
+        symbols = getattr(getattr(self.d, 'image', None), 'symbols', {})
+        if base not in symbols:
+            raise Usage(f'{text!r} is neither an address nor a symbol of the kernel')
+        return symbols[base] + (self.number(offset) if plus else 0)
+
+    @staticmethod
+    def number(text: str) -> int:
+        try:
+            return int(text, 0)
+        except ValueError:
+            raise Usage(f'{text!r} is not a number') from None
+
+    @staticmethod
+    def words(arg: str, needed: int, usage: str) -> list:
+        words = arg.split()
+        if len(words) < needed:
+            raise Usage(f'{usage.split()[0]} needs {usage.split(" ", 1)[1]}')
+        return words
+
     def onecmd(self, line):
         try:
             return super().onecmd(line)
+        except Usage as exc:
+            self.say(str(exc))
         except (ValueError, IndexError, KeyError) as exc:
             self.say(f'error: {exc}')
         except GuestFault as exc:
@@ -294,7 +414,9 @@ class TraceConsole(cmd.Cmd):
 
     def do_step(self, arg):
         """step [N]: execute N instructions (default 1)"""
-        n = int(arg, 0) if arg.strip() else 1
+        n = self.number(arg.strip()) if arg.strip() else 1
+        if n <= 0:
+            raise Usage('step takes a positive number of instructions')
         self._report(self.session.run(budget=n))
 
     do_s = do_step
@@ -309,57 +431,56 @@ class TraceConsole(cmd.Cmd):
             kind = rest[0] if rest else None
             if kind is not None and kind not in FAULT_KINDS:
                 return self.say(f'fault kinds: {", ".join(FAULT_KINDS)}')
-            self.session.conditions.append(('fault', kind))
+            number = self.session.add_condition('fault', kind)
         elif what == 'hypercall':
-            self.session.conditions.append(('hypercall', rest[0] if rest else None))
+            number = self.session.add_condition('hypercall', rest[0] if rest else None)
         elif what == 'event':
-            self.session.conditions.append(('event', None))
+            number = self.session.add_condition('event', None)
         elif what == 'at' and rest:
-            addr = int(rest[0], 0)
+            addr = self.address(rest[0])
             self.d.add_breakpoint(addr)
-            self.session.conditions.append(('at', addr))
+            number = self.session.add_condition('at', addr)
+            return self.say(f'stop condition {number}: at {inspect.symbolize(self.d, addr)}')
         else:
             return self.say('break what? fault, hypercall, event or at ADDR')
-        self.say(f'stop condition {len(self.session.conditions)}: {arg.strip()}')
+        self.say(f'stop condition {number}: {arg.strip()}')
 
     def do_watch(self, arg):
         """watch FRAME: stop on any fault whose address maps that machine frame
 watch write|access VA [LEN]: stop after each instruction that writes (or reads or
-writes) the LEN bytes at VA (default 8), whether it faults or not"""
-        words = arg.split()
-        if not words:
-            return self.say('watch what? FRAME, or write|access VA [LEN]')
+writes) LEN bytes at VA (8 by default), as a data watchpoint"""
+        words = self.words(arg, 1, 'watch a frame, or write|access and an address')
         if words[0] in ('write', 'access'):
-            if len(words) < 2:
-                return self.say(f'watch {words[0]} VA [LEN]')
-            va, length = int(words[1], 0), int(words[2], 0) if len(words) > 2 else 8
+            words = self.words(arg, 2, f'watch {words[0]} an address')
+            va = self.address(words[1])
+            length = self.number(words[2]) if len(words) > 2 else 8
             try:
                 wid = self.d.add_watchpoint(va, length, reads=words[0] == 'access')
             except ValueError as exc:
                 return self.say(f'cannot watch that: {exc}')
-            self.session.conditions.append(('data', (wid, f'{words[0]} {va:#x} {length}')))
+            number = self.session.add_condition('data', (wid, f'{words[0]} {va:#x} {length}'))
         else:
-            self.session.conditions.append(('watch', int(words[0], 0)))
-        self.say(f'stop condition {len(self.session.conditions)}: watch {arg.strip()}')
+            number = self.session.add_condition('watch', self.number(words[0]))
+        self.say(f'stop condition {number}: watch {arg.strip()}')
 
     def do_breaks(self, arg):
         """breaks: list the stop conditions"""
-        for n, (what, value) in enumerate(self.session.conditions, 1):
+        for n, (what, value) in self.session.conditions.items():
             if what == 'data':
                 what, value = 'watchpoint', value[1]
-            shown = f'{value:#x}' if isinstance(value, int) else (value or 'any')
+            shown = inspect.symbolize(self.d, value) if what == 'at' else \
+                f'{value:#x}' if isinstance(value, int) else (value or 'any')
             self.say(f'{n}: {what} {shown}')
 
     def do_delete(self, arg):
-        """delete N | all: remove stop conditions"""
+        """delete N | all: remove stop conditions (the others keep their numbers)"""
         conds = self.session.conditions
-        victims = list(range(len(conds))) if arg.strip() == 'all' else [int(arg) - 1]
-        for index in sorted(victims, reverse=True):
-            what, value = conds.pop(index)
-            if what == 'at':
-                self.d.remove_breakpoint(value)
-            elif what == 'data':
-                self.d.remove_watchpoint(value[0])
+        target = self.words(arg, 1, 'delete a condition number, or all')[0]
+        victims = list(conds) if target == 'all' else [self.number(target)]
+        for number in victims:
+            if number not in conds:
+                return self.say(f'no stop condition {number} (breaks lists them)')
+            self.session.remove_condition(number)
 
     # --- looking -------------------------------------------------------------------------------
     def do_regs(self, arg):
@@ -374,8 +495,8 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
         """disas [ADDR] [N]: N instructions from ADDR (default: 8 from RIP, marked =>)"""
         words = arg.split()
         rip = self.d.cpu.rip
-        addr = int(words[0], 0) if words else rip
-        count = int(words[1], 0) if len(words) > 1 else 8
+        addr = self.address(words[0]) if words else rip
+        count = self.number(words[1]) if len(words) > 1 else 8
         code = inspect.read_virtual(self.d, addr, 15 * count)
         for n, insn in enumerate(_md.disasm(code, addr)):
             if n >= count:
@@ -385,45 +506,61 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
 
     def do_x(self, arg):
         """x ADDR [N]: N qwords of guest memory (default 4)"""
-        words = arg.split()
-        addr = int(words[0], 0)
-        count = int(words[1], 0) if len(words) > 1 else 4
+        words = self.words(arg, 1, 'x an address')
+        addr = self.address(words[0])
+        count = self.number(words[1]) if len(words) > 1 else 4
         data = inspect.read_virtual(self.d, addr, 8 * count)
         for i in range(count):
             self.say(f'{addr + 8 * i:#x}: {int.from_bytes(data[8 * i:8 * i + 8], "little"):#018x}')
 
     def do_walk(self, arg):
         """walk VA [read|write|fetch]: each level of the guest's walk"""
-        words = arg.split()
-        for line in inspect.walk_report(self.d, int(words[0], 0), words[1] if len(words) > 1 else 'read'):
+        words = self.words(arg, 1, 'walk a virtual address')
+        access = words[1] if len(words) > 1 else 'read'
+        if access not in ('read', 'write', 'fetch'):
+            raise Usage(f'walk checks a read, write or fetch, not {access!r}')
+        for line in inspect.walk_report(self.d, self.address(words[0]), access):
             self.say(line)
 
     def do_shadow(self, arg):
         """shadow VA: each level of the shadow walk, and the rights the shadow removed"""
-        for line in inspect.shadow_report(self.d, int(arg.split()[0], 0)):
+        va = self.address(self.words(arg, 1, 'shadow a virtual address')[0])
+        for line in inspect.shadow_report(self.d, va):
             self.say(line)
 
     def do_frame(self, arg):
         """frame MFN: owner, type, counts, access, the shadows that map it"""
-        for line in inspect.frame_report(self.d, int(arg.split()[0], 0)):
+        mfn = self.number(self.words(arg, 1, 'frame a machine frame number')[0])
+        for line in inspect.frame_report(self.d, mfn):
             self.say(line)
 
     def do_access(self, arg):
         """access FRAME TYPE: set one machine frame's mem_access type (n r w rw x rx wx rwx rx2rw n2rwx)"""
-        from shadow.toolstack import xc_mem_access_shadow_enable, xc_set_mem_access
-        frame, kind = arg.split()
-        if self.d.mem_access is None:
-            xc_mem_access_shadow_enable(self.d)
-        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[kind], int(frame, 0), 1)
+        from shadow.toolstack import xc_set_mem_access
+        frame, kind = self.words(arg, 2, 'access a frame and an access type')[:2]
+        if kind not in ACCESS_BY_NAME:
+            raise Usage(f'access types: {" ".join(ACCESS_BY_NAME)}')
+        self._listen()
+        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[kind], self.number(frame), 1)
         self.say('ok' if rc == 0 else f'refused: {rc}')
 
     def do_default_access(self, arg):
         """default-access TYPE: the domain's default mem_access type (blows every shadow)"""
-        from shadow.toolstack import xc_mem_access_shadow_enable, xc_set_mem_access
-        if self.d.mem_access is None:
-            xc_mem_access_shadow_enable(self.d)
-        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[arg.strip()], ACCESS_START_DEFAULT, 0)
+        from shadow.toolstack import xc_set_mem_access
+        kind = self.words(arg, 1, 'default-access an access type')[0]
+        if kind not in ACCESS_BY_NAME:
+            raise Usage(f'access types: {" ".join(ACCESS_BY_NAME)}')
+        self._listen()
+        rc = xc_set_mem_access(self.d, ACCESS_BY_NAME[kind], ACCESS_START_DEFAULT, 0)
         self.say('ok' if rc == 0 else f'refused: {rc}')
+
+    def _listen(self) -> None:
+        from shadow.toolstack import xc_mem_access_shadow_enable
+        why = self.session.attach_listener() if not self.session.several else 'several domains'
+        if why and self.d.mem_access is None:
+            xc_mem_access_shadow_enable(self.d)
+        if why:
+            self.say(why)
 
     def do_stats(self, arg):
         """stats: faults by kind, shadow pages, blown tables, events"""
@@ -437,7 +574,7 @@ writes) the LEN bytes at VA (default 8), whether it faults or not"""
 
     def do_faults(self, arg):
         """faults [N]: the last N faults (default 10): kind, VA, error code, RIP, instruction, action"""
-        n = int(arg, 0) if arg.strip() else 10
+        n = self.number(arg.strip()) if arg.strip() else 10
         for event in list(self.session.history)[-n:]:
             self.say(self.session.one_line(event))
 

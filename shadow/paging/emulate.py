@@ -270,9 +270,10 @@ def _step_with(domain, vcpu, va: int, mfn: int, flags: int) -> None:
     restore = domain.paging.redirect(vcpu, va, mfn, flags)
     cpu.flush_tlb()
     vcpu.stepping = True
+    vcpu.step_grant = bool(flags)
     try:
         cpu.run(cpu.rip, count=1)
     finally:
-        vcpu.stepping = False
+        vcpu.stepping = vcpu.step_grant = False
         restore()
         cpu.flush_tlb()
