@@ -1,6 +1,7 @@
 """The system gdb against `pvshadow trace --gdb`, as a user drives it: what attach
 shows, a guest fault stop that continues, an interrupt of a looping guest, eflags by
 name, and a second gdb after the first detached."""
+import shutil
 import signal
 import subprocess
 import sys
@@ -85,3 +86,33 @@ def test_a_second_gdb_attaches_after_the_first_detaches():
         server.wait(timeout=30)
     assert f'rip            {ENTRY:#x}' in first.stdout
     assert f'rip            {ENTRY:#x}' in second.stdout, second.stdout + second.stderr
+
+
+def test_build_writes_an_elf_that_runs_and_gives_gdb_the_symbols(tmp_path):
+    from tests.test_cli import pvshadow
+    elf = tmp_path / 'hello.elf'
+    proc = pvshadow('build', 'hello', '-o', str(elf))
+    assert proc.returncode == 0, proc.stderr
+    run = pvshadow('run', str(elf))
+    assert run.returncode == 0 and 'Test result: SUCCESS' in run.stdout
+    if shutil.which('gdb') is None:
+        return                            # the ELF ran; gdb's half needs gdb
+    port = free_port()
+    server = _server(str(elf), port)
+    try:
+        gdb = subprocess.run(['gdb', '-nx', '-batch', '-ex', f'file {elf}', '-ex',
+                              f'target remote 127.0.0.1:{port}', '-ex', 'break test_main',
+                              '-ex', 'continue', '-ex', 'kill'],
+                             capture_output=True, text=True, timeout=60)
+    finally:
+        server.wait(timeout=30)
+    assert 'Breakpoint 1, 0x' in gdb.stdout and 'in test_main ()' in gdb.stdout, \
+        gdb.stdout + gdb.stderr
+
+
+def test_build_refuses_what_is_not_an_asm_source(tmp_path):
+    from tests.test_cli import pvshadow
+    elf = tmp_path / 'hello.elf'
+    pvshadow('build', 'hello', '-o', str(elf))
+    proc = pvshadow('build', str(elf))
+    assert proc.returncode == 2 and 'build takes an asm source' in proc.stderr

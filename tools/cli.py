@@ -6,6 +6,7 @@
     pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
     pvshadow test [PATH|NAME ...] [-j N] [--paging direct|shadow|both] [--junit FILE]
     pvshadow list
+    pvshadow build KERNEL.S [-o KERNEL.elf]
 
 KERNEL is an ELF with Xen notes, an asm/ source (.S), or the name of a test kernel.
 Exit status, by the kernel's verdict as xtf-runner gives it: 0 SUCCESS, 3 SKIP, 4 ERROR,
@@ -240,6 +241,29 @@ def cmd_access(args) -> int:
     return api.exit_code([api.RunResult(domain, exit_)])
 
 
+def cmd_build(args) -> int:
+    """An asm kernel as a PV64 ELF: Xen notes, the loaded segment, a symbol table."""
+    import os
+    from guests.elfwrite import write_pv_elf
+    from guests.kernels import load_kernel, resolve
+    try:
+        path = resolve(args.kernel)
+        if not path.endswith(('.S', '.s', '.asm')):
+            return refuse(f'{path}: build takes an asm source (.S)')
+        image = load_kernel(path)
+    except KernelError as exc:
+        return refuse(str(exc))
+    out = args.output or os.path.splitext(os.path.basename(path))[0] + '.elf'
+    try:
+        with open(out, 'wb') as f:
+            f.write(write_pv_elf(image))
+    except OSError as exc:
+        return refuse(f'{out}: {exc.strerror}')
+    print(f'pvshadow: wrote {out} ({len(image.symbols)} symbols, entry {image.entry:#x})',
+          file=sys.stderr)
+    return 0
+
+
 def cmd_trace(args) -> int:
     from tools.trace import main_trace
     return main_trace(args)
@@ -299,6 +323,12 @@ def build_parser() -> argparse.ArgumentParser:
     trace.add_argument('--log', metavar='FILE', help='write every event as JSON lines (- for stdout)')
     trace.add_argument('--gdb', type=port, metavar='PORT', help='serve the gdb remote protocol')
     trace.set_defaults(func=cmd_trace)
+    build = sub.add_parser('build', help='write an asm kernel as a PV64 ELF with symbols',
+                           description=cmd_build.__doc__)
+    build.add_argument('kernel', help='asm/ source path or test-kernel name')
+    build.add_argument('-o', dest='output', metavar='FILE',
+                       help='the ELF to write (default: the source\'s name with .elf, here)')
+    build.set_defaults(func=cmd_build)
     from tools.runner import add_parsers
     add_parsers(sub)
     parser.commands = {'run': run, 'access': access, 'trace': trace}
