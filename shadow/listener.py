@@ -72,16 +72,9 @@ class Event:
                 f'[{"p" if self.paused else "r"}])')
 
     def as_dict(self) -> dict:
-        return {'version': self.request.version, 'reason': 'mem_access',
-                'vcpu': self.request.vcpu_id, 'paused': self.paused, 'gfn': self.gfn,
-                'offset': self.offset, 'gla': self.gla, 'access': self.access,
-                'gla_valid': bool(self.flags & xen.MEM_ACCESS_GLA_VALID),
-                'fault_with_gla': bool(self.flags & xen.MEM_ACCESS_FAULT_WITH_GLA),
-                'fault_in_gpt': bool(self.flags & xen.MEM_ACCESS_FAULT_IN_GPT),
-                'rip': self.request.regs.rip}
-
-    def to_json(self) -> str:
-        return json.dumps(self.as_dict())
+        """The request as the tracer's vm_event event (integers)."""
+        from shadow.vm_event import mem_access_record
+        return mem_access_record(self.request)
 
     def respond(self, emulate: bool = False, access=None) -> None:
         """Resume the vCPU; optionally change this frame's access first, or let the

@@ -218,9 +218,8 @@ class MemAccess:
         self.channel.put_request(req)
         self.stats['events'] += 1
         if self.domain.tracer is not None:
-            self.domain.tracer({'type': 'vm_event', 'vcpu': vcpu.vcpu_id, 'gfn': mfn,
-                                'offset': offset, 'gla': va, 'access': rights_str(need),
-                                'paused': pause, 'rip': regs['rip']})
+            from shadow.vm_event import mem_access_record
+            self.domain.tracer(mem_access_record(req))
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT,

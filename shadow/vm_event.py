@@ -92,3 +92,17 @@ class ListenerRing(SharedRing):
         prod = self.index(RSP_PROD)
         self.write(prod, rsp)
         self.set_index(RSP_PROD, prod + 1)
+
+
+def mem_access_record(req) -> dict:
+    """A mem_access request as the tracer's vm_event event (and `pvshadow access --json`'s
+    line): one shape for both, with integers (shadow's front ends format them)."""
+    ma, flags = req.mem_access, req.mem_access.flags
+    access = ''.join(letter if flags & bit else '-' for letter, bit in (
+        ('r', xen.MEM_ACCESS_R), ('w', xen.MEM_ACCESS_W), ('x', xen.MEM_ACCESS_X)))
+    return {'type': 'vm_event', 'reason': 'mem_access', 'vcpu': req.vcpu_id, 'gfn': ma.gfn,
+            'offset': ma.offset, 'gla': ma.gla, 'access': access,
+            'paused': bool(req.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED),
+            'gla_valid': bool(flags & xen.MEM_ACCESS_GLA_VALID),
+            'fault_with_gla': bool(flags & xen.MEM_ACCESS_FAULT_WITH_GLA),
+            'fault_in_gpt': bool(flags & xen.MEM_ACCESS_FAULT_IN_GPT), 'rip': req.regs.rip}

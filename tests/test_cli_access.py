@@ -28,6 +28,24 @@ def test_access_json_lines_parse_and_the_console_moves_to_stderr():
     assert [e['access'] for e in events] == ['-w-'] * 5
     assert [e['offset'] for e in events] == [0, 8, 16, 24, 32]
     assert 'Test result: SUCCESS' in proc.stderr
+    from tests.test_trace import log_validator
+    validator = log_validator()
+    assert all(validator.is_valid(e) and e['type'] == 'vm_event' for e in events)
+    assert [e['seq'] for e in events] == list(range(5))
+
+
+def test_access_json_lines_have_the_shape_of_the_trace_logs_vm_events(tmp_path):
+    from tests.test_trace import trace
+    access = pvshadow('access', 'memaccess', '--watch', 'write', '--json')
+    from_access = json.loads(access.stdout.splitlines()[0])
+    log, script = tmp_path / 'trace.jsonl', tmp_path / 'script'
+    script.write_text('default-access rx\nbreak event\nrun\nquit\n')
+    assert trace('memaccess', '--log', str(log), '-x', str(script)).returncode == 0
+    from_trace = next(e for e in map(json.loads, log.read_text().splitlines())
+                      if e['type'] == 'vm_event')
+    assert set(from_access) == set(from_trace)
+    assert {k: from_access[k] for k in ('access', 'gla', 'gfn', 'offset', 'rip')} == \
+        {k: from_trace[k] for k in ('access', 'gla', 'gfn', 'offset', 'rip')}
 
 
 def test_relax_answers_like_xen_access_one_event_per_frame():

@@ -225,11 +225,15 @@ def cmd_access(args) -> int:
                 print(f'pvshadow: pfn {pfn:#x} is not in the domain', file=sys.stderr)
                 return 2
             listener.set_access(access, domain.p2m[pfn], 1)
+    from tools.tracelog import JsonLog
+    log = JsonLog(sys.stdout) if args.json else None
     with interruptible(domain.cpu):
         for event in listener.events(timeout=args.timeout or None):
-            line = event.to_json() if args.json else event.describe()
-            sys.stdout.write(line + '\n')
-            sys.stdout.flush()
+            if log is not None:
+                log.write(event.as_dict(), domain)    # the shape of trace's vm_event lines
+            else:
+                sys.stdout.write(event.describe() + '\n')
+                sys.stdout.flush()
             if args.relax:
                 event.respond(access='rwx')
             else:

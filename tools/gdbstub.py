@@ -364,7 +364,7 @@ class GdbStub:
         return ''
 
 
-def serve(session, port: int, ready=None) -> int:
+def serve(session, port: int, ready=None, out=None) -> int:
     """Serve one gdb connection on 127.0.0.1:port; returns when gdb detaches or kills."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -375,7 +375,8 @@ def serve(session, port: int, ready=None) -> int:
         print(f'pvshadow: cannot serve gdb on 127.0.0.1:{port}: {exc.strerror}', file=sys.stderr)
         return 2
     listener.listen(1)
-    print(f'pvshadow: waiting for gdb on 127.0.0.1:{listener.getsockname()[1]}', flush=True)
+    print(f'pvshadow: waiting for gdb on 127.0.0.1:{listener.getsockname()[1]}', flush=True,
+          file=out or sys.stdout)
     if ready is not None:
         ready(listener.getsockname()[1])
     try:

@@ -35,6 +35,7 @@ from shadow.exits import ExitReason, format_registers
 from shadow.paging.x86 import pfec_str, walk
 from shadow.vcpu import GuestFault
 from tools.interrupt import interruptible
+from tools.tracelog import JsonLog
 
 FAULT_KINDS = ('guest', 'shadow', 'access', 'pt-write', 'spurious')
 # Stops after which the guest can go on.
@@ -86,7 +87,7 @@ class TraceSession:
         if event['type'] in ('fault', 'exception', 'watchpoint'):
             self.history.append(event)
         if self.log is not None:
-            self.log.write(json.dumps(event) + '\n')
+            self.log.write(event, d)
         if event['type'] != 'exit' and self._matches(event):
             self.stopped_on = event
             d.request_stop(self.one_line(event))
@@ -641,16 +642,18 @@ def main_trace(args) -> int:
     try:
         script = open(args.script) if args.script else None
         if args.log:
-            log_file = sys.stdout if args.log == '-' else open(args.log, 'w')
+            log_file = JsonLog(sys.stdout if args.log == '-' else open(args.log, 'w'))
     except OSError as exc:
         print(f'pvshadow: {exc.filename}: {exc.strerror}', file=sys.stderr)
         return 2
     session = TraceSession(domains[0], log=log_file, host=host, domains=domains,
                            timeout=args.timeout, budget=args.budget)
     try:
+        # with the log on stdout, everything else a person reads goes to stderr
+        people = sys.stderr if args.log == '-' else sys.stdout
         if args.gdb is not None:
             from tools.gdbstub import serve
-            return serve(session, args.gdb)
+            return serve(session, args.gdb, out=people)
         if args.log and not args.script:
             exit_ = session.run()
             while session.several and session.finished is None and \
@@ -663,14 +666,14 @@ def main_trace(args) -> int:
         try:
             if script is not None:
                 with script:
-                    TraceConsole(session, stdin=script).cmdloop()
+                    TraceConsole(session, stdin=script, stdout=people).cmdloop()
             else:
-                TraceConsole(session).cmdloop()
+                TraceConsole(session, stdout=people).cmdloop()
         except KeyboardInterrupt:          # Ctrl-C outside a run, in a script or a pipe
             print(file=sys.stderr)
             return 130
         return session.exit_code()
     finally:
         prefixed.flush_partial()
-        if log_file not in (None, sys.stdout):
+        if log_file is not None:
             log_file.close()
