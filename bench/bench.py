@@ -32,13 +32,13 @@ from unicorn import x86_const as x86
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from guests.builder import build_domain          # noqa: E402
-from guests.kernels import load_kernel           # noqa: E402
-from shadow import api                           # noqa: E402
-from shadow.cpu import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_OSFXSR,  # noqa: E402
+from pvshadow.guests.builder import build_domain          # noqa: E402
+from pvshadow.guests.kernels import load_kernel           # noqa: E402
+from pvshadow.shadow import api                           # noqa: E402
+from pvshadow.shadow.cpu import (CR0_ET, CR0_MP, CR0_NE, CR0_PE, CR0_PG, CR0_WP, CR4_OSFXSR,  # noqa: E402
                         CR4_OSXMMEXCPT, CR4_PAE, EFER_LMA, EFER_LME, EFER_NXE, EFER_SCE, MSR_EFER)
-from shadow.host import Host                     # noqa: E402
-from shadow.paging.x86 import walk               # noqa: E402
+from pvshadow.shadow.host import Host                     # noqa: E402
+from pvshadow.shadow.paging.x86 import walk               # noqa: E402
 
 
 KERNELS = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'kernels')
@@ -151,7 +151,7 @@ def bench_compute(iterations: int, repeat: int) -> None:
 def plant_tree(domain, image, n_l1: int, entries_per_l1: int, distinct: bool = False):
     """An L3 -> L2s -> n_l1 L1s tree in the domain's top frames, every L1 entry mapping one
     data frame (or, distinct, a frame of its own); returns (L3 mfn, data mfns)."""
-    from shadow.paging.x86 import make_pte
+    from pvshadow.shadow.paging.x86 import make_pte
     mem = domain.mem
     pfns = iter(range(len(domain.p2m) - 1, 0, -1))
     take = lambda: domain.p2m[next(pfns)]        # noqa: E731
@@ -299,7 +299,7 @@ def bench_blow(repeat: int, sizes=(1000, 5000, 10000)) -> None:
 
 def bench_events(repeat: int, pages: int = 4096) -> None:
     """mem_access events through the in-process listener, two ways of answering."""
-    from shadow.listener import Listener
+    from pvshadow.shadow.listener import Listener
     n_l1 = pages // 512
 
     def timed(watch: bool, answer):

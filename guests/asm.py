@@ -15,11 +15,11 @@ import time
 
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
 
-from guests.image import KernelError, KernelImage, check_image
+from pvshadow import data_dir
+from pvshadow.guests.image import KernelError, KernelImage, check_image
 
 VIRT_BASE = 0xFFFFFFFF80000000
-INCLUDE_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'asm',
-                           'include')
+INCLUDE_DIR = os.path.join(data_dir('asm'), 'include')
 _INCLUDE = re.compile(r'^\s*\.include\s+"([^"]+)"\s*$', re.M)
 _SYMBOLS = ('_start', 'hypercall_page')
 _LABEL = re.compile(r'^\s*([A-Za-z_][\w$]*):', re.M)

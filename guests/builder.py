@@ -10,12 +10,12 @@ Everything is mapped writable except the page tables, which are read-only.
 import struct
 from dataclasses import dataclass
 
-from guests.hypercall_page import hypercall_page
-from guests.image import KernelError, KernelImage
-from shadow.abi import xen
-from shadow.domain import Domain
-from shadow.host import Host
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
+from pvshadow.guests.hypercall_page import hypercall_page
+from pvshadow.guests.image import KernelError, KernelImage
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.domain import Domain
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                make_pte, table_index)
 
 PAGE = 4096
@@ -95,7 +95,7 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
     try:
         _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name)
     except BaseException:
-        from shadow.lifecycle import destroy
+        from pvshadow.shadow.lifecycle import destroy
         destroy(host, d)                  # nothing half-built stays on the host
         raise
     return d
@@ -125,8 +125,8 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
     l4_mfn = _build_page_tables(d, layout)
 
-    from shadow.evtchn import console_backend
-    from shadow.xenstore import xenstore_backend
+    from pvshadow.shadow.evtchn import console_backend
+    from pvshadow.shadow.xenstore import xenstore_backend
     d.console_ring_mfn = d.p2m[layout.pfn(layout.console)]
     d.store_ring_mfn = d.p2m[layout.pfn(layout.xenstore)]
     # The backends write into the rings: they hold them writable, so the guest can never

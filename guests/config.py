@@ -19,7 +19,7 @@ import ast
 import os
 from dataclasses import dataclass
 
-from guests.image import KernelError
+from pvshadow.guests.image import KernelError
 
 PAGING_MODES = ('direct', 'shadow')
 

@@ -5,8 +5,8 @@ import struct
 from elftools.common.exceptions import ELFError
 from elftools.elf.elffile import ELFFile
 
-from guests.image import KernelError, KernelImage, check_image
-from shadow.abi import xen
+from pvshadow.guests.image import KernelError, KernelImage, check_image
+from pvshadow.shadow.abi import xen
 
 NUMERIC_NOTES = {xen.XEN_ELFNOTE_ENTRY: 'ENTRY', xen.XEN_ELFNOTE_HYPERCALL_PAGE: 'HYPERCALL_PAGE',
                  xen.XEN_ELFNOTE_VIRT_BASE: 'VIRT_BASE', xen.XEN_ELFNOTE_PADDR_OFFSET: 'PADDR_OFFSET',

@@ -5,8 +5,8 @@ XEN_VERSION, LOADER, VIRT_BASE, ENTRY, HYPERCALL_PAGE; and, when the image has s
 name addresses. The result loads with guests.elf.load_elf, and on a real Xen toolstack."""
 import struct
 
-from guests.image import KernelImage
-from shadow.abi import xen
+from pvshadow.guests.image import KernelImage
+from pvshadow.shadow.abi import xen
 
 _EHDR = struct.Struct('<16sHHIQQQIHHHHHH')
 _PHDR = struct.Struct('<IIQQQQQQ')

@@ -15,7 +15,7 @@ import shlex
 from dataclasses import dataclass, field
 from typing import List
 
-from guests.image import KernelError
+from pvshadow.guests.image import KernelError
 
 HEADER_LINES = 60
 FILE_OPTIONS = ('--rom', '--romd')

@@ -7,7 +7,7 @@ The rest of the page is int3 (0xcc).
 """
 import struct
 
-from shadow.abi.xen import HYPERVISOR_iret
+from pvshadow.shadow.abi.xen import HYPERVISOR_iret
 
 STUB_SIZE = 32
 

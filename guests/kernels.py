@@ -1,11 +1,12 @@
 """Finding a kernel: an ELF path, an asm/ source path, or the name of a test kernel."""
 import os
 
-from guests.asm import load_asm
-from guests.elf import load_elf
-from guests.image import KernelError, KernelImage
+from pvshadow import data_dir
+from pvshadow.guests.asm import load_asm
+from pvshadow.guests.elf import load_elf
+from pvshadow.guests.image import KernelError, KernelImage
 
-ASM_DIR = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 'asm')
+ASM_DIR = data_dir('asm')
 MAX_KERNEL_BYTES = 64 << 20
 
 

@@ -1,8 +1,8 @@
 """The toolstack-level API front ends use: boot a kernel into a fresh host and run it,
 or boot several into one host and run them together.
 
-    from guests.config import DomainSpec
-    from shadow.api import run_host
+    from pvshadow.guests.config import DomainSpec
+    from pvshadow.shadow.api import run_host
     results = run_host([DomainSpec('pingpong', name='back', cmdline='xst=1 rol=0', peer='front'),
                         DomainSpec('pingpong', name='front', cmdline='xst=1 rol=1', peer='back',
                                    paging='shadow')])
@@ -11,14 +11,14 @@ or boot several into one host and run them together.
 from dataclasses import dataclass
 from typing import Callable, Dict, List, Optional, Sequence
 
-from guests.builder import build_domain
-from guests.config import DomainSpec
-from guests.kernels import load_kernel
-from shadow.domain import Domain
-from shadow.exits import Exit, ExitReason
-from shadow.host import Host
-from shadow.paging.shadow import DEFAULT_POOL_PAGES
-from shadow.toolstack import xc_domain_set_target
+from pvshadow.guests.builder import build_domain
+from pvshadow.guests.config import DomainSpec
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.domain import Domain
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES
+from pvshadow.shadow.toolstack import xc_domain_set_target
 
 PAGING_MODES = ('direct', 'shadow')
 

@@ -22,7 +22,7 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVAL
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
-from shadow.machine import MachineMemory
+from pvshadow.shadow.machine import MachineMemory
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10

@@ -14,8 +14,8 @@ Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set for it.
 """
 from typing import NamedTuple
 
-from shadow.abi.xen import EINVAL, ENODEV, EPERM, HYPERVISOR_VIRT_END
-from shadow.watch import Watch, WatchHooks
+from pvshadow.shadow.abi.xen import EINVAL, ENODEV, EPERM, HYPERVISOR_VIRT_END
+from pvshadow.shadow.watch import Watch, WatchHooks
 
 # x86-defns.h: reserved bits, with a CPU policy that has neither RTM nor bus-lock detect
 DR6_DEFAULT, DR6_ZEROS = 0xFFFF0FF0, 0x00001000

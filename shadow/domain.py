@@ -4,22 +4,22 @@ import time
 from collections import Counter, deque
 from typing import Callable, List, Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
-from shadow.cpu import CpuError, HypervisorError, PhysicalCpu, RFLAGS_IF
-from shadow.debugregs import breakpoint_addr_ok
-from shadow.exits import Exit, ExitReason
-from shadow.hypercall import HypercallTable, default_handlers
-from shadow.hypercall.descriptors import set_gdt
-from shadow.machine import FrameTable, MachineMemory, PageType
-from shadow.paging.direct import DirectPaging
-from shadow.paging.emulate import single_step
-from shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
-from shadow.paging.types import PageTypes
-from shadow.segments import destroy_ldt, ldt_args_ok, load_ldt, set_ldt
-from shadow.vcpu import VCpu
-from shadow.watch import Watch, WatchHit
-from shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
+from pvshadow.shadow.cpu import CpuError, HypervisorError, PhysicalCpu, RFLAGS_IF
+from pvshadow.shadow.debugregs import breakpoint_addr_ok
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.hypercall import HypercallTable, default_handlers
+from pvshadow.shadow.hypercall.descriptors import set_gdt
+from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
+from pvshadow.shadow.paging.direct import DirectPaging
+from pvshadow.shadow.paging.emulate import single_step
+from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
+from pvshadow.shadow.paging.types import PageTypes
+from pvshadow.shadow.segments import destroy_ldt, ldt_args_ok, load_ldt, set_ldt
+from pvshadow.shadow.vcpu import VCpu
+from pvshadow.shadow.watch import Watch, WatchHit
+from pvshadow.shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
 
@@ -95,7 +95,7 @@ class Domain:
         for v in self.vcpus:
             v.set_upcall_mask(1)
         self._reschedule = False
-        from shadow.evtchn import EventChannels
+        from pvshadow.shadow.evtchn import EventChannels
         self.evtchn = EventChannels(self)
         self.console_ring_mfn = self.store_ring_mfn = None
         self.console_evtchn = self.store_evtchn = 0
@@ -134,7 +134,7 @@ class Domain:
     def add_rom(self, name: str, first_pfn: int, data: bytes, romd: bool = False) -> int:
         """Back guest frames from first_pfn with data as a read-only region (ROM) or a
         device-model-written one (ROMD); writes become mmio exits. Shadow paging only."""
-        from shadow.regions import Regions
+        from pvshadow.shadow.regions import Regions
         if self.paging.name != 'shadow':
             return -EOPNOTSUPP
         if self.paging.regions is None:
@@ -153,7 +153,7 @@ class Domain:
 
     def enable_mem_access(self) -> None:
         """PG_mem_access shadow mode: shadow paging plus the access tracker."""
-        from shadow.mem_access import MemAccess
+        from pvshadow.shadow.mem_access import MemAccess
         self.set_paging_mode('shadow')
         if self.mem_access is None:
             self.mem_access = MemAccess(self)

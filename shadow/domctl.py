@@ -4,8 +4,8 @@ XEN_DOMCTL_shadow_op (enable / off, the shadow allocation, and the PG_mem_access
 XEN_DOMCTL_vm_event_op (the monitor ring: enable, disable, resume) and
 XEN_DOMCTL_set_access_required. Log-dirty and translated modes are refused -EOPNOTSUPP.
 """
-from shadow.abi import xen
-from shadow.abi.xen import EBUSY, EINVAL, ENODEV, EOPNOTSUPP
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EBUSY, EINVAL, ENODEV, EOPNOTSUPP
 
 
 def do_shadow_op(domain, sop: xen.xen_domctl_shadow_op) -> int:
@@ -44,7 +44,7 @@ def do_shadow_op(domain, sop: xen.xen_domctl_shadow_op) -> int:
 def do_vm_event_op(domain, vop: xen.xen_domctl_vm_event_op) -> int:
     """The monitor ring (mem_access listener). ENABLE needs the ring page the domain was
     created with and PG_mem_access shadow mode; it fills vop.port."""
-    from shadow.vm_event import VmEventChannel
+    from pvshadow.shadow.vm_event import VmEventChannel
     if vop.mode != xen.XEN_DOMCTL_VM_EVENT_OP_MONITOR:
         return -EOPNOTSUPP                # paging and sharing rings are not modelled
     access = domain.mem_access

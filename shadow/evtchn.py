@@ -10,8 +10,8 @@ import struct
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSPC
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSPC
 
 NR_PORTS = 64 * 64
 _PENDING = xen.shared_info.evtchn_pending.offset

@@ -31,7 +31,7 @@ class Exit:
         return self.reason is ExitReason.SHUTDOWN and self.shutdown_code == 0
 
     def describe(self) -> str:
-        from shadow.abi.xen import SHUTDOWN_NAMES
+        from pvshadow.shadow.abi.xen import SHUTDOWN_NAMES
         if self.reason is ExitReason.SHUTDOWN:
             text = f'shutdown: {SHUTDOWN_NAMES.get(self.shutdown_code, self.shutdown_code)}'
         else:

@@ -1,16 +1,16 @@
 """The host: machine memory, frame table, the one physical CPU, and its domains."""
 from typing import List
 
-from shadow.abi.xen import DOMID_XEN
-from shadow.cpu import PhysicalCpu
-from shadow.domain import Clock, Domain
-from shadow.machine import FrameTable, MachineMemory
-from shadow.paging.shadow import DEFAULT_POOL_PAGES
-from shadow.paging.types import PageTypes
-from shadow.scheduler import HostExit, Scheduler
-from shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
-from shadow.xenstore import XenStore
-from shadow.xsm import may_map_foreign
+from pvshadow.shadow.abi.xen import DOMID_XEN
+from pvshadow.shadow.cpu import PhysicalCpu
+from pvshadow.shadow.domain import Clock, Domain
+from pvshadow.shadow.machine import FrameTable, MachineMemory
+from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES
+from pvshadow.shadow.paging.types import PageTypes
+from pvshadow.shadow.scheduler import HostExit, Scheduler
+from pvshadow.shadow.xenspace import GDT_LIMIT, GDT_VIRT_START, XenSpace
+from pvshadow.shadow.xenstore import XenStore
+from pvshadow.shadow.xsm import may_map_foreign
 
 DEFAULT_MACHINE_MB = 256
 
@@ -40,7 +40,7 @@ class Host:
         self.xen.clear_m2p(mfn)
         self.cpu.flush_tlb()
         if owner in self.zombies:
-            from shadow.lifecycle import reap
+            from pvshadow.shadow.lifecycle import reap
             reap(self)                    # that zombie's last held frame may just have gone
 
     def may_map_foreign(self, domid: int, owner: int) -> bool:
@@ -67,7 +67,7 @@ class Host:
     def audit_frames(self):
         """The frame ledger's audit over every domain here (shadow.ledger): [] when every
         reference on every frame has a holder and no frame crosses an owner."""
-        from shadow.ledger import audit_frames
+        from pvshadow.shadow.ledger import audit_frames
         return audit_frames(self.frames, self.types, self.domains.values())
 
     # --- running every domain ---------------------------------------------------------------

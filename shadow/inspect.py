@@ -3,13 +3,13 @@ the shadow walk and why it lacks rights, a frame's bookkeeping, counters. Front 
 these (and Domain's breakpoint/trace API); none of them touches the CPU directly."""
 from typing import List
 
-from shadow.abi import xen
-from shadow.abi.xen import ACCESS_NAMES, DOMID_XEN
-from shadow.ledger import frame_ledger
-from shadow.machine import PageType
-from shadow.paging.x86 import (LEVEL_NAMES, PFEC_INSN, PFEC_WRITE, _PAGE_NX, _PAGE_PRESENT,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import ACCESS_NAMES, DOMID_XEN
+from pvshadow.shadow.ledger import frame_ledger
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.x86 import (LEVEL_NAMES, PFEC_INSN, PFEC_WRITE, _PAGE_NX, _PAGE_PRESENT,
                                _PAGE_RW, flags_str, pte_mfn, table_index, walk)
-from shadow.vcpu import GuestFault
+from pvshadow.shadow.vcpu import GuestFault
 
 
 def registers(d) -> dict:
@@ -48,7 +48,7 @@ def vcpu_registers(v) -> dict:
                     ss=xen.FLAT_KERNEL_SS64, cr3=v.guest_table << 12)
         return regs
     if v.saved_state is not None:
-        from shadow.cpu import context_registers
+        from pvshadow.shadow.cpu import context_registers
         return context_registers(v.saved_state)
     return {}
 

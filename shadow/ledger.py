@@ -18,10 +18,10 @@ from array import array
 from collections import defaultdict
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
-from shadow.abi.xen import DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
-from shadow.machine import PT_TYPES, PageType
-from shadow.paging.types import is_guest_l4_slot
-from shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
+from pvshadow.shadow.abi.xen import DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
+from pvshadow.shadow.machine import PT_TYPES, PageType
+from pvshadow.shadow.paging.types import is_guest_l4_slot
+from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
 
 _LEVEL = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
 _BELOW = {2: PageType.L1, 3: PageType.L2, 4: PageType.L3}

@@ -11,10 +11,10 @@ the dying domain, until its last reference goes: the domain is a zombie until th
 """
 from dataclasses import dataclass
 
-from shadow.abi.xen import EINVAL, ESRCH
-from shadow.exits import Exit, ExitReason
-from shadow.hypercall.descriptors import set_gdt
-from shadow.segments import destroy_ldt
+from pvshadow.shadow.abi.xen import EINVAL, ESRCH
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.hypercall.descriptors import set_gdt
+from pvshadow.shadow.segments import destroy_ldt
 
 
 @dataclass

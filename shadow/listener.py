@@ -13,10 +13,10 @@ plain resume (the vCPU goes on and retries the access).
 import json
 from typing import Iterator, Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import ACCESS_BY_NAME, ACCESS_NAMES
-from shadow.exits import Exit, ExitReason
-from shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import ACCESS_BY_NAME, ACCESS_NAMES
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
                               xc_mem_access_enable, xc_mem_access_resume,
                               xc_mem_access_shadow_enable, xc_set_mem_access)
 
@@ -73,7 +73,7 @@ class Event:
 
     def as_dict(self) -> dict:
         """The request as the tracer's vm_event event (integers)."""
-        from shadow.vm_event import mem_access_record
+        from pvshadow.shadow.vm_event import mem_access_record
         return mem_access_record(self.request)
 
     def respond(self, emulate: bool = False, access=None) -> None:

@@ -13,7 +13,7 @@ from collections import deque
 from enum import IntEnum
 from typing import NewType
 
-from shadow.abi.xen import DOMID_INVALID, DOMID_XEN
+from pvshadow.shadow.abi.xen import DOMID_INVALID, DOMID_XEN
 
 Mfn = NewType('Mfn', int)
 PAGE_SHIFT = 12

@@ -14,12 +14,12 @@ maps writable no-execute; rx read-only executable; rwx is unrestricted.
 """
 from typing import Dict, Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import (ACCESS_NAMES, EINVAL, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import (ACCESS_NAMES, EINVAL, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X,
                             XENMEM_access_default, XENMEM_access_n2rwx, XENMEM_access_rw,
                             XENMEM_access_rwx, XENMEM_access_rx2rw)
-from shadow.exits import Exit, ExitReason
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                PFEC_INSN, PFEC_WRITE)
 
 R, W, X = MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X
@@ -188,8 +188,8 @@ class MemAccess:
     def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
         """Run the faulting instruction once with a mapping that grants `need`; the walk
         sets its accessed/dirty bits first, as the access itself would."""
-        from shadow.paging.emulate import StepRequest
-        from shadow.paging.x86 import walk
+        from pvshadow.shadow.paging.emulate import StepRequest
+        from pvshadow.shadow.paging.x86 import walk
         self.stats['granted_once'] += 1
         mem = self.domain.mem
         walk(mem.read_u64, vcpu.current_table(), va,
@@ -218,7 +218,7 @@ class MemAccess:
         self.channel.put_request(req)
         self.stats['events'] += 1
         if self.domain.tracer is not None:
-            from shadow.vm_event import mem_access_record
+            from pvshadow.shadow.vm_event import mem_access_record
             self.domain.tracer(mem_access_record(req))
         if pause:
             vcpu.paused_for_event = True
@@ -245,7 +245,7 @@ class MemAccess:
 def access_op(domain, op: xen.xen_mem_access_op, start: int = 0) -> int:
     """XENMEM_access_op for a target domain, as its privileged listener issues it. set
     returns 0, a continuation index (> 0) to re-issue from, or -errno; get fills op.access."""
-    from shadow.abi.xen import EOPNOTSUPP, ENOSYS
+    from pvshadow.shadow.abi.xen import EOPNOTSUPP, ENOSYS
     access = domain.mem_access
     if access is None:
         return -EOPNOTSUPP                 # PG_mem_access shadow mode is not enabled

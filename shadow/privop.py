@@ -25,8 +25,8 @@ from typing import Optional
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86_const import X86_OP_REG
 
-from shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
-from shadow.paging.x86 import is_canonical
+from pvshadow.shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
+from pvshadow.shadow.paging.x86 import is_canonical
 
 MSR_EFER = 0xC0000080
 MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE = 0xC0000100, 0xC0000101, 0xC0000102

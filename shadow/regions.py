@@ -14,10 +14,10 @@ direct paging cannot keep a guest-writable mapping read-only.
 from dataclasses import dataclass
 from typing import Dict
 
-from shadow.abi.xen import EBUSY, EINVAL, EOPNOTSUPP
-from shadow.exits import Exit, ExitReason
-from shadow.machine import PageType
-from shadow.paging.x86 import _PAGE_DIRTY, _PAGE_RW
+from pvshadow.shadow.abi.xen import EBUSY, EINVAL, EOPNOTSUPP
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.x86 import _PAGE_DIRTY, _PAGE_RW
 
 
 @dataclass

@@ -21,9 +21,9 @@ instructions scheduled.
 """
 from typing import Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL
-from shadow.paging.x86 import translate
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL
+from pvshadow.shadow.paging.x86 import translate
 
 POLICIES = ('each-switch', 'registration')
 AREA_SIZE = xen.vcpu_runstate_info.size()

@@ -18,9 +18,9 @@ import time
 from dataclasses import dataclass
 from typing import List, Optional
 
-from shadow.abi import xen
-from shadow.cpu import CpuError
-from shadow.exits import Exit, ExitReason
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.cpu import CpuError
+from pvshadow.shadow.exits import Exit, ExitReason
 
 ENDING = (ExitReason.SHUTDOWN, ExitReason.CRASH, ExitReason.HALT, ExitReason.INTERNAL_ERROR)
 

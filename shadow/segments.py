@@ -13,10 +13,10 @@ If the guest's page is not there, the guest gets that #PF at its own LDT address
 """
 import struct
 
-from shadow.abi.xen import EINVAL, HYPERVISOR_VIRT_END
-from shadow.machine import PageType
-from shadow.paging.x86 import PFEC_USER, walk
-from shadow.xenspace import LDT_PAGES, LDT_SELECTOR, ldt_va
+from pvshadow.shadow.abi.xen import EINVAL, HYPERVISOR_VIRT_END
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.x86 import PFEC_USER, walk
+from pvshadow.shadow.xenspace import LDT_PAGES, LDT_SELECTOR, ldt_va
 
 _DPL3 = 3 << 45
 DESC_S = 1 << 44                # code/data, not system

@@ -3,8 +3,8 @@
 Each takes the Domain object where libxc takes (xch, domid), and returns what libxc's
 function returns (0 or a negative errno) with any outputs after it.
 """
-from shadow.abi import xen
-from shadow.domctl import do_shadow_op
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.domctl import do_shadow_op
 
 MAX_VIRT_CPUS = 4                 # what the domain model gives a guest
 
@@ -22,35 +22,35 @@ def xc_domain_create(host, max_pages: int, paging: str = 'direct', max_vcpus: in
 
 
 def xc_domain_destroy(host, domain) -> int:
-    from shadow.lifecycle import destroy
+    from pvshadow.shadow.lifecycle import destroy
     return destroy(host, domain)
 
 
 def xc_domain_pause(domain) -> int:
-    from shadow.lifecycle import pause
+    from pvshadow.shadow.lifecycle import pause
     return pause(domain)
 
 
 def xc_domain_unpause(domain) -> int:
-    from shadow.lifecycle import unpause
+    from pvshadow.shadow.lifecycle import unpause
     return unpause(domain)
 
 
 def xc_domain_getinfo(domain):
     """XEN_DOMCTL_getdomaininfo: (0, DomainInfo)."""
-    from shadow.lifecycle import domain_info
+    from pvshadow.shadow.lifecycle import domain_info
     return 0, domain_info(domain)
 
 
 def xc_domain_setmaxmem(domain, max_kb: int) -> int:
     """XEN_DOMCTL_max_mem (shadow.lifecycle.set_max_mem)."""
-    from shadow.lifecycle import set_max_mem
+    from pvshadow.shadow.lifecycle import set_max_mem
     return set_max_mem(domain, max_kb)
 
 
 def xc_domain_set_target(host, domain, target_domid: int) -> int:
     """XEN_DOMCTL_set_target: domain gets XSM_TARGET rights over target_domid."""
-    from shadow.lifecycle import set_target
+    from pvshadow.shadow.lifecycle import set_target
     return set_target(host, domain, target_domid)
 
 
@@ -73,7 +73,7 @@ def xc_shadow_off(domain) -> int:
 # --- mem_access (libxc's xc_mem_access.c / xc_domain.c names) ---------------------------------
 def xc_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
     """XENMEM_access_op set_access, re-issued from the continuation index until done."""
-    from shadow.mem_access import access_op
+    from pvshadow.shadow.mem_access import access_op
     start = 0
     while True:
         rc = access_op(domain, xen.xen_mem_access_op(
@@ -86,7 +86,7 @@ def xc_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
 
 def xc_get_mem_access(domain, pfn: int):
     """(rc, access) of one frame, or of the default for pfn == ~0."""
-    from shadow.mem_access import access_op
+    from pvshadow.shadow.mem_access import access_op
     op = xen.xen_mem_access_op(op=xen.XENMEM_access_op_get_access, domid=domain.domid, pfn=pfn)
     rc = access_op(domain, op)
     return rc, op.access
@@ -94,7 +94,7 @@ def xc_get_mem_access(domain, pfn: int):
 
 def xc_hvm_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
     """The legacy HVMOP_set_mem_access path: the same semantics as xc_set_mem_access."""
-    from shadow.mem_access import hvm_set_mem_access
+    from pvshadow.shadow.mem_access import hvm_set_mem_access
     start = 0
     while True:
         rc = hvm_set_mem_access(domain, xen.xen_hvm_set_mem_access(
@@ -105,21 +105,21 @@ def xc_hvm_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
 
 
 def xc_hvm_get_mem_access(domain, pfn: int):
-    from shadow.mem_access import hvm_get_mem_access
+    from pvshadow.shadow.mem_access import hvm_get_mem_access
     hop = xen.xen_hvm_get_mem_access(domid=domain.domid, pfn=pfn)
     rc = hvm_get_mem_access(domain, hop)
     return rc, hop.hvmmem_access
 
 
 def _vm_event_op(domain, op: int):
-    from shadow.domctl import do_vm_event_op
+    from pvshadow.shadow.domctl import do_vm_event_op
     vop = xen.xen_domctl_vm_event_op(op=op, mode=xen.XEN_DOMCTL_VM_EVENT_OP_MONITOR)
     return do_vm_event_op(domain, vop), vop.port
 
 
 def xc_mem_access_enable(domain):
     """Connect a listener: (rc, port, ring) where ring is the listener's end."""
-    from shadow.vm_event import ListenerRing
+    from pvshadow.shadow.vm_event import ListenerRing
     rc, port = _vm_event_op(domain, xen.XEN_VM_EVENT_ENABLE)
     ring = ListenerRing(domain.mem, domain.vm_event_ring_mfn) if rc == 0 else None
     return rc, port, ring
@@ -134,7 +134,7 @@ def xc_mem_access_resume(domain) -> int:
 
 
 def xc_domain_set_access_required(domain, required: bool) -> int:
-    from shadow.domctl import do_set_access_required
+    from pvshadow.shadow.domctl import do_set_access_required
     return do_set_access_required(domain, required)
 
 

@@ -9,19 +9,19 @@ x86_64/entry.S); the iret hypercall takes it back down.
 import struct
 from typing import Optional
 
-from shadow.abi import xen
-from shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
                             HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF, XEN_MAJOR, XEN_MINOR)
-from shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
+from pvshadow.shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
-from shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
-from shadow.debugregs import DebugRegisters
-from shadow.exits import Exit, ExitReason
-from shadow.paging.emulate import PtWriteEmulator
-from shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
-from shadow.segments import ldt_fault
-from shadow.watch import WatchHooks
+from pvshadow.shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
+from pvshadow.shadow.debugregs import DebugRegisters
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.paging.emulate import PtWriteEmulator
+from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
+from pvshadow.shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
+from pvshadow.shadow.segments import ldt_fault
+from pvshadow.shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
 TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
@@ -104,7 +104,7 @@ class VCpu:
         self.blocked = False
         self.saved_state = None           # the CPU context while another vCPU runs
         self.start_regs = None            # registers for a secondary vCPU's first entry
-        from shadow.runstate import Runstate
+        from pvshadow.shadow.runstate import Runstate
         self.runstate = Runstate(self, 0)
         self.emulate_once = False         # the listener asked to let the next access through
         self.emulator = PtWriteEmulator(self)

@@ -11,8 +11,8 @@ import struct
 from collections import deque
 from typing import Optional
 
-from shadow.abi import xen
-from shadow.machine import MachineMemory
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.machine import MachineMemory
 
 _ENTRY = xen.vm_event_st.size()
 RING_SIZE = 1 << ((4096 - xen.RING_HEADER_SIZE) // _ENTRY).bit_length() - 1

@@ -17,7 +17,7 @@ from typing import Callable, List, NamedTuple
 
 from unicorn import UC_MEM_WRITE
 
-from shadow.paging.x86 import walk
+from pvshadow.shadow.paging.x86 import walk
 
 
 class Watch(NamedTuple):

@@ -13,10 +13,10 @@ Every frame here is owned by DOMID_XEN and none is user-accessible except the M2
 import struct
 from typing import Optional
 
-from shadow.abi.xen import (DOMID_XEN, FIRST_RESERVED_GDT_PAGE, FLAT_RING3_CS32, FLAT_RING3_CS64,
+from pvshadow.shadow.abi.xen import (DOMID_XEN, FIRST_RESERVED_GDT_PAGE, FLAT_RING3_CS32, FLAT_RING3_CS64,
                             FLAT_RING3_SS64, INVALID_M2P_ENTRY, MACH2PHYS_VIRT_START)
-from shadow.machine import FrameTable, MachineMemory, PAGE_SIZE
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.machine import FrameTable, MachineMemory, PAGE_SIZE
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                _PAGE_USER, make_pte, table_index)
 
 GDT_VIRT_START = 0xFFFF820000000000       # PERDOMAIN_VIRT_START: GDT/LDT area

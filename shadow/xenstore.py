@@ -17,7 +17,7 @@ notification does at most a ring's worth of work.
 import struct
 from typing import Dict, List, Tuple
 
-from shadow.abi import xen
+from pvshadow.shadow.abi import xen
 
 RING_SIZE = 1024
 XS_DIRECTORY, XS_READ, XS_WATCH, XS_UNWATCH = 1, 2, 4, 5

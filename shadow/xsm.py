@@ -11,7 +11,7 @@ Every hypercall, domctl or toolstack call that acts on a domain other than the c
 A refusal is -EPERM, as Xen's. The xenstore domain (XSM_XS_PRIV) is not modelled: the store
 lives in the hypervisor here, so XSM_XS_PRIV asks what XSM_DM_PRIV asks.
 """
-from shadow.abi.xen import DOMID_SELF, EPERM
+from pvshadow.shadow.abi.xen import DOMID_SELF, EPERM
 
 XSM_HOOK, XSM_DM_PRIV, XSM_TARGET, XSM_PRIV, XSM_XS_PRIV = range(5)
 

@@ -29,7 +29,7 @@ def frame_ledger_after_every_run(monkeypatch):
     """Every domain run in the suite ends with the frame-ledger audit (shadow.ledger) over
     its whole host: a reference without a holder, a frame referenced across owners or a
     writable page table fails the test that ran it, whatever that test checks itself."""
-    from shadow.domain import Domain
+    from pvshadow.shadow.domain import Domain
     run = Domain.run
 
     def audited_run(self, *args, **kwargs):

@@ -5,12 +5,12 @@ its arguments in its own bootstrap region, and every call is followed by the che
 isolation rules promise: the frame ledger holds, and the victim's memory is unchanged."""
 import struct
 
-from guests.builder import build_domain
-from guests.kernels import load_kernel
-from shadow.abi import xen
-from shadow.host import Host
-from shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, translate
-from shadow.vcpu import NO_RETURN
+from pvshadow.guests.builder import build_domain
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.x86 import _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, translate
+from pvshadow.shadow.vcpu import NO_RETURN
 
 PAGE = 4096
 MEMORY_MB = 8

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from guests.elfwrite import note, write_pv_elf, xen_notes
-from guests.image import KernelError
-from guests.kernels import load_kernel
-from shadow.abi import xen
+from pvshadow.guests.elfwrite import note, write_pv_elf, xen_notes
+from pvshadow.guests.image import KernelError
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.abi import xen
 from tests.conftest import ROOT
 
 HELLO = load_kernel('hello')
@@ -25,7 +25,7 @@ PHDR_SIZE = 56
 
 def pvshadow_run(path, timeout=30):
     start = time.monotonic()
-    proc = subprocess.run([sys.executable, '-m', 'tools.cli', 'run', str(path)], cwd=ROOT,
+    proc = subprocess.run([sys.executable, '-m', 'pvshadow', 'run', str(path)], cwd=ROOT,
                           capture_output=True, text=True, timeout=timeout)
     return proc, time.monotonic() - start
 
@@ -56,7 +56,7 @@ def with_phdr(data: bytes, index: int, **fields) -> bytes:
 
 
 def elf_with(image=HELLO, notes=None, segments=None):
-    from guests.image import KernelImage
+    from pvshadow.guests.image import KernelImage
     img = KernelImage(name='k', segments=segments or image.segments, entry=image.entry,
                       virt_base=image.virt_base, hypercall_page=image.hypercall_page)
     return write_pv_elf(img, notes)
@@ -113,7 +113,7 @@ def test_a_malformed_elf_is_refused_in_one_line(tmp_path, case):
 
 
 def test_the_elf_those_cases_start_from_runs():
-    from shadow import api
+    from pvshadow.shadow import api
     assert VALID[:4] == b'\x7fELF'
     path = os.path.join(ROOT, 'build-valid.elf')
     try:
@@ -185,8 +185,8 @@ def test_a_source_keystone_never_finishes_is_refused_in_time_and_leaves_nothing(
 def _load_or_refuse(path):
     """Refused with a one-line KernelError, or loaded and built into a domain (whose
     frames the ledger then accounts for): nothing else, within 5 s."""
-    from guests.builder import build_domain
-    from shadow.host import Host
+    from pvshadow.guests.builder import build_domain
+    from pvshadow.shadow.host import Host
     start = time.monotonic()
     try:
         image = load_kernel(str(path))

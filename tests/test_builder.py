@@ -1,12 +1,12 @@
 """The start-of-day layout and the hypercall page follow Xen's."""
 import struct
 
-from guests.builder import build_domain, plan_layout
-from guests.hypercall_page import hypercall_page
-from guests.kernels import load_kernel
-from shadow.abi import xen
-from shadow.host import Host
-from shadow.paging.x86 import _PAGE_RW, walk
+from pvshadow.guests.builder import build_domain, plan_layout
+from pvshadow.guests.hypercall_page import hypercall_page
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.x86 import _PAGE_RW, walk
 
 
 def test_hypercall_stubs_are_xens_64bit_pv_stubs():
@@ -50,10 +50,10 @@ def test_start_info_and_mappings_match_the_layout():
 
 def test_a_build_that_fails_leaves_nothing_on_the_host():
     import pytest
-    from guests.builder import build_domain
-    from guests.image import KernelError
-    from guests.kernels import load_kernel
-    from shadow.host import Host
+    from pvshadow.guests.builder import build_domain
+    from pvshadow.guests.image import KernelError
+    from pvshadow.guests.kernels import load_kernel
+    from pvshadow.shadow.host import Host
     host = Host(16)
     free = host.frames.free_frames()
     with pytest.raises(KernelError, match='machine memory too small'):

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from shadow.api import run_kernel
+from pvshadow.shadow.api import run_kernel
 from tests.conftest import ROOT, gnu_toolchain
 
 SRC = os.path.join(ROOT, 'tests', 'c')

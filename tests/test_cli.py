@@ -9,7 +9,7 @@ from tests.conftest import ROOT, asm_kernel
 
 
 def pvshadow(*args, timeout=120):
-    return subprocess.run([sys.executable, '-m', 'tools.cli', *args], cwd=ROOT, text=True,
+    return subprocess.run([sys.executable, '-m', 'pvshadow', *args], cwd=ROOT, text=True,
                           capture_output=True, timeout=timeout)
 
 

@@ -2,8 +2,8 @@
 lines, and the kernel still reports SUCCESS."""
 import json
 
-from guests.asm import VIRT_BASE
-from guests.kernels import load_kernel
+from pvshadow.guests.asm import VIRT_BASE
+from pvshadow.guests.kernels import load_kernel
 from tests.test_cli import pvshadow
 
 WATCHED_PFN = (load_kernel('memaccess', extra_symbols=('watched',)).symbols['watched']

@@ -3,7 +3,7 @@ console prefixed with its name, the exit status the worst of all domains."""
 import os
 
 from tests.conftest import ROOT, asm_kernel
-from guests.kernels import load_kernel
+from pvshadow.guests.kernels import load_kernel
 from tests.test_cli import pvshadow
 from tests.test_trace import needs_gdb, run_gdb
 

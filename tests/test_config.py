@@ -2,8 +2,8 @@
 refusal for anything else."""
 import pytest
 
-from guests.config import DomainSpec, load_config
-from guests.image import KernelError
+from pvshadow.guests.config import DomainSpec, load_config
+from pvshadow.guests.image import KernelError
 
 
 def _cfg(tmp_path, text, name='d.cfg'):
@@ -62,7 +62,7 @@ def test_privileged_and_target_name_the_rights_a_domain_gets(tmp_path):
 
 
 def test_boot_host_makes_the_control_domain_and_sets_targets():
-    from shadow.api import boot_host
+    from pvshadow.shadow.api import boot_host
     host, (back, client, dm) = boot_host([
         DomainSpec('hello', name='back', memory_mb=4, privileged=True),
         DomainSpec('hello', name='client', memory_mb=4),
@@ -72,6 +72,6 @@ def test_boot_host_makes_the_control_domain_and_sets_targets():
 
 
 def test_a_target_that_is_not_one_of_the_domains_is_refused():
-    from shadow.api import boot_host
+    from pvshadow.shadow.api import boot_host
     with pytest.raises(ValueError, match="target 'nobody' is not one of the domains"):
         boot_host([DomainSpec('hello', name='dm', memory_mb=4, target='nobody')])

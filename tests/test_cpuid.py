@@ -1,5 +1,5 @@
 """CPUID as Xen answers a PV guest's forced-emulation cpuid."""
-from shadow.cpuid import XEN_CPUID_SIGNATURE, cpu_model_cpuid, guest_cpuid
+from pvshadow.shadow.cpuid import XEN_CPUID_SIGNATURE, cpu_model_cpuid, guest_cpuid
 
 VERSION = (4, 19)
 

@@ -5,9 +5,9 @@ import pytest
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
-from guests.kernels import load_kernel
-from shadow import api, inspect
-from shadow.exits import ExitReason
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow import api, inspect
+from pvshadow.shadow.exits import ExitReason
 
 SYMBOLS = load_kernel('hello', extra_symbols=('shutdown_reason', 'start_info_ptr')).symbols
 _md = Cs(CS_ARCH_X86, CS_MODE_64)

@@ -1,5 +1,5 @@
 """Debug-register arithmetic: Xen's reserved-bit rules and what DR7 arms."""
-from shadow.debugregs import (RW_ACCESS, RW_EXEC, RW_WRITE, Breakpoint, adjust_dr6, adjust_dr7,
+from pvshadow.shadow.debugregs import (RW_ACCESS, RW_EXEC, RW_WRITE, Breakpoint, adjust_dr6, adjust_dr7,
                               armed_breakpoints, breakpoint_addr_ok)
 
 

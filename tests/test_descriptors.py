@@ -1,5 +1,5 @@
 """check_descriptor: what a 64-bit PV guest may put in its GDT."""
-from shadow.hypercall.descriptors import check_descriptor
+from pvshadow.shadow.hypercall.descriptors import check_descriptor
 
 FLAT_CODE64_DPL0 = 0x00209a0000000000
 FLAT_DATA_DPL0 = 0x0000920000000000

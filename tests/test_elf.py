@@ -4,8 +4,8 @@ import subprocess
 
 import pytest
 
-from guests.kernels import load_kernel
-from shadow.api import run_kernel
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.api import run_kernel
 from tests.conftest import ROOT, gnu_toolchain
 
 SRC = os.path.join(ROOT, 'tests', 'gnu', 'pvhello.S')

@@ -1,7 +1,7 @@
 """The run loop ends with an exit that says why: shutdown codes, crash, halt, budget."""
-from shadow.abi.xen import SHUTDOWN_crash, SHUTDOWN_reboot
-from shadow.api import run_kernel
-from shadow.exits import ExitReason
+from pvshadow.shadow.abi.xen import SHUTDOWN_crash, SHUTDOWN_reboot
+from pvshadow.shadow.api import run_kernel
+from pvshadow.shadow.exits import ExitReason
 from tests.conftest import asm_kernel
 
 

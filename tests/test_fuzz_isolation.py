@@ -21,7 +21,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shadow.abi import xen
+from pvshadow.shadow.abi import xen
 from tests.hostile import HYPERVISOR_VA, PAGE, Pair
 
 MASK64 = (1 << 64) - 1

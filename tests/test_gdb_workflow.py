@@ -21,7 +21,7 @@ hello: .asciz "looping now\\n"
 
 
 def _server(kernel, port):
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', kernel, '--gdb',
+    server = subprocess.Popen([sys.executable, '-m', 'pvshadow', 'trace', kernel, '--gdb',
                                str(port), '--timeout', '0'], cwd=ROOT, stdout=subprocess.PIPE,
                               text=True)
     assert 'waiting for gdb' in server.stdout.readline()
@@ -60,7 +60,7 @@ def test_an_interrupt_stops_a_looping_guest(tmp_path):
     finally:
         server.wait(timeout=30)
     assert 'received signal SIGINT' in out, out + err
-    from guests.kernels import load_kernel
+    from pvshadow.guests.kernels import load_kernel
     spin = load_kernel(str(kernel)).symbols['spin']
     assert f'rip            {spin:#x}' in out
 

@@ -1,7 +1,7 @@
 """The gdb stub's packets, answered without a socket."""
-from shadow import api
-from tools.gdbstub import REGISTERS, TARGET_XML, GdbStub
-from tools.trace import TraceSession
+from pvshadow.shadow import api
+from pvshadow.tools.gdbstub import REGISTERS, TARGET_XML, GdbStub
+from pvshadow.tools.trace import TraceSession
 
 
 def stub_for(kernel='hello'):
@@ -73,7 +73,7 @@ class _Conn:
 
 
 def _host_stub():
-    from guests.config import DomainSpec
+    from pvshadow.guests.config import DomainSpec
     host, domains = api.boot_host([DomainSpec('hello', name='back', memory_mb=4, vcpus=2),
                                    DomainSpec('hello', name='front', memory_mb=4, vcpus=1)])
     return GdbStub(TraceSession(domains[0], host=host, domains=domains), conn=_Conn()), domains

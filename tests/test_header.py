@@ -4,8 +4,8 @@ import os
 
 import pytest
 
-from guests.header import kernel_header
-from guests.image import KernelError
+from pvshadow.guests.header import kernel_header
+from pvshadow.guests.image import KernelError
 from tests.conftest import ROOT
 from tests.test_cli import pvshadow
 

@@ -2,9 +2,9 @@
 the one CPU, each domain under its own paging mode."""
 import pytest
 
-from guests.builder import build_domain
-from guests.kernels import load_kernel
-from shadow.host import Host
+from pvshadow.guests.builder import build_domain
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.host import Host
 
 MODES = [('direct', 'direct'), ('shadow', 'shadow'), ('direct', 'shadow')]
 
@@ -52,7 +52,7 @@ def test_a_domain_that_crashes_leaves_the_others_running():
 
 
 def test_a_paused_domain_executes_nothing_while_the_others_run():
-    from shadow.toolstack import xc_domain_pause, xc_domain_unpause
+    from pvshadow.shadow.toolstack import xc_domain_pause, xc_domain_unpause
     host = Host(160)
     paused = _boot(host, 'timers', 'direct')
     other = _boot(host, 'timers', 'shadow')
@@ -90,7 +90,7 @@ def _two_domains():
 
 
 def test_binding_needs_a_port_offered_to_this_domain():
-    from shadow.abi.xen import EINVAL, ESRCH
+    from pvshadow.shadow.abi.xen import EINVAL, ESRCH
     _, a, b = _two_domains()
     offered = a.evtchn.alloc_unbound(b.domid)
     not_for_b = a.evtchn.alloc_unbound(a.domid)
@@ -101,7 +101,7 @@ def test_binding_needs_a_port_offered_to_this_domain():
 
 
 def test_sending_across_domains_marks_the_far_port_and_closing_unbinds_it():
-    from shadow.abi import xen
+    from pvshadow.shadow.abi import xen
     _, a, b = _two_domains()
     offered = a.evtchn.alloc_unbound(b.domid)
     local = b.evtchn.bind_interdomain(a.domid, offered)
@@ -113,7 +113,7 @@ def test_sending_across_domains_marks_the_far_port_and_closing_unbinds_it():
 
 
 def test_destroying_a_domain_gives_every_frame_back():
-    from shadow.toolstack import xc_domain_destroy
+    from pvshadow.shadow.toolstack import xc_domain_destroy
     for paging in ('direct', 'shadow'):
         host = Host(128)
         free = host.frames.free_frames()
@@ -127,7 +127,7 @@ def test_destroying_a_domain_gives_every_frame_back():
 
 
 def test_destroying_one_of_three_running_domains_leaves_the_others_to_succeed():
-    from shadow.toolstack import xc_domain_destroy
+    from pvshadow.shadow.toolstack import xc_domain_destroy
     host = Host(160)
     a, b, c = (_boot(host, 'timers', m) for m in ('direct', 'shadow', 'direct'))
     stop = host.run(budget=30000)
@@ -141,8 +141,8 @@ def test_destroying_one_of_three_running_domains_leaves_the_others_to_succeed():
 
 
 def test_pause_nests_and_unpause_needs_a_pause():
-    from shadow.abi.xen import EINVAL
-    from shadow.toolstack import xc_domain_getinfo, xc_domain_pause, xc_domain_unpause
+    from pvshadow.shadow.abi.xen import EINVAL
+    from pvshadow.shadow.toolstack import xc_domain_getinfo, xc_domain_pause, xc_domain_unpause
     host = Host(64)
     d = _boot(host, 'hello', 'direct')
     assert xc_domain_unpause(d) == -EINVAL
@@ -155,8 +155,8 @@ def test_pause_nests_and_unpause_needs_a_pause():
 
 @pytest.mark.parametrize('modes', MODES, ids='-'.join)
 def test_run_host_boots_a_backend_and_frontend_that_meet_through_the_xenstore(modes):
-    from guests.config import DomainSpec
-    from shadow.api import run_host
+    from pvshadow.guests.config import DomainSpec
+    from pvshadow.shadow.api import run_host
     back, front = modes
     results = run_host([
         DomainSpec('pingpong', name='back', memory_mb=8, cmdline='xst=1 rol=0', peer='front',
@@ -169,8 +169,8 @@ def test_run_host_boots_a_backend_and_frontend_that_meet_through_the_xenstore(mo
 
 
 def test_createdomain_refuses_a_vcpu_count_or_paging_mode_it_cannot_give():
-    from shadow.abi import xen
-    from shadow.toolstack import xc_domain_create
+    from pvshadow.shadow.abi import xen
+    from pvshadow.shadow.toolstack import xc_domain_create
     host = Host(64)
     assert xc_domain_create(host, 256, max_vcpus=0) == (-xen.EINVAL, None)
     assert xc_domain_create(host, 256, max_vcpus=5) == (-xen.EINVAL, None)
@@ -185,8 +185,8 @@ FOREIGN_MODES = [('direct', 'direct'), ('shadow', 'shadow'), ('shadow', 'direct'
 
 
 def _foreign_pair(back_paging, client_paging, back_cmdline='rol=0', **back_rights):
-    from guests.config import DomainSpec
-    from shadow.api import boot_host, run_host_booted
+    from pvshadow.guests.config import DomainSpec
+    from pvshadow.shadow.api import boot_host, run_host_booted
     host, domains = boot_host([
         DomainSpec('foreignmap', name='back', memory_mb=8, cmdline=back_cmdline, peer='client',
                    paging=back_paging, **back_rights),

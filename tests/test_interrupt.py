@@ -13,7 +13,7 @@ from tests.test_gdb_workflow import LOOP
 def _spawn(tmp_path, *args):
     kernel = tmp_path / 'loop.S'
     kernel.write_text(LOOP)
-    return pexpect.spawn(sys.executable, ['-m', 'tools.cli', *args[:1], str(kernel), *args[1:]],
+    return pexpect.spawn(sys.executable, ['-m', 'pvshadow', *args[:1], str(kernel), *args[1:]],
                          cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200))
 
 

@@ -8,11 +8,11 @@ import struct
 
 import pytest
 
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL
-from shadow.evtchn import NR_PORTS
-from shadow.hypercall.sched import HUGE_TIMEOUT_NS
-from shadow.machine import PageType
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL
+from pvshadow.shadow.evtchn import NR_PORTS
+from pvshadow.shadow.hypercall.sched import HUGE_TIMEOUT_NS
+from pvshadow.shadow.machine import PageType
 from tests.hostile import RW, Pair
 
 pytestmark = pytest.mark.parametrize('paging', ['direct', 'shadow'])

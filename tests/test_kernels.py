@@ -3,8 +3,8 @@ import pytest
 
 import os
 
-from guests.kernels import ASM_DIR, kernel_names
-from shadow.api import run_kernel
+from pvshadow.guests.kernels import ASM_DIR, kernel_names
+from pvshadow.shadow.api import run_kernel
 
 def _needs_a_harness(name):
     """Kernels whose header says "Needs:" get their setup from their own tests."""

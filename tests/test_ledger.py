@@ -4,9 +4,9 @@ from collections import Counter
 
 import pytest
 
-from shadow.host import Host
-from shadow.ledger import frame_ledger
-from shadow.machine import PageType
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.ledger import frame_ledger
+from pvshadow.shadow.machine import PageType
 from tests.hostile import RW, Guest
 
 

@@ -4,14 +4,14 @@ in-process listener, on the `memaccess` kernel (five writes to `watched`, three 
 tests check what the listener sees. Shadow audit on throughout."""
 import pytest
 
-from guests.kernels import load_kernel
-from shadow import api
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL, XENMEM_access_rwx, XENMEM_access_rx
-from shadow.exits import ExitReason
-from shadow.listener import Listener
-from shadow.paging.x86 import walk
-from shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow import api
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL, XENMEM_access_rwx, XENMEM_access_rx
+from pvshadow.shadow.exits import ExitReason
+from pvshadow.shadow.listener import Listener
+from pvshadow.shadow.paging.x86 import walk
+from pvshadow.shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
                               xc_hvm_get_mem_access, xc_hvm_set_mem_access,
                               xc_mem_access_shadow_enable, xc_set_mem_access)
 
@@ -196,7 +196,7 @@ def test_the_legacy_hvmop_names_do_the_same():
 
 def test_setting_access_needs_pg_mem_access_mode():
     d = boot()
-    from shadow.abi.xen import EOPNOTSUPP
+    from pvshadow.shadow.abi.xen import EOPNOTSUPP
     assert xc_set_mem_access(d, XENMEM_access_rx, min(d.p2m), 1) == -EOPNOTSUPP
 
 
@@ -206,7 +206,7 @@ def test_setting_access_needs_pg_mem_access_mode():
                                            ('wx', (False, False, False)), ('rwx', (True, True, True)),
                                            ('rx2rw', (True, False, True)), ('n2rwx', (False, False, False))])
 def test_each_access_type_maps_to_the_nearest_stricter_shadow(access, shows):
-    from shadow.mem_access import SHADOW_RIGHTS
+    from pvshadow.shadow.mem_access import SHADOW_RIGHTS
     assert SHADOW_RIGHTS[xen.ACCESS_BY_NAME[access]] == shows
 
 

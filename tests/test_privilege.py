@@ -8,11 +8,11 @@ import struct
 
 import pytest
 
-from shadow.abi import xen
-from shadow.abi.xen import EACCES, EINVAL, EPERM, ESRCH
-from shadow.host import Host
-from shadow.paging.x86 import pte_mfn
-from shadow.toolstack import xc_domain_destroy, xc_domain_set_target
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EACCES, EINVAL, EPERM, ESRCH
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.x86 import pte_mfn
+from pvshadow.shadow.toolstack import xc_domain_destroy, xc_domain_set_target
 from tests.hostile import RW, Guest
 
 pytestmark = pytest.mark.parametrize('paging', ['direct', 'shadow'])

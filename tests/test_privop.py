@@ -3,8 +3,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from shadow.abi.xen import VMASST_TYPE_architectural_iopl
-from shadow.privop import iopl_ok, port_read, port_write
+from pvshadow.shadow.abi.xen import VMASST_TYPE_architectural_iopl
+from pvshadow.shadow.privop import iopl_ok, port_read, port_write
 
 
 def vcpu(kernel_mode, iopl, architectural=False):

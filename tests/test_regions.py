@@ -3,9 +3,9 @@ model, unemulatable writes as internal_error, on the `rom` kernel under shadow p
 import subprocess
 import sys
 
-from shadow import api
-from shadow.abi.xen import EOPNOTSUPP
-from shadow.exits import ExitReason
+from pvshadow.shadow import api
+from pvshadow.shadow.abi.xen import EOPNOTSUPP
+from pvshadow.shadow.exits import ExitReason
 from tests.conftest import ROOT
 
 CONTENT = b'ROM-TEST' + bytes(range(8, 64))
@@ -69,7 +69,7 @@ def test_the_retry_option_leaves_the_guest_retrying():
 def test_a_hypercall_cannot_write_into_a_rom():
     d = boot()
     v = d.vcpus[0]
-    from shadow.vcpu import GuestFault
+    from pvshadow.shadow.vcpu import GuestFault
     d.run(timeout=30)                    # the kernel mapped the ROM at its scratch address
     import pytest
     scratch = d.layout.page_tables + (d.layout.nr_pt_frames + 4) * 4096
@@ -85,7 +85,7 @@ def test_regions_need_shadow_paging():
 def test_pvshadow_run_prints_each_mmio_exit_when_asked(tmp_path):
     rom = tmp_path / 'rom.bin'
     rom.write_bytes(CONTENT)
-    proc = subprocess.run([sys.executable, '-m', 'tools.cli', 'run', 'rom', '--rom',
+    proc = subprocess.run([sys.executable, '-m', 'pvshadow', 'run', 'rom', '--rom',
                            f'{rom}@{ROM_PFN:#x}', '--romd', f'{rom}@{ROMD_PFN:#x}',
                            '--trace-mmio', '--cmdline', f'rom={ROM_PFN:x} rmd={ROMD_PFN:x}'],
                           cwd=ROOT, capture_output=True, text=True, timeout=60)

@@ -3,7 +3,7 @@ reported as xtf-runner does."""
 import os
 import xml.etree.ElementTree as ET
 
-from guests.kernels import kernel_names
+from pvshadow.guests.kernels import kernel_names
 from tests.conftest import ROOT, asm_kernel
 from tests.test_cli import pvshadow
 
@@ -45,8 +45,8 @@ def test_a_failing_kernel_makes_the_run_exit_5_and_is_reported(tmp_path):
 
 
 def test_a_directory_is_searched_for_sources_and_elfs(tmp_path):
-    from guests.elfwrite import write_pv_elf
-    from guests.kernels import load_kernel
+    from pvshadow.guests.elfwrite import write_pv_elf
+    from pvshadow.guests.kernels import load_kernel
     (tmp_path / 'sub').mkdir()
     (tmp_path / 'sub' / 'hello.elf').write_bytes(write_pv_elf(load_kernel('hello')))
     asm_kernel(tmp_path, 'failing', FAILING)

@@ -2,10 +2,10 @@
 kernel): the each-switch policy misses updates while the vCPU is in user mode and says
 so; the registration-time policy and the physical-address interface never do; a held
 frame reference moves on re-registration and goes at domain destruction."""
-from shadow import api
-from shadow.abi import xen
-from shadow.abi.xen import EEXIST, ENOENT
-from shadow.hypercall.vcpu import do_vcpu_op
+from pvshadow.shadow import api
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EEXIST, ENOENT
+from pvshadow.shadow.hypercall.vcpu import do_vcpu_op
 
 
 def run(policy, cmdline=''):
@@ -65,7 +65,7 @@ def test_the_held_reference_moves_on_reregistration_and_goes_at_destruction():
 
 def test_an_area_crossing_a_page_is_refused():
     d = run('registration')
-    from shadow.abi.xen import EINVAL
+    from pvshadow.shadow.abi.xen import EINVAL
     assert d.vcpus[0].runstate.register_va(d.vcpus[0], d.layout.stack + 4090) == -EINVAL
 
 

@@ -1,13 +1,13 @@
 """Shadow mode as a mode: switching on and off, the audit, the bounded pool, removal ops."""
 import pytest
 
-from shadow import api
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL, EOPNOTSUPP
-from shadow.exits import ExitReason
-from shadow.paging.shadow import AuditError
-from shadow.paging.x86 import _PAGE_RW
-from shadow.toolstack import xc_shadow_control, xc_shadow_enable, xc_shadow_off
+from pvshadow.shadow import api
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL, EOPNOTSUPP
+from pvshadow.shadow.exits import ExitReason
+from pvshadow.shadow.paging.shadow import AuditError
+from pvshadow.shadow.paging.x86 import _PAGE_RW
+from pvshadow.shadow.toolstack import xc_shadow_control, xc_shadow_enable, xc_shadow_off
 
 
 def booted(kernel='hello', **kwargs):

@@ -9,8 +9,8 @@ import sys
 
 import pytest
 
-from guests.kernels import load_kernel
-from shadow import api
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow import api
 from tests.conftest import ROOT
 
 HELLO = load_kernel('hello', extra_symbols=('pv_entry', 'start_info_ptr'))
@@ -22,7 +22,7 @@ COMMANDS = ['break fault guest', 'run', 'faults 3', 'walk 0x1000',
 
 
 def trace(*args, stdin=None, timeout=120):
-    return subprocess.run([sys.executable, '-m', 'tools.cli', 'trace', *args], cwd=ROOT,
+    return subprocess.run([sys.executable, '-m', 'pvshadow', 'trace', *args], cwd=ROOT,
                           text=True, capture_output=True, timeout=timeout, input=stdin)
 
 
@@ -46,7 +46,7 @@ def test_script_mode_shows_the_guest_walk_the_shadow_walk_and_the_fault_history(
 
 def test_the_shadow_walk_names_mem_access_as_the_reason(tmp_path):
     d = api.boot('hello', paging='shadow')
-    from shadow.paging.x86 import walk
+    from pvshadow.shadow.paging.x86 import walk
     mfn = walk(d.mem.read_u64, d.vcpus[0].guest_table, ENTRY).mfn
     out = run_script(tmp_path, [f'access {mfn:#x} rx', 'break fault', 'run', f'shadow {ENTRY:#x}',
                                 f'frame {mfn:#x}', 'quit'], kernel='hello')
@@ -70,7 +70,7 @@ def test_breakpoints_at_an_address_and_on_hypercalls(tmp_path):
 def test_the_prompt_gives_the_same_output_as_the_script(tmp_path):
     pexpect = pytest.importorskip('pexpect')
     script_out = run_script(tmp_path, COMMANDS)
-    child = pexpect.spawn(sys.executable, ['-m', 'tools.cli', 'trace', 'pagetables'], cwd=ROOT,
+    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'trace', 'pagetables'], cwd=ROOT,
                           encoding='utf-8', timeout=60, env=dict(os.environ, TERM='dumb'))
     child.expect_exact('(pvshadow) ')
     typed = []
@@ -162,7 +162,7 @@ def run_gdb(kernel, *commands):
     return what gdb printed."""
     port = free_port()
     kernels = kernel if isinstance(kernel, list) else [kernel]
-    server = subprocess.Popen([sys.executable, '-m', 'tools.cli', 'trace', *kernels, '--gdb',
+    server = subprocess.Popen([sys.executable, '-m', 'pvshadow', 'trace', *kernels, '--gdb',
                                str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
     try:
         assert 'waiting for gdb' in server.stdout.readline()

@@ -1,9 +1,9 @@
 """The tracer's console as a user meets it: argument errors as sentences, symbols where
 addresses go, stop-condition numbers that stay put, Tab completion of arguments, and
 `break event` after an access change."""
-from shadow import api
+from pvshadow.shadow import api
 from tests.test_trace import run_script
-from tools.trace import TraceConsole, TraceSession
+from pvshadow.tools.trace import TraceConsole, TraceSession
 
 
 def _console():

@@ -1,10 +1,10 @@
 """Xen's page-type rules (shadow.paging.types) on a small frame table, without a CPU."""
 import pytest
 
-from shadow.abi.xen import DOMID_XEN, EBUSY, EINVAL
-from shadow.machine import FrameTable, MachineMemory, PageType
-from shadow.paging.types import PageTypes
-from shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, make_pte
+from pvshadow.shadow.abi.xen import DOMID_XEN, EBUSY, EINVAL
+from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
+from pvshadow.shadow.paging.types import PageTypes
+from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, make_pte
 
 P, RW = _PAGE_PRESENT, _PAGE_RW
 DOM = 1

@@ -1,5 +1,5 @@
 """PTE arithmetic and the guest walker, without Unicorn: memory is a dict of qwords."""
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE,
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE,
                                _PAGE_RW, _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_RSVD,
                                PFEC_USER, PFEC_WRITE, canonical, flags_str, is_canonical,
                                make_pte, pfec_str, pte_mfn, table_index, va_of, walk)

@@ -5,11 +5,11 @@ import struct
 
 import pytest
 
-from guests.builder import build_domain
-from guests.kernels import load_kernel
-from shadow.abi import xen
-from shadow.host import Host
-from shadow.xenstore import (XS_DIRECTORY, XS_ERROR, XS_GET_DOMAIN_PATH, XS_MKDIR, XS_READ,
+from pvshadow.guests.builder import build_domain
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.xenstore import (XS_DIRECTORY, XS_ERROR, XS_GET_DOMAIN_PATH, XS_MKDIR, XS_READ,
                              XS_RM, XS_UNWATCH, XS_WATCH, XS_WRITE, XenStore)
 
 
@@ -118,7 +118,7 @@ def test_a_built_domain_finds_its_domid_and_name_in_its_home():
 
 
 def test_a_ring_whose_response_producer_runs_ahead_is_left_alone():
-    from shadow.xenstore import xenstore_backend
+    from pvshadow.shadow.xenstore import xenstore_backend
     host = Host(64)
     d = build_domain(host, load_kernel('hello'), memory_mb=8)
     base = d.store_ring_mfn << 12

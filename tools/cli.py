@@ -18,12 +18,12 @@ the status is the worst of all domains.
 import argparse
 import sys
 
-from guests.config import DomainSpec, is_config, load_config
-from guests.image import KernelError
-from shadow import api
-from shadow.exits import ExitReason, format_registers
-from tools.interrupt import interruptible
-from tools.options import (OneLineParser, add_guest_options, port, refuse, shadow_pool,
+from pvshadow.guests.config import DomainSpec, is_config, load_config
+from pvshadow.guests.image import KernelError
+from pvshadow.shadow import api
+from pvshadow.shadow.exits import ExitReason, format_registers
+from pvshadow.tools.interrupt import interruptible
+from pvshadow.tools.options import (OneLineParser, add_guest_options, port, refuse, shadow_pool,
                            version)
 
 
@@ -109,7 +109,7 @@ EXIT_INTERRUPTED = 130                # a shell's code for a run ended by SIGINT
 
 def report_interrupt(domain, exit_) -> int:
     """Where the guest was when Ctrl-C stopped it, and the shell's code for SIGINT."""
-    from shadow import inspect
+    from pvshadow.shadow import inspect
     rip = exit_.registers.get('rip', 0)
     v = domain.running_vcpu()
     print(f'\npvshadow: interrupted: d{domain.domid}v{v.vcpu_id} at '
@@ -194,7 +194,7 @@ def parse_range(text: str):
 
 def cmd_access(args) -> int:
     """Watch a kernel's memory as xen-access does: print each event and answer it."""
-    from shadow.listener import Listener, ListenerError
+    from pvshadow.shadow.listener import Listener, ListenerError
     console = sys.stderr.buffer if args.json else sys.stdout.buffer
 
     def write_console(data: bytes) -> None:
@@ -225,7 +225,7 @@ def cmd_access(args) -> int:
                 print(f'pvshadow: pfn {pfn:#x} is not in the domain', file=sys.stderr)
                 return 2
             listener.set_access(access, domain.p2m[pfn], 1)
-    from tools.tracelog import JsonLog
+    from pvshadow.tools.tracelog import JsonLog
     log = JsonLog(sys.stdout) if args.json else None
     with interruptible(domain.cpu):
         for event in listener.events(timeout=args.timeout or None):
@@ -248,8 +248,8 @@ def cmd_access(args) -> int:
 def cmd_build(args) -> int:
     """An asm kernel as a PV64 ELF: Xen notes, the loaded segment, a symbol table."""
     import os
-    from guests.elfwrite import write_pv_elf
-    from guests.kernels import load_kernel, resolve
+    from pvshadow.guests.elfwrite import write_pv_elf
+    from pvshadow.guests.kernels import load_kernel, resolve
     try:
         path = resolve(args.kernel)
         if not path.endswith(('.S', '.s', '.asm')):
@@ -269,7 +269,7 @@ def cmd_build(args) -> int:
 
 
 def cmd_trace(args) -> int:
-    from tools.trace import main_trace
+    from pvshadow.tools.trace import main_trace
     return main_trace(args)
 
 
@@ -333,7 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
     build.add_argument('-o', dest='output', metavar='FILE',
                        help='the ELF to write (default: the source\'s name with .elf, here)')
     build.set_defaults(func=cmd_build)
-    from tools.runner import add_parsers
+    from pvshadow.tools.runner import add_parsers
     add_parsers(sub)
     parser.commands = {'run': run, 'access': access, 'trace': trace}
     return parser
@@ -344,8 +344,8 @@ def build_parser() -> argparse.ArgumentParser:
 def _header_argv(parser, argv):
     """argv with the kernel's own header options placed first, so the command line's
     win; (argv, the header's domains). Options the command does not take are left out."""
-    from guests.header import kernel_header
-    from guests.kernels import resolve
+    from pvshadow.guests.header import kernel_header
+    from pvshadow.guests.kernels import resolve
     args = parser.parse_args(argv)
     kernels = args.kernel if isinstance(getattr(args, 'kernel', None), list) else \
         [getattr(args, 'kernel', None)]

@@ -13,9 +13,9 @@ segment registers, so gdb sets the architecture itself and shows fs_base and gs_
 import socket
 import sys
 
-from shadow import inspect
-from shadow.exits import ExitReason
-from shadow.vcpu import GuestFault
+from pvshadow.shadow import inspect
+from pvshadow.shadow.exits import ExitReason
+from pvshadow.shadow.vcpu import GuestFault
 
 SIGINT, SIGTRAP, SIGSEGV = 2, 5, 11
 INTERRUPT_BYTE = b'\x03'                 # the remote protocol's Ctrl-C

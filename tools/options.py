@@ -73,7 +73,7 @@ def memory_mb(text):
 def add_guest_options(parser, paging_default='direct', budget=True):
     """--memory, --paging, --cmdline, --audit, --timeout (and --budget): as `run` has them.
     paging_default None: the command has one mode (access: shadow) and no --paging."""
-    from shadow.api import PAGING_MODES
+    from pvshadow.shadow.api import PAGING_MODES
     parser.add_argument('--memory', type=memory_mb, default=DEFAULT_MEMORY_MB, metavar='MB',
                         help='guest memory in MiB (default %(default)s)')
     if paging_default is not None:

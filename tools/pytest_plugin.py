@@ -43,8 +43,8 @@ def pytest_collect_file(file_path, parent):
 
 class KernelFile(pytest.File):
     def collect(self):
-        from guests.header import kernel_header
-        from guests.image import KernelError
+        from pvshadow.guests.header import kernel_header
+        from pvshadow.guests.image import KernelError
         try:
             header = kernel_header(str(self.path))
         except KernelError as exc:
@@ -93,15 +93,15 @@ def run_kernel_file(path: str, paging, header, timeout: float):
     """(outcome, console and reasons) for one kernel run. A kernel whose header gives
     options or a host runs as `pvshadow run` does, in a child process; the rest run in
     this process."""
-    from guests.image import KernelError
-    from shadow import api
+    from pvshadow.guests.image import KernelError
+    from pvshadow.shadow import api
     if header.options or header.domains:
-        cmd = [sys.executable, '-m', 'tools.cli', 'run', path, '--timeout', str(timeout)]
+        cmd = [sys.executable, '-m', 'pvshadow', 'run', path, '--timeout', str(timeout)]
         if paging:
             cmd += ['--paging', paging]
         proc = subprocess.run(cmd, capture_output=True, text=True, errors='replace',
                               stdin=subprocess.DEVNULL, timeout=timeout + 60)
-        from tools.runner import OUTCOME_OF_CODE
+        from pvshadow.tools.runner import OUTCOME_OF_CODE
         return OUTCOME_OF_CODE.get(proc.returncode, 'CRASH'), proc.stdout + proc.stderr
     try:
         result = api.run_kernel(path, paging=paging, timeout=timeout)
@@ -116,8 +116,8 @@ def run_kernel_file(path: str, paging, header, timeout: float):
 @pytest.fixture
 def pvshadow():
     """pvshadow's Python API, for kernels driven from a test."""
-    from shadow import api, inspect, toolstack
-    from shadow.listener import Listener
+    from pvshadow.shadow import api, inspect, toolstack
+    from pvshadow.shadow.listener import Listener
     return types.SimpleNamespace(boot=api.boot, run=api.run_kernel, run_host=api.run_host,
                                  boot_host=api.boot_host, inspect=inspect,
                                  Listener=Listener, toolstack=toolstack)

@@ -16,10 +16,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional
 
-from guests.header import kernel_header
-from guests.image import KernelError
-from guests.kernels import ASM_DIR, kernel_names, resolve
-from shadow.api import EXIT_CODES
+from pvshadow.guests.header import kernel_header
+from pvshadow.guests.image import KernelError
+from pvshadow.guests.kernels import ASM_DIR, kernel_names, resolve
+from pvshadow.shadow.api import EXIT_CODES
 
 OUTCOME_OF_CODE = {code: name for name, code in EXIT_CODES.items()}
 OUTCOME_OF_CODE[2] = 'ERROR'               # a kernel or option pvshadow cannot use
@@ -98,7 +98,7 @@ def plan(paths: List[str], paging: str) -> List[Job]:
 
 
 def run_job(job: Job, timeout: float) -> Job:
-    cmd = [sys.executable, '-m', 'tools.cli', 'run', job.kernel, '--timeout', str(timeout)]
+    cmd = [sys.executable, '-m', 'pvshadow', 'run', job.kernel, '--timeout', str(timeout)]
     if job.paging:
         cmd += ['--paging', job.paging]
     start = time.monotonic()

@@ -29,13 +29,13 @@ from typing import Optional
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 
-from shadow import inspect
-from shadow.abi.xen import ACCESS_BY_NAME, ACCESS_START_DEFAULT
-from shadow.exits import ExitReason, format_registers
-from shadow.paging.x86 import pfec_str, walk
-from shadow.vcpu import GuestFault
-from tools.interrupt import interruptible
-from tools.tracelog import JsonLog
+from pvshadow.shadow import inspect
+from pvshadow.shadow.abi.xen import ACCESS_BY_NAME, ACCESS_START_DEFAULT
+from pvshadow.shadow.exits import ExitReason, format_registers
+from pvshadow.shadow.paging.x86 import pfec_str, walk
+from pvshadow.shadow.vcpu import GuestFault
+from pvshadow.tools.interrupt import interruptible
+from pvshadow.tools.tracelog import JsonLog
 
 FAULT_KINDS = ('guest', 'shadow', 'access', 'pt-write', 'spurious')
 # Stops after which the guest can go on.
@@ -179,7 +179,7 @@ class TraceSession:
     def exit_code(self) -> int:
         """By the verdicts of the domains that ended (xtf-runner's codes, shadow.api); 0
         when the session was left before any domain ended."""
-        from shadow import api
+        from pvshadow.shadow import api
         ended = [api.RunResult(d, self.ended.get(d.domid) or (
             self.finished if not self.several else None)) for d in self.domains]
         return api.exit_code([r for r in ended if r.exit is not None])
@@ -199,7 +199,7 @@ class TraceSession:
         can stop on (`break event`); '' or why there cannot be one."""
         if self.listener is not None:
             return ''
-        from shadow.listener import Listener, ListenerError
+        from pvshadow.shadow.listener import Listener, ListenerError
         try:
             self.listener = Listener(self.domain)
         except ListenerError as exc:
@@ -209,8 +209,8 @@ class TraceSession:
     def _answer_pending(self) -> None:
         """Let every access waiting on the ring through once (MEM_ACCESS_EMULATE, as
         `pvshadow access` does) and resume the vCPUs it paused."""
-        from shadow.listener import Event
-        from shadow.toolstack import xc_mem_access_resume
+        from pvshadow.shadow.listener import Event
+        from pvshadow.shadow.toolstack import xc_mem_access_resume
         listener = self.listener
         while (request := listener.ring.get_request()) is not None:
             listener.events_seen += 1
@@ -326,7 +326,7 @@ class TraceConsole(cmd.Cmd):
         """What Tab offers for the word being typed after `words`: command names first,
         then each command's own arguments (fault kinds, hypercall names, access types,
         symbols, domains)."""
-        from shadow.abi.xen import HYPERCALL_NAMES
+        from pvshadow.shadow.abi.xen import HYPERCALL_NAMES
         commands = sorted(name[3:].replace('_', '-') for name in self.get_names()
                           if name.startswith('do_') and name != 'do_EOF')
         symbols = sorted(getattr(getattr(self.d, 'image', None), 'symbols', {}))
@@ -537,7 +537,7 @@ writes) LEN bytes at VA (8 by default), as a data watchpoint"""
 
     def do_access(self, arg):
         """access FRAME TYPE: set one machine frame's mem_access type (n r w rw x rx wx rwx rx2rw n2rwx)"""
-        from shadow.toolstack import xc_set_mem_access
+        from pvshadow.shadow.toolstack import xc_set_mem_access
         frame, kind = self.words(arg, 2, 'access a frame and an access type')[:2]
         if kind not in ACCESS_BY_NAME:
             raise Usage(f'access types: {" ".join(ACCESS_BY_NAME)}')
@@ -547,7 +547,7 @@ writes) LEN bytes at VA (8 by default), as a data watchpoint"""
 
     def do_default_access(self, arg):
         """default-access TYPE: the domain's default mem_access type (blows every shadow)"""
-        from shadow.toolstack import xc_set_mem_access
+        from pvshadow.shadow.toolstack import xc_set_mem_access
         kind = self.words(arg, 1, 'default-access an access type')[0]
         if kind not in ACCESS_BY_NAME:
             raise Usage(f'access types: {" ".join(ACCESS_BY_NAME)}')
@@ -556,7 +556,7 @@ writes) LEN bytes at VA (8 by default), as a data watchpoint"""
         self.say('ok' if rc == 0 else f'refused: {rc}')
 
     def _listen(self) -> None:
-        from shadow.toolstack import xc_mem_access_shadow_enable
+        from pvshadow.shadow.toolstack import xc_mem_access_shadow_enable
         why = self.session.attach_listener() if not self.session.several else 'several domains'
         if why and self.d.mem_access is None:
             xc_mem_access_shadow_enable(self.d)
@@ -608,14 +608,14 @@ writes) LEN bytes at VA (8 by default), as a data watchpoint"""
 
 
 def main_trace(args) -> int:
-    from guests.config import DomainSpec, is_config, load_config
-    from guests.image import KernelError
-    from shadow import api
+    from pvshadow.guests.config import DomainSpec, is_config, load_config
+    from pvshadow.guests.image import KernelError
+    from pvshadow.shadow import api
     log_file = None
     kernels = args.kernel if isinstance(args.kernel, list) else [args.kernel]
     several = len(kernels) > 1 or is_config(kernels[0])
     out = sys.stderr.buffer if args.log == '-' else sys.stdout.buffer
-    from tools.cli import PrefixedConsole
+    from pvshadow.tools.cli import PrefixedConsole
     prefixed = PrefixedConsole(out)
 
     def console(name, data):
@@ -652,7 +652,7 @@ def main_trace(args) -> int:
         # with the log on stdout, everything else a person reads goes to stderr
         people = sys.stderr if args.log == '-' else sys.stdout
         if args.gdb is not None:
-            from tools.gdbstub import serve
+            from pvshadow.tools.gdbstub import serve
             return serve(session, args.gdb, out=people)
         if args.log and not args.script:
             exit_ = session.run()

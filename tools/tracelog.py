@@ -8,11 +8,8 @@ JavaScript readers do not round 64-bit values; `rc` is the signed value the gues
 rax (a negative Xen errno on failure), `error_code` and `vector` plain integers.
 """
 import json
-import os
 import sys
 
-SCHEMA_PATH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                           'docs', 'trace-log.schema.json')
 # The keys whose values are addresses or frame numbers.
 HEX_KEYS = frozenset(('va', 'rip', 'next_rip', 'gla', 'gfn', 'dr6'))
 

@@ -6,11 +6,11 @@ guest-memory fault inside a handler becomes -EFAULT; an unknown number, -ENOSYS.
 """
 from typing import Callable, Dict
 
-from shadow.abi import xen
-from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall import (console, cpu_state, descriptors, domctl, event_channel, grant_table,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EFAULT, ENOSYS
+from pvshadow.shadow.hypercall import (console, cpu_state, descriptors, domctl, event_channel, grant_table,
                               hvm, memory, mm, multicall, sched, traps, vcpu, version)
-from shadow.vcpu import GuestFault
+from pvshadow.shadow.vcpu import GuestFault
 
 
 class HypercallTable:

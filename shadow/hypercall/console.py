@@ -1,5 +1,5 @@
 """HYPERVISOR_console_io: the hypervisor console, which a test kernel prints its verdict to."""
-from shadow.abi.xen import CONSOLEIO_read, CONSOLEIO_write, EINVAL, ENOSYS
+from pvshadow.shadow.abi.xen import CONSOLEIO_read, CONSOLEIO_write, EINVAL, ENOSYS
 
 MAX_WRITE = 1 << 20
 

@@ -3,11 +3,11 @@ task-switched flag, debug registers (shadow/debugregs.py arms them), I/O privile
 level."""
 import struct
 
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS
-from shadow.hypercall.descriptors import descriptor_base, gdt_descriptor, loads_as_data_segment
-from shadow.paging.x86 import is_canonical
-from shadow.segments import map_ldt_page
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL, ENOSYS
+from pvshadow.shadow.hypercall.descriptors import descriptor_base, gdt_descriptor, loads_as_data_segment
+from pvshadow.shadow.paging.x86 import is_canonical
+from pvshadow.shadow.segments import map_ldt_page
 
 CR0_TS = 1 << 3
 

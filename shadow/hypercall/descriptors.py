@@ -10,10 +10,10 @@ CPU reads them.
 """
 import struct
 
-from shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY
-from shadow.machine import PageType
-from shadow.paging.x86 import walk
-from shadow.segments import DESC_P, DESC_S, check_descriptor, take_descriptor_page
+from pvshadow.shadow.abi.xen import EINVAL, FIRST_RESERVED_GDT_ENTRY
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.x86 import walk
+from pvshadow.shadow.segments import DESC_P, DESC_S, check_descriptor, take_descriptor_page
 
 def gdt_descriptor(v, selector: int):
     """The descriptor a selector names in this vCPU's GDT (its own entries, then Xen's

@@ -8,9 +8,9 @@ rest of domctl.h is -ENOSYS here (docs/ABI.md), and the toolstack's Python API
 """
 import struct
 
-from shadow import lifecycle, xsm
-from shadow.abi import xen
-from shadow.abi.xen import EACCES, EINVAL, ENOSYS, ESRCH
+from pvshadow.shadow import lifecycle, xsm
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EACCES, EINVAL, ENOSYS, ESRCH
 
 
 def do_domctl(v, arg, *_):

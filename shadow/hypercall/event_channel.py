@@ -2,10 +2,10 @@
 VIRQs) and the notifications to the hypervisor's console and xenstore backends."""
 import struct
 
-from shadow import xsm
-from shadow.abi import xen
-from shadow.abi.xen import ENOSYS
-from shadow.evtchn import Port
+from pvshadow.shadow import xsm
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import ENOSYS
+from pvshadow.shadow.evtchn import Port
 
 
 def _port_arg(v, arg) -> int:

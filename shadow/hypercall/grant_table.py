@@ -3,10 +3,10 @@ setup_table). Grant frames are the domain's, outside its physmap, like shared_in
 hypervisor holds a writable reference on each for good, so none can become a page table."""
 import struct
 
-from shadow.abi import xen
-from shadow.abi.xen import EFAULT, ENOSYS
-from shadow.hypercall.mm import guest_addr_ok
-from shadow.vcpu import GuestFault
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EFAULT, ENOSYS
+from pvshadow.shadow.hypercall.mm import guest_addr_ok
+from pvshadow.shadow.vcpu import GuestFault
 
 
 def _handle_okay(va: int, size: int) -> bool:

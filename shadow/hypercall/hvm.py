@@ -1,7 +1,7 @@
 """HYPERVISOR_hvm_op: only the legacy mem_access names, which a PV guest may not use on
 itself (the same answer as XENMEM_access_op: -EPERM). Everything else is -ENOSYS."""
-from shadow.abi import xen
-from shadow.abi.xen import ENOSYS, EPERM
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import ENOSYS, EPERM
 
 
 def do_hvm_op(v, cmd, arg, *_):

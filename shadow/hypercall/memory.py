@@ -11,10 +11,10 @@ guest: one RAM entry covering max_pages.
 """
 import struct
 
-from shadow import xsm
-from shadow.abi import xen
-from shadow.abi.xen import EACCES, ENOSYS, EPERM, ESRCH
-from shadow.vcpu import GuestFault
+from pvshadow.shadow import xsm
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EACCES, ENOSYS, EPERM, ESRCH
+from pvshadow.shadow.vcpu import GuestFault
 
 _PFN = struct.Struct('<Q')
 

@@ -5,11 +5,11 @@ same guest sees the same results in both.
 """
 import struct
 
-from shadow.abi import xen
-from shadow import xsm
-from shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH
-from shadow.segments import set_ldt
-from shadow.vcpu import GuestFault
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow import xsm
+from pvshadow.shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH
+from pvshadow.shadow.segments import set_ldt
+from pvshadow.shadow.vcpu import GuestFault
 
 
 def guest_addr_ok(va: int) -> bool:

@@ -1,7 +1,7 @@
 """HYPERVISOR_multicall: a batch of hypercalls, each result written back to its entry."""
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL
-from shadow.vcpu import NO_RETURN
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL
+from pvshadow.shadow.vcpu import NO_RETURN
 
 _ENTRY_SIZE = xen.multicall_entry.size()
 _NOT_IN_MULTICALL = (xen.HYPERVISOR_iret, xen.HYPERVISOR_multicall)

@@ -1,8 +1,8 @@
 """HYPERVISOR_sched_op (yield, block, poll, shutdown) and HYPERVISOR_set_timer_op."""
 import struct
 
-from shadow.abi import xen
-from shadow.abi.xen import EINVAL, ENOSYS, SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EINVAL, ENOSYS, SCHEDOP_block, SCHEDOP_shutdown, SCHEDOP_shutdown_code, SCHEDOP_yield
 
 SCHED_POLL_MAX_PORTS = 128                # Xen refuses to poll more (-EINVAL)
 STIME_MAX = (1 << 63) - 1                 # s_time_t's largest value

@@ -1,6 +1,6 @@
 """Trap table, callbacks, kernel stack, and the iret hypercall."""
-from shadow.abi import xen
-from shadow.abi.xen import (CALLBACKF_mask_events, CALLBACKOP_register, CALLBACKOP_unregister,
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import (CALLBACKF_mask_events, CALLBACKOP_register, CALLBACKOP_unregister,
                             CALLBACKTYPE_event, CALLBACKTYPE_failsafe, CALLBACKTYPE_nmi,
                             CALLBACKTYPE_syscall, CALLBACKTYPE_syscall32, CALLBACKTYPE_sysenter,
                             EINVAL, ENOSYS)

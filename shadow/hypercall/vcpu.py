@@ -1,9 +1,9 @@
 """HYPERVISOR_vcpu_op: bring vCPUs up and down, and their runstate areas."""
 import struct
 
-from shadow.abi import xen
-from shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSYS
-from shadow.hypercall.sched import STIME_DELTA_MAX, s_time
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import EEXIST, EINVAL, ENOENT, ENOSYS
+from pvshadow.shadow.hypercall.sched import STIME_DELTA_MAX, s_time
 
 
 def do_vcpu_op(v, cmd, vcpuid, arg, *_):

@@ -1,6 +1,6 @@
 """HYPERVISOR_xen_version."""
-from shadow.abi import xen
-from shadow.abi.xen import ENOSYS, XEN_MAJOR, XEN_MINOR
+from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.xen import ENOSYS, XEN_MAJOR, XEN_MINOR
 
 EXTRAVERSION = b'.0-pvshadow'
 CAPABILITIES = b'xen-3.0-x86_64 '

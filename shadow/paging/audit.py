@@ -2,10 +2,10 @@
 propagation rules. Each rule that fails comes back as a sentence naming the entry."""
 from typing import List
 
-from shadow.abi.xen import DOMID_XEN
-from shadow.machine import PageType
-from shadow.paging.types import is_guest_l4_slot
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.abi.xen import DOMID_XEN
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.types import is_guest_l4_slot
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                pte_mfn)
 
 

@@ -5,9 +5,9 @@ Xen's type rules; with VMASST_TYPE_writable_pagetables, a guest store to an L1 t
 trapped and emulated as Xen's ptwr does. A refused update returns the Xen errno and
 changes nothing.
 """
-from shadow.abi.xen import VMASST_TYPE_writable_pagetables
-from shadow.paging.pv import PvPaging
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
+from pvshadow.shadow.abi.xen import VMASST_TYPE_writable_pagetables
+from pvshadow.shadow.paging.pv import PvPaging
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                make_pte, walk)
 
 

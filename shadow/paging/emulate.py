@@ -15,7 +15,7 @@ from typing import Optional
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs, CsError
 from capstone import x86_const as csx86
 
-from shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
+from pvshadow.shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
 
 _md = Cs(CS_ARCH_X86, CS_MODE_64)
 _md.detail = True

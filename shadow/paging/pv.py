@@ -7,10 +7,10 @@ revalidates its shadows there).
 """
 from typing import Optional
 
-from shadow.abi.xen import EINVAL
-from shadow.machine import PageType
-from shadow.paging.types import PageTypes
-from shadow.paging.x86 import _PAGE_PRESENT, pte_mfn, table_index
+from pvshadow.shadow.abi.xen import EINVAL
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.types import PageTypes
+from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, pte_mfn, table_index
 
 LEVEL_OF = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
 PIN_TYPES = {0: PageType.L1, 1: PageType.L2, 2: PageType.L3, 3: PageType.L4}

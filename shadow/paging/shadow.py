@@ -17,11 +17,11 @@ points at that table), from a bounded pool:
 from collections import Counter
 from typing import Callable, Dict, List, Set, Tuple
 
-from shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
-from shadow.machine import PageType
-from shadow.paging.pv import PvPaging
-from shadow.paging.types import is_guest_l4_slot
-from shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
+from pvshadow.shadow.machine import PageType
+from pvshadow.shadow.paging.pv import PvPaging
+from pvshadow.shadow.paging.types import is_guest_l4_slot
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_USER, PFEC_WRITE, make_pte, pte_mfn,
                                walk)
 
@@ -131,7 +131,7 @@ class ShadowPaging(PvPaging):
         return smfn
 
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
-        from shadow.abi.xen import VMASST_TYPE_writable_pagetables
+        from pvshadow.shadow.abi.xen import VMASST_TYPE_writable_pagetables
         return bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
     # --- the fault path -------------------------------------------------------------------------
@@ -409,7 +409,7 @@ class ShadowPaging(PvPaging):
 
     # --- audit ------------------------------------------------------------------------------------------
     def audit(self) -> List[str]:
-        from shadow.paging.audit import audit_shadows
+        from pvshadow.shadow.paging.audit import audit_shadows
         return audit_shadows(self)
 
     def check_audit(self) -> None:

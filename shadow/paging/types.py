@@ -10,9 +10,9 @@ errno, as the hypercalls that call them do.
 from collections import Counter
 from typing import Callable, Dict, Optional
 
-from shadow.abi.xen import EBUSY, EINVAL
-from shadow.machine import FrameTable, MachineMemory, PageType
-from shadow.paging.x86 import (_PAGE_GLOBAL, _PAGE_PCD, _PAGE_PRESENT, _PAGE_PSE, _PAGE_PWT, _PAGE_RW,
+from pvshadow.shadow.abi.xen import EBUSY, EINVAL
+from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
+from pvshadow.shadow.paging.x86 import (_PAGE_GLOBAL, _PAGE_PCD, _PAGE_PRESENT, _PAGE_PSE, _PAGE_PWT, _PAGE_RW,
                                _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, HIGH_AVAIL_MASK, pte_mfn)
 
 # The first and last L4 slots Xen keeps for itself in every 64-bit PV address space.

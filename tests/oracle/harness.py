@@ -5,10 +5,10 @@ import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Tuple
 
-from guests.builder import build_domain
-from guests.kernels import load_kernel
-from shadow.host import Host
-from shadow.paging.x86 import flags_str, make_pte, pfec_str, walk
+from pvshadow.guests.builder import build_domain
+from pvshadow.guests.kernels import load_kernel
+from pvshadow.shadow.host import Host
+from pvshadow.shadow.paging.x86 import flags_str, make_pte, pfec_str, walk
 
 PROBE = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'probe.S')
 SYMBOLS = ('test_root_mfn', 'script_count', 'script', 'results', 'pin_rc')
