@@ -12,10 +12,12 @@ import select
 import signal
 import struct
 import time
+from typing import Optional
 
 from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
 
 from pvshadow import data_dir
+from pvshadow.guests.asmcheck import Source, check_instructions, undefined_symbol
 from pvshadow.guests.image import KernelError, KernelImage, check_image
 
 VIRT_BASE = 0xFFFFFFFF80000000
@@ -56,45 +58,63 @@ MAX_REPT = 100_000
 ASSEMBLY_SECONDS = 3.0                # keystone runs in a child killed after this
 
 
-def preprocess(source: str, path: str, depth: int = 0) -> str:
+def preprocess(source: str, path: str, depth: int = 0, search=()) -> Source:
+    """The source with its includes expanded, each line knowing where it came from.
+    `.include "name"` is looked for in the including file's directory, then in `search`
+    (the -I directories), then in asm/include; only plain relative names."""
     if depth > 8:
         raise KernelError(f'{path}: includes nested too deeply')
     if '\0' in source:
         line = source[:source.index('\0')].count('\n') + 1
         raise KernelError(f'{path}:{line}: a NUL byte in the source')
-
-    def include(match):
+    out = Source()
+    here = os.path.dirname(os.path.abspath(path))
+    for number, line in enumerate(strip_comments(source).split('\n'), 1):
+        match = _INCLUDE.match(line)
+        if not match:
+            out.lines.append(line)
+            out.origins.append((path, number))
+            continue
         name = match.group(1)
-        inc_path = os.path.join(INCLUDE_DIR, name)
-        if os.path.isabs(name) or os.path.normpath(name) != name or name.startswith('..') \
-                or not os.path.isfile(inc_path):
-            raise KernelError(f'{path}: cannot include {name!r} (asm/include has no such file)')
+        where = f'{path}:{number}'
+        if os.path.isabs(name) or os.path.normpath(name) != name or name.startswith('..'):
+            raise KernelError(f'{where}: cannot include {name!r} (a relative name without ..)')
+        found = [p for p in (os.path.join(d, name) for d in (here, *search, INCLUDE_DIR))
+                 if os.path.isfile(p)]
+        if not found:
+            raise KernelError(f'{where}: cannot include {name!r} (not beside the kernel, in '
+                              f'an -I directory or in asm/include)')
         try:
-            with open(inc_path, encoding='utf-8') as f:
+            with open(found[0], encoding='utf-8') as f:
                 text = f.read(MAX_SOURCE_BYTES + 1)
         except (OSError, UnicodeDecodeError):
-            raise KernelError(f'{path}: cannot include {name!r}') from None
+            raise KernelError(f'{where}: cannot include {name!r}') from None
         if len(text) > MAX_SOURCE_BYTES:
-            raise KernelError(f'{path}: include {name!r} is larger than '
+            raise KernelError(f'{where}: include {name!r} is larger than '
                               f'{MAX_SOURCE_BYTES >> 20} MiB')
-        return preprocess(text, inc_path, depth + 1)
-    out = _INCLUDE.sub(include, strip_comments(source))
-    if len(out) > MAX_SOURCE_BYTES:
-        raise KernelError(f'{path}: larger than {MAX_SOURCE_BYTES >> 20} MiB with its includes')
+        out.extend(preprocess(text, found[0], depth + 1, search))
+        if sum(map(len, out.lines)) > MAX_SOURCE_BYTES:
+            raise KernelError(f'{path}: larger than {MAX_SOURCE_BYTES >> 20} MiB with its '
+                              'includes')
     return out
 
 
-def _load_asm(path: str, text: str, extra_symbols: tuple):
-    source = preprocess(text, path)
+def _load_asm(path: str, text: str, extra_symbols: tuple, search=()):
+    source = preprocess(text, path, search=search)
     check_pitfalls(source, path)
+    text = source.text
     # Symbol addresses come from a trailer of .quad directives read back after assembly.
-    aligned = tuple(name for name in _PAGE_ALIGNED if re.search(rf'^{name}:', source, re.M))
+    aligned = tuple(name for name in _PAGE_ALIGNED if re.search(rf'^{name}:', text, re.M))
     # every label, so debuggers, crash dumps and written ELFs can name addresses
-    labels = tuple(_LABEL.findall(source))
+    labels = tuple(_LABEL.findall(text))
     names = tuple(dict.fromkeys(_SYMBOLS + aligned + extra_symbols + labels))
+    missing = [name for name in _SYMBOLS if not re.search(
+        rf'^\s*{name}:|^\s*\.(?:equ|set)\s+{name}\s*,', text, re.M)]
+    if missing:
+        raise KernelError(f'{path}: no {" or ".join(missing)} label (pv.inc defines both)')
     trailer = ''.join(f'\n.quad {sym}' for sym in names)
     for _attempt in range(3):
-        code = assemble(source + trailer, VIRT_BASE, path)
+        code = assemble(text + trailer, VIRT_BASE, path, source)
         body, tail = code[:-8 * len(names)], code[-8 * len(names):]
         symbols = dict(zip(names, struct.unpack(f'<{len(names)}Q', tail)))
         misplaced = [name for name in aligned if symbols[name] & 0xFFF]
@@ -149,12 +169,12 @@ def _unterminated(line: str) -> bool:
     return quoted
 
 
-def check_pitfalls(source: str, path: str) -> None:
+def check_pitfalls(source: Source, path: str) -> None:
     """Refuse the spellings keystone assembles into something else without a word, and
-    the inputs it hangs or crashes on."""
+    the inputs it hangs or crashes on, naming the file and line each came from."""
     total = 0
-    for number, line in enumerate(source.splitlines(), 1):
-        where = f'{path}:{number}'
+    for number, line in enumerate(source.lines, 1):
+        where = source.where(number)
         if _unterminated(line):
             raise KernelError(f'{where}: unterminated string: {line.strip()}')
         directive = _DIRECTIVE.match(line)
@@ -166,37 +186,64 @@ def check_pitfalls(source: str, path: str) -> None:
         if line.lstrip().startswith('.'):
             continue
         if _NEGATED_SYMBOL.search(line):
-            raise KernelError(f'{path}:{number}: keystone reads a negated symbol operand as a '
+            raise KernelError(f'{where}: keystone reads a negated symbol operand as a '
                               f'memory load; define the constant with .equ instead: {line.strip()}')
         for operand in _MEMORY_OPERAND.findall(line):
             symbols = [t for t in _TERM.findall(operand)
                        if t.lower() not in _REGISTERS and not t.lower().startswith(('qword', 'dword'))]
             if len(symbols) > 1:
-                raise KernelError(f'{path}:{number}: keystone drops all but one symbol in a '
+                raise KernelError(f'{where}: keystone drops all but one symbol in a '
                                   f'memory operand; combine them with .equ: {line.strip()}')
 
 
-def _keystone(source: str, base: int) -> bytes:
-    """In the child: b'O' + the encoding, or b'E' + keystone's message."""
+def _keystone(text: str, base: int, source: Optional[Source]) -> bytes:
+    """In the child: b'O' + the encoding; b'L<line>\\t' + why for a line the checks
+    refuse (guests.asmcheck); b'E' + keystone's message when no line could be named."""
     try:
-        encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(source, base)
+        encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(text, base)
     except KsError as exc:
+        found = check_instructions(source, failed=True) if source is not None else None
+        if found:
+            return f'L{found[0]}\t{found[1]}'.encode()
         return b'E' + str(exc).encode()
     encoding = bytes(encoding or b'')
     if len(encoding) > MAX_OUTPUT_BYTES:
         return b'E' + f'the image is larger than {MAX_OUTPUT_BYTES:#x} bytes'.encode()
+    found = check_instructions(source) if source is not None else None
+    if found:
+        return f'L{found[0]}\t{found[1]}'.encode()
     return b'O' + encoding
 
 
-def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
+def assemble(text: str, base: int, path: str = '<asm>', source: Optional[Source] = None) -> bytes:
     """keystone, in a forked child with a time limit: keystone hangs or crashes on some
-    inputs and cannot be interrupted in-process. The child is always reaped."""
+    inputs and cannot be interrupted in-process. The child is always reaped. With the
+    preprocessed source, errors name the user's file and line."""
+    data = _sandboxed(lambda: _keystone(text, base, source), path)
+    if data[:1] == b'L':
+        number, why = data[1:].decode(errors='replace').split('\t', 1)
+        raise KernelError(f'{source.where(int(number))}: {why}')
+    if data[:1] == b'E':
+        message = data[1:].decode(errors='replace')
+        undefined = undefined_symbol(source) if source is not None and \
+            'SYMBOL_MISSING' in message else None
+        if undefined:
+            name, number = undefined
+            raise KernelError(f'{source.where(number)}: undefined symbol {name!r}')
+        raise KernelError(f'{path}: keystone cannot assemble it: {message}')
+    if len(data) == 1:
+        raise KernelError(f'{path}: assembled to nothing')
+    return data[1:]
+
+
+def _sandboxed(work, path: str) -> bytes:
+    """work() in a forked child, killed after ASSEMBLY_SECONDS; its bytes."""
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:                                       # the child
         try:
             os.close(read_end)
-            data = _keystone(source, base)
+            data = work()
             with os.fdopen(write_end, 'wb') as out:
                 out.write(data)
         finally:
@@ -221,12 +268,7 @@ def assemble(source: str, base: int, path: str = '<asm>') -> bytes:
     if not data:
         why = f'signal {os.WTERMSIG(status)}' if os.WIFSIGNALED(status) else 'no answer'
         raise KernelError(f'{path}: keystone crashed assembling it ({why})')
-    if data[:1] == b'E':
-        raise KernelError(f'{path}: keystone cannot assemble it: '
-                          f'{data[1:].decode(errors="replace")}')
-    if len(data) == 1:
-        raise KernelError(f'{path}: assembled to nothing')
-    return data[1:]
+    return data
 
 
 # Labels the include places on page boundaries: checked after every assembly.
@@ -234,13 +276,15 @@ _PAGE_ALIGNED = ('hypercall_page', 'shared_info')
 _cache = {}
 
 
-def load_asm(path: str, text: str, extra_symbols=()) -> KernelImage:
-    """Assemble a kernel; extra_symbols names labels whose addresses a tool needs.
-    Results are cached per source text, so a test that boots one kernel many times
+def load_asm(path: str, text: str, extra_symbols=(), include_dirs=()) -> KernelImage:
+    """Assemble a kernel; extra_symbols names labels whose addresses a tool needs;
+    include_dirs are searched (after the kernel's own directory) by .include. Results
+    are cached per source and place, so a test that boots one kernel many times
     assembles it once."""
-    key = (text, tuple(extra_symbols))
+    key = (text, os.path.dirname(os.path.abspath(path)), tuple(extra_symbols),
+           tuple(include_dirs))
     if key not in _cache:
-        _cache[key] = _load_asm(path, text, tuple(extra_symbols))
+        _cache[key] = _load_asm(path, text, tuple(extra_symbols), tuple(include_dirs))
     body, symbols = _cache[key]
     entry, hypercall_page = symbols['_start'], symbols['hypercall_page']
     image = KernelImage(name=path, segments=[(VIRT_BASE, body, len(body))], entry=entry,

@@ -25,7 +25,7 @@ def resolve(spec: str) -> str:
     raise KernelError(f'{spec}: no such file or test kernel (known: {", ".join(kernel_names())})')
 
 
-def load_kernel(spec: str, extra_symbols=()) -> KernelImage:
+def load_kernel(spec: str, extra_symbols=(), include_dirs=()) -> KernelImage:
     path = resolve(spec)
     if os.path.isdir(path):
         raise KernelError(f'{path}: is a directory')
@@ -43,5 +43,5 @@ def load_kernel(spec: str, extra_symbols=()) -> KernelImage:
             text = data.decode()
         except UnicodeDecodeError:
             raise KernelError(f'{path}: not a text assembly source') from None
-        return load_asm(path, text, extra_symbols)
+        return load_asm(path, text, extra_symbols, include_dirs)
     raise KernelError(f'{path}: neither an ELF file nor an assembly source (.S)')

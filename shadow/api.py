@@ -76,12 +76,14 @@ def make_host(machine_mb: int) -> Host:
 def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str = '',
          machine_mb: Optional[int] = None, audit: bool = False,
          shadow_pool_pages: int = DEFAULT_POOL_PAGES, vm_event_ring: bool = False,
-         console_sink: Optional[Callable[[bytes], None]] = None) -> Domain:
+         console_sink: Optional[Callable[[bytes], None]] = None,
+         include_dirs: Sequence[str] = ()) -> Domain:
     """Load a kernel (path or test-kernel name) and build its domain, ready to run.
-    Raises guests.image.KernelError with a one-line message for a bad kernel."""
+    Raises guests.image.KernelError with a one-line message for a bad kernel.
+    include_dirs: where an asm kernel's .include looks after its own directory."""
     if paging not in PAGING_MODES:
         raise ValueError(f'paging mode {paging!r} is not available (have: {", ".join(PAGING_MODES)})')
-    image = load_kernel(kernel)
+    image = load_kernel(kernel, include_dirs=include_dirs)
     pool_mb = shadow_pool_pages // 256 if paging == 'shadow' else 0
     host = make_host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
     domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline, paging=paging,

@@ -172,7 +172,7 @@ def _children():
 
 def test_a_source_keystone_never_finishes_is_refused_in_time_and_leaves_nothing(tmp_path):
     path = tmp_path / 'hang.S'
-    path.write_text(HANGS_KEYSTONE)
+    path.write_text('_start:\nhypercall_page:\n' + HANGS_KEYSTONE)
     assert_refused(path, 'did not finish')
     assert os.listdir(tmp_path) == ['hang.S']
     before = _children()

@@ -23,8 +23,8 @@ from pvshadow.guests.image import KernelError
 from pvshadow.shadow import api
 from pvshadow.shadow.exits import ExitReason, format_registers
 from pvshadow.tools.interrupt import interruptible
-from pvshadow.tools.options import (OneLineParser, add_guest_options, port, refuse, shadow_pool,
-                           version)
+from pvshadow.tools.options import (OneLineParser, add_guest_options, add_include_option, port,
+                                    refuse, shadow_pool, version)
 
 
 def _write_console(data: bytes) -> None:
@@ -67,7 +67,8 @@ def cmd_run(args) -> int:
     try:
         domain = api.boot(args.kernel, memory_mb=args.memory, paging=paging,
                           cmdline=args.cmdline, audit=args.audit,
-                          shadow_pool_pages=args.shadow_pool, console_sink=_write_console)
+                          shadow_pool_pages=args.shadow_pool, console_sink=_write_console,
+                          include_dirs=args.include_dirs)
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
@@ -203,7 +204,7 @@ def cmd_access(args) -> int:
     try:
         domain = api.boot(args.kernel, memory_mb=args.memory, paging='shadow',
                           cmdline=args.cmdline, audit=args.audit, vm_event_ring=True,
-                          console_sink=write_console)
+                          console_sink=write_console, include_dirs=args.include_dirs)
         listener = Listener(domain)
     except (KernelError, ValueError, ListenerError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
@@ -254,7 +255,7 @@ def cmd_build(args) -> int:
         path = resolve(args.kernel)
         if not path.endswith(('.S', '.s', '.asm')):
             return refuse(f'{path}: build takes an asm source (.S)')
-        image = load_kernel(path)
+        image = load_kernel(path, include_dirs=args.include_dirs)
     except KernelError as exc:
         return refuse(str(exc))
     out = args.output or os.path.splitext(os.path.basename(path))[0] + '.elf'
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     build = sub.add_parser('build', help='write an asm kernel as a PV64 ELF with symbols',
                            description=cmd_build.__doc__)
     build.add_argument('kernel', help='asm/ source path or test-kernel name')
+    add_include_option(build)
     build.add_argument('-o', dest='output', metavar='FILE',
                        help='the ELF to write (default: the source\'s name with .elf, here)')
     build.set_defaults(func=cmd_build)

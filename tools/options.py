@@ -81,6 +81,7 @@ def add_guest_options(parser, paging_default='direct', budget=True):
                             help='direct (the CPU walks the guest tables) or shadow '
                                  '(default %(default)s)')
     parser.add_argument('--cmdline', default='', help='start_info command line')
+    add_include_option(parser)
     parser.add_argument('--audit', action='store_true',
                         help='shadow mode: audit every shadow after each shadow fault')
     parser.add_argument('--timeout', type=non_negative_seconds, default=DEFAULT_TIMEOUT,
@@ -90,6 +91,12 @@ def add_guest_options(parser, paging_default='direct', budget=True):
         parser.add_argument('--budget', type=non_negative_int, default=0, metavar='N',
                             help='stop after N instructions (0: no limit; counting costs '
                                  '~15x)')
+
+
+def add_include_option(parser) -> None:
+    parser.add_argument('-I', dest='include_dirs', action='append', default=[], metavar='DIR',
+                        help='where .include looks after the kernel\'s own directory (before '
+                             'asm/include)')
 
 
 def refuse(message: str) -> int:

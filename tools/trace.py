@@ -634,7 +634,8 @@ def main_trace(args) -> int:
         else:
             domains = [api.boot(kernels[0], memory_mb=args.memory, paging=args.paging,
                                 cmdline=args.cmdline, audit=args.audit, vm_event_ring=True,
-                                console_sink=lambda data: console('', data))]
+                                console_sink=lambda data: console('', data),
+                                include_dirs=args.include_dirs)]
             host = domains[0].host
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
