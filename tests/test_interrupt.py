@@ -55,3 +55,18 @@ def test_ctrl_c_in_access_prints_the_summary(tmp_path):
     child.close()
     assert child.exitstatus == 130
     assert 'events; interrupted' in child.before and 'Traceback' not in child.before
+
+
+def test_ctrl_c_ends_a_test_run_with_130_and_what_had_finished(tmp_path):
+    kernel = tmp_path / 'loop.S'
+    kernel.write_text(LOOP)
+    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'test', str(kernel), 'hello',
+                                           '--paging', 'direct', '-j', '2'],
+                          cwd=ROOT, encoding='utf-8', timeout=30)
+    time.sleep(3)
+    child.sendintr()
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
+    assert 'pvshadow test: interrupted with' in child.before
+    assert 'hello-direct   SUCCESS' in child.before and 'Traceback' not in child.before

@@ -95,6 +95,10 @@ def cmd_run(args) -> int:
     result = api.RunResult(domain, exit_)
     if not exit_.clean:
         print(f'pvshadow: {exit_.describe()}', file=sys.stderr)
+        if 'rip' in exit_.registers:
+            from pvshadow.shadow import inspect
+            print(f'pvshadow: at {inspect.symbolize(domain, exit_.registers["rip"])}',
+                  file=sys.stderr)
         for line in domain.xen_log:
             print(f'(XEN) {line}', file=sys.stderr)
         if exit_.registers:

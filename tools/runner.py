@@ -147,12 +147,24 @@ def cmd_test(args) -> int:
     live = sys.stderr.isatty()
     done = 0
     width = max(len(j.label) for j in jobs) + 2
-    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    try:
         for job in pool.map(lambda j: run_job(j, args.timeout), jobs):
             done += 1
             if live:
                 print(f'\r[{done}/{len(jobs)}] {job.label:{width}} {job.outcome:8}', end='',
                       file=sys.stderr, flush=True)
+    except KeyboardInterrupt:
+        # the kernels running got the terminal's SIGINT too, and stop; the rest never start
+        pool.shutdown(wait=True, cancel_futures=True)
+        finished = sum(1 for job in jobs if job.outcome)
+        print(f'\npvshadow test: interrupted with {finished} of {len(jobs)} finished',
+              file=sys.stderr)
+        for job in jobs:
+            if job.outcome:
+                print(f'{job.label:{width}} {job.outcome}')
+        return 130
+    pool.shutdown()
     if live:
         print(file=sys.stderr)
     for job in jobs:

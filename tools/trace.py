@@ -173,7 +173,8 @@ class TraceSession:
                     f'{event["va"]:#x} by rip={event["rip"]:#x} '
                     f'[{self.instruction_at(event["rip"])}], next {event["next_rip"]:#x}')
         if kind == 'breakpoint':
-            return f'breakpoint at {event["rip"]:#x} [{self.instruction_at(event["rip"])}]'
+            return (f'breakpoint at {inspect.symbolize(self.domain, event["rip"])} '
+                    f'[{self.instruction_at(event["rip"])}]')
         return json.dumps(event)
 
     def exit_code(self) -> int:
