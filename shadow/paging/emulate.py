@@ -107,6 +107,9 @@ class PtWriteEmulator:
         queued for single-stepping); False leaves the #PF to the guest. gw is the guest
         walk the paging mode already made for this fault, if any."""
         v = self.vcpu
+        if not v.kernel_mode:
+            return False          # Xen's ptwr path is for guest kernel mode only: a user
+                                  # store into a page table is the guest's own #PF
         d = v.domain
         paging = d.paging
         mem = d.mem

@@ -131,8 +131,10 @@ class ShadowPaging(PvPaging):
         return smfn
 
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
+        """As in direct mode, so the guest sees the same thing: Xen's writable page
+        tables cover L1 tables only; a store into an upper table is the guest's #PF."""
         from pvshadow.shadow.abi.xen import VMASST_TYPE_writable_pagetables
-        return bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
+        return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
     # --- the fault path -------------------------------------------------------------------------
     def page_fault(self, vcpu, va: int, error_code: int):
