@@ -268,3 +268,17 @@ def test_the_control_domain_pauses_and_targets_through_domctl(world):
     assert _domctl(w, xen.XEN_DOMCTL_set_target, other.domid,
                    struct.pack('<H', client.domid)) == -EINVAL
     assert _domctl(w, xen.XEN_DOMCTL_destroydomain, other.domid) == 0 and other.dying
+
+
+def test_sysctl_checks_the_version_then_privilege(world, unprivileged):
+    for w, expect in ((unprivileged, -EPERM), (world, -xen.ENOSYS)):
+        b = w.backend
+        b.poke(b.buf, struct.pack('<II', 1, 0x10) + bytes(128))
+        assert b.call(xen.HYPERVISOR_sysctl, b.buf) == -EACCES
+        b.poke(b.buf, struct.pack('<II', 1, xen.XEN_SYSCTL_INTERFACE_VERSION) + bytes(128))
+        assert b.call(xen.HYPERVISOR_sysctl, b.buf) == expect
+
+
+def test_mark_super_is_eopnotsupp_as_on_xen_4_19(world):
+    for cmd in (xen.MMUEXT_MARK_SUPER, xen.MMUEXT_UNMARK_SUPER):
+        assert _mmuext(world, cmd, world.client_mfn, xen.DOMID_SELF) == -xen.EOPNOTSUPP

@@ -400,6 +400,7 @@ XEN_DOMCTL_SHADOW_ENABLE_EXTERNAL = 1 << 4
 
 XEN_DOMCTL_set_target = 46
 XEN_DOMCTL_INTERFACE_VERSION = 0x17         # Xen 4.19
+XEN_SYSCTL_INTERFACE_VERSION = 0x15         # Xen 4.17 to 4.20
 
 
 class xen_domctl(Struct):

@@ -38,6 +38,7 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_update_va_mapping: mm.do_update_va_mapping,
         xen.HYPERVISOR_update_va_mapping_otherdomain: mm.do_update_va_mapping_otherdomain,
         xen.HYPERVISOR_domctl: domctl.do_domctl,
+        xen.HYPERVISOR_sysctl: domctl.do_sysctl,
         xen.HYPERVISOR_xen_version: version.do_xen_version,
         xen.HYPERVISOR_console_io: console.do_console_io,
         xen.HYPERVISOR_vm_assist: mm.do_vm_assist,

@@ -1,10 +1,12 @@
-"""HYPERVISOR_domctl from a guest: the toolstack's domain control, for the control domain.
+"""HYPERVISOR_domctl and HYPERVISOR_sysctl from a guest: the toolstack's domain and system
+control, for the control domain.
 
 Xen's order: the interface version first (-EACCES), then the domain the op names
 (-ESRCH), then XSM (every op is XSM_PRIV by default: -EPERM for anyone but the control
 domain). Served: pausedomain, unpausedomain, destroydomain, max_mem, set_target; the
 rest of domctl.h is -ENOSYS here (docs/ABI.md), and the toolstack's Python API
-(shadow.toolstack) covers more.
+(shadow.toolstack) covers more. sysctl: the version (-EACCES), then XSM_PRIV (-EPERM); no
+sysctl command is served (-ENOSYS for the control domain).
 """
 import struct
 
@@ -40,3 +42,12 @@ def do_domctl(v, arg, *_):
         other, = struct.unpack('<H', v.copy_from_guest(u, 2))
         return lifecycle.set_target(host, target, other)
     return -ENOSYS
+
+
+def do_sysctl(v, arg, *_):
+    """struct xen_sysctl { u32 cmd; u32 interface_version; union u; }."""
+    cmd, version = struct.unpack('<II', v.copy_from_guest(arg, 8))
+    if version != xen.XEN_SYSCTL_INTERFACE_VERSION:
+        return -EACCES
+    rc = xsm.default_action(xsm.XSM_PRIV, v.domain)
+    return rc or -ENOSYS

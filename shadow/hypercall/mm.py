@@ -7,7 +7,7 @@ import struct
 
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow import xsm
-from pvshadow.shadow.abi.xen import EINVAL, ENOSYS, EPERM, ESRCH
+from pvshadow.shadow.abi.xen import EINVAL, ENOSYS, EOPNOTSUPP, EPERM, ESRCH
 from pvshadow.shadow.segments import set_ldt
 from pvshadow.shadow.vcpu import GuestFault
 
@@ -197,6 +197,8 @@ def mmuext_one(v, op, pg_owner=None) -> int:
         return owner.clear_page(op.arg1)
     if cmd == xen.MMUEXT_COPY_PAGE:
         return owner.copy_page(op.arg1, op.arg2)
+    if cmd in (xen.MMUEXT_MARK_SUPER, xen.MMUEXT_UNMARK_SUPER):
+        return -EOPNOTSUPP                # superpage tracking went with Xen 4.19's PV superpages
     return -ENOSYS
 
 
