@@ -22,7 +22,6 @@
 .equ P_MFN_LEN, p_mfn_end - p_mfn
 .equ window_answer, window + ANSWER_AT
 .equ secret_answer, secret_page + ANSWER_AT
-.equ P_HOME_LEN, p_home_end - p_home
 
 test_main:
     call xs_init
@@ -38,7 +37,7 @@ backend:
     mov r13, rax                              # the client's domid
     lea rsi, [rip + p_slash_mfn]
     mov edx, p_slash_mfn_end - p_slash_mfn
-    call peer_path
+    call xs_domain_path
     lea rsi, [rip + xs_path]
     call xs_read_number
     mov r12, rax                              # the client's frame
@@ -93,7 +92,7 @@ expect_refusal:
 tell_client:
     lea rsi, [rip + p_slash_done]
     mov edx, p_slash_done_end - p_slash_done
-    call peer_path                            # xs_path = ".../data/done", edx with its NUL
+    call xs_domain_path                            # xs_path = ".../data/done", edx with its NUL
     lea rsi, [rip + xs_path]                  # payload: the path, its NUL, the value
     lea rdi, [rip + xs_payload]
     mov ecx, edx
@@ -168,33 +167,8 @@ client_answered:
     call puts
     ret
 
-# peer_path(rsi = suffix with its NUL, edx = its length) -> xs_path =
-# "/local/domain/<r13>" + suffix; rax = the length without the NUL
-peer_path:
-    push rsi
-    push rdx
-    lea rsi, [rip + p_home]
-    lea rdi, [rip + xs_path]
-    mov ecx, p_home_end - p_home
-    rep movsb
-    mov rsi, rdi
-    mov rdi, r13
-    call format_decimal
-    lea rdi, [rip + xs_path]
-    add rdi, P_HOME_LEN
-    add rdi, rax
-    pop rcx
-    pop rsi
-    rep movsb
-    lea rax, [rip + xs_path]
-    sub rdi, rax
-    lea rax, [rdi - 1]
-    mov edx, edi
-    ret
-
 .align 8
 xs_payload: .fill 96, 1, 0
-xs_path: .fill 64, 1, 0
 s_done_value: .byte 0
 p_peer: .asciz "peer"
 p_peer_end:
@@ -202,8 +176,6 @@ p_mfn: .asciz "data/mfn"
 p_mfn_end:
 p_done: .asciz "data/done"
 p_done_end:
-p_home: .ascii "/local/domain/"
-p_home_end:
 p_slash_mfn: .asciz "/data/mfn"
 p_slash_mfn_end:
 p_slash_done: .asciz "/data/done"

@@ -105,22 +105,9 @@ binder:
     jmp have_port
 port_from_xenstore:
     # "/local/domain/<peer>/data/port", read until the offerer has written it
-    lea rsi, [rip + p_home]
-    lea rdi, [rip + xs_path]
-    mov ecx, p_home_end - p_home
-    rep movsb
-    mov rsi, rdi
-    mov rdi, r13
-    call format_decimal
-    lea rdi, [rip + xs_path]
-    add rdi, P_HOME_LEN
-    add rdi, rax
     lea rsi, [rip + p_slash_port]
-    mov ecx, p_slash_port_end - p_slash_port
-    rep movsb
-    lea rdx, [rip + xs_path]
-    sub rdi, rdx
-    mov edx, edi
+    mov edx, p_slash_port_end - p_slash_port
+    call xs_domain_path
     lea rsi, [rip + xs_path]
     call xs_read_number
 have_port:
@@ -198,15 +185,11 @@ send_port:
 .align 8
 use_xenstore: .quad 0
 xs_payload: .fill 64, 1, 0
-xs_path: .fill 64, 1, 0
 p_peer: .asciz "peer"
 p_peer_end:
 p_port: .asciz "data/port"
 p_port_end:
 .equ P_PORT_LEN, p_port_end - p_port
-p_home: .ascii "/local/domain/"
-p_home_end:
-.equ P_HOME_LEN, p_home_end - p_home
 p_slash_port: .asciz "/data/port"
 p_slash_port_end:
 m_xs_write: .asciz "XS_WRITE of data/port"

@@ -6,108 +6,20 @@
 # is not mapped there), and makes a second syscall that ends the round trip. Wrong frame
 # contents, a missing U bit in the error code, or a crash are failures.
 .include "pv.inc"
+.include "userspace.inc"
 
-.equ USER_CODE_VA, 0x400000
-.equ USER_STACK_TOP, 0x402000
 .equ VGCF_in_syscall, 0x100
 
 
 
 test_main:
-    call scratch_va
-    mov [rip + scratch], rax
-    mov edi, 3
-    call top_mfn
-    mov [rip + u_l4], rax
-    mov edi, 4
-    call top_mfn
-    mov [rip + u_l3], rax
-    mov edi, 5
-    call top_mfn
-    mov [rip + u_l2], rax
-    mov edi, 6
-    call top_mfn
-    mov [rip + u_l1], rax
-    mov edi, 7
-    call top_mfn
-    mov [rip + u_code], rax
-    mov edi, 8
-    call top_mfn
-    mov [rip + u_stack], rax
-
-    # L4[0] -> L3, L3[0] -> L2, L2[2] -> L1 (0x400000), L1[0] = code, L1[1] = stack
-    mov rdi, [rip + u_l4]
-    xor esi, esi
-    mov rdx, [rip + u_l3]
-    shl rdx, 12
-    or rdx, PTE_P | PTE_RW | PTE_US
-    call frame_write
-    mov rdi, [rip + u_l3]
-    xor esi, esi
-    mov rdx, [rip + u_l2]
-    shl rdx, 12
-    or rdx, PTE_P | PTE_RW | PTE_US
-    call frame_write
-    mov rdi, [rip + u_l2]
-    mov esi, 2
-    mov rdx, [rip + u_l1]
-    shl rdx, 12
-    or rdx, PTE_P | PTE_RW | PTE_US
-    call frame_write
-    mov rdi, [rip + u_l1]
-    xor esi, esi
-    mov rdx, [rip + u_code]
-    shl rdx, 12
-    or rdx, PTE_P | PTE_US
-    call frame_write
-    mov rdi, [rip + u_l1]
-    mov esi, 1
-    mov rdx, [rip + u_stack]
-    shl rdx, 12
-    or rdx, PTE_P | PTE_RW | PTE_US
-    call frame_write
-
-    # the user program's bytes into the code frame
-    mov rsi, [rip + u_code]
-    shl rsi, 12
-    or rsi, PTE_P | PTE_RW
-    mov rdi, [rip + scratch]
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-    mov rdi, [rip + scratch]
+    call user_space_tables
     lea rsi, [rip + user_blob]
     lea rcx, [rip + user_blob_end]
     sub rcx, rsi
-    rep movsb
-    mov rdi, [rip + scratch]
-    xor esi, esi
-    mov edx, UVMF_INVLPG
-    call hc_update_va_mapping
-
-    # pin the user L4 (validates the tree) and install it as the user base pointer
-    mov edi, MMUEXT_PIN_L4_TABLE
-    mov rsi, [rip + u_l4]
-    call mmuext1
-    mov rdi, rax
-    xor esi, esi
-    lea rdx, [rip + m_pin]
-    call check_eq
-    mov edi, MMUEXT_NEW_USER_BASEPTR
-    mov rsi, [rip + u_l4]
-    call mmuext1
-    mov rdi, rax
-    xor esi, esi
-    lea rdx, [rip + m_user_baseptr]
-    call check_eq
-
-    # syscall callback and kernel stack for bounces from user mode
-    xor edi, edi
-    xor esi, esi
+    call user_space_load
     lea rdx, [rip + syscall_entry]
-    call hc_set_callbacks
-    mov edi, FLAT_KERNEL_SS
-    lea rsi, [rip + kernel_stack_top]
-    call hc_stack_switch
+    call user_space_install
 
     # a user-mode fault on a kernel address resumes in user code
     mov rax, USER_CODE_VA + (user_after_fault - user_blob)
@@ -191,21 +103,12 @@ user_after_fault:
 user_blob_end:
 
 .align 8
-scratch: .quad 0
-u_l4: .quad 0
-u_l3: .quad 0
-u_l2: .quad 0
-u_l1: .quad 0
-u_code: .quad 0
-u_stack: .quad 0
 saved_kernel_rsp: .quad 0
 sys1_rax: .quad 0
 sys1_rcx: .quad 0
 sys1_rip: .quad 0
 sys1_cs: .quad 0
 sys2_rbx: .quad 0
-m_pin: .asciz "MMUEXT_PIN_L4_TABLE of the user tables"
-m_user_baseptr: .asciz "MMUEXT_NEW_USER_BASEPTR"
 m_sys1: .asciz "rax of the user's syscall"
 m_sys1_rcx: .asciz "frame RCX holds the user return address"
 m_sys1_rip: .asciz "frame RIP of the user syscall"

@@ -41,6 +41,17 @@ def non_negative_seconds(text):
     return _number(float, text, 0, 'must be 0 (no watchdog) or more seconds')
 
 
+def positive_int(text):
+    return _number(int, text, 1, 'is not a positive number')
+
+
+def positive_seconds(text):
+    value = _number(float, text, 0, 'is not a positive number of seconds')
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number of seconds')
+    return value
+
+
 def port(text):
     value = _number(int, text, 0, 'is not a TCP port')
     if value > 65535:

@@ -20,6 +20,7 @@ from pvshadow.guests.header import kernel_header
 from pvshadow.guests.image import KernelError
 from pvshadow.guests.kernels import ASM_DIR, kernel_names, resolve
 from pvshadow.shadow.api import EXIT_CODES
+from pvshadow.tools.options import positive_int, positive_seconds
 
 OUTCOME_OF_CODE = {code: name for name, code in EXIT_CODES.items()}
 OUTCOME_OF_CODE[2] = 'ERROR'               # a kernel or option pvshadow cannot use
@@ -193,35 +194,13 @@ def add_parsers(sub) -> None:
                           description=__doc__.split('\n\n')[0])
     test.add_argument('kernels', nargs='*', metavar='PATH|NAME',
                       help='kernels, or directories to search (default: every built-in kernel)')
-    test.add_argument('-j', dest='jobs', type=_positive, default=os.cpu_count() or 1,
+    test.add_argument('-j', dest='jobs', type=positive_int, default=os.cpu_count() or 1,
                       metavar='N', help='kernels run at once (default: the number of CPUs)')
     test.add_argument('--paging', choices=('direct', 'shadow', 'both'), default='both',
                       help='the paging mode(s) each kernel runs under (both)')
-    test.add_argument('--timeout', type=_positive_float, default=60.0, metavar='S',
+    test.add_argument('--timeout', type=positive_seconds, default=60.0, metavar='S',
                       help='watchdog for each kernel, in seconds (60)')
     test.add_argument('--junit', metavar='FILE', help='also write the results as JUnit XML')
     test.set_defaults(func=cmd_test)
     listing = sub.add_parser('list', help='the built-in kernels, each with a line about it')
     listing.set_defaults(func=cmd_list)
-
-
-def _positive(text: str) -> int:
-    import argparse
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number')
-    return value
-
-
-def _positive_float(text: str) -> float:
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        value = 0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f'{text!r} is not a positive number of seconds')
-    return value
