@@ -19,7 +19,6 @@
 .equ SECRET_LEN, s_secret_end - s_secret
 .equ ANSWER_LEN, s_answer_end - s_answer
 .equ ANSWER_AT, 0x100
-.equ P_MFN_LEN, p_mfn_end - p_mfn
 .equ window_answer, window + ANSWER_AT
 .equ secret_answer, secret_page + ANSWER_AT
 
@@ -79,7 +78,7 @@ secret_read:
     call check_eq
     lea rdi, [rip + m_backend_wrote]
     call puts
-    mov byte ptr [rip + s_done_value], 0x31   # "1"
+    mov byte ptr [rip + s_done_value], 1
     jmp tell_client
 expect_refusal:
     mov rdi, rax
@@ -88,23 +87,14 @@ expect_refusal:
     call check_eq
     lea rdi, [rip + m_backend_refused]
     call puts
-    mov byte ptr [rip + s_done_value], 0x32   # "2"
+    mov byte ptr [rip + s_done_value], 2
 tell_client:
     lea rsi, [rip + p_slash_done]
     mov edx, p_slash_done_end - p_slash_done
-    call xs_domain_path                            # xs_path = ".../data/done", edx with its NUL
-    lea rsi, [rip + xs_path]                  # payload: the path, its NUL, the value
-    lea rdi, [rip + xs_payload]
-    mov ecx, edx
-    rep movsb
-    mov al, [rip + s_done_value]
-    mov [rdi], al
-    lea rdx, [rip + xs_payload]
-    sub rdi, rdx
-    lea edx, [rdi + 1]
-    mov edi, XS_WRITE
-    lea rsi, [rip + xs_payload]
-    call xs_call
+    call xs_domain_path                       # ".../data/done" in the client's home
+    lea rsi, [rip + xs_path]
+    movzx edi, byte ptr [rip + s_done_value]
+    call xs_write_number
     mov rdi, rax
     mov esi, XS_WRITE
     lea rdx, [rip + m_xs_write]
@@ -112,7 +102,6 @@ tell_client:
     ret
 
 client:
-    # "data/mfn" = our secret page's frame, in decimal
     lea rdi, [rip + secret_page]
     call va_maddr
     shr rax, 12
@@ -121,17 +110,10 @@ client:
     lea rdi, [rip + secret_page]
     mov ecx, SECRET_LEN
     rep movsb
-    lea rsi, [rip + p_mfn]
-    lea rdi, [rip + xs_payload]
-    mov ecx, p_mfn_end - p_mfn                # with its NUL: path, then value
-    rep movsb
-    mov rsi, rdi
+    lea rsi, [rip + p_mfn]                    # "data/mfn" = our secret page's frame
+    mov edx, p_mfn_end - p_mfn
     mov rdi, r12
-    call format_decimal
-    lea rdx, [rax + P_MFN_LEN]
-    mov edi, XS_WRITE
-    lea rsi, [rip + xs_payload]
-    call xs_call
+    call xs_write_number
     mov rdi, rax
     mov esi, XS_WRITE
     lea rdx, [rip + m_xs_write]
@@ -168,7 +150,6 @@ client_answered:
     ret
 
 .align 8
-xs_payload: .fill 96, 1, 0
 s_done_value: .byte 0
 p_peer: .asciz "peer"
 p_peer_end:

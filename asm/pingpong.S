@@ -79,18 +79,10 @@ offerer:
     call check_eq
     cmp qword ptr [rip + use_xenstore], 0
     jz bounce
-    # "data/port" = the port, in decimal
-    lea rsi, [rip + p_port]
-    lea rdi, [rip + xs_payload]
-    mov ecx, p_port_end - p_port              # with its NUL: path, then value
-    rep movsb
-    mov rsi, rdi
+    lea rsi, [rip + p_port]                   # "data/port" = the port
+    mov edx, p_port_end - p_port
     mov rdi, r12
-    call format_decimal
-    lea rdx, [rax + P_PORT_LEN]
-    mov edi, XS_WRITE
-    lea rsi, [rip + xs_payload]
-    call xs_call
+    call xs_write_number
     mov rdi, rax
     mov esi, XS_WRITE
     lea rdx, [rip + m_xs_write]
@@ -184,12 +176,10 @@ send_port:
 
 .align 8
 use_xenstore: .quad 0
-xs_payload: .fill 64, 1, 0
 p_peer: .asciz "peer"
 p_peer_end:
 p_port: .asciz "data/port"
 p_port_end:
-.equ P_PORT_LEN, p_port_end - p_port
 p_slash_port: .asciz "/data/port"
 p_slash_port_end:
 m_xs_write: .asciz "XS_WRITE of data/port"
