@@ -34,12 +34,16 @@ class RunResult:
 
     @property
     def verdict(self) -> Optional[str]:
-        """The kernel's own verdict: the last 'Test result: X' line it printed."""
-        verdict = None
-        for line in self.console.splitlines():
-            if line.startswith('Test result: '):
-                verdict = line.split(':', 1)[1].strip()
-        return verdict
+        """The kernel's own verdict: the last 'Test result: X' line on its console, or,
+        failing that, on the hypervisor console (console_io after the ring took over)."""
+        for text in (self.console, self.domain.console_io.decode('utf-8', 'replace')):
+            verdict = None
+            for line in text.splitlines():
+                if line.startswith('Test result: '):
+                    verdict = line.split(':', 1)[1].strip()
+            if verdict is not None:
+                return verdict
+        return None
 
     @property
     def outcome(self) -> str:

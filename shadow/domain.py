@@ -58,8 +58,17 @@ class Domain:
         self.p2m: List[int] = []
         self.vm_assist = 0
         self.shutdown_code: Optional[int] = None
+        # Two streams, as on Xen: console_io goes to the hypervisor's console (`xl
+        # dmesg`), the PV console ring is the domain's console (`xl console`). `console`
+        # is what a user reads as the domain's output: the ring's bytes, and console_io's
+        # until the guest first uses its ring; later console_io bytes go to the
+        # hypervisor console only (`hypervisor_console_sink`, e.g. stderr with "(d1) ").
+        # `console_io` and `console_ring` keep each stream whole.
         self.console = bytearray()
+        self.console_io = bytearray()
+        self.console_ring = bytearray()
         self.console_sink: Optional[Callable[[bytes], None]] = None
+        self.hypervisor_console_sink: Optional[Callable[[bytes], None]] = None
         self.xen_log: List[str] = []
         self.stats = Counter()            # hypervisor events: emulated writes, ...
         self.hypercalls = HypercallTable(default_handlers())
@@ -259,9 +268,24 @@ class Domain:
 
     # --- console and log ---------------------------------------------------------------------
     def console_write(self, data: bytes) -> None:
+        """Bytes for the domain's console (what stdout shows)."""
         self.console += data
         if self.console_sink is not None:
             self.console_sink(data)
+
+    def console_io_write(self, data: bytes) -> None:
+        """HYPERVISOR_console_io: the domain's console until it uses its ring, the
+        hypervisor console from then on."""
+        self.console_io += data
+        if not self.console_ring:
+            self.console_write(data)
+        elif self.hypervisor_console_sink is not None:
+            self.hypervisor_console_sink(data)
+
+    def console_ring_write(self, data: bytes) -> None:
+        """What the guest wrote to its PV console ring."""
+        self.console_ring += data
+        self.console_write(data)
 
     def log(self, message: str) -> None:
         self.xen_log.append(message)

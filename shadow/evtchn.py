@@ -198,5 +198,5 @@ def console_backend(domain):
             cons = (cons + 1) & 0xFFFFFFFF
         struct.pack_into('<I', mem.view, base + xen.XENCONS_OUT_CONS, cons)
         if out:
-            domain.console_write(bytes(out))
+            domain.console_ring_write(bytes(out))
     return backend

@@ -149,3 +149,29 @@ def test_version_and_the_default_watchdog_in_help():
     assert pvshadow('--version').stdout.startswith('pvshadow ')
     for command in ('run', 'trace', 'access'):
         assert 'default 60.0' in ' '.join(pvshadow(command, '--help').stdout.split())
+
+
+def test_console_io_after_the_ring_goes_to_the_hypervisor_console_once():
+    # startofday writes through its console ring, with one console_io line in between
+    proc = pvshadow('run', 'startofday')
+    assert proc.returncode == 0
+    assert '(this line through console_io)' not in proc.stdout
+    assert '(d1)   (this line through console_io)' in proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len(lines) == len(set(lines))            # every line once
+
+
+def test_the_api_keeps_both_console_streams():
+    from pvshadow.shadow.api import run_kernel
+    result = run_kernel('startofday')
+    d = result.domain
+    assert b'(this line through console_io)' in d.console_io
+    assert b'(this line through console_io)' not in d.console
+    assert b'Test result: SUCCESS' in d.console_ring and result.verdict == 'SUCCESS'
+
+
+def test_xen_log_sends_the_hypervisor_console_to_a_file(tmp_path):
+    log = tmp_path / 'xen.log'
+    proc = pvshadow('run', 'startofday', '--xen-log', str(log))
+    assert proc.returncode == 0 and '(this line through console_io)' not in proc.stderr
+    assert log.read_text() == '(d1)   (this line through console_io)\n'

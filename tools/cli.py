@@ -73,6 +73,7 @@ def cmd_run(args) -> int:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
     domain.runstate_policy = args.runstate_policy
+    xen_console = hypervisor_console([domain], args.xen_log)
     error = _add_regions(domain, args) if regions else ''
     if error:
         print(f'pvshadow: {error}', file=sys.stderr)
@@ -88,6 +89,7 @@ def cmd_run(args) -> int:
     with interruptible(domain.cpu):
         exit_ = api.run_with_device_model(domain, on_mmio=trace_mmio, budget=args.budget,
                                           timeout=args.timeout or None)
+    xen_console.flush_partial()
     if exit_.reason is ExitReason.INTERRUPTED:
         return report_interrupt(domain, exit_)
     if exit_.instruction:
@@ -125,26 +127,40 @@ def report_interrupt(domain, exit_) -> int:
 
 
 class PrefixedConsole:
-    """Whole lines from each domain's console, each prefixed with the domain's name."""
+    """Whole lines from each domain's console, each prefixed with the domain's name
+    (`template` places it: 'back: ' for consoles, '(d1) ' for the hypervisor console)."""
 
-    def __init__(self, out):
+    def __init__(self, out, template: str = '{name}: '):
         self.out = out
+        self.template = template
         self.partial = {}
 
     def __call__(self, name: str, data: bytes) -> None:
         text = self.partial.pop(name, b'') + data
         *lines, rest = text.split(b'\n')
+        prefix = self.template.format(name=name).encode()
         for line in lines:
-            self.out.write(name.encode() + b': ' + line + b'\n')
+            self.out.write(prefix + line + b'\n')
         if rest:
             self.partial[name] = rest
         self.out.flush()
 
     def flush_partial(self) -> None:
         for name, rest in self.partial.items():
-            self.out.write(name.encode() + b': ' + rest + b'\n')
+            self.out.write(self.template.format(name=name).encode() + rest + b'\n')
         self.partial.clear()
         self.out.flush()
+
+
+def hypervisor_console(domains, path=None):
+    """Send each domain's console_io output, once its PV console ring is in use, to the
+    hypervisor console: stderr (or the file `path`), each line with Xen's "(d1) " prefix.
+    Returns what to flush at the end."""
+    out = open(path, 'ab') if path else sys.stderr.buffer
+    console = PrefixedConsole(out, '(d{name}) ')
+    for d in domains:
+        d.hypervisor_console_sink = lambda data, d=d: console(str(d.domid), data)
+    return console
 
 
 def run_several(args) -> int:
@@ -163,9 +179,11 @@ def run_several(args) -> int:
     except (KernelError, ValueError) as exc:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
+    xen_console = hypervisor_console(domains, args.xen_log)
     with interruptible(host.cpu):
         results = api.run_host_booted(host, domains, timeout=args.timeout or None)
     console.flush_partial()
+    xen_console.flush_partial()
     stopped = [r for r in results if r.exit.reason is ExitReason.INTERRUPTED]
     if stopped:
         return report_interrupt(stopped[0].domain, stopped[0].exit)
@@ -298,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument('--retry-unemulatable', action='store_true',
                      help='leave the guest retrying a region write that cannot be emulated '
                           'instead of ending with internal_error')
+    run.add_argument('--xen-log', metavar='FILE',
+                     help='append the hypervisor console (console_io once the guest uses its '
+                          'console ring) to FILE instead of stderr')
     run.add_argument('--runstate-policy', choices=('each-switch', 'registration'),
                      default='each-switch',
                      help='when a runstate area registered by virtual address is walked: at '
