@@ -250,6 +250,7 @@ def cmd_access(args) -> int:
             listener.set_access(access, domain.p2m[pfn], 1)
     from pvshadow.tools.tracelog import JsonLog
     log = JsonLog(sys.stdout) if args.json else None
+    xen_console = hypervisor_console([domain])
     with interruptible(domain.cpu):
         for event in listener.events(timeout=args.timeout or None):
             if log is not None:
@@ -261,6 +262,7 @@ def cmd_access(args) -> int:
                 event.respond(access='rwx')
             else:
                 event.respond(emulate=True)
+    xen_console.flush_partial()
     exit_ = listener.exit
     print(f'pvshadow: {listener.events_seen} events; {exit_.describe()}', file=sys.stderr)
     if exit_.reason is ExitReason.INTERRUPTED:

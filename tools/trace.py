@@ -616,7 +616,7 @@ def main_trace(args) -> int:
     kernels = args.kernel if isinstance(args.kernel, list) else [args.kernel]
     several = len(kernels) > 1 or is_config(kernels[0])
     out = sys.stderr.buffer if args.log == '-' else sys.stdout.buffer
-    from pvshadow.tools.cli import PrefixedConsole
+    from pvshadow.tools.cli import PrefixedConsole, hypervisor_console
     prefixed = PrefixedConsole(out)
 
     def console(name, data):
@@ -650,6 +650,7 @@ def main_trace(args) -> int:
         return 2
     session = TraceSession(domains[0], log=log_file, host=host, domains=domains,
                            timeout=args.timeout, budget=args.budget)
+    xen_console = hypervisor_console(domains)
     try:
         # with the log on stdout, everything else a person reads goes to stderr
         people = sys.stderr if args.log == '-' else sys.stdout
@@ -677,5 +678,6 @@ def main_trace(args) -> int:
         return session.exit_code()
     finally:
         prefixed.flush_partial()
+        xen_console.flush_partial()
         if log_file is not None:
             log_file.close()
