@@ -26,6 +26,7 @@ from pvshadow.shadow.machine import MachineMemory
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
+CR4_FSGSBASE = 1 << 16
 MSR_EFER = 0xC0000080
 EFER_SCE, EFER_LME, EFER_LMA, EFER_NXE = 1, 1 << 8, 1 << 10, 1 << 11
 
@@ -155,8 +156,10 @@ class PhysicalCpu:
 
     def _init_long_mode(self):
         uc = self.uc
-        uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE | CR4_OSFXSR |
-                     CR4_OSXMMEXCPT)
+        # Unicorn starts with FSGSBASE set; a PV guest has it only once it sets it in its
+        # virtual CR4 (shadow.privop), so rd/wr{fs,gs}base raise #UD until then, as on Xen.
+        uc.reg_write(x86.UC_X86_REG_CR4, (uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE | CR4_OSFXSR |
+                                          CR4_OSXMMEXCPT) & ~CR4_FSGSBASE)
         efer = uc.reg_read(x86.UC_X86_REG_MSR, MSR_EFER)
         uc.reg_write(x86.UC_X86_REG_MSR, (MSR_EFER, efer | EFER_SCE | EFER_LME | EFER_LMA | EFER_NXE))
         cr0 = uc.reg_read(x86.UC_X86_REG_CR0) & ~0x4   # clear EM: SSE available

@@ -5,14 +5,15 @@ Xen, which emulates some for it (the guest kernel counts as ring 0 there; user m
 gets the #GP):
 
 - mov from CR0 (the real one, with the guest's TS), CR2 (its last #PF address), CR3 (its
-  kernel root, as mfn << 12), CR4 (the real one); mov to CR0 changing only TS (as
-  fpu_taskswitch), to CR2, to CR3 (a new kernel root, as MMUEXT_NEW_BASEPTR); clts;
+  kernel root, as mfn << 12), CR4 (Xen's virtual one); mov to CR0 changing only TS (as
+  fpu_taskswitch), to CR2, to CR3 (a new kernel root, as MMUEXT_NEW_BASEPTR), to CR4; clts;
 - rdmsr / wrmsr of FS_BASE, GS_BASE (the kernel's) and SHADOW_GS_BASE (the user's), a
   non-canonical base refused; rdmsr of EFER, wrmsr of EFER unchanged;
 - mov from / to DR0-7, with set_debugreg's rules (-ENODEV: #UD, other refusals: #GP);
 - wbinvd: nothing to do, no cache is the domain's.
 
-Anything else keeps its #GP: other MSRs, other CR bits, CR4 writes that change it, hlt.
+Anything else keeps its #GP: other MSRs, other CR bits, hlt. CR4 is Xen's virtual CR4
+(guest_cr4): reads show it, writes keep the guest-controlled bits and drop the rest.
 
 Port I/O is different: Unicorn performs it at any privilege level, so the CPU hands each
 access here (port_read / port_write) and turns a refusal into the #GP. It is allowed when
@@ -130,8 +131,10 @@ def _read_control(vcpu, reg: str) -> int:
         if value == -ENODEV:
             raise _Refused(TRAP_invalid_op)
         return value & _MASK64
-    if n == 0 or n == 4:
+    if n == 0:
         return cpu.reg(reg)
+    if n == 4:
+        return guest_cr4(vcpu.guest_cr4, cpu.reg('cr4'))
     if n == 2:
         return vcpu.cr2()
     if n == 3:
@@ -155,8 +158,35 @@ def _write_control(vcpu, reg: str, value: int) -> None:
     elif n == 3:
         if vcpu.set_guest_table(value >> 12, user=False):
             raise _Refused()
-    elif n != 4 or value != cpu.reg('cr4'):
-        raise _Refused()                     # CR4's guest-controlled bits are not modelled
+    elif n == 4:
+        set_guest_cr4(vcpu, value)
+    else:
+        raise _Refused()
+
+
+# Xen's virtual CR4 for a PV guest (pv_fixup_guest_cr4): the guest controls TSD, DE,
+# FSGSBASE and OSXSAVE (its CPUID policy offers all four here), sees Xen's PAE, MCE,
+# OSFXSR and OSXMMEXCPT, and nothing else; a write of any other bit is dropped, not
+# refused. Of the guest's bits only FSGSBASE reaches the real CR4 (rd/wr{fs,gs}base #UD
+# without it); TSD and DE are kept for the guest to read back (docs/ABI.md).
+CR4_TSD, CR4_DE, CR4_PAE, CR4_MCE = 1 << 2, 1 << 3, 1 << 5, 1 << 6
+CR4_OSFXSR, CR4_OSXMMEXCPT, CR4_FSGSBASE, CR4_OSXSAVE = 1 << 9, 1 << 10, 1 << 16, 1 << 18
+PV_CR4_GUEST_MASK = CR4_TSD | CR4_DE | CR4_FSGSBASE | CR4_OSXSAVE
+PV_CR4_GUEST_VISIBLE_MASK = CR4_PAE | CR4_MCE | CR4_OSFXSR | CR4_OSXMMEXCPT
+
+
+def guest_cr4(guest_bits: int, real_cr4: int) -> int:
+    """What mov from CR4 shows a PV guest."""
+    return (guest_bits & PV_CR4_GUEST_MASK) | (real_cr4 & PV_CR4_GUEST_VISIBLE_MASK)
+
+
+def set_guest_cr4(vcpu, value: int) -> None:
+    vcpu.guest_cr4 = value & PV_CR4_GUEST_MASK
+    cpu = vcpu.cpu
+    real = cpu.reg('cr4')
+    want = (real & ~CR4_FSGSBASE) | (vcpu.guest_cr4 & CR4_FSGSBASE)
+    if want != real:
+        cpu.set_reg('cr4', want)              # travels with the vCPU's saved context
 
 
 def _read_msr(vcpu, msr: int) -> int:

@@ -77,6 +77,7 @@ class VCpu:
         self.kernel_sp = 0
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
+        self.guest_cr4 = 0                # the guest-controlled bits of its virtual CR4
         self.debug = DebugRegisters(self)
         self.watchpoints = WatchHooks(      # a debugger's, which the guest does not see
             self, lambda hit, mid_rep: self.domain.watchpoint_hit(self, hit))
