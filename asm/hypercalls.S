@@ -1,10 +1,17 @@
 # hypercalls: the hypercalls the other kernels do not lean on. xen_version (version,
 # extraversion, capabilities, get_features), callback_op register (and its refusals),
-# multicall (three calls, each result written back, one refused inside the batch),
+# multicall (three calls, each result written back, a nested multicall refused inside the
+# batch; and a batch ending in HYPERVISOR_iret, which is performed and ends it, as Xen's
+# mc_exit),
 # vm_assist enable/disable, sched_op yield, console_io read, memory_op add_to_physmap
 # (refused to PV guests with -EACCES, as Xen does) and memory_map (one RAM entry). A wrong value or errno is a
 # FAILURE.
 .include "pv.inc"
+
+.equ KERNEL_CS_RPL0, FLAT_KERNEL_CS & ~3       # an iret frame that stays in kernel mode
+.equ MC_RAX, 0x5eed
+.equ MC_RCX, 0x1111
+.equ MC_R11, 0x2222
 
 .equ XENVER_version, 0
 .equ XENVER_extraversion, 1
@@ -111,7 +118,7 @@ test_main:
     lea rdx, [rip + m_cb_unregister]
     call check_eq
 
-    # multicall: console write, xen_version, and a refused iret inside the batch
+    # multicall: console write, xen_version, and a nested multicall (refused) in the batch
     mov qword ptr [rip + mc0], __HYPERVISOR_console_io
     mov qword ptr [rip + mc0 + 16], CONSOLEIO_write
     lea rax, [rip + mc_text_end]
@@ -121,7 +128,7 @@ test_main:
     mov [rip + mc0 + 32], rcx
     mov qword ptr [rip + mc1], __HYPERVISOR_xen_version
     mov qword ptr [rip + mc1 + 16], XENVER_pagesize
-    mov qword ptr [rip + mc2], __HYPERVISOR_iret
+    mov qword ptr [rip + mc2], __HYPERVISOR_multicall
     mov qword ptr [rip + mc0 + 8], 0x77
     mov qword ptr [rip + mc1 + 8], 0x77
     mov qword ptr [rip + mc2 + 8], 0x77
@@ -143,6 +150,67 @@ test_main:
     mov rdi, [rip + mc2 + 8]
     mov rsi, RC_EINVAL
     lea rdx, [rip + m_mc2]
+    call check_eq
+
+    # a multicall ending in HYPERVISOR_iret: the iret is performed and ends the batch (Xen's
+    # mc_exit). It pops { rax, r11, rcx, flags, rip, cs, rflags, rsp, ss } from the stack
+    # pointer at the syscall, after the stub's push rcx; push r11: so the batch is entered
+    # with a jmp, the frame from rcx up on the stack, and r11 and rcx holding what the
+    # frame's rax and r11 slots get
+    mov qword ptr [rip + mc0], __HYPERVISOR_xen_version
+    mov qword ptr [rip + mc0 + 16], XENVER_pagesize
+    mov qword ptr [rip + mc1], __HYPERVISOR_iret
+    mov qword ptr [rip + mc2], __HYPERVISOR_xen_version
+    mov qword ptr [rip + mc2 + 16], XENVER_pagesize
+    mov qword ptr [rip + mc0 + 8], 0x77
+    mov qword ptr [rip + mc1 + 8], 0x77
+    mov qword ptr [rip + mc2 + 8], 0x77
+    mov [rip + mc_saved_rsp], rsp
+    push FLAT_KERNEL_SS
+    push qword ptr [rip + mc_saved_rsp]
+    pushfq
+    push KERNEL_CS_RPL0
+    lea rax, [rip + after_mc_iret]
+    push rax
+    push 0                                    # flags: r11 and rcx come from the frame
+    push MC_RCX
+    mov r11d, MC_RAX                          # pushed by the stub into the rax slot
+    mov ecx, MC_R11                           # ... and into the r11 slot
+    lea rdi, [rip + mc0]
+    mov esi, 3
+    jmp hc_multicall
+after_mc_iret:
+    mov [rip + mc_after_rax], rax
+    mov [rip + mc_after_rcx], rcx
+    mov [rip + mc_after_r11], r11
+    mov [rip + mc_after_rsp], rsp
+    mov rdi, [rip + mc_after_rax]
+    mov esi, MC_RAX
+    lea rdx, [rip + m_mc_iret_rax]
+    call check_eq
+    mov rdi, [rip + mc_after_rcx]
+    mov esi, MC_RCX
+    lea rdx, [rip + m_mc_iret_rcx]
+    call check_eq
+    mov rdi, [rip + mc_after_r11]
+    mov esi, MC_R11
+    lea rdx, [rip + m_mc_iret_r11]
+    call check_eq
+    mov rdi, [rip + mc_after_rsp]
+    mov rsi, [rip + mc_saved_rsp]
+    lea rdx, [rip + m_mc_iret_rsp]
+    call check_eq
+    mov rdi, [rip + mc0 + 8]
+    mov esi, 4096
+    lea rdx, [rip + m_mc_before_iret]
+    call check_eq
+    mov rdi, [rip + mc1 + 8]
+    mov esi, MC_RAX
+    lea rdx, [rip + m_mc_iret_result]
+    call check_eq
+    mov rdi, [rip + mc2 + 8]
+    mov esi, 0x77
+    lea rdx, [rip + m_mc_after_iret]
     call check_eq
 
     # vm_assist enable / disable a valid type; an unknown command
@@ -255,7 +323,20 @@ m_cb_unregister: .asciz "callback_op unregister of the event callback"
 m_mc_rc: .asciz "multicall"
 m_mc0: .asciz "multicall entry 0 (console write)"
 m_mc1: .asciz "multicall entry 1 (xen_version pagesize)"
-m_mc2: .asciz "multicall entry 2 (iret is refused)"
+m_mc2: .asciz "multicall entry 2 (a nested multicall is refused)"
+m_mc_iret_rax: .asciz "rax after an iret in a multicall (the frame's)"
+m_mc_iret_rcx: .asciz "rcx after an iret in a multicall (the frame's)"
+m_mc_iret_r11: .asciz "r11 after an iret in a multicall (the frame's)"
+m_mc_iret_rsp: .asciz "rsp after an iret in a multicall (the frame's)"
+m_mc_before_iret: .asciz "the entry before the iret ran"
+m_mc_iret_result: .asciz "the iret entry's result is the frame's rax"
+m_mc_after_iret: .asciz "the entry after the iret did not run"
+.align 8
+mc_saved_rsp: .quad 0
+mc_after_rax: .quad 0
+mc_after_rcx: .quad 0
+mc_after_r11: .quad 0
+mc_after_rsp: .quad 0
 m_vmassist_on: .asciz "vm_assist enable writable_pagetables"
 m_vmassist_off: .asciz "vm_assist disable writable_pagetables"
 m_vmassist_cmd: .asciz "vm_assist with an unknown command"

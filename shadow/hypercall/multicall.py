@@ -1,10 +1,11 @@
-"""HYPERVISOR_multicall: a batch of hypercalls, each result written back to its entry."""
+"""HYPERVISOR_multicall: a batch of hypercalls, each result written back to its entry. A
+nested multicall is refused (-EINVAL); an iret is performed and ends the batch, as Xen's
+mc_exit."""
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import EINVAL
-from pvshadow.shadow.vcpu import NO_RETURN
+from pvshadow.shadow.vcpu import NO_RETURN, GuestFault
 
 _ENTRY_SIZE = xen.multicall_entry.size()
-_NOT_IN_MULTICALL = (xen.HYPERVISOR_iret, xen.HYPERVISOR_multicall)
 
 
 def do_multicall(v, call_list, nr_calls, *_):
@@ -17,8 +18,10 @@ def do_multicall(v, call_list, nr_calls, *_):
         if v.preempt_check(i):
             return v.create_continuation(xen.HYPERVISOR_multicall, va, nr_calls - i)
         entry = v.read_struct(xen.multicall_entry, va)
-        if entry.op in _NOT_IN_MULTICALL:
-            result = -EINVAL
+        if entry.op == xen.HYPERVISOR_multicall:
+            result = -EINVAL              # "Multicall reentry is disallowed"
+        elif entry.op == xen.HYPERVISOR_iret:
+            return _iret_ends_the_batch(v, entry, va)
         else:
             result = v.hypercalls.call(v, entry.op, tuple(entry.args))
         if v.continuation is not None:
@@ -37,3 +40,19 @@ def do_multicall(v, call_list, nr_calls, *_):
         if v.exit is not None:            # shutdown or crash: stop the batch
             break
     return 0
+
+
+def _iret_ends_the_batch(v, entry, va):
+    """HYPERVISOR_iret inside a batch (pv_do_multicall_call's mc_exit): the iret is
+    performed from the frame at the guest's stack pointer, its result (the frame's rax)
+    goes back to the entry as best it can, and the batch ends there, the guest resuming
+    where the frame says."""
+    result = v.hypercalls.call(v, entry.op, tuple(entry.args))
+    if result is NO_RETURN:
+        result = v.cpu.reg('rax')         # what do_iret restored
+    try:
+        v.copy_to_guest(va + xen.multicall_entry.result.offset,
+                        (result & 0xFFFFFFFFFFFFFFFF).to_bytes(8, 'little'))
+    except GuestFault:
+        pass                              # Xen: "nothing, best effort only"
+    return NO_RETURN
