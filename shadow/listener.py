@@ -76,6 +76,9 @@ class Event:
         from pvshadow.shadow.vm_event import mem_access_record
         return mem_access_record(self.request)
 
+    def to_json(self) -> str:
+        return json.dumps(self.as_dict())
+
     def respond(self, emulate: bool = False, access=None) -> None:
         """Resume the vCPU; optionally change this frame's access first, or let the
         faulting instruction through once (MEM_ACCESS_EMULATE)."""
