@@ -85,3 +85,12 @@ def load_config(path: str) -> DomainSpec:
     if spec.memory_mb <= 0 or not 1 <= spec.vcpus <= 4:
         raise KernelError(f'{path}: memory must be positive and vcpus 1 to 4')
     return spec
+
+
+def domain_specs(kernels, memory_mb: int = 16, paging: str = 'direct',
+                 cmdline: str = '') -> list:
+    """A DomainSpec for each of a command line's kernels: a config file as it says, a
+    kernel with the command line's options."""
+    return [load_config(k) if is_config(k) else
+            DomainSpec(kernel=k, memory_mb=memory_mb, paging=paging, cmdline=cmdline)
+            for k in kernels]

@@ -8,7 +8,7 @@ from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
 from pvshadow.shadow.cpu import CpuError, HypervisorError, PhysicalCpu, RFLAGS_IF
 from pvshadow.shadow.debugregs import breakpoint_addr_ok
-from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.exits import Exit, ExitReason, interrupted
 from pvshadow.shadow.hypercall import HypercallTable, default_handlers
 from pvshadow.shadow.hypercall.descriptors import set_gdt
 from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
@@ -22,10 +22,6 @@ from pvshadow.shadow.watch import Watch, WatchHit
 from pvshadow.shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
-
-
-def interrupted(cpu) -> Exit:
-    return Exit(ExitReason.INTERRUPTED, message='interrupted', registers=cpu.dump())
 
 
 def stopped_early(cpu, timeout, began) -> bool:
@@ -558,7 +554,7 @@ class Domain:
             if v.exit is not None:
                 return v.exit
             if cpu.take_interrupt():
-                return interrupted(cpu)
+                return interrupted(cpu.dump())
             if v.pending_step is None:
                 if self._multi():
                     return self._run_scheduled(budget, timeout)

@@ -39,6 +39,11 @@ class Exit:
         return f'{text}: {self.message}' if self.message else text
 
 
+def interrupted(registers: dict) -> Exit:
+    """The user stopped the guest (Ctrl-C, a debugger's interrupt): it can go on."""
+    return Exit(ExitReason.INTERRUPTED, message='interrupted', registers=registers)
+
+
 def format_registers(regs: dict) -> str:
     names = [n for n in ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp', 'r8', 'r9', 'r10',
                          'r11', 'r12', 'r13', 'r14', 'r15', 'rip', 'rflags', 'cs', 'ss', 'cr2', 'cr3')

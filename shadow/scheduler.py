@@ -20,7 +20,7 @@ from typing import List, Optional
 
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.cpu import CpuError
-from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.exits import Exit, ExitReason, interrupted
 
 ENDING = (ExitReason.SHUTDOWN, ExitReason.CRASH, ExitReason.HALT, ExitReason.INTERNAL_ERROR)
 
@@ -134,8 +134,7 @@ class Scheduler:
                 except CpuError as exc:
                     v.exit = d._cpu_error(exc)
                 if v.exit is None and cpu.take_interrupt():
-                    exits.append(HostExit(d.domid, v.vcpu_id, Exit(
-                        ExitReason.INTERRUPTED, message='interrupted', registers=cpu.dump())))
+                    exits.append(HostExit(d.domid, v.vcpu_id, interrupted(cpu.dump())))
                     return exits
                 ran = count if count and not d._reschedule else 1
                 clock.instructions += ran

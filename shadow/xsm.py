@@ -11,7 +11,7 @@ Every hypercall, domctl or toolstack call that acts on a domain other than the c
 A refusal is -EPERM, as Xen's. The xenstore domain (XSM_XS_PRIV) is not modelled: the store
 lives in the hypervisor here, so XSM_XS_PRIV asks what XSM_DM_PRIV asks.
 """
-from pvshadow.shadow.abi.xen import DOMID_SELF, EPERM
+from pvshadow.shadow.abi.xen import DOMID_SELF, EPERM, ESRCH
 
 XSM_HOOK, XSM_DM_PRIV, XSM_TARGET, XSM_PRIV, XSM_XS_PRIV = range(5)
 
@@ -41,6 +41,15 @@ def lookup_domain(host, caller, domid: int):
         return caller
     d = host.domains.get(domid)
     return None if d is None or d.dying else d
+
+
+def target_domain(caller, domid: int):
+    """(domain, errno) for an op that names a domain: rcu_lock_domain_by_any_id (None and
+    -ESRCH for no such domain), then the XSM_TARGET check (the domain and -EPERM)."""
+    d = lookup_domain(caller.host, caller, domid)
+    if d is None:
+        return None, -ESRCH
+    return d, default_action(XSM_TARGET, caller, d)
 
 
 def get_pg_owner(host, caller, domid: int):

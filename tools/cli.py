@@ -18,7 +18,7 @@ the status is the worst of all domains.
 import argparse
 import sys
 
-from pvshadow.guests.config import DomainSpec, is_config, load_config
+from pvshadow.guests.config import domain_specs, is_config
 from pvshadow.guests.image import KernelError
 from pvshadow.shadow import api
 from pvshadow.shadow.exits import ExitReason, format_registers
@@ -169,11 +169,7 @@ def run_several(args) -> int:
         print('pvshadow: --rom, --romd and --budget take a single kernel', file=sys.stderr)
         return 2
     try:
-        specs = [load_config(k) if is_config(k) else
-                 DomainSpec(kernel=k, memory_mb=args.memory, cmdline=args.cmdline,
-                            paging=args.paging) for k in args.kernel]
-        for i, spec in enumerate(specs):
-            spec.name = spec.name or f'd{i + 1}'
+        specs = domain_specs(args.kernel, args.memory, args.paging, args.cmdline)
         console = PrefixedConsole(sys.stdout.buffer)
         host, domains = api.boot_host(specs, console_sink=console)
     except (KernelError, ValueError) as exc:

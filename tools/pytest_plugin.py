@@ -15,8 +15,7 @@ The `pvshadow` fixture is for kernels driven from Python: `pvshadow.boot(kernel,
 Loaded by its entry point (pytest11 `pvshadow`), or explicitly: `pytest -p pvshadow`.
 """
 import fnmatch
-import subprocess
-import sys
+import os
 import types
 
 import pytest
@@ -96,13 +95,9 @@ def run_kernel_file(path: str, paging, header, timeout: float):
     from pvshadow.guests.image import KernelError
     from pvshadow.shadow import api
     if header.options or header.domains:
-        cmd = [sys.executable, '-m', 'pvshadow', 'run', path, '--timeout', str(timeout)]
-        if paging:
-            cmd += ['--paging', paging]
-        proc = subprocess.run(cmd, capture_output=True, text=True, errors='replace',
-                              stdin=subprocess.DEVNULL, timeout=timeout + 60)
-        from pvshadow.tools.runner import OUTCOME_OF_CODE
-        return OUTCOME_OF_CODE.get(proc.returncode, 'CRASH'), proc.stdout + proc.stderr
+        from pvshadow.tools.runner import Job, run_job
+        job = run_job(Job(path, os.path.basename(path), paging), timeout)
+        return job.outcome, job.output
     try:
         result = api.run_kernel(path, paging=paging, timeout=timeout)
     except KernelError as exc:

@@ -609,7 +609,7 @@ writes) LEN bytes at VA (8 by default), as a data watchpoint"""
 
 
 def main_trace(args) -> int:
-    from pvshadow.guests.config import DomainSpec, is_config, load_config
+    from pvshadow.guests.config import domain_specs, is_config
     from pvshadow.guests.image import KernelError
     from pvshadow.shadow import api
     log_file = None
@@ -627,10 +627,7 @@ def main_trace(args) -> int:
             out.flush()
     try:
         if several:
-            specs = [load_config(k) if is_config(k) else
-                     DomainSpec(kernel=k, memory_mb=args.memory, paging=args.paging,
-                                cmdline=args.cmdline)
-                     for k in kernels]
+            specs = domain_specs(kernels, args.memory, args.paging, args.cmdline)
             host, domains = api.boot_host(specs, console_sink=console)
         else:
             domains = [api.boot(kernels[0], memory_mb=args.memory, paging=args.paging,

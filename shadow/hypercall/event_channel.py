@@ -22,7 +22,7 @@ def do_event_channel_op(v, cmd, arg, *_):
         return ec.close(_port_arg(v, arg))
     if cmd == xen.EVTCHNOP_alloc_unbound:
         op = v.read_struct(xen.evtchn_alloc_unbound, arg)
-        d, rc = _domain_for(v, op.dom)    # a port in another domain: its toolstack's right
+        d, rc = xsm.target_domain(v.domain, op.dom)   # another domain's port: its toolstack's
         if rc:
             return rc
         return _reply(v, arg, op, d.evtchn.alloc_unbound(op.remote_dom))
@@ -39,7 +39,7 @@ def do_event_channel_op(v, cmd, arg, *_):
         return _reply(v, arg, op, ec.alloc(Port(xen.EVTCHNSTAT_ipi, vcpu=op.vcpu)))
     if cmd == xen.EVTCHNOP_status:
         op = v.read_struct(xen.evtchn_status, arg)
-        d, rc = _domain_for(v, op.dom)
+        d, rc = xsm.target_domain(v.domain, op.dom)
         if rc:
             return rc
         ec = d.evtchn
@@ -55,16 +55,6 @@ def do_event_channel_op(v, cmd, arg, *_):
         v.copy_to_guest(arg, bytes(op))
         return 0
     return -ENOSYS
-
-
-def _domain_for(v, domid):
-    """(domain, 0) for the domain an op names, or (None, -ESRCH / -EPERM): Xen's
-    rcu_lock_domain_by_any_id, then the XSM_TARGET check."""
-    d = xsm.lookup_domain(v.domain.host, v.domain, domid)
-    if d is None:
-        return None, -xen.ESRCH
-    rc = xsm.default_action(xsm.XSM_TARGET, v.domain, d)
-    return (None, rc) if rc else (d, 0)
 
 
 def _reply(v, arg, op, port: int, field: str = 'port') -> int:

@@ -23,15 +23,6 @@ def _target_ok(v, domid) -> bool:
     return v.domid_ok(domid)
 
 
-def _target(v, domid):
-    """(domain, errno) for a reservation op's domid: rcu_lock_domain_by_any_id (None for
-    no such domain), then xsm_memory_*_reservation (XSM_TARGET)."""
-    d = xsm.lookup_domain(v.domain.host, v.domain, domid)
-    if d is None:
-        return None, -ESRCH
-    return d, xsm.default_action(xsm.XSM_TARGET, v.domain, d)
-
-
 def do_memory_op(v, cmd, arg, *_):
     op = cmd & xen.MEMOP_CMD_MASK
     start = cmd >> 6                       # continuation: first extent still to do
@@ -40,7 +31,7 @@ def do_memory_op(v, cmd, arg, *_):
         return d.frames.nr_frames
     if op in (xen.XENMEM_current_reservation, xen.XENMEM_maximum_reservation):
         domid = struct.unpack('<H', v.copy_from_guest(arg, 2))[0]
-        d, rc = _target(v, domid)
+        d, rc = xsm.target_domain(v.domain, domid)
         if d is None or rc:
             return rc
         return d.tot_pages if op == xen.XENMEM_current_reservation else d.max_pages
@@ -71,7 +62,7 @@ def do_memory_op(v, cmd, arg, *_):
     if op in (xen.XENMEM_increase_reservation, xen.XENMEM_decrease_reservation,
               xen.XENMEM_populate_physmap):
         res = v.read_struct(xen.xen_memory_reservation, arg)
-        target, rc = _target(v, res.domid)
+        target, rc = xsm.target_domain(v.domain, res.domid)
         if target is None:
             return start                  # Xen: no such domain, no extent done
         if rc:
