@@ -20,8 +20,10 @@ from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESE
 
 PAGE = 4096
 MB4 = 4 << 20
-L1_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_USER
-L1_PROT_RO = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_USER
+# libxenguest's x86_64 lvl_prot: L1 entries are kernel mappings (no US), which Xen's
+# adjust_guest_l1e turns into US plus the guest-kernel bit when it validates the tables.
+L1_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED
+L1_PROT_RO = _PAGE_PRESENT | _PAGE_ACCESSED
 UPPER_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_USER
 START_INFO_MAGIC = b'xen-3.0-x86_64'
 

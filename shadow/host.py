@@ -25,6 +25,7 @@ class Host:
         self.cpu.load_gdt(GDT_VIRT_START, GDT_LIMIT)
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.types.may_map_foreign = self.may_map_foreign
+        self.types.io_privileged = self.io_privileged
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
         self.store = XenStore()           # one xenstore for every domain
@@ -48,6 +49,12 @@ class Host:
         (shadow.xsm: the control domain, or owner is domid's target)."""
         src, dst = self.domains.get(domid), self.domains.get(owner)
         return src is not None and dst is not None and may_map_foreign(src, dst)
+
+    def io_privileged(self, domid: int) -> bool:
+        """cache_flush_permitted: a domain with I/O resources may pick cache attributes
+        in its L1 entries. Only the control domain holds any here."""
+        d = self.domains.get(domid)
+        return d is not None and d.is_privileged
 
     def create_domain(self, max_pages: int, paging: str = 'direct',
                       shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False,

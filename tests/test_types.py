@@ -102,3 +102,65 @@ def test_a_frame_is_freed_when_its_last_reference_goes(world):
     assert not freed
     types.put_page(data)          # the mapping's reference
     assert freed == [data]
+
+
+# --- Xen's entry rules for a 64-bit PV guest (get_page_from_lNe, adjust_guest_lNe) --------
+from pvshadow.shadow.abi.xen import EPERM  # noqa: E402
+from pvshadow.shadow.paging.types import adjust_guest_entry, disallowed_flags  # noqa: E402
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_GLOBAL, _PAGE_GUEST_KERNEL,  # noqa: E402
+                                        _PAGE_NX, _PAGE_PAT, _PAGE_PCD, _PAGE_PSE, _PAGE_PWT)
+
+BIT = lambda n: 1 << n  # noqa: E731
+
+
+@pytest.mark.parametrize('bit', range(52, 62))
+def test_software_bits_52_to_61_are_the_guests_at_l1(bit):
+    assert not disallowed_flags(P | RW | BIT(bit), 1)
+
+
+def test_bit_62_is_refused_at_l1_as_xens_grant_marker_but_allowed_above():
+    assert disallowed_flags(P | BIT(62), 1)
+    for level in (2, 3, 4):
+        assert not disallowed_flags(P | BIT(62), level)
+
+
+@pytest.mark.parametrize('flag', [_PAGE_PCD, _PAGE_PWT, _PAGE_PAT])
+def test_cache_attributes_at_l1_need_io_privileges(flag):
+    assert disallowed_flags(P | flag, 1)
+    assert not disallowed_flags(P | flag, 1, io_privileged=True)
+
+
+@pytest.mark.parametrize('flag', [_PAGE_PCD, _PAGE_PWT, _PAGE_PSE, _PAGE_GLOBAL])
+def test_upper_entries_refuse_cache_superpage_and_global_bits(flag):
+    for level in (2, 3, 4):
+        assert disallowed_flags(P | flag, level)
+
+
+def test_global_and_nx_are_allowed_at_l1():
+    assert not disallowed_flags(P | _PAGE_GLOBAL | _PAGE_NX, 1)
+
+
+def test_a_kernel_l1_entry_gains_user_and_the_guest_kernel_bit():
+    assert adjust_guest_entry(P | RW, 1) == P | RW | _PAGE_USER | _PAGE_GUEST_KERNEL
+
+
+def test_a_user_l1_entry_gains_global():
+    assert adjust_guest_entry(P | _PAGE_USER, 1) == P | _PAGE_USER | _PAGE_GLOBAL
+
+
+def test_upper_entries_gain_user_and_l4_entries_accessed_too():
+    assert adjust_guest_entry(P | RW, 2) == P | RW | _PAGE_USER
+    assert adjust_guest_entry(P | RW, 3) == P | RW | _PAGE_USER
+    assert adjust_guest_entry(P | RW, 4) == P | RW | _PAGE_USER | _PAGE_ACCESSED
+
+
+def test_a_not_present_entry_is_left_alone():
+    for level in (1, 2, 3, 4):
+        assert adjust_guest_entry(RW, level) == RW
+
+
+def test_an_l1_entry_past_the_end_of_ram_is_eperm_and_invalid_mfn_einval(world):
+    mem, _, types, mine, _, _ = world
+    assert types.get_page_from_entry(make_pte(4096, P), 1, DOM) == -EPERM
+    assert types.get_page_from_entry(make_pte((1 << 40) - 1, P), 1, DOM) == -EINVAL
+    assert types.get_page_from_entry(make_pte(4096, P), 2, DOM) == -EINVAL

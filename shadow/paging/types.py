@@ -10,19 +10,32 @@ errno, as the hypercalls that call them do.
 from collections import Counter
 from typing import Callable, Dict, Optional
 
-from pvshadow.shadow.abi.xen import EBUSY, EINVAL
+from pvshadow.shadow.abi.xen import EBUSY, EINVAL, EPERM
 from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
-from pvshadow.shadow.paging.x86 import (_PAGE_GLOBAL, _PAGE_PCD, _PAGE_PRESENT, _PAGE_PSE, _PAGE_PWT, _PAGE_RW,
-                               _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, HIGH_AVAIL_MASK, pte_mfn)
+from pvshadow.shadow.paging.x86 import (_PAGE_GLOBAL, _PAGE_GUEST_KERNEL, _PAGE_NX, _PAGE_PAT,
+                                        _PAGE_PCD, _PAGE_PRESENT, _PAGE_PWT, _PAGE_RW,
+                                        _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY, ADDR_MASK,
+                                        HIGH_AVAIL_MASK, pte_mfn)
 
 # The first and last L4 slots Xen keeps for itself in every 64-bit PV address space.
 ROOT_PAGETABLE_FIRST_XEN_SLOT = 256
 ROOT_PAGETABLE_LAST_XEN_SLOT = 271
 
-# Flags a guest may not set (Xen's L*_DISALLOW_MASK, simplified to the bits that matter
-# here): software bits 52-62 everywhere; superpages and cache/global bits above L1.
-L1_DISALLOW_MASK = HIGH_AVAIL_MASK
-UPPER_DISALLOW_MASK = HIGH_AVAIL_MASK | _PAGE_PSE | _PAGE_GLOBAL | _PAGE_PCD | _PAGE_PWT
+# What a guest may set (Xen's arch_init_memory base_disallow_mask, inverted): P, RW, US,
+# A, D, the software bits 9-11 and 52-62, NX. Everything else in the flag bits is refused.
+_GUEST_FLAGS = (_PAGE_PRESENT | _PAGE_RW | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY |
+                0xE00 | HIGH_AVAIL_MASK | _PAGE_NX)
+_FLAG_BITS = ~ADDR_MASK & (2 ** 64 - 1)
+BASE_DISALLOW_MASK = _FLAG_BITS & ~_GUEST_FLAGS
+# Bit 62 is _PAGE_GNTTAB, Xen's marker of a grant mapping: an L1 may not claim it. G is
+# allowed at L1 (user mappings). PCD/PWT/PAT only for a domain with I/O privileges.
+_PAGE_GNTTAB = 1 << 62
+PAGE_CACHE_ATTRS = _PAGE_PAT | _PAGE_PCD | _PAGE_PWT
+L1_DISALLOW_MASK = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~_PAGE_GLOBAL
+UPPER_DISALLOW_MASK = BASE_DISALLOW_MASK
+# get_page_from_l1e: a frame that is not RAM is MMIO, which a domain without I/O
+# privileges may not map (-EPERM); INVALID_MFN itself is -EINVAL.
+INVALID_MFN = (1 << 40) - 1
 
 _TABLE_TYPE = {1: PageType.L1, 2: PageType.L2, 3: PageType.L3, 4: PageType.L4}
 
@@ -31,14 +44,30 @@ def is_guest_l4_slot(slot: int) -> bool:
     return not ROOT_PAGETABLE_FIRST_XEN_SLOT <= slot <= ROOT_PAGETABLE_LAST_XEN_SLOT
 
 
-def adjust_guest_entry(entry: int) -> int:
-    """64-bit PV: every present guest entry is user-accessible in hardware (the guest
-    kernel runs at CPL3; kernel and user are separated by page-table switches)."""
-    return entry | _PAGE_USER if entry & _PAGE_PRESENT else entry
+def adjust_guest_entry(entry: int, level: int) -> int:
+    """adjust_guest_l1e..l4e (xen/arch/x86/pv/mm.h) for a 64-bit PV guest, whose kernel
+    runs at CPL3 so every present entry is user-accessible in hardware. At L1 a kernel
+    mapping (US clear) is marked with the guest-kernel software bit 52 and a user mapping
+    gets G (it survives the kernel/user page-table switch); L4 entries get A, which Xen
+    cannot sync back from its own per-CPU L4 shadows."""
+    if not entry & _PAGE_PRESENT:
+        return entry
+    if level == 1:
+        if not entry & _PAGE_USER:
+            entry |= _PAGE_GUEST_KERNEL | _PAGE_USER
+        if not entry & _PAGE_GUEST_KERNEL:
+            entry |= _PAGE_GLOBAL | _PAGE_USER
+        return entry
+    if level == 4:
+        return entry | _PAGE_ACCESSED | _PAGE_USER
+    return entry | _PAGE_USER
 
 
-def disallowed_flags(entry: int, level: int) -> int:
-    return entry & (L1_DISALLOW_MASK if level == 1 else UPPER_DISALLOW_MASK)
+def disallowed_flags(entry: int, level: int, io_privileged: bool = False) -> int:
+    if level == 1:
+        return entry & (L1_DISALLOW_MASK & ~PAGE_CACHE_ATTRS if io_privileged
+                        else L1_DISALLOW_MASK)
+    return entry & UPPER_DISALLOW_MASK
 
 
 class PageTypes:
@@ -52,6 +81,9 @@ class PageTypes:
         self.on_free = on_free          # (mfn, its last owner): back to the allocator
         # Whether a domain's tables may reference another's frame (the host's XSM policy).
         self.may_map_foreign = lambda domid, owner: False
+        # Whether a domain may choose cache attributes (cache_flush_permitted: I/O
+        # privileges; here the control domain).
+        self.io_privileged = lambda domid: False
         # Per domain: told when one of its frames becomes or stops being a page table
         # (shadow mode follows this): table_validated(mfn, level), table_devalidated(...).
         self.listeners = {}
@@ -167,11 +199,11 @@ class PageTypes:
         An L1 entry maps a frame of pg_owner: the table's own domain unless an
         mmu_update or update_va_mapping_otherdomain named a foreign one, whose right to
         it the hypercall has checked (shadow.xsm)."""
-        if disallowed_flags(entry, level):
+        if disallowed_flags(entry, level, level == 1 and self.io_privileged(domid)):
             return -EINVAL
         mfn = pte_mfn(entry)
         if not self.frames.is_valid(mfn):
-            return -EINVAL
+            return -EPERM if level == 1 and mfn != INVALID_MFN else -EINVAL
         if mfn in self.unmappable:
             return -self.unmappable[mfn]
         if level == 1:
@@ -209,7 +241,7 @@ class PageTypes:
                     self.put_page_from_entry(entries[i], level)
                 return rc
             taken.append(index)
-            adjusted = adjust_guest_entry(entry)
+            adjusted = adjust_guest_entry(entry, level)
             if adjusted != entry:
                 self.mem.write_u64(base + index * 8, adjusted)
         if level == 4:
@@ -242,7 +274,7 @@ class PageTypes:
             rc = self.get_page_from_entry(new, level, domid, pg_owner)
             if rc:
                 return rc
-            new = adjust_guest_entry(new)
+            new = adjust_guest_entry(new, level)
         self.mem.write_u64(maddr, new)
         if old & _PAGE_PRESENT:
             self.put_page_from_entry(old, level)
@@ -269,7 +301,7 @@ class PageTypes:
                 taken.append(index)
         for index, new in changes.items():
             old = self.mem.read_u64(base + index * 8)
-            self.mem.write_u64(base + index * 8, adjust_guest_entry(new))
+            self.mem.write_u64(base + index * 8, adjust_guest_entry(new, level))
             if old & _PAGE_PRESENT:
                 self.put_page_from_entry(old, level)
         return 0

@@ -21,6 +21,7 @@ _PAGE_PSE = 1 << 7
 _PAGE_PAT = 1 << 7            # at L1 the PSE position is PAT
 _PAGE_GLOBAL = 1 << 8
 _PAGE_NX = 1 << 63
+_PAGE_GUEST_KERNEL = 1 << 52  # Xen's software bit: a 64-bit PV guest's kernel mapping
 ADDR_MASK = 0x000FFFFFFFFFF000
 HIGH_AVAIL_MASK = 0x7FF0000000000000   # bits 52-62: software-available in hardware
 
