@@ -73,6 +73,9 @@ def incomplete_operand(text: str) -> Optional[str]:
     return None
 
 
+_PREFIXES = {'rep', 'repe', 'repz', 'repne', 'repnz', 'lock', 'data16', 'addr32'}
+
+
 def undefined_symbol(source: Source) -> Optional[Tuple[str, int]]:
     """(name, line number) of the first symbol used but never defined."""
     defined = set()
@@ -92,7 +95,8 @@ def undefined_symbol(source: Source) -> Optional[Tuple[str, int]]:
         words = _IDENTIFIER.findall(text)
         if not words:
             continue
-        operands = words[1:]                  # the first word is the mnemonic or directive
+        # the first word is the mnemonic or directive, after any prefix (rep movsb)
+        operands = words[2:] if words[0].lower() in _PREFIXES else words[1:]
         for word in operands:
             if word.lower() in REGISTERS or word.lower() in KEYWORDS or word in defined:
                 continue

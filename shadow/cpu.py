@@ -101,7 +101,9 @@ class PhysicalCpu:
         uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
         uc.hook_add(UC_HOOK_INSN, self._on_port_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_port_out, None, 1, 0, x86.UC_X86_INS_OUT)
+        uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
+        self._user_insn_hook = None  # watch_user_instructions
         # The CPU as it comes out of reset into long mode, at CPL0: every vCPU's first
         # entry starts from it (the previous vCPU may have left the CPU at CPL3).
         self._reset_state = uc.context_save()
@@ -289,6 +291,33 @@ class PhysicalCpu:
         uc = self.uc
         self._io_refused = (uc.reg_read(x86.UC_X86_REG_RIP), uc.reg_read(x86.UC_X86_REG_RAX))
         uc.reg_write(x86.UC_X86_REG_DR3, port)
+
+    def _on_cpuid(self, uc, _user):
+        # Unicorn syncs RIP to the cpuid before this hook; True skips the instruction.
+        return bool(self.guest.on_cpuid())
+
+    def watch_user_instructions(self, on: bool) -> None:
+        """Call guest.on_user_instruction() before every instruction in the lower
+        (guest-user) half while on. An instruction hook cannot fault its own instruction:
+        the rest of its translated block would run first (unicorn-facts: a RIP written in
+        an instruction hook takes effect at the end of the block). An instruction hook on
+        the next instruction can, because Unicorn checks for an exit right after it. It
+        costs a Python call per instruction, so it is on only while a guest needs it
+        (CPUID faulting, docs/UNICORN.md)."""
+        if on == (self._user_insn_hook is not None):
+            return
+        if on:
+            self._user_insn_hook = self.uc.hook_add(
+                UC_HOOK_CODE, lambda uc, address, size, user: self.guest.on_user_instruction(),
+                None, 0, 0x00007FFFFFFFFFFF)
+        else:
+            self.uc.hook_del(self._user_insn_hook)
+            self._user_insn_hook = None
+        self.uc.ctl_flush_tb()
+
+    def read_tsc(self) -> int:
+        """The time-stamp counter the guest's rdtsc reads."""
+        return self.uc.reg_read(x86.UC_X86_REG_MSR, 0x10)
 
     def _on_syscall(self, uc, _user):
         self._in_syscall = True

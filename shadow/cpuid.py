@@ -8,8 +8,15 @@ without CPUID faulting.
 
 The other leaves are the CPU model's (Unicorn's), with what Xen's PV policy changes at
 leaf 1: the hypervisor bit set; MONITOR, VMX and SMX hidden.
+
+CPUID faulting: Xen offers it to every PV guest (MSR_INTEL_PLATFORM_INFO bit 32, enabled
+per vCPU in MSR_INTEL_MISC_FEATURES_ENABLES, shadow.msr). With it on, a bare cpuid traps to
+Xen: from guest user mode it is #GP(0), from the guest kernel it is emulated with the
+policy (pv_emul_cpuid), so the kernel sees Xen's leaves too.
 """
 import functools
+
+from pvshadow.shadow.abi.xen import XEN_MAJOR, XEN_MINOR
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, Uc
 from unicorn import x86_const as x86
@@ -68,3 +75,36 @@ def guest_cpuid(leaf: int, subleaf: int, version: tuple, machine_address_bits: i
     if leaf == 1:
         c = (c & ~_LEAF1_ECX_HIDDEN) | _LEAF1_ECX_HYPERVISOR
     return (a, b, c, d)
+
+
+def emulate_cpuid(vcpu) -> None:
+    """The policy's answer for rax/rcx into rax, rbx, rcx, rdx."""
+    cpu = vcpu.cpu
+    leaf, subleaf = cpu.regs('rax', 'rcx')
+    mem_bits = (vcpu.domain.mem.size - 1).bit_length()
+    a, b, c, d = guest_cpuid(leaf, subleaf, (XEN_MAJOR, XEN_MINOR), mem_bits)
+    cpu.set_regs(rax=a, rbx=b, rcx=c, rdx=d)
+
+
+def on_cpuid(vcpu) -> bool:
+    """A bare cpuid about to run; True when the hypervisor took it (the CPU skips it)."""
+    if not vcpu.cpuid_faulting:
+        return False                  # the CPU model answers, as without faulting
+    if vcpu.kernel_mode:
+        emulate_cpuid(vcpu)
+        return True
+    # #GP(0) on the cpuid: delivered before the next instruction runs (PhysicalCpu.
+    # watch_user_instructions), the only point where a hook can redirect the CPU.
+    vcpu.pending_gp_rip = vcpu.cpu.rip
+    return True
+
+
+def deliver_pending_gp(vcpu) -> bool:
+    """Before the instruction after a faulting cpuid: the guest's #GP, at the cpuid."""
+    rip = vcpu.pending_gp_rip
+    if rip is None:
+        return False
+    vcpu.pending_gp_rip = None
+    vcpu.cpu.rip = rip
+    vcpu.inject_trap(13, 0)
+    return True

@@ -7,12 +7,11 @@ gets the #GP):
 - mov from CR0 (the real one, with the guest's TS), CR2 (its last #PF address), CR3 (its
   kernel root, as mfn << 12), CR4 (Xen's virtual one); mov to CR0 changing only TS (as
   fpu_taskswitch), to CR2, to CR3 (a new kernel root, as MMUEXT_NEW_BASEPTR), to CR4; clts;
-- rdmsr / wrmsr of FS_BASE, GS_BASE (the kernel's) and SHADOW_GS_BASE (the user's), a
-  non-canonical base refused; rdmsr of EFER, wrmsr of EFER unchanged;
+- rdmsr / wrmsr of the MSRs Xen offers a PV guest (shadow.msr);
 - mov from / to DR0-7, with set_debugreg's rules (-ENODEV: #UD, other refusals: #GP);
 - wbinvd: nothing to do, no cache is the domain's.
 
-Anything else keeps its #GP: other MSRs, other CR bits, hlt. CR4 is Xen's virtual CR4
+Anything else keeps its #GP: other CR bits, hlt. CR4 is Xen's virtual CR4
 (guest_cr4): reads show it, writes keep the guest-controlled bits and drop the rest.
 
 Port I/O is different: Unicorn performs it at any privilege level, so the CPU hands each
@@ -27,10 +26,7 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from capstone.x86_const import X86_OP_REG
 
 from pvshadow.shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
-from pvshadow.shadow.paging.x86 import is_canonical
-
-MSR_EFER = 0xC0000080
-MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE = 0xC0000100, 0xC0000101, 0xC0000102
+from pvshadow.shadow.msr import guest_rdmsr, guest_wrmsr
 CR0_TS = 1 << 3
 TRAP_invalid_op = 6
 _MASK64 = (1 << 64) - 1
@@ -113,12 +109,15 @@ def _emulate(vcpu, insn) -> bool:
         cpu.set_reg('cr0', cpu.reg('cr0') & ~CR0_TS)
         return True
     if name == 'rdmsr':
-        value = _read_msr(vcpu, cpu.reg('ecx'))
+        value = guest_rdmsr(vcpu, cpu.reg('ecx') & 0xFFFFFFFF)
+        if value is None:
+            raise _Refused()
         cpu.set_regs(rax=value & 0xFFFFFFFF, rdx=value >> 32)
         return True
     if name == 'wrmsr':
         rax, rcx, rdx = cpu.regs('rax', 'rcx', 'rdx')
-        _write_msr(vcpu, rcx & 0xFFFFFFFF, (rdx & 0xFFFFFFFF) << 32 | rax & 0xFFFFFFFF)
+        if not guest_wrmsr(vcpu, rcx & 0xFFFFFFFF, (rdx & 0xFFFFFFFF) << 32 | rax & 0xFFFFFFFF):
+            raise _Refused()
         return True
     return name == 'wbinvd'
 
@@ -187,29 +186,3 @@ def set_guest_cr4(vcpu, value: int) -> None:
     want = (real & ~CR4_FSGSBASE) | (vcpu.guest_cr4 & CR4_FSGSBASE)
     if want != real:
         cpu.set_reg('cr4', want)              # travels with the vCPU's saved context
-
-
-def _read_msr(vcpu, msr: int) -> int:
-    cpu = vcpu.cpu
-    if msr == MSR_FS_BASE:
-        return cpu.reg('fs_base')
-    if msr == MSR_GS_BASE:
-        return cpu.reg('gs_base')
-    if msr == MSR_SHADOW_GS_BASE:
-        return vcpu.gs_base_other
-    if msr == MSR_EFER:
-        return cpu.efer()
-    raise _Refused()
-
-
-def _write_msr(vcpu, msr: int, value: int) -> None:
-    cpu = vcpu.cpu
-    if msr in (MSR_FS_BASE, MSR_GS_BASE, MSR_SHADOW_GS_BASE):
-        if not is_canonical(value):
-            raise _Refused()
-        if msr == MSR_SHADOW_GS_BASE:
-            vcpu.gs_base_other = value
-        else:
-            cpu.set_reg('fs_base' if msr == MSR_FS_BASE else 'gs_base', value)
-    elif msr != MSR_EFER or value != cpu.efer():
-        raise _Refused()

@@ -11,10 +11,11 @@ from typing import Optional
 
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
-                            HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF, XEN_MAJOR, XEN_MINOR)
+                            HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
 from pvshadow.shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
-from pvshadow.shadow.cpuid import CPUID_INSN, FORCED_EMULATION_PREFIX, guest_cpuid
+from pvshadow.shadow.cpuid import (CPUID_INSN, FORCED_EMULATION_PREFIX, deliver_pending_gp,
+                                   emulate_cpuid, on_cpuid)
 from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
@@ -78,6 +79,8 @@ class VCpu:
         self.other_callbacks = {}         # syscall32, sysenter, nmi: recorded, never raised
         self.gs_base_other = 0            # the GS base of the mode not running (swapgs)
         self.guest_cr4 = 0                # the guest-controlled bits of its virtual CR4
+        self.cpuid_faulting = False       # MSR_INTEL_MISC_FEATURES_ENABLES bit 0
+        self.pending_gp_rip = None        # a user cpuid's #GP, due before the next instruction
         self.debug = DebugRegisters(self)
         self.watchpoints = WatchHooks(      # a debugger's, which the guest does not see
             self, lambda hit, mid_rep: self.domain.watchpoint_hit(self, hit))
@@ -200,11 +203,13 @@ class VCpu:
         self.debug.load(cpu)
         self.watchpoints.load(cpu)
         self.watches_changed()
+        cpu.watch_user_instructions(self.cpuid_faulting)
 
     def unload_watches(self) -> None:
         self.debug.unload()
         self.watchpoints.unload()
         self.watches_changed()
+        self.cpu.watch_user_instructions(False)
 
     def watches_changed(self) -> None:
         """Page-table writes tell the loaded vCPU's watches to follow their addresses;
@@ -253,6 +258,8 @@ class VCpu:
     def on_exception(self, vector: int, error_code: int, software: bool) -> None:
         if self.exit is not None:
             return self.cpu.stop()
+        if deliver_pending_gp(self):
+            return                        # the faulting cpuid's #GP comes first
         tracer = self.domain.tracer
         if tracer is not None:
             rip = self.cpu.rip
@@ -332,14 +339,22 @@ class VCpu:
         return self.inject_trap(TRAP_invalid_op)
 
     def _forced_cpuid(self, next_rip: int) -> None:
-        cpu = self.cpu
-        leaf, subleaf, rflags = cpu.regs('rax', 'rcx', 'rflags')
-        mem_bits = (self.domain.mem.size - 1).bit_length()
-        a, b, c, d = guest_cpuid(leaf, subleaf, (XEN_MAJOR, XEN_MINOR), mem_bits)
-        cpu.set_regs(rax=a, rbx=b, rcx=c, rdx=d)
-        cpu.rip = next_rip
-        if rflags & RFLAGS_TF:
+        emulate_cpuid(self)
+        self.cpu.rip = next_rip
+        if self.cpu.reg('rflags') & RFLAGS_TF:
             self.debug.single_step()      # pv_emul_instruction_done: the step's #DB
+
+    # --- CPUID faulting (shadow.cpuid) ----------------------------------------------------------
+    def on_cpuid(self) -> bool:
+        return self.exit is None and on_cpuid(self)
+
+    def on_user_instruction(self) -> None:
+        deliver_pending_gp(self)
+
+    def set_cpuid_faulting(self, on: bool) -> None:
+        self.cpuid_faulting = on
+        if self.cpu.guest is self:
+            self.cpu.watch_user_instructions(on)
 
     def on_port_in(self, port: int, size: int):
         """An `in`: the value it reads, or None for a #GP (shadow/privop.py)."""
