@@ -57,6 +57,22 @@ _HF_IOBPT = 1 << 24
 _HF_LONG_MODE = (1 << 7) | (1 << 14)                 # PE, LMA
 _DR7_IO_BREAKPOINT_3 = 0x400 | (1 << 6) | (2 << 28)  # L3, R/W3 = I/O, 1 byte
 _NO_PORT = 0x10010
+# env->segs[] (SegmentCache: u32 selector, u64 base, u32 limit, u32 flags) follows hflags
+# and hflags2; the hflags bits a CS/SS load changes.
+_SEGMENT_CACHE = struct.Struct('<I4xQII')
+_SEG_CS, _SEG_SS = 1, 2
+_HF_CPL, _HF_CS32, _HF_SS32, _HF_ADDSEG = 3, 1 << 4, 1 << 5, 1 << 6
+_HF_LMA, _HF_CS64 = 1 << 14, 1 << 15
+_DESC_L, _DESC_B, _DESC_G = 1 << 21, 1 << 22, 1 << 23     # in the descriptor's high dword
+
+
+def _desc_base(desc: int) -> int:
+    return (desc >> 16) & 0xFFFFFF | ((desc >> 56) & 0xFF) << 24
+
+
+def _desc_limit(desc: int) -> int:
+    limit = desc & 0xFFFF | (desc >> 32) & 0xF0000
+    return (limit << 12) | 0xFFF if desc >> 32 & _DESC_G else limit
 _LDT_DESCRIPTOR_FLAGS = (1 << 15) | (2 << 8)      # present, system type 2 (LDT)
 
 # Runs never reach this address: the run loop returns only when a hook stops the CPU.
@@ -185,6 +201,14 @@ class PhysicalCpu:
         hflags.value |= _HF_IOBPT
         uc.context_restore(ctx)
         self._hflags = hflags
+        self._segs_at = self._hflags_at + 8
+        before = uc.reg_read(x86.UC_X86_REG_CS)
+        uc.reg_write(x86.UC_X86_REG_CS, 0x5A5A)          # in 64-bit mode: the selector only
+        uc.context_update(ctx)
+        found = ctypes.c_uint32.from_address(self._ctx_base + self._segs_at + _SEG_CS * 24).value
+        uc.reg_write(x86.UC_X86_REG_CS, before)
+        if found != 0x5A5A:
+            raise CpuError('cannot locate the segment registers in the Unicorn context')
 
     def load_gdt(self, base: int, limit: int):
         self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
@@ -395,6 +419,32 @@ class PhysicalCpu:
 
     def restore_state(self, state) -> None:
         self.uc.context_restore(state)
+
+    def load_code_and_stack(self, cs: int, cs_desc: int, ss: int, ss_desc: int) -> None:
+        """Load CS and SS with their descriptors' hidden state, as iretq or sysret would
+        (the caller has checked the descriptors). Unicorn's reg_write of CS or SS in
+        64-bit mode sets only the selector (docs/UNICORN.md item 17), so the segment
+        caches and QEMU's hflags (CPL, CS32, CS64, SS32) are written in the saved
+        context, which is then restored; a compatibility-mode CS switches the CPU to
+        32-bit code."""
+        uc, ctx, base = self.uc, self._ctx, self._ctx_base
+        uc.context_update(ctx)
+        hflags = self._hflags.value
+        cs_flags, ss_flags = cs_desc >> 32, ss_desc >> 32
+        for index, selector, desc in ((_SEG_CS, cs, cs_desc), (_SEG_SS, ss, ss_desc)):
+            _SEGMENT_CACHE.pack_into((ctypes.c_char * 24).from_address(
+                base + self._segs_at + index * 24), 0, selector, _desc_base(desc),
+                _desc_limit(desc), desc >> 32)
+        hflags &= ~(_HF_CPL | _HF_CS32 | _HF_SS32 | _HF_CS64 | _HF_ADDSEG)
+        if hflags & _HF_LMA and cs_flags & _DESC_L:
+            hflags |= _HF_CS32 | _HF_CS64
+        elif cs_flags & _DESC_B:
+            hflags |= _HF_CS32
+        hflags |= (ss_flags >> 13) & 3                    # CPL = SS.DPL
+        if ss_flags & _DESC_B:
+            hflags |= _HF_SS32
+        self._hflags.value = hflags
+        uc.context_restore(ctx)
 
     def efer(self) -> int:
         return self.uc.reg_read(x86.UC_X86_REG_MSR, MSR_EFER)

@@ -13,7 +13,9 @@ If the guest's page is not there, the guest gets that #PF at its own LDT address
 """
 import struct
 
-from pvshadow.shadow.abi.xen import EINVAL, HYPERVISOR_VIRT_END
+from pvshadow.shadow.abi.xen import (EINVAL, FIRST_RESERVED_GDT_ENTRY, FLAT_KERNEL_CS64,
+                                     FLAT_KERNEL_SS64, FLAT_RING3_CS32, FLAT_RING3_SS32,
+                                     HYPERVISOR_VIRT_END)
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.x86 import PFEC_USER, walk
 from pvshadow.shadow.xenspace import LDT_PAGES, LDT_SELECTOR, ldt_va
@@ -121,3 +123,75 @@ def map_ldt_page(v, page: int) -> bool:
     v.ldt_frames[page] = gw.mfn
     d.flush_tlb()
     return True
+
+
+# --- CS and SS on the way back to the guest ---------------------------------------------------
+# Xen's entry points frame a guest's syscall with fixed selectors, whatever the guest had
+# loaded: lstar_enter (64-bit code) FLAT_KERNEL_CS64 / FLAT_KERNEL_SS, cstar_enter
+# (compatibility-mode code) FLAT_USER_CS32 / FLAT_USER_SS32; restore_all_guest returns
+# with sysretq or sysretl, which load exactly those. A bounce loads FLAT_KERNEL_CS/SS;
+# HYPERVISOR_iret loads its frame's, with RPL 3.
+_DESC_L = 1 << 53
+_DESC_CODE = 1 << 43
+_DESC_CONFORMING = 1 << 42
+_DESC_WRITABLE = 1 << 41
+
+
+def descriptor(v, selector: int) -> int:
+    """The descriptor a selector names for vCPU v (0 when there is none)."""
+    index = selector >> 3
+    if selector & 4:
+        mfn = v.ldt_frames.get(index // 512)
+    elif index >= FIRST_RESERVED_GDT_ENTRY:
+        index -= FIRST_RESERVED_GDT_ENTRY
+        mfn = v.domain.xen.gdt_frame if index < 512 else None
+    else:
+        mfn = v.gdt_frames[index // 512] if index < v.gdt_entries else None
+    return 0 if mfn is None else v.domain.mem.read_u64((mfn << 12) + (index % 512) * 8)
+
+
+def is_compat_code(v, cs: int) -> bool:
+    """Whether the code segment cs runs compatibility-mode (32-bit) code."""
+    desc = descriptor(v, cs)
+    return bool(desc & DESC_P and desc & _DESC_CODE and not desc & _DESC_L)
+
+
+def syscall_selectors(v, cs: int):
+    """(CS, SS) Xen frames a syscall from code segment cs with, and sysret returns to."""
+    if cs != FLAT_KERNEL_CS64 and is_compat_code(v, cs):
+        return FLAT_RING3_CS32, FLAT_RING3_SS32
+    return FLAT_KERNEL_CS64, FLAT_KERNEL_SS64
+
+
+def load_cs_ss(v, cs: int, ss: int, now=None) -> bool:
+    """Load CS and SS as an iretq or sysret to the guest does; False when the CPU would
+    refuse them (a #GP in Xen's iretq; nothing is loaded). now: the (cs, ss) already
+    loaded, if known."""
+    cpu = v.cpu
+    if now is None:
+        now = cpu.regs('cs', 'ss')
+    if now == (cs, ss):
+        return True
+    cs_desc, ss_desc = descriptor(v, cs), descriptor(v, ss)
+    if not (_code_ok(cs, cs_desc) and _stack_ok(ss, ss_desc)):
+        return False
+    cpu.load_code_and_stack(cs, cs_desc, ss, ss_desc)
+    return True
+
+
+def _dpl(desc: int) -> int:
+    return (desc >> 45) & 3
+
+
+def _code_ok(selector: int, desc: int) -> bool:
+    """iretq to CPL3: a present code segment, DPL 3 (or conforming), RPL 3."""
+    return selector & 3 == 3 and selector & ~3 != 0 and bool(desc & DESC_P) and \
+        bool(desc & DESC_S) and bool(desc & _DESC_CODE) and \
+        (_dpl(desc) == 3 or bool(desc & _DESC_CONFORMING))
+
+
+def _stack_ok(selector: int, desc: int) -> bool:
+    """iretq to CPL3: a present writable data segment with DPL 3 and RPL 3."""
+    return selector & 3 == 3 and selector & ~3 != 0 and bool(desc & DESC_P) and \
+        bool(desc & DESC_S) and not desc & _DESC_CODE and bool(desc & _DESC_WRITABLE) and \
+        _dpl(desc) == 3

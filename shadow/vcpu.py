@@ -10,7 +10,7 @@ import struct
 from typing import Optional
 
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
+from pvshadow.shadow.abi.xen import (CALLBACKTYPE_syscall32, DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
                             HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
 from pvshadow.shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
                         RFLAGS_VM, PhysicalCpu)
@@ -21,7 +21,7 @@ from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
 from pvshadow.shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
-from pvshadow.shadow.segments import ldt_fault
+from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
@@ -396,15 +396,20 @@ class VCpu:
 
     def create_bounce_frame(self, handler: int, bounce_flags: int,
                             error_code: Optional[int] = None, rcx: Optional[int] = None,
-                            r11: Optional[int] = None, resume_flag: bool = False) -> None:
+                            r11: Optional[int] = None, resume_flag: bool = False,
+                            selectors: Optional[tuple] = None) -> None:
         """Push { RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS } on the guest kernel stack
-        and continue at handler in guest kernel mode. resume_flag sets RF in the frame's
-        RFLAGS, as the hardware does for a fault."""
+        and continue at handler in guest kernel mode, on FLAT_KERNEL_CS/SS. resume_flag
+        sets RF in the frame's RFLAGS, as the hardware does for a fault; selectors: the
+        (CS, SS) a syscall entry frames instead of the loaded ones."""
         cpu = self.cpu
         rip = cpu.rip
         self.bounces += 1
         self.debug.resumed = None
         rsp, rflags, cs, ss, saved_rcx, saved_r11 = cpu.regs('rsp', 'rflags', 'cs', 'ss', 'rcx', 'r11')
+        loaded = (cs, ss)
+        if selectors is not None:
+            cs, ss = selectors
         if rcx is None:
             rcx, r11 = saved_rcx, saved_r11
         if self.kernel_mode:
@@ -436,6 +441,7 @@ class VCpu:
             return self.crash(f'fault writing the bounce frame: {fault}')
         rflags &= ~(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF)
         cpu.set_regs(rsp=stack, rflags=rflags)
+        load_cs_ss(self, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, loaded)
         cpu.rip = handler
 
     # --- syscall: hypercalls from guest kernel, system calls from guest user -----------------
@@ -455,8 +461,12 @@ class VCpu:
                     'args': [a1, a2, a3, a4, a5], 'rc': None if rc is NO_RETURN else rc,
                     'rip': rip})
         if rc is not NO_RETURN:
-            # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags.
-            cpu.set_regs(rax=rc, rcx=cpu.rip, r11=cpu.reg('rflags'))
+            # As the hardware syscall/sysret pair does: rcx = return address, r11 = rflags,
+            # and sysret's flat CS and SS, whatever the guest had loaded.
+            rflags, cs, ss = cpu.regs('rflags', 'cs', 'ss')
+            cpu.set_regs(rax=rc, rcx=cpu.rip, r11=rflags)
+            if (cs, ss) != (FLAT_KERNEL_CS64, FLAT_KERNEL_SS64):
+                load_cs_ss(self, *syscall_selectors(self, cs), (cs, ss))
         elif self.continuation is not None:
             nr, args = self.continuation
             self.continuation = None
@@ -512,15 +522,20 @@ class VCpu:
             self.create_bounce_frame(self.event_callback, TBF_INTERRUPT)
 
     def _bounce_user_syscall(self) -> None:
-        """A guest-user syscall goes to the registered syscall callback in kernel mode,
-        with the hardware's rcx (return address) and r11 (rflags) in the frame."""
-        if not self.syscall_callback:
-            return self.crash('guest user syscall with no syscall callback registered')
+        """A guest-user syscall goes to the registered syscall callback in kernel mode
+        (syscall32 from compatibility-mode code), with the hardware's rcx (return
+        address) and r11 (rflags) and the entry point's selectors in the frame. With no
+        callback it is #UD at the syscall, as Xen's switch_to_kernel does."""
         cpu = self.cpu
-        rflags = cpu.reg('rflags')
-        self.create_bounce_frame(self.syscall_callback,
-                                 TBF_INTERRUPT if self.syscall_disables_events else 0,
-                                 rcx=cpu.rip, r11=rflags)
+        rflags, cs = cpu.regs('rflags', 'cs')
+        selectors = syscall_selectors(self, cs)
+        callback = self.syscall_callback if selectors[0] == FLAT_KERNEL_CS64 else \
+            self.other_callbacks.get(CALLBACKTYPE_syscall32, (0, 0))[0]
+        if not callback:
+            cpu.rip = cpu.rip - 2
+            return self.inject_trap(TRAP_invalid_op)
+        self.create_bounce_frame(callback, TBF_INTERRUPT if self.syscall_disables_events else 0,
+                                 rcx=cpu.rip, r11=rflags, selectors=selectors)
         cpu.set_reg('rflags', cpu.reg('rflags') & ~RFLAGS_DF)
 
     # --- iret ---------------------------------------------------------------------------------
@@ -544,6 +559,11 @@ class VCpu:
                     rflags=(ctx.rflags & ~((3 << 12) | RFLAGS_VM)) | RFLAGS_IF)
         if not ctx.flags & xen.VGCF_in_syscall:
             regs.update(r11=ctx.r11, rcx=ctx.rcx)
+        cs, ss = (ctx.cs & 0xFFFF) | 3, (ctx.ss & 0xFFFF) | 3
+        if not load_cs_ss(self, cs, ss):
+            # Xen's iretq faults there and the domain crashes (no failsafe bounce here).
+            self.crash(f'iret to CS {cs:#x} / SS {ss:#x}, which the CPU refuses')
+            return NO_RETURN
         cpu.set_regs(**regs)
         cpu.rip = ctx.rip
         if ctx.rflags & (RFLAGS_RF | RFLAGS_TF):
