@@ -229,11 +229,15 @@ class PhysicalCpu:
         if self._io_refused is not None and vector == 1:
             # the I/O breakpoint _refuse_port pointed at the port: undo the access's
             # effect on RAX and fault on the instruction instead
-            rip, rax = self._io_refused
+            # RIP is exact here (QEMU's bpt_io sets the next instruction); the hook's
+            # was the access or the start of its block (docs/UNICORN.md item 14).
+            hint, rax = self._io_refused
             self._io_refused = None
+            after = uc.reg_read(x86.UC_X86_REG_RIP)
+            rip = self.guest.instruction_ending_at(hint, after)
             uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
             uc.reg_write(x86.UC_X86_REG_RAX, rax)
-            uc.reg_write(x86.UC_X86_REG_RIP, rip)
+            uc.reg_write(x86.UC_X86_REG_RIP, hint if rip is None else rip)
             vector, error_code, software = 13, 0, False
         if vector == 8 and not software:
             # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn

@@ -11,7 +11,9 @@ gets the #GP):
 - mov from / to DR0-7, with set_debugreg's rules (-ENODEV: #UD, other refusals: #GP);
 - wbinvd: nothing to do, no cache is the domain's.
 
-Anything else keeps its #GP: other CR bits, hlt. CR4 is Xen's virtual CR4
+cli and sti, in either guest mode, do nothing when the virtual IOPL allows them (Xen's
+priv_op_validate) and keep their #GP otherwise. Anything else keeps its #GP: other CR
+bits, hlt. CR4 is Xen's virtual CR4
 (guest_cr4): reads show it, writes keep the guest-controlled bits and drop the rest.
 
 Port I/O is different: Unicorn performs it at any privilege level, so the CPU hands each
@@ -63,6 +65,23 @@ def port_write(vcpu, port: int, size: int, value: int) -> bool:
     return iopl_ok(vcpu)
 
 
+def instruction_ending_at(vcpu, start: int, end: int) -> Optional[int]:
+    """The address of the instruction that ends at `end`, decoding forward from the
+    instruction boundary `start` (at most one translated block: straight-line code).
+    The #DB that refuses a port access gives the exact address after it; the IN/OUT
+    hook's RIP is the access itself or, once a hook has written RIP in this run, the
+    first instruction of its block (docs/UNICORN.md item 14)."""
+    rip = start
+    while start <= rip < end and rip - start < 4096:
+        insn = next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
+        if insn is None:
+            return None
+        if rip + insn.size == end:
+            return rip
+        rip += insn.size
+    return None
+
+
 # --- the rest ----------------------------------------------------------------------------
 class _Refused(Exception):
     """Not emulated: the guest gets the #GP (or the vector given)."""
@@ -72,8 +91,9 @@ class _Refused(Exception):
 
 
 def emulate_privileged_op(vcpu) -> bool:
-    """After #GP(0) in guest kernel mode: True if the instruction was emulated (RIP moved
-    on) or turned into another exception for the guest; False to deliver the #GP."""
+    """After #GP(0) in either guest mode: True if the instruction was emulated (RIP moved
+    on) or turned into another exception for the guest; False to deliver the #GP. Only
+    cli and sti are looked at in guest user mode."""
     cpu = vcpu.cpu
     rip = cpu.rip
     insn = next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
@@ -94,6 +114,12 @@ def emulate_privileged_op(vcpu) -> bool:
 def _emulate(vcpu, insn) -> bool:
     cpu = vcpu.cpu
     name = insn.mnemonic
+    if name in ('cli', 'sti'):
+        # Xen's priv_op_validate: allowed by the virtual IOPL, cli and sti do nothing
+        # (Xen leaves the upcall mask alone, "fast & loose"); otherwise the #GP stands.
+        return iopl_ok(vcpu)
+    if not vcpu.kernel_mode:
+        return False
     if name == 'mov' and len(insn.operands) == 2:
         if any(op.type != X86_OP_REG for op in insn.operands):
             return False              # a memory operand (a non-canonical store, say): #GP

@@ -20,7 +20,8 @@ from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
+from pvshadow.shadow.privop import (architectural_iopl, emulate_privileged_op,
+                                   instruction_ending_at, port_read, port_write)
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
 
@@ -296,8 +297,7 @@ class VCpu:
                         'error_code': error_code, 'rip': rip, 'action': action})
             return
         action = 'bounced to the guest'
-        if vector == TRAP_gp_fault and error_code == 0 and self.kernel_mode and \
-                emulate_privileged_op(self):
+        if vector == TRAP_gp_fault and error_code == 0 and emulate_privileged_op(self):
             action = 'privileged instruction emulated'
         elif vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
@@ -362,6 +362,9 @@ class VCpu:
 
     def on_port_out(self, port: int, size: int, value: int) -> bool:
         return port_write(self, port, size, value)
+
+    def instruction_ending_at(self, start: int, end: int):
+        return instruction_ending_at(self, start, end)
 
     def _software_interrupt(self, vector: int) -> None:
         """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with
