@@ -120,6 +120,7 @@ class PhysicalCpu:
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         self._user_insn_hook = None  # watch_user_instructions
+        self._code_hook_depth = 0    # inside a UC_HOOK_CODE callback (the rip setter)
         # The CPU as it comes out of reset into long mode, at CPL0: every vCPU's first
         # entry starts from it (the previous vCPU may have left the CPU at CPL3).
         self._reset_state = uc.context_save()
@@ -229,15 +230,11 @@ class PhysicalCpu:
         if self._io_refused is not None and vector == 1:
             # the I/O breakpoint _refuse_port pointed at the port: undo the access's
             # effect on RAX and fault on the instruction instead
-            # RIP is exact here (QEMU's bpt_io sets the next instruction); the hook's
-            # was the access or the start of its block (docs/UNICORN.md item 14).
-            hint, rax = self._io_refused
+            rip, rax = self._io_refused
             self._io_refused = None
-            after = uc.reg_read(x86.UC_X86_REG_RIP)
-            rip = self.guest.instruction_ending_at(hint, after)
             uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
             uc.reg_write(x86.UC_X86_REG_RAX, rax)
-            uc.reg_write(x86.UC_X86_REG_RIP, hint if rip is None else rip)
+            uc.reg_write_batch([(x86.UC_X86_REG_RIP, rip)])
             vector, error_code, software = 13, 0, False
         if vector == 8 and not software:
             # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
@@ -279,7 +276,8 @@ class PhysicalCpu:
         """callback(va) whenever the instruction at va is about to run. A hook limited to
         one address costs nothing elsewhere; translated blocks must be flushed for it to
         apply to them (unicorn-facts item 8)."""
-        handle = self.uc.hook_add(UC_HOOK_CODE, lambda uc, address, size, user: callback(address),
+        handle = self.uc.hook_add(UC_HOOK_CODE,
+                                  lambda uc, address, size, user: self._in_code_hook(callback, address),
                                   None, va, va)
         self.uc.ctl_flush_tb()
         return handle
@@ -336,7 +334,8 @@ class PhysicalCpu:
             return
         if on:
             self._user_insn_hook = self.uc.hook_add(
-                UC_HOOK_CODE, lambda uc, address, size, user: self.guest.on_user_instruction(),
+                UC_HOOK_CODE, lambda uc, address, size, user: self._in_code_hook(
+                    lambda _: self.guest.on_user_instruction(), address),
                 None, 0, 0x00007FFFFFFFFFFF)
         else:
             self.uc.hook_del(self._user_insn_hook)
@@ -390,7 +389,23 @@ class PhysicalCpu:
         # Unicorn adds the syscall length after the syscall hook returns.
         if self._in_syscall:
             value -= _SYSCALL_LEN
-        self.uc.reg_write(x86.UC_X86_REG_RIP, value & 0xFFFFFFFFFFFFFFFF)
+        value &= 0xFFFFFFFFFFFFFFFF
+        if self._code_hook_depth:
+            # The exit after a code hook must not resync RIP to the hooked instruction:
+            # uc_reg_write sets skip_sync_pc_on_exit, which that exit clears.
+            self.uc.reg_write(x86.UC_X86_REG_RIP, value)
+        else:
+            # Anywhere else uc_reg_write's skip_sync_pc_on_exit would stay set for the rest
+            # of the run and every later memory and I/O hook would see a stale RIP
+            # (docs/UNICORN.md item 18); the batch call does not set it.
+            self.uc.reg_write_batch([(x86.UC_X86_REG_RIP, value)])
+
+    def _in_code_hook(self, callback, address):
+        self._code_hook_depth += 1
+        try:
+            return callback(address)
+        finally:
+            self._code_hook_depth -= 1
 
     def snapshot(self) -> dict:
         """General registers, rip, rflags, cr2, cr3 and the FS/GS bases: one context copy

@@ -11,10 +11,16 @@ Unicorn hook limited to its addresses, costing nothing elsewhere:
   instruction; the watch's notes say how Unicorn's memory hooks are made to serve.
 
 Single-stepping (RFLAGS.TF) is Unicorn's own #DB; DR6.BS is set for it.
+
+MOV SS and POP SS hold off the #DB of a data breakpoint they hit until the end of the next
+instruction (the interrupt shadow). If that instruction enters Xen (syscall, int, int3, a
+fault), the #DB arrives in Xen's context, where Xen drops it (XSA-260): the guest sees
+only its own trap. Otherwise it is the guest's #DB after that instruction.
 """
 from typing import NamedTuple
 
 from pvshadow.shadow.abi.xen import EINVAL, ENODEV, EPERM, HYPERVISOR_VIRT_END
+from pvshadow.shadow.privop import enters_xen, sets_ss_shadow
 from pvshadow.shadow.watch import Watch, WatchHooks
 
 # x86-defns.h: reserved bits, with a CPU policy that has neither RTM nor bus-lock detect
@@ -167,7 +173,33 @@ class DebugRegisters:
         self.raise_debug(hits)          # a fault: RIP stays on the instruction
 
     def _data_hit(self, hit, mid_rep: bool) -> None:
+        if not mid_rep and sets_ss_shadow(self.vcpu, hit.rip):
+            return self._after_ss_shadow(hit.tags)
         self.raise_debug(hit.tags, resume_flag=mid_rep)
+
+    def _after_ss_shadow(self, hits: int) -> None:
+        """The data breakpoint of a MOV/POP SS: run the next instruction first (the run
+        loop is stopped here), then the #DB, or nothing if it entered Xen."""
+        v = self.vcpu
+        cpu = v.cpu
+        if enters_xen(v, cpu.rip):
+            return                       # the instruction runs when the CPU resumes
+        bounces = v.bounces
+        v.finishing_watch = True         # its own accesses are inside the shadow too
+        try:
+            for _ in range(4):           # a fault the hypervisor resolves runs it again
+                rip = cpu.rip
+                v.domain.paging.prefault_code(v, rip)
+                cpu.run(rip, count=1)
+                if v.exit is not None or v.pending_step is not None or v.bounces != bounces:
+                    return               # a fault or event: the #DB lands in Xen, dropped
+                if cpu.rip != rip:
+                    break
+            else:
+                return
+        finally:
+            v.finishing_watch = False
+        self.raise_debug(hits)
 
     def fault_retried(self, rip: int) -> None:
         """A fault the hypervisor resolved restarts the instruction: one let through by RF

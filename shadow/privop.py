@@ -65,21 +65,25 @@ def port_write(vcpu, port: int, size: int, value: int) -> bool:
     return iopl_ok(vcpu)
 
 
-def instruction_ending_at(vcpu, start: int, end: int) -> Optional[int]:
-    """The address of the instruction that ends at `end`, decoding forward from the
-    instruction boundary `start` (at most one translated block: straight-line code).
-    The #DB that refuses a port access gives the exact address after it; the IN/OUT
-    hook's RIP is the access itself or, once a hook has written RIP in this run, the
-    first instruction of its block (docs/UNICORN.md item 14)."""
-    rip = start
-    while start <= rip < end and rip - start < 4096:
-        insn = next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
-        if insn is None:
-            return None
-        if rip + insn.size == end:
-            return rip
-        rip += insn.size
-    return None
+def decode(vcpu, rip: int):
+    """The guest instruction at rip (capstone, with details), or None."""
+    return next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
+
+
+def sets_ss_shadow(vcpu, rip: int) -> bool:
+    """mov ss, x or pop ss: the instruction after it runs in the interrupt shadow."""
+    insn = decode(vcpu, rip)
+    return insn is not None and insn.mnemonic in ('mov', 'pop') and bool(insn.operands) and \
+        insn.operands[0].type == X86_OP_REG and insn.reg_name(insn.operands[0].reg) == 'ss'
+
+
+_ENTERS_XEN = {'syscall', 'sysenter', 'int', 'int1', 'int3', 'into', 'ud2', 'hlt'}
+
+
+def enters_xen(vcpu, rip: int) -> bool:
+    """Whether the instruction at rip transfers to the hypervisor by its nature."""
+    insn = decode(vcpu, rip)
+    return insn is None or insn.mnemonic in _ENTERS_XEN
 
 
 # --- the rest ----------------------------------------------------------------------------

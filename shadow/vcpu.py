@@ -20,8 +20,7 @@ from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import (architectural_iopl, emulate_privileged_op,
-                                   instruction_ending_at, port_read, port_write)
+from pvshadow.shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
 
@@ -362,9 +361,6 @@ class VCpu:
 
     def on_port_out(self, port: int, size: int, value: int) -> bool:
         return port_write(self, port, size, value)
-
-    def instruction_ending_at(self, start: int, end: int):
-        return instruction_ending_at(self, start, end)
 
     def _software_interrupt(self, vector: int) -> None:
         """`int N`: vectors 3 and 4 have DPL3 gates in Xen's IDT; the others fault with

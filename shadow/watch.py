@@ -146,4 +146,5 @@ class WatchHooks:
         after = (cpu.rip, cpu.gprs())
         if after == before:
             return                       # a fault the hypervisor resolved: it runs again
-        self.on_hit(hit._replace(tags=self._quiet_tags or hit.tags), after[0] == before[0])
+        self.on_hit(hit._replace(tags=self._quiet_tags or hit.tags, rip=before[0]),
+                    after[0] == before[0])
