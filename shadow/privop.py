@@ -25,10 +25,11 @@ ports of its own (every domain here) then reads all ones, and its writes go nowh
 from typing import Optional
 
 from capstone import CS_ARCH_X86, CS_MODE_64, Cs
-from capstone.x86_const import X86_OP_REG
+from capstone.x86_const import X86_OP_MEM, X86_OP_REG
 
 from pvshadow.shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
 from pvshadow.shadow.msr import guest_rdmsr, guest_wrmsr
+from pvshadow.shadow.paging.x86 import is_canonical
 CR0_TS = 1 << 3
 TRAP_invalid_op = 6
 _MASK64 = (1 << 64) - 1
@@ -84,6 +85,46 @@ def enters_xen(vcpu, rip: int) -> bool:
     """Whether the instruction at rip transfers to the hypervisor by its nature."""
     insn = decode(vcpu, rip)
     return insn is None or insn.mnemonic in _ENTERS_XEN
+
+
+# --- #SS or #GP ------------------------------------------------------------------------------
+_STACK_BASES = {'rsp', 'esp', 'rbp', 'ebp'}
+_PUSHES = {'push', 'pushfq', 'pushf', 'call'}
+_POPS = {'pop', 'popfq', 'popf', 'ret', 'retf', 'iretq', 'iret'}
+
+
+def non_canonical_stack_access(vcpu) -> bool:
+    """Whether the #GP(0) the CPU raised at RIP is really the hardware's #SS(0): QEMU
+    raises #GP for every non-canonical address, the hardware #SS for one reached through
+    the stack segment (a memory operand based on RSP or RBP, or push, pop, call, ret)."""
+    insn = decode(vcpu, vcpu.cpu.rip)
+    if insn is None:
+        return False
+    cpu = vcpu.cpu
+    stack = False
+    for op in insn.operands:
+        if op.type != X86_OP_MEM:
+            continue
+        base = insn.reg_name(op.mem.base) if op.mem.base else None
+        if base == 'rip' or op.mem.segment:
+            return False                      # RIP-relative, or FS/GS: not the stack
+        address = (cpu.reg(base) if base else 0) + op.mem.disp
+        if op.mem.index:
+            address += cpu.reg(insn.reg_name(op.mem.index)) * op.mem.scale
+        if not is_canonical(address & _MASK64):
+            if base not in _STACK_BASES:
+                return False                  # a non-stack operand faults first: #GP
+            stack = True
+    if stack:
+        return True
+    rsp = cpu.reg('rsp')
+    if insn.mnemonic in _PUSHES:
+        return not is_canonical((rsp - 8) & _MASK64)
+    if insn.mnemonic in _POPS:
+        return not is_canonical(rsp)
+    if insn.mnemonic == 'leave':
+        return not is_canonical(cpu.reg('rbp'))
+    return False
 
 
 # --- the rest ----------------------------------------------------------------------------

@@ -20,12 +20,14 @@ from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import architectural_iopl, emulate_privileged_op, port_read, port_write
+from pvshadow.shadow.privop import (architectural_iopl, emulate_privileged_op,
+                                   non_canonical_stack_access, port_read, port_write)
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
 
 TRAP_divide_error, TRAP_debug, TRAP_int3, TRAP_overflow = 0, 1, 3, 4
 TRAP_invalid_op, TRAP_double_fault, TRAP_gp_fault, TRAP_page_fault = 6, 8, 13, 14
+TRAP_stack_error = 12
 VECTORS_WITH_ERROR_CODE = frozenset((8, 10, 11, 12, 13, 14, 17, 21))
 # Fault-class exceptions: the hardware pushes RF=1 with them, and Xen's bounce frame
 # passes it on (an instruction breakpoint's #DB, a fault too, is the exception).
@@ -298,6 +300,9 @@ class VCpu:
         action = 'bounced to the guest'
         if vector == TRAP_gp_fault and error_code == 0 and emulate_privileged_op(self):
             action = 'privileged instruction emulated'
+        elif vector == TRAP_gp_fault and error_code == 0 and non_canonical_stack_access(self):
+            self.inject_trap(TRAP_stack_error, 0)
+            action = 'a non-canonical stack access: #SS(0) to the guest'
         elif vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
         elif vector == TRAP_debug:                 # the only #DB Unicorn raises itself: TF
