@@ -169,6 +169,9 @@ def _unterminated(line: str) -> bool:
     return quoted
 
 
+_KEYWORD_LABEL = re.compile(r'\s*(byte|word|dword|qword|xword|tbyte|oword|ptr)\s*:', re.I)
+
+
 def check_pitfalls(source: Source, path: str) -> None:
     """Refuse the spellings keystone assembles into something else without a word, and
     the inputs it hangs or crashes on, naming the file and line each came from."""
@@ -185,6 +188,11 @@ def check_pitfalls(source: Source, path: str) -> None:
                                   f'{MAX_OUTPUT_BYTES:#x} bytes)')
         if line.lstrip().startswith('.'):
             continue
+        label = _KEYWORD_LABEL.match(line)
+        if label:
+            raise KernelError(f'{where}: {label.group(1)!r} is an operand-size keyword to '
+                              f'keystone, which drops the whole source with it as a label; '
+                              f'rename it')
         if _NEGATED_SYMBOL.search(line):
             raise KernelError(f'{where}: keystone reads a negated symbol operand as a '
                               f'memory load; define the constant with .equ instead: {line.strip()}')

@@ -27,6 +27,12 @@ class Port:
     remote_dom: int = 0
     remote_port: int = 0
     backend: Optional[Callable[[], None]] = None     # the hypervisor's end of a channel
+    # The FIFO ABI (shadow.evtchn_fifo): its priority, the queue it was last linked on,
+    # and an event raised while its event word did not exist yet.
+    priority: int = xen.EVTCHN_FIFO_PRIORITY_DEFAULT
+    last_vcpu: int = 0
+    last_priority: int = 0
+    fifo_pending: bool = False
 
 
 class EventChannels:
@@ -34,6 +40,7 @@ class EventChannels:
         self.d = domain
         self.ports: Dict[int, Port] = {}
         self.virqs: Dict[tuple, int] = {}            # (virq, vcpu) -> port
+        self.fifo = None                              # FifoEvents once the guest switches
 
     # --- bitmaps ----------------------------------------------------------------------------
     def _bit(self, base: int, port: int):
@@ -59,12 +66,15 @@ class EventChannels:
         return 0 <= number < NR_PORTS
 
     def is_pending(self, number: int) -> bool:
+        if self.fifo is not None:
+            return self.fifo.is_pending(number)
         return self._test(_PENDING, number)
 
     # --- ports ------------------------------------------------------------------------------
     def alloc(self, port: Port) -> int:
+        fifo = self.fifo
         for number in range(1, NR_PORTS):
-            if number not in self.ports:
+            if number not in self.ports and not (fifo is not None and fifo.is_busy(number)):
                 self.ports[number] = port
                 return number
         return -ENOSPC
@@ -72,7 +82,11 @@ class EventChannels:
     def set_pending(self, number: int) -> None:
         """evtchn_set_pending: mark the port, and if unmasked raise the vCPU's upcall."""
         port = self.ports.get(number)
-        if port is None or self._set(_PENDING, number, True) or self._test(_MASK, number):
+        if port is None:
+            return
+        if self.fifo is not None:
+            return self.fifo.set_pending(number, port)
+        if self._set(_PENDING, number, True) or self._test(_MASK, number):
             return
         self._raise(port.vcpu, number // 64)
 
@@ -80,6 +94,11 @@ class EventChannels:
         v = self.d.vcpus[vcpu_id]
         sel = v.vcpu_info_maddr + _SEL
         self.d.mem.write_u64(sel, self.d.mem.read_u64(sel) | (1 << word))
+        self.mark_events_pending(vcpu_id)
+
+    def mark_events_pending(self, vcpu_id: int) -> None:
+        """vcpu_mark_events_pending: the upcall flag, and a blocked vCPU woken."""
+        v = self.d.vcpus[vcpu_id]
         self.d.mem.view[v.vcpu_info_maddr + xen.vcpu_info.evtchn_upcall_pending.offset] = 1
         if v.blocked:
             v.blocked = False
@@ -111,6 +130,9 @@ class EventChannels:
         port = self.ports.get(number)
         if port is None:
             return -EINVAL
+        if self.fifo is not None:
+            self.fifo.unmask(number, port)
+            return 0
         if self._set(_MASK, number, False) and self._test(_PENDING, number):
             self._raise(port.vcpu, number // 64)
         return 0
@@ -120,6 +142,11 @@ class EventChannels:
         if port is None or port.backend is not None:
             return -EINVAL                              # the backends' channels stay
         del self.ports[number]
+        # evtchn_free: a pending event must not greet the port's next user
+        if self.fifo is not None:
+            self.fifo.clear_pending(number)
+        else:
+            self._set(_PENDING, number, False)
         if port.state == xen.EVTCHNSTAT_virq:
             self.virqs.pop((port.virq, port.vcpu), None)
         if port.state == xen.EVTCHNSTAT_interdomain:

@@ -17,6 +17,9 @@ def _kernel(tmp_path, body, name='k.S'):
 @pytest.mark.parametrize('body, line, says', [
     ('test_main:\n    mov rax, 1\n    movx rbx, 2\n    ret\n', 4, 'Invalid mnemonic'),
     ('test_main:\n    mov rax, [rip + nowhere]\n    ret\n', 3, "undefined symbol 'nowhere'"),
+    ('test_main:\n    rep movsb\n    lea rsi, [rip + stack_top]\n    ret\n', 4,
+     "undefined symbol 'stack_top'"),
+    ('test_main:\n    call word\n    ret\nword:\n    ret\n', 5, "'word' is an operand-size keyword"),
     ('test_main:\n    mov rax, [rbx+\n    ret\n', 3, 'unclosed memory operand'),
     ('test_main:\n    mov rax, [rbx + ]\n    ret\n', 3, 'incomplete memory operand'),
     ('.equ A, 1\n.equ B, 2\ntest_main:\n    mov rax, [r14 + A + B]\n    ret\n', 5,

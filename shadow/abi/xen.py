@@ -566,6 +566,14 @@ assert ctypes.sizeof(vcpu_guest_context) == 5168
 EVTCHNOP_bind_interdomain, EVTCHNOP_bind_virq, EVTCHNOP_bind_pirq = 0, 1, 2
 EVTCHNOP_close, EVTCHNOP_send, EVTCHNOP_status, EVTCHNOP_alloc_unbound = 3, 4, 5, 6
 EVTCHNOP_bind_ipi, EVTCHNOP_bind_vcpu, EVTCHNOP_unmask = 7, 8, 9
+EVTCHNOP_init_control, EVTCHNOP_expand_array, EVTCHNOP_set_priority = 11, 12, 13
+# The FIFO ABI
+EVTCHN_FIFO_PRIORITY_DEFAULT, EVTCHN_FIFO_PRIORITY_MIN = 7, 15
+EVTCHN_FIFO_MAX_QUEUES = EVTCHN_FIFO_PRIORITY_MIN + 1
+EVTCHN_FIFO_PENDING, EVTCHN_FIFO_MASKED, EVTCHN_FIFO_LINKED, EVTCHN_FIFO_BUSY = 31, 30, 29, 28
+EVTCHN_FIFO_LINK_BITS = 17
+EVTCHN_FIFO_LINK_MASK = (1 << EVTCHN_FIFO_LINK_BITS) - 1
+EVTCHN_FIFO_NR_CHANNELS = 1 << EVTCHN_FIFO_LINK_BITS
 EVTCHNSTAT_closed, EVTCHNSTAT_unbound, EVTCHNSTAT_interdomain = 0, 1, 2
 EVTCHNSTAT_pirq, EVTCHNSTAT_virq, EVTCHNSTAT_ipi = 3, 4, 5
 VIRQ_TIMER, VIRQ_DEBUG, VIRQ_CONSOLE = 0, 1, 2
@@ -586,6 +594,24 @@ class evtchn_bind_virq(Struct):
 
 class evtchn_bind_ipi(Struct):
     _fields_ = [('vcpu', c_uint32), ('port', c_uint32)]
+
+
+class evtchn_init_control(Struct):
+    _fields_ = [('control_gfn', c_uint64), ('offset', c_uint32), ('vcpu', c_uint32),
+                ('link_bits', c_uint8), ('_pad', c_uint8 * 7)]
+
+
+class evtchn_expand_array(Struct):
+    _fields_ = [('array_gfn', c_uint64)]
+
+
+class evtchn_set_priority(Struct):
+    _fields_ = [('port', c_uint32), ('priority', c_uint32)]
+
+
+class evtchn_fifo_control_block(Struct):
+    _fields_ = [('ready', c_uint32), ('_rsvd', c_uint32),
+                ('head', c_uint32 * EVTCHN_FIFO_MAX_QUEUES)]
 
 
 class evtchn_status(Struct):
@@ -644,3 +670,6 @@ class vcpu_set_singleshot_timer(Struct):
 
 class sched_poll(Struct):
     _fields_ = [('ports', c_uint64), ('nr_ports', c_uint32), ('timeout', c_uint64)]
+
+assert ctypes.sizeof(evtchn_init_control) == 24
+assert ctypes.sizeof(evtchn_fifo_control_block) == 72

@@ -2,7 +2,7 @@
 VIRQs) and the notifications to the hypervisor's console and xenstore backends."""
 import struct
 
-from pvshadow.shadow import xsm
+from pvshadow.shadow import evtchn_fifo, xsm
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import ENOSYS
 from pvshadow.shadow.evtchn import Port
@@ -54,6 +54,26 @@ def do_event_channel_op(v, cmd, arg, *_):
                 port.remote_dom | (port.remote_port << 32)
         v.copy_to_guest(arg, bytes(op))
         return 0
+    if cmd == xen.EVTCHNOP_init_control:
+        op = v.read_struct(xen.evtchn_init_control, arg)
+        op.link_bits = xen.EVTCHN_FIFO_LINK_BITS
+        rc = evtchn_fifo.init_control(v.domain, op.control_gfn, op.offset, op.vcpu)
+        if rc == 0:
+            v.copy_to_guest(arg, bytes(op))
+        return rc
+    if cmd == xen.EVTCHNOP_expand_array:
+        op = v.read_struct(xen.evtchn_expand_array, arg)
+        return evtchn_fifo.expand_array(v.domain, op.array_gfn)
+    if cmd == xen.EVTCHNOP_set_priority:
+        op = v.read_struct(xen.evtchn_set_priority, arg)
+        if not ec.port_is_valid(op.port):
+            return -xen.EINVAL
+        if ec.fifo is None:
+            return -ENOSYS                # the 2-level ABI has no priorities
+        port = ec.ports.get(op.port)
+        if port is None:                  # a free port: checked, then reset when used
+            return evtchn_fifo.set_priority(Port(0), op.priority)
+        return evtchn_fifo.set_priority(port, op.priority)
     return -ENOSYS
 
 
