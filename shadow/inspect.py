@@ -155,9 +155,10 @@ def frame_report(d, mfn: int) -> List[str]:
                      f'{"" if mfn in d.mem_access.tracker else " (the default)"}')
     sp = d.paging
     if sp.name == 'shadow':
-        smfn = sp.shadow_of.get(mfn)
-        if smfn is not None:
-            lines.append(f'  shadowed as an L{sp.guest_of[smfn][1]} table by smfn {smfn:#x}')
+        for level in (4, 3, 2, 1):
+            smfn = sp.shadow_of.get((mfn, level))
+            if smfn is not None:
+                lines.append(f'  shadowed as an L{level} table by smfn {smfn:#x}')
         maps = sorted(sp.maps_of.get(mfn, ()))
         lines.append(f'  mapped by {len(maps)} shadow L1 entries' +
                      (': ' + ', '.join(f'smfn {m >> 12:#x}[{(m & 0xFFF) >> 3}]' for m in maps[:8])

@@ -25,6 +25,7 @@ from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
 
 _LEVEL = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
 _BELOW = {2: PageType.L1, 3: PageType.L2, 4: PageType.L3}
+_TYPE_OF = {2: PageType.L2, 3: PageType.L3, 4: PageType.L4}
 
 
 class Ref(NamedTuple):
@@ -42,7 +43,8 @@ def frame_ledger(frames, types, domains: Iterable) -> Dict[int, List[Ref]]:
         if frames.pinned[mfn]:
             refs[mfn].append(Ref('pin', frames.owner[mfn], PageType(frames.type[mfn])))
         if frames.type_count[mfn] and frames.type[mfn] in _LEVEL:
-            _table_refs(refs, types.mem, mfn, _LEVEL[frames.type[mfn]], frames.owner[mfn])
+            _table_refs(refs, frames, types.mem, mfn, _LEVEL[frames.type[mfn]],
+                        frames.owner[mfn])
     for mfn, holders in types.holds.items():
         for holder, n in holders.items():
             refs[mfn].extend([Ref(holder, frames.owner[mfn], PageType.WRITABLE)] * n)
@@ -66,16 +68,25 @@ def in_use(frames) -> List[int]:
         if owner != DOMID_INVALID or count or type_count or allocated]
 
 
-def _table_refs(refs, mem, table: int, level: int, domid: int) -> None:
+def _table_refs(refs, frames, mem, table: int, level: int, domid: int) -> None:
     for index, entry in enumerate(mem.frame_u64s(table)):
         if not entry & _PAGE_PRESENT or (level == 4 and not is_guest_l4_slot(index)):
             continue
         where = f'L{level} table {table:#x} entry {index}'
+        target = pte_mfn(entry)
         if level == 1:
-            refs[pte_mfn(entry)].append(
+            refs[target].append(
                 Ref(where, domid, PageType.WRITABLE if entry & _PAGE_RW else None))
-        else:
-            refs[pte_mfn(entry)].append(Ref(where, domid, _BELOW[level]))
+        elif target != table:            # a linear entry to its own table holds nothing
+            refs[target].append(Ref(where, domid, _upper_ref_type(frames, target, level)))
+
+
+def _upper_ref_type(frames, target: int, level: int):
+    """The type an upper entry's reference holds: the level below, or its own level for
+    a linear page-table entry (shadow.paging.types.get_linear_pagetable)."""
+    own = _TYPE_OF[level]
+    n = len(frames.type)
+    return own if 0 <= target < n and frames.type[target] == own else _BELOW[level]
 
 
 def audit_frames(frames, types, domains) -> List[str]:
@@ -115,7 +126,16 @@ def audit_frames(frames, types, domains) -> List[str]:
             if not entry & _PAGE_PRESENT or (level == 4 and not is_guest_l4_slot(index)):
                 continue
             target = pte_mfn(entry)
-            typed = below if level > 1 else PageType.WRITABLE if entry & _PAGE_RW else None
+            if level > 1:
+                if target == mfn:
+                    continue                  # a linear entry to its own table
+                typed = _TYPE_OF[level] if 0 <= target < n and \
+                    frames.type[target] == _TYPE_OF[level] else below
+                if typed is _TYPE_OF[level] and entry & _PAGE_RW:
+                    problems.append(f'{_at(frames, mfn)} entry {index}: a writable linear '
+                                    f'page-table entry')
+            else:
+                typed = PageType.WRITABLE if entry & _PAGE_RW else None
             if 0 <= target < n and owner[target] == domid:
                 count[target] += 1           # the common case, without a call
                 if typed is not None:

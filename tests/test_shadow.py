@@ -98,7 +98,7 @@ def test_reclaim_keeps_the_shadows_of_the_roots_in_use():
     d = booted('sharedl1', paging='shadow', audit=True)
     assert d.run(timeout=30).clean
     sp = d.paging
-    roots = {sp.shadow_of[g] for g in (d.vcpus[0].guest_table, d.vcpus[0].guest_table_user)}
+    roots = {sp.shadow_of[g, 4] for g in (d.vcpus[0].guest_table, d.vcpus[0].guest_table_user)}
     freed = sp.reclaim()
     assert freed > 0 and set(sp.guest_of) == roots
     assert sp.audit() == []

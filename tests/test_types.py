@@ -164,3 +164,51 @@ def test_an_l1_entry_past_the_end_of_ram_is_eperm_and_invalid_mfn_einval(world):
     assert types.get_page_from_entry(make_pte(4096, P), 1, DOM) == -EPERM
     assert types.get_page_from_entry(make_pte((1 << 40) - 1, P), 1, DOM) == -EINVAL
     assert types.get_page_from_entry(make_pte(4096, P), 2, DOM) == -EINVAL
+
+
+# --- linear (recursive) page tables: CONFIG_PV_LINEAR_PT --------------------------------------
+def test_a_read_only_entry_may_map_its_own_table_without_a_reference(world):
+    mem, frames, types, mine, _, _ = world
+    l4 = mine[0]
+    mem.write_u64(l4 << 12, make_pte(l4, P))
+    assert types.get_page_and_type(l4, PageType.L4, DOM) == 0
+    assert frames.type_count[l4] == 1 and types.linear == {}
+
+
+def test_a_linear_entry_to_another_validated_table_takes_its_references(world):
+    mem, frames, types, mine, _, _ = world
+    a, b = mine[0], mine[1]
+    assert types.get_page_and_type(b, PageType.L4, DOM) == 0
+    assert types.get_page_and_type(a, PageType.L4, DOM) == 0
+    assert types.mod_entry(a, 3, 4, make_pte(b, P), DOM) == 0
+    assert frames.type_count[b] == 2 and types.linear == {a: 1, b: -1}
+    assert types.mod_entry(a, 3, 4, 0, DOM) == 0
+    assert frames.type_count[b] == 1 and types.linear == {}
+
+
+def test_a_writable_linear_entry_is_refused(world):
+    mem, frames, types, mine, _, _ = world
+    a, b = mine[0], mine[1]
+    assert types.get_page_and_type(b, PageType.L4, DOM) == 0
+    assert types.get_page_and_type(a, PageType.L4, DOM) == 0
+    assert types.mod_entry(a, 3, 4, make_pte(b, P | RW), DOM) == -EINVAL
+
+
+def test_linear_entries_do_not_chain(world):
+    mem, frames, types, mine, _, _ = world
+    a, b, c = mine[0], mine[1], mine[2]
+    for t in (a, b, c):
+        assert types.get_page_and_type(t, PageType.L4, DOM) == 0
+    assert types.mod_entry(a, 3, 4, make_pte(b, P), DOM) == 0
+    assert types.mod_entry(b, 3, 4, make_pte(c, P), DOM) == -EINVAL     # b is a target
+    assert types.mod_entry(c, 3, 4, make_pte(a, P), DOM) == -EINVAL     # a holds one
+
+
+def test_dropping_a_table_with_a_linear_entry_releases_its_target(world):
+    mem, frames, types, mine, _, _ = world
+    a, b = mine[0], mine[1]
+    assert types.get_page_and_type(b, PageType.L4, DOM) == 0
+    assert types.get_page_and_type(a, PageType.L4, DOM) == 0
+    assert types.mod_entry(a, 3, 4, make_pte(b, P), DOM) == 0
+    types.put_page_and_type(a)
+    assert frames.type_count[a] == 0 and frames.type_count[b] == 1 and types.linear == {}

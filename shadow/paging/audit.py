@@ -16,10 +16,13 @@ def audit_shadows(sp) -> List[str]:
         where = f'shadow L{level} mfn {smfn:#x} (guest mfn {gmfn:#x})'
         if frames.owner[smfn] != DOMID_XEN or frames.type[smfn] != PageType.SHADOW:
             problems.append(f'{where}: the shadow frame is not a hypervisor shadow frame')
-        if sp.shadow_of.get(gmfn) != smfn:
+        if sp.shadow_of.get((gmfn, level)) != smfn:
             problems.append(f'{where}: missing from the shadow hash')
-        if sp.table_level(gmfn) != level:
-            problems.append(f'{where}: the guest frame is no longer an L{level} table')
+        real = sp.table_level(gmfn)
+        if real is None or level > real:
+            # seen at its own level, or lower through linear page-table entries
+            problems.append(f'{where}: the guest frame is no longer a table of level '
+                            f'{level} or above')
         guest = mem.frame_u64s(gmfn)
         for index, sentry in enumerate(mem.frame_u64s(smfn)):
             maddr = (smfn << 12) + index * 8
@@ -42,7 +45,7 @@ def audit_shadows(sp) -> List[str]:
                 problems.append(f'{at}: shadow grants execute but guest does not')
             if level > 1:
                 child = pte_mfn(sentry)
-                if sp.shadow_of.get(pte_mfn(gentry)) != child:
+                if sp.shadow_of.get((pte_mfn(gentry), level - 1)) != child:
                     problems.append(f'{at}: shadow points at mfn {child:#x}, not the shadow of '
                                     f'guest table {pte_mfn(gentry):#x}')
                 elif maddr not in sp.parents.get(child, ()):

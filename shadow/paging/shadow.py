@@ -22,7 +22,8 @@ from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.pv import PvPaging
 from pvshadow.shadow.paging.types import is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
-                               _PAGE_USER, PFEC_INSN, PFEC_USER, PFEC_WRITE, make_pte, pte_mfn,
+                               _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_USER, PFEC_WRITE,
+                               make_pte, pte_mfn,
                                walk)
 
 SHADOW_TABLE_FLAGS = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
@@ -87,7 +88,9 @@ class ShadowPaging(PvPaging):
         self.on_blow = on_blow
         self.roots_in_use = roots_in_use      # guest L4s a vCPU uses: their shadows are pinned
         self.audit_after_fault = audit
-        self.shadow_of: Dict[int, int] = {}               # guest table mfn -> shadow mfn
+        # (guest table mfn, level) -> shadow mfn: a table seen at a lower level through
+        # a linear page-table entry has a shadow for each level it is seen at.
+        self.shadow_of: Dict[Tuple[int, int], int] = {}
         self.guest_of: Dict[int, Tuple[int, int]] = {}    # shadow mfn -> (guest mfn, level)
         self.parents: Dict[int, Set[int]] = {}            # shadow mfn -> entries pointing at it
         self.maps_of: Dict[int, Set[int]] = {}            # guest frame -> shadow L1 entries mapping it
@@ -116,7 +119,7 @@ class ShadowPaging(PvPaging):
             return self.get_shadow(l4_mfn, 4) << 12
 
     def get_shadow(self, gmfn: int, level: int) -> int:
-        smfn = self.shadow_of.get(gmfn)
+        smfn = self.shadow_of.get((gmfn, level))
         if smfn is not None:
             return smfn
         smfn = self.pool.alloc()
@@ -124,7 +127,7 @@ class ShadowPaging(PvPaging):
             base = smfn << 12
             for slot, entry in self.xen_l4_slots.items():
                 self.mem.write_u64(base + slot * 8, entry)
-        self.shadow_of[gmfn] = smfn
+        self.shadow_of[gmfn, level] = smfn
         self.guest_of[smfn] = (gmfn, level)
         self.parents[smfn] = set()
         self.stats['shadows_made'] += 1
@@ -161,6 +164,12 @@ class ShadowPaging(PvPaging):
                 self.last_outcome = 'access'
                 return None
         gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
+        if gw.ok and not self._reachable(gw):
+            # A linear page-table entry can lead the walk into Xen's own tables behind
+            # its L4 slots; no shadow is ever built over a hypervisor frame.
+            gw.mfn, gw.fault_level = None, 1
+            gw.pfec = access | PFEC_PRESENT
+            gw.reason = 'a linear walk into the hypervisor\'s page tables'
         if not gw.ok:
             self.stats['guest_faults'] += 1
             self.last_guest_walk = gw
@@ -210,6 +219,15 @@ class ShadowPaging(PvPaging):
             self.last_outcome = 'spurious'
             self.flush_tlb()
         return maddr
+
+    def _reachable(self, gw) -> bool:
+        """Every table below the root, and the frame, the domain's (or one its policy
+        lets it map)."""
+        owner, domid = self.frames.owner, self.domid
+        for lv in gw.levels[1:]:
+            if owner[lv.table_mfn] != domid and not self.may_reach(lv.table_mfn):
+                return False
+        return owner[gw.mfn] == domid or self.may_reach(gw.mfn)
 
     def may_reach(self, mfn: int) -> bool:
         """The domain's own frame, or a foreign one its policy lets it map (a validated
@@ -261,16 +279,21 @@ class ShadowPaging(PvPaging):
         self.sh_validate_guest_entry(table_mfn, index, level)
 
     def sh_validate_guest_entry(self, gmfn: int, index: int, level: int) -> None:
-        """A guest entry changed: drop its shadow entry; the next access rebuilds it."""
-        smfn = self.shadow_of.get(gmfn)
-        if smfn is None or (level == 4 and not is_guest_l4_slot(index)):
+        """A guest entry changed: drop its shadow entry, in every shadow of the table (it
+        is seen at lower levels too through linear entries); the next access rebuilds
+        them."""
+        if level == 4 and not is_guest_l4_slot(index):
             return
-        maddr = (smfn << 12) + index * 8
-        current = self.mem.read_u64(maddr)
-        if current & _PAGE_PRESENT:
-            # The guest entry was present too, so write_guest_entry flushes the TLB.
-            self._unhook(maddr, current, level)
-            self.mem.write_u64(maddr, 0)
+        for seen_as in range(level, 0, -1):
+            smfn = self.shadow_of.get((gmfn, seen_as))
+            if smfn is None:
+                continue
+            maddr = (smfn << 12) + index * 8
+            current = self.mem.read_u64(maddr)
+            if current & _PAGE_PRESENT:
+                # The guest entry was present too, so write_guest_entry flushes the TLB.
+                self._unhook(maddr, current, seen_as)
+                self.mem.write_u64(maddr, 0)
 
     def table_validated(self, gmfn: int, level: int) -> None:
         """A frame became a page table: no shadow may map it writable any more."""
@@ -295,9 +318,13 @@ class ShadowPaging(PvPaging):
 
     # --- removing shadows and mappings --------------------------------------------------------------
     def sh_destroy_shadow(self, gmfn: int) -> None:
-        smfn = self.shadow_of.pop(gmfn, None)
-        if smfn is None:
-            return
+        """Destroy every shadow of the guest table gmfn (one per level it is seen at)."""
+        for level in (4, 3, 2, 1):
+            smfn = self.shadow_of.pop((gmfn, level), None)
+            if smfn is not None:
+                self._destroy(smfn)
+
+    def _destroy(self, smfn: int) -> None:
         _, level = self.guest_of.pop(smfn)
         base = smfn << 12
         for index, sentry in enumerate(self.mem.frame_u64s(smfn)):
@@ -350,13 +377,13 @@ class ShadowPaging(PvPaging):
         """The pool is empty: free every shadow except the pinned ones (the roots the vCPUs
         are using), whose guest slots are emptied; the next accesses rebuild the rest.
         Returns how many shadow pages were freed."""
-        keep = {self.shadow_of[g] for g in self.roots_in_use() if g in self.shadow_of}
+        keep = {self.shadow_of[g, 4] for g in self.roots_in_use() if (g, 4) in self.shadow_of}
         freed = 0
         for smfn, (gmfn, level) in list(self.guest_of.items()):
             if smfn in keep:
                 continue
             del self.guest_of[smfn]
-            del self.shadow_of[gmfn]
+            del self.shadow_of[gmfn, level]
             self.parents.pop(smfn, None)
             self.pool.free(smfn)
             freed += 1
@@ -388,7 +415,7 @@ class ShadowPaging(PvPaging):
         root = vcpu.current_table()
         for va in {rip & ~0xFFF, (rip + 15) & ~0xFFF}:
             gw = walk(self.mem.read_u64, root, va, PFEC_INSN, write_u64=self.mem.write_u64)
-            if gw.ok:
+            if gw.ok and self._reachable(gw):
                 try:
                     self._propagate(root, gw)
                 except PoolExhausted:

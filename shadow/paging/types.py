@@ -89,6 +89,11 @@ class PageTypes:
         self.listeners = {}
         # Hypervisor frames a guest must never map, with the errno it gets (vm_event rings).
         self.unmappable = {}
+        # Linear (recursive) page tables, Xen's linear_pt_count: > 0, how many linear
+        # entries a table holds; < 0, how many linear entries point at it. One or the
+        # other, never both, so they cannot chain or cycle.
+        self.linear: Dict[int, int] = {}
+        self._validating = set()        # tables whose validation is under way
         # mfn -> Counter(holder name): the writable references the hypervisor holds on
         # guest frames it writes into (shared_info, rings, runstate areas): the ledger
         # names them.
@@ -123,7 +128,11 @@ class PageTypes:
         frames.type[mfn] = ptype
         frames.type_count[mfn] = 1
         if ptype in _LEVEL_OF:
-            rc = self.validate_table(mfn, _LEVEL_OF[ptype], domid)
+            self._validating.add(mfn)
+            try:
+                rc = self.validate_table(mfn, _LEVEL_OF[ptype], domid)
+            finally:
+                self._validating.discard(mfn)
             if rc:
                 frames.type[mfn] = PageType.NONE
                 frames.type_count[mfn] = 0
@@ -194,7 +203,7 @@ class PageTypes:
 
     # --- entries ------------------------------------------------------------------------
     def get_page_from_entry(self, entry: int, level: int, domid: int,
-                            pg_owner: Optional[int] = None) -> int:
+                            pg_owner: Optional[int] = None, table_mfn: Optional[int] = None) -> int:
         """Take the references a present entry at this level needs (get_page_from_lNe).
         An L1 entry maps a frame of pg_owner: the table's own domain unless an
         mmu_update or update_va_mapping_otherdomain named a foreign one, whose right to
@@ -216,14 +225,53 @@ class PageTypes:
                 self.put_page(mfn)
                 return -EBUSY
             return 0
-        return self.get_page_and_type(mfn, _TABLE_TYPE[level - 1], domid)
+        rc = self.get_page_and_type(mfn, _TABLE_TYPE[level - 1], domid)
+        if rc == -EINVAL and table_mfn is not None and \
+                self.get_linear_pagetable(entry, level, table_mfn, domid):
+            rc = 0
+        return rc
 
-    def put_page_from_entry(self, entry: int, level: int) -> None:
+    def get_linear_pagetable(self, entry: int, level: int, table_mfn: int, domid: int) -> bool:
+        """define_get_linear_pagetable (CONFIG_PV_LINEAR_PT, Xen's default): a read-only
+        entry may map a validated table of its own level and domain, the table it is in
+        included (which takes no reference). A table holding linear entries cannot be
+        mapped linearly itself, nor the other way round."""
+        if entry & _PAGE_RW:
+            return False
         mfn = pte_mfn(entry)
-        if level == 1 and not entry & _PAGE_RW:
-            self.put_page(mfn)
+        if mfn == table_mfn:
+            return True
+        frames = self.frames
+        if self.linear.get(table_mfn, 0) < 0 or self.linear.get(mfn, 0) > 0 or \
+                frames.type[mfn] != _TABLE_TYPE[level] or not frames.type_count[mfn] or \
+                mfn in self._validating or not self.get_page(mfn, domid):
+            return False
+        frames.type_count[mfn] += 1
+        self.linear[table_mfn] = self.linear.get(table_mfn, 0) + 1
+        self.linear[mfn] = self.linear.get(mfn, 0) - 1
+        return True
+
+    def put_page_from_entry(self, entry: int, level: int, table_mfn: Optional[int] = None) -> None:
+        mfn = pte_mfn(entry)
+        if level == 1:
+            if entry & _PAGE_RW:
+                self.put_page_and_type(mfn)
+            else:
+                self.put_page(mfn)
+            return
+        if mfn == table_mfn:
+            return                       # a linear entry to its own table holds nothing
+        if self.frames.type[mfn] == _TABLE_TYPE[level]:
+            self._drop_linear(table_mfn, 1)
+            self._drop_linear(mfn, -1)
+        self.put_page_and_type(mfn)
+
+    def _drop_linear(self, mfn: int, step: int) -> None:
+        left = self.linear.get(mfn, 0) - step
+        if left:
+            self.linear[mfn] = left
         else:
-            self.put_page_and_type(mfn)
+            self.linear.pop(mfn, None)
 
     # --- whole tables -----------------------------------------------------------------------
     def validate_table(self, mfn: int, level: int, domid: int) -> int:
@@ -235,10 +283,10 @@ class PageTypes:
                 continue
             if not entry & _PAGE_PRESENT:
                 continue
-            rc = self.get_page_from_entry(entry, level, domid)
+            rc = self.get_page_from_entry(entry, level, domid, table_mfn=mfn)
             if rc:
                 for i in reversed(taken):
-                    self.put_page_from_entry(entries[i], level)
+                    self.put_page_from_entry(entries[i], level, mfn)
                 return rc
             taken.append(index)
             adjusted = adjust_guest_entry(entry, level)
@@ -253,7 +301,7 @@ class PageTypes:
             if level == 4 and not is_guest_l4_slot(index):
                 continue
             if entry & _PAGE_PRESENT:
-                self.put_page_from_entry(entry, level)
+                self.put_page_from_entry(entry, level, mfn)
 
     def install_xen_l4_slots(self, l4_mfn: int) -> None:
         """init_xen_l4_slots: the hypervisor's own slots, the same in every address space."""
@@ -271,13 +319,13 @@ class PageTypes:
         if preserve_ad:
             new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY)
         if new & _PAGE_PRESENT:
-            rc = self.get_page_from_entry(new, level, domid, pg_owner)
+            rc = self.get_page_from_entry(new, level, domid, pg_owner, table_mfn)
             if rc:
                 return rc
             new = adjust_guest_entry(new, level)
         self.mem.write_u64(maddr, new)
         if old & _PAGE_PRESENT:
-            self.put_page_from_entry(old, level)
+            self.put_page_from_entry(old, level, table_mfn)
         return 0
 
     def mod_entries(self, table_mfn: int, level: int, changes: Dict[int, int], domid: int) -> int:
@@ -290,12 +338,12 @@ class PageTypes:
             if level == 4 and not is_guest_l4_slot(index):
                 rc = -EINVAL
             elif new & _PAGE_PRESENT:
-                rc = self.get_page_from_entry(new, level, domid)
+                rc = self.get_page_from_entry(new, level, domid, table_mfn=table_mfn)
             else:
                 rc = 0
             if rc:
                 for i in taken:
-                    self.put_page_from_entry(changes[i], level)
+                    self.put_page_from_entry(changes[i], level, table_mfn)
                 return rc
             if new & _PAGE_PRESENT:
                 taken.append(index)
@@ -303,7 +351,7 @@ class PageTypes:
             old = self.mem.read_u64(base + index * 8)
             self.mem.write_u64(base + index * 8, adjust_guest_entry(new, level))
             if old & _PAGE_PRESENT:
-                self.put_page_from_entry(old, level)
+                self.put_page_from_entry(old, level, table_mfn)
         return 0
 
 
