@@ -1,7 +1,8 @@
 # cr4: the virtual CR4 Xen keeps for a PV guest (pv_fixup_guest_cr4). mov from CR4 shows
 # Xen's PAE, OSFXSR and OSXMMEXCPT and none of the guest-controlled bits at start;
 # rdfsbase then raises #UD. A mov to CR4 sets FSGSBASE and tries PGE and VMXE: FSGSBASE
-# reads back set, the others dropped, without a #GP. rdfsbase and wrfsbase then work,
+# reads back set, the others dropped, without a #GP. rdfsbase and wrfsbase then work
+# (a non-canonical base is #GP at the wrfsbase; the 32-bit forms zero-extend),
 # in agreement with set_segment_base; clearing FSGSBASE brings the #UD back. TSD, DE and
 # OSXSAVE read back as written. Any other value or a missing fault is a FAILURE.
 .include "pv.inc"
@@ -62,6 +63,26 @@ after_ud1:
     mov esi, FS_TWO
     lea rdx, [rip + m_wrfsbase]
     call check_eq
+    lea rdi, [rip + after_gp]
+    call expect_fault
+    movabs rax, 0x0000800000000000
+wrfs_noncanonical:
+    wrfsbase rax
+after_gp:
+    mov rdi, [rip + fault_vector]
+    mov esi, 13
+    lea rdx, [rip + m_gp]
+    call check_eq
+    mov rdi, [rip + fault_rip]
+    lea rsi, [rip + wrfs_noncanonical]
+    lea rdx, [rip + m_gp_rip]
+    call check_eq
+    mov r8d, 0x5000
+    wrgsbase r8d                              # the 32-bit form zero-extends
+    rdgsbase rdi
+    mov esi, 0x5000
+    lea rdx, [rip + m_gs32]
+    call check_eq
 
     mov eax, CR4_START
     mov cr4, rax
@@ -90,4 +111,7 @@ m_with_base: .asciz "CR4 after setting FSGSBASE, PGE and VMXE: FSGSBASE only"
 m_rdfsbase: .asciz "rdfsbase reads the base set_segment_base set"
 m_wrfsbase: .asciz "wrfsbase sets the base rdmsr reads"
 m_ud2: .asciz "rdfsbase after clearing CR4.FSGSBASE raises #UD"
+m_gp: .asciz "wrfsbase of a non-canonical base raises #GP"
+m_gp_rip: .asciz "the #GP is at the wrfsbase"
+m_gs32: .asciz "wrgsbase r8d then rdgsbase"
 m_guest_bits: .asciz "TSD, DE and OSXSAVE read back as written"

@@ -1,11 +1,12 @@
 # msrs: the MSRs Xen offers a 64-bit PV guest, and CPUID faulting.
-# - MSR_INTEL_PLATFORM_INFO reads with bit 32 (CPUID faulting available); writing it #GPs.
+# - MSR_INTEL_PLATFORM_INFO reads with bit 31 (CPUID faulting available); writing it #GPs.
 # - MSR_INTEL_MISC_FEATURES_ENABLES reads 0; a reserved bit #GPs; bit 0 turns faulting on.
 # - APIC_BASE reads 0xfee00900 on vCPU 0, CR_PAT Xen's PAT, MISC_ENABLE Xen's guest value
 #   (and a different value written is dropped, not refused); DEBUGCTL #GPs.
 # - With faulting on, a kernel cpuid is emulated with Xen's policy (leaf 0x40000000 says
 #   "XenVMMXenVMM"), and a user-mode cpuid is #GP(0) at the cpuid itself, which here is
 #   not the first instruction of its block; the user program then goes on after it.
+#   A forced-emulation cpuid from user mode is #GP(0) at the cpuid after the prefix.
 # - With faulting off again, the user's cpuid runs.
 # Any other value, a missing fault or a wrong RIP is a FAILURE.
 .include "pv.inc"
@@ -36,7 +37,7 @@ test_main:
     mov ecx, MSR_PLATFORM_INFO
     call rdmsr64
     mov rdi, rax
-    movabs rsi, 0x100000000
+    mov esi, 0x80000000
     lea rdx, [rip + m_platform_info]
     call check_eq
 
@@ -178,6 +179,32 @@ back_again:
     mov esi, 0x12345678
     lea rdx, [rip + m_user_cpuid_runs]
     call check_eq_not
+
+    # faulting on again: a forced-emulation cpuid from user mode is #GP at the cpuid
+    mov ecx, MSR_MISC_FEATURES
+    mov eax, 1
+    xor edx, edx
+    wrmsr
+    mov byte ptr [rip + second_round], 2
+    mov edi, USER_CODE_VA + (user_after_fep - user_blob)
+    call expect_fault
+    mov [rip + saved_kernel_rsp], rsp
+    mov edi, USER_CODE_VA + (user_fep - user_blob)
+    mov esi, USER_STACK_TOP
+    jmp enter_user
+back_third:
+    mov rdi, [rip + fault_vector]
+    mov esi, 13
+    lea rdx, [rip + m_fep_gp]
+    call check_eq
+    mov rdi, [rip + fault_rip]
+    mov esi, USER_CODE_VA + (user_fep_cpuid - user_blob)
+    lea rdx, [rip + m_fep_gp_rip]
+    call check_eq
+    mov ecx, MSR_MISC_FEATURES
+    xor eax, eax
+    xor edx, edx
+    wrmsr
     ret
 
 # check_eq_not(rdi, rsi, rdx = message): FAILURE when equal
@@ -195,8 +222,10 @@ syscall_entry:
     mov [rip + user_r12], r12
     mov [rip + user_r13], r13
     mov rsp, [rip + saved_kernel_rsp]
-    cmp byte ptr [rip + second_round], 0
-    jne back_again
+    cmp byte ptr [rip + second_round], 1
+    je back_again
+    cmp byte ptr [rip + second_round], 2
+    je back_third
     jmp back_in_kernel
 
 # The user program: cpuid in the middle of a block, then report through a syscall.
@@ -210,6 +239,15 @@ user_cpuid:
     cpuid
     mov r13d, 9                          # must not run before the #GP
 user_after_gp:
+    mov eax, 1
+    syscall
+    ud2
+user_fep:
+    xor eax, eax
+    .byte 0x0f, 0x0b, 0x78, 0x65, 0x6e       # ud2; .ascii "xen"
+user_fep_cpuid:
+    cpuid
+user_after_fep:
     mov eax, 1
     syscall
     ud2
@@ -241,3 +279,5 @@ m_user_before: .asciz "the instruction before the cpuid ran"
 m_user_after: .asciz "the instruction after the cpuid did not run"
 m_user_rbx: .asciz "the faulting cpuid left rbx alone"
 m_user_cpuid_runs: .asciz "without faulting a user cpuid runs"
+m_fep_gp: .asciz "a user forced-emulation cpuid under faulting raises #GP"
+m_fep_gp_rip: .asciz "the #GP is at the cpuid after the prefix"

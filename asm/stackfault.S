@@ -4,7 +4,9 @@
 # - mov rbx, [rax] with a non-canonical rax: #GP(0);
 # - mov rbx, [rbp] with a non-canonical rbp: #SS(0);
 # - mov rbx, [rsp + rcx] with a non-canonical sum: #SS(0);
-# - mov rbx, [rax + rbp] with a non-canonical rax: #GP(0) (the base register decides).
+# - mov rbx, [rax + rbp] with a non-canonical rax: #GP(0) (the base register decides);
+# - ds:[rbp] is still #SS(0) (CS/DS/ES/SS overrides are ignored in 64-bit mode), fs:[rbp]
+#   #GP(0), as XTF's memop-seg test checks.
 # A wrong vector or error code is a FAILURE.
 .include "pv.inc"
 
@@ -60,6 +62,25 @@ after_gp_index:
     mov edi, 13
     lea rsi, [rip + m_gp_index]
     call expect
+
+    # a DS override is ignored in 64-bit mode (still #SS); FS is a different segment (#GP)
+    lea rdi, [rip + after_ds_rbp]
+    call expect_fault
+    movabs rbp, NONCANON
+    .byte 0x3e, 0x48, 0x8b, 0x5d, 0x00         # mov rbx, ds:[rbp] (keystone drops ds:)
+after_ds_rbp:
+    mov edi, 12
+    lea rsi, [rip + m_ds_rbp]
+    call expect
+
+    lea rdi, [rip + after_fs_rbp]
+    call expect_fault
+    movabs rbp, NONCANON
+    .byte 0x64, 0x48, 0x8b, 0x5d, 0x00         # mov rbx, fs:[rbp]
+after_fs_rbp:
+    mov edi, 13
+    lea rsi, [rip + m_fs_rbp]
+    call expect
     pop rbp
     ret
 
@@ -67,3 +88,5 @@ m_gp: .asciz "a non-canonical [rax] raises #GP(0)"
 m_ss: .asciz "a non-canonical [rbp] raises #SS(0)"
 m_ss_rsp: .asciz "a non-canonical [rsp + rcx] raises #SS(0)"
 m_gp_index: .asciz "a non-canonical [rax + rbp] raises #GP(0)"
+m_ds_rbp: .asciz "a non-canonical ds:[rbp] raises #SS(0): the override is ignored"
+m_fs_rbp: .asciz "a non-canonical fs:[rbp] raises #GP(0)"

@@ -10,6 +10,8 @@
                                  # other domain's domid, so the two can find each other
     privileged = 1               # pvshadow: the control domain (may act on every domain)
     target = "frontend"          # pvshadow: XEN_DOMCTL_set_target, rights over that domain
+    type = "pv"                  # xl's; only "pv" is accepted
+    loader = "generic"           # xl's legacy key (XTF's configs carry it): ignored
 
 Values are xl's: quoted strings, integers; `#` starts a comment. A relative kernel path
 is taken from the file's directory. An unknown key or a bad value is refused with a
@@ -38,7 +40,8 @@ class DomainSpec:
 
 
 _KEYS = {'name': str, 'kernel': str, 'memory': int, 'vcpus': int, 'extra': str,
-         'cmdline': str, 'paging': str, 'peer': str, 'privileged': int, 'target': str}
+         'cmdline': str, 'paging': str, 'peer': str, 'privileged': int, 'target': str,
+         'type': str, 'loader': str}
 
 
 def is_config(path: str) -> bool:
@@ -78,6 +81,9 @@ def load_config(path: str) -> DomainSpec:
                       paging=values.get('paging', 'direct'), peer=values.get('peer', ''),
                       privileged=bool(values.get('privileged', 0)),
                       target=values.get('target', ''))
+    if values.get('type', 'pv') != 'pv':
+        raise KernelError(f'{path}: type must be "pv" (only PV guests run here), '
+                          f'not {values["type"]!r}')
     if spec.paging not in PAGING_MODES:
         raise KernelError(f'{path}: paging must be direct or shadow, not {spec.paging!r}')
     if values.get('privileged', 0) not in (0, 1):

@@ -175,8 +175,9 @@ class PhysicalCpu:
 
     def _init_long_mode(self):
         uc = self.uc
-        # Unicorn starts with FSGSBASE set; a PV guest has it only once it sets it in its
-        # virtual CR4 (shadow.privop), so rd/wr{fs,gs}base raise #UD until then, as on Xen.
+        # Unicorn starts with FSGSBASE set; it stays clear, so rd/wr{fs,gs}base always
+        # raise #UD: the vCPU emulates them once the guest's virtual CR4 has FSGSBASE
+        # (shadow.privop.emulate_fsgsbase), with the canonical check QEMU lacks.
         uc.reg_write(x86.UC_X86_REG_CR4, (uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE | CR4_OSFXSR |
                                           CR4_OSXMMEXCPT) & ~CR4_FSGSBASE)
         efer = uc.reg_read(x86.UC_X86_REG_MSR, MSR_EFER)

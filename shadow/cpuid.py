@@ -9,10 +9,11 @@ without CPUID faulting.
 The other leaves are the CPU model's (Unicorn's), with what Xen's PV policy changes at
 leaf 1: the hypervisor bit set; MONITOR, VMX and SMX hidden.
 
-CPUID faulting: Xen offers it to every PV guest (MSR_INTEL_PLATFORM_INFO bit 32, enabled
+CPUID faulting: Xen offers it to every PV guest (MSR_INTEL_PLATFORM_INFO bit 31, enabled
 per vCPU in MSR_INTEL_MISC_FEATURES_ENABLES, shadow.msr). With it on, a bare cpuid traps to
 Xen: from guest user mode it is #GP(0), from the guest kernel it is emulated with the
-policy (pv_emul_cpuid), so the kernel sees Xen's leaves too.
+policy (pv_emul_cpuid), so the kernel sees Xen's leaves too. A forced-emulation cpuid from
+guest user mode is #GP(0) at the cpuid too (emulate_forced_invalid_op).
 """
 import functools
 

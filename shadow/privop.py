@@ -106,8 +106,10 @@ def non_canonical_stack_access(vcpu) -> bool:
         if op.type != X86_OP_MEM:
             continue
         base = insn.reg_name(op.mem.base) if op.mem.base else None
-        if base == 'rip' or op.mem.segment:
+        segment = insn.reg_name(op.mem.segment) if op.mem.segment else None
+        if base == 'rip' or segment in ('fs', 'gs'):
             return False                      # RIP-relative, or FS/GS: not the stack
+        # (a CS, DS, ES or SS override is ignored in 64-bit mode: the base decides)
         address = (cpu.reg(base) if base else 0) + op.mem.disp
         if op.mem.index:
             address += cpu.reg(insn.reg_name(op.mem.index)) * op.mem.scale
@@ -252,8 +254,37 @@ def guest_cr4(guest_bits: int, real_cr4: int) -> int:
 
 def set_guest_cr4(vcpu, value: int) -> None:
     vcpu.guest_cr4 = value & PV_CR4_GUEST_MASK
+
+
+# rd/wr{fs,gs}base: the real CR4.FSGSBASE stays clear, so each one is #UD and emulated here
+# when the guest's virtual CR4 allows it. QEMU's wrfsbase would take a non-canonical base
+# the hardware refuses (docs/UNICORN.md item 15); here it is #GP(0), as on Xen.
+_FSGSBASE = {'rdfsbase': 'fs_base', 'rdgsbase': 'gs_base',
+             'wrfsbase': 'fs_base', 'wrgsbase': 'gs_base'}
+_REG64 = {f'e{r}': f'r{r}' for r in ('ax', 'bx', 'cx', 'dx', 'si', 'di', 'bp', 'sp')}
+_REG64.update({f'r{n}d': f'r{n}' for n in range(8, 16)})
+
+
+def emulate_fsgsbase(vcpu, rip: int) -> bool:
+    """After #UD: True if the instruction at rip is an rd/wr{fs,gs}base the guest's
+    CR4.FSGSBASE allows, now emulated (or turned into its #GP)."""
+    if not vcpu.guest_cr4 & CR4_FSGSBASE:
+        return False
+    insn = decode(vcpu, rip)
+    if insn is None or insn.mnemonic not in _FSGSBASE or not insn.operands:
+        return False
     cpu = vcpu.cpu
-    real = cpu.reg('cr4')
-    want = (real & ~CR4_FSGSBASE) | (vcpu.guest_cr4 & CR4_FSGSBASE)
-    if want != real:
-        cpu.set_reg('cr4', want)              # travels with the vCPU's saved context
+    base = _FSGSBASE[insn.mnemonic]
+    name = insn.reg_name(insn.operands[0].reg)
+    mask = _MASK64 if name not in _REG64 else 0xFFFFFFFF
+    reg = _REG64.get(name, name)
+    if insn.mnemonic.startswith('rd'):
+        cpu.set_reg(reg, cpu.reg(base) & mask)
+    else:
+        value = cpu.reg(reg) & mask
+        if not is_canonical(value):
+            vcpu.inject_trap(13, 0)
+            return True
+        cpu.set_reg(base, value)
+    cpu.rip = rip + insn.size
+    return True

@@ -20,7 +20,7 @@ from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import (architectural_iopl, emulate_privileged_op,
+from pvshadow.shadow.privop import (architectural_iopl, emulate_fsgsbase, emulate_privileged_op,
                                    non_canonical_stack_access, port_read, port_write)
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
@@ -337,8 +337,14 @@ class VCpu:
         if code[:1] == b'\xf1':
             self.cpu.rip = rip + 1
             return self.inject_trap(TRAP_debug)
+        if emulate_fsgsbase(self, rip):
+            return
         fep_cpuid = FORCED_EMULATION_PREFIX + CPUID_INSN
         if code.startswith(fep_cpuid):
+            if self.cpuid_faulting and not self.kernel_mode:
+                # emulate_forced_invalid_op: #GP in place of #UD, at the cpuid
+                self.cpu.rip = rip + len(FORCED_EMULATION_PREFIX)
+                return self.inject_trap(TRAP_gp_fault, 0)
             return self._forced_cpuid(rip + len(fep_cpuid))
         return self.inject_trap(TRAP_invalid_op)
 

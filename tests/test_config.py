@@ -75,3 +75,14 @@ def test_a_target_that_is_not_one_of_the_domains_is_refused():
     from pvshadow.shadow.api import boot_host
     with pytest.raises(ValueError, match="target 'nobody' is not one of the domains"):
         boot_host([DomainSpec('hello', name='dm', memory_mb=4, target='nobody')])
+
+
+def test_an_xtf_style_config_with_type_pv_and_a_loader_is_accepted(tmp_path):
+    spec = load_config(_cfg(tmp_path, 'name="t"\nvcpus=1\ntype="pv"\nloader="generic"\n'
+                                      'memory=128\nkernel="hello"\ncmdline="hypercall"\n'))
+    assert spec.cmdline == 'hypercall' and spec.memory_mb == 128
+
+
+def test_a_guest_type_other_than_pv_is_refused_in_one_line(tmp_path):
+    with pytest.raises(KernelError, match='type must be "pv"'):
+        load_config(_cfg(tmp_path, 'kernel="hello"\ntype="hvm"\n'))
