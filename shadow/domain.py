@@ -63,6 +63,7 @@ class Domain:
         self.console = bytearray()
         self.console_io = bytearray()
         self.console_ring = bytearray()
+        self._ring_echo = []               # console_io output the ring may be repeating
         self.console_sink: Optional[Callable[[bytes], None]] = None
         self.hypervisor_console_sink: Optional[Callable[[bytes], None]] = None
         self.xen_log: List[str] = []
@@ -279,9 +280,17 @@ class Domain:
             self.hypervisor_console_sink(data)
 
     def console_ring_write(self, data: bytes) -> None:
-        """What the guest wrote to its PV console ring."""
+        """What the guest wrote to its PV console ring. A guest that writes every line
+        both ways (XTF's printk) repeats on the ring, when it first uses it, the lines
+        the domain console has already shown from console_io: they are shown once."""
+        first = not self.console_ring
         self.console_ring += data
-        self.console_write(data)
+        if first:
+            self._ring_echo = _console_io_tail(self.console_io)
+        if self._ring_echo:
+            data, self._ring_echo = _drop_echo(data, self._ring_echo)
+        if data:
+            self.console_write(data)
 
     def log(self, message: str) -> None:
         self.xen_log.append(message)
@@ -610,3 +619,20 @@ class Domain:
         if not exits:
             return Exit(ExitReason.INTERNAL_ERROR, message='the scheduler stopped with no exit')
         return exits[-1].exit
+
+
+def _console_io_tail(shown: bytes) -> list:
+    """The console_io output already shown, as candidate echoes: from each line start."""
+    starts = [0] + [i + 1 for i, byte in enumerate(shown) if byte == 0x0A and i + 1 < len(shown)]
+    return [bytes(shown[start:]) for start in starts]
+
+
+def _drop_echo(data: bytes, echoes):
+    """The ring output without what repeats the end of console_io's (a line-aligned
+    tail of it), and the tails still being repeated (empty once it diverged or ended)."""
+    for tail in echoes:
+        n = min(len(tail), len(data))
+        if n and tail[:n] == data[:n]:
+            rest = tail[n:]
+            return data[n:], [rest] if rest else []
+    return data, []

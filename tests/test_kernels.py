@@ -63,3 +63,24 @@ def test_a_kernel_that_prints_only_through_the_ring_shows_every_step_in_order():
     ring = lines.index('startofday: the ring, then console_io, then the ring')
     assert lines[ring + 1] == '  (and the ring again)'        # console_io went to Xen's log
     assert lines[-1] == 'Test result: SUCCESS'
+
+
+def test_a_line_written_both_ways_before_the_ring_is_used_shows_once():
+    """XTF's printk writes every line through console_io and the ring: the ring's first
+    output repeats what console_io already showed, and is shown once."""
+    d = run_kernel('hello').domain
+    d.console.clear()
+    d.console_io_write(b'--- Xen Test Framework ---\n')
+    d.console_ring_write(b'--- Xen Test Framework ---\n')
+    d.console_io_write(b'Hello World\n')
+    d.console_ring_write(b'Hello World\n')
+    assert bytes(d.console) == b'--- Xen Test Framework ---\nHello World\n'
+    assert bytes(d.console_io).endswith(b'--- Xen Test Framework ---\nHello World\n')
+    assert bytes(d.console_ring) == b'--- Xen Test Framework ---\nHello World\n'
+
+
+def test_ring_output_that_differs_from_console_io_is_all_shown():
+    d = run_kernel('hello').domain
+    d.console.clear()
+    d.console_ring_write(b'something else\n')
+    assert bytes(d.console) == b'something else\n'
