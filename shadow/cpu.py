@@ -514,6 +514,11 @@ class PhysicalCpu:
         try:
             self.uc.emu_start(rip, NEVER, timeout_us, count)
         except UcError as exc:
+            # A hook that raised can also make Unicorn fail (an invalid-instruction hook
+            # that did not answer True): the hook's exception is the real story.
+            raised = getattr(self.uc, '_hook_exception', None)
+            if raised is not None:
+                raise HypervisorError(raised) from raised
             raise CpuError(str(exc)) from exc
         except Exception as exc:
             # The binding re-raises here what a hook raised. No guest input should get

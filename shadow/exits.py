@@ -50,3 +50,14 @@ def format_registers(regs: dict) -> str:
              if n in regs]
     cells = [f'{n:>6}={regs[n]:016x}' for n in names]
     return '\n'.join('  '.join(cells[i:i + 4]) for i in range(0, len(cells), 4))
+
+
+class GuestFault(Exception):
+    """A hypervisor access to guest memory failed (the hypercall returns -EFAULT)."""
+
+
+class NoReturn:
+    """A hypercall that set the guest's registers itself (iret, a bounce): no rax write."""
+
+
+NO_RETURN = NoReturn()

@@ -10,17 +10,20 @@ import struct
 from typing import Optional
 
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.abi.xen import (CALLBACKTYPE_syscall32, DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, HYPERVISOR_VIRT_END,
-                            HYPERVISOR_VIRT_START, TI_DPL_MASK, TI_IF)
-from pvshadow.shadow.cpu import (RFLAGS_AC, RFLAGS_DF, RFLAGS_IF, RFLAGS_NT, RFLAGS_RF, RFLAGS_TF,
-                        RFLAGS_VM, PhysicalCpu)
+from pvshadow.shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
+                                     HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK,
+                                     TI_IF)
+from pvshadow.shadow.bounce import (TBF_INTERRUPT, bounce_user_syscall, create_bounce_frame,
+                                    do_iret)
+from pvshadow.shadow.cpu import RFLAGS_TF, PhysicalCpu
 from pvshadow.shadow.cpuid import (CPUID_INSN, FORCED_EMULATION_PREFIX, deliver_pending_gp,
                                    emulate_cpuid, on_cpuid)
 from pvshadow.shadow.debugregs import DebugRegisters
-from pvshadow.shadow.exits import Exit, ExitReason
+# GuestFault and NO_RETURN are exits' (re-exported: the hypercall modules import them here)
+from pvshadow.shadow.exits import NO_RETURN, Exit, ExitReason, GuestFault  # noqa: F401
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import (architectural_iopl, emulate_fsgsbase, emulate_privileged_op,
+from pvshadow.shadow.privop import (emulate_fsgsbase, emulate_privileged_op,
                                    non_canonical_stack_access, port_read, port_write)
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
@@ -38,9 +41,6 @@ TRAP_NAMES = {0: 'divide error', 1: 'debug', 2: 'nmi', 3: 'int3', 4: 'overflow',
               13: 'general protection', 14: 'page fault', 16: 'fpu error',
               17: 'alignment check', 18: 'machine check', 19: 'simd error'}
 
-# Bounce flags (Xen's TBF_*)
-TBF_EXCEPTION_ERRCODE = 2
-TBF_INTERRUPT = 8
 
 # vcpu_info field offsets (shadow.abi.xen.vcpu_info)
 _UPCALL_PENDING = xen.vcpu_info.evtchn_upcall_pending.offset
@@ -52,15 +52,6 @@ _ARG_REGS = ('rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')
 PREEMPT_CHUNK = 512                       # items a list hypercall does between preemptions
 
 
-class GuestFault(Exception):
-    """A hypervisor access to guest memory failed (the hypercall returns -EFAULT)."""
-
-
-class NoReturn:
-    """A hypercall that set the guest's registers itself (iret, a bounce): no rax write."""
-
-
-NO_RETURN = NoReturn()
 
 
 class VCpu:
@@ -260,7 +251,7 @@ class VCpu:
     def on_exception(self, vector: int, error_code: int, software: bool) -> None:
         if self.exit is not None:
             return self.cpu.stop()
-        if deliver_pending_gp(self):
+        if self.pending_gp_rip is not None and deliver_pending_gp(self):
             return                        # the faulting cpuid's #GP comes first
         tracer = self.domain.tracer
         if tracer is not None:
@@ -404,55 +395,8 @@ class VCpu:
             resume_flag = vector in FAULT_VECTORS
         self.create_bounce_frame(address, bounce, error_code, resume_flag=resume_flag)
 
-    def create_bounce_frame(self, handler: int, bounce_flags: int,
-                            error_code: Optional[int] = None, rcx: Optional[int] = None,
-                            r11: Optional[int] = None, resume_flag: bool = False,
-                            selectors: Optional[tuple] = None) -> None:
-        """Push { RCX, R11, [ERRCODE,] RIP, CS, RFLAGS, RSP, SS } on the guest kernel stack
-        and continue at handler in guest kernel mode, on FLAT_KERNEL_CS/SS. resume_flag
-        sets RF in the frame's RFLAGS, as the hardware does for a fault; selectors: the
-        (CS, SS) a syscall entry frames instead of the loaded ones."""
-        cpu = self.cpu
-        rip = cpu.rip
-        self.bounces += 1
-        self.debug.resumed = None
-        rsp, rflags, cs, ss, saved_rcx, saved_r11 = cpu.regs('rsp', 'rflags', 'cs', 'ss', 'rcx', 'r11')
-        loaded = (cs, ss)
-        if selectors is not None:
-            cs, ss = selectors
-        if rcx is None:
-            rcx, r11 = saved_rcx, saved_r11
-        if self.kernel_mode:
-            stack = rsp
-            cs &= ~3                                  # tell the guest it was in kernel mode
-        else:
-            self.toggle_guest_mode()
-            stack = self.kernel_sp
-        stack &= ~0xF
-        if HYPERVISOR_VIRT_START <= stack < HYPERVISOR_VIRT_END + 60:
-            return self.crash(f'bounce frame at {stack:#x} would be in the hypervisor area')
-        saved_mask = self.upcall_mask()
-        if bounce_flags & TBF_INTERRUPT:
-            self.set_upcall_mask(1)
-        frame_rflags = (rflags & ~RFLAGS_IF) | (0 if saved_mask else RFLAGS_IF)
-        if resume_flag:
-            frame_rflags |= RFLAGS_RF
-        if architectural_iopl(self.domain):
-            frame_rflags |= self.iopl << 12       # the guest sees its virtual IOPL
-        frame = [ss, rsp, frame_rflags, (saved_mask << 32) | (cs & 0xFFFF), rip]
-        if error_code is not None:
-            frame.append(error_code)
-        frame += [r11, rcx]
-        frame.reverse()
-        stack -= 8 * len(frame)
-        try:
-            self.copy_to_guest(stack, struct.pack(f'<{len(frame)}Q', *frame))
-        except GuestFault as fault:
-            return self.crash(f'fault writing the bounce frame: {fault}')
-        rflags &= ~(RFLAGS_AC | RFLAGS_VM | RFLAGS_RF | RFLAGS_NT | RFLAGS_TF)
-        cpu.set_regs(rsp=stack, rflags=rflags)
-        load_cs_ss(self, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64, loaded)
-        cpu.rip = handler
+    def create_bounce_frame(self, handler: int, bounce_flags: int, *args, **how) -> None:
+        create_bounce_frame(self, handler, bounce_flags, *args, **how)
 
     # --- syscall: hypercalls from guest kernel, system calls from guest user -----------------
     def on_syscall(self) -> None:
@@ -460,7 +404,7 @@ class VCpu:
         if self.exit is not None:
             return cpu.stop()
         if not self.kernel_mode:
-            return self._bounce_user_syscall()
+            return bounce_user_syscall(self)
         nr, a1, a2, a3, a4, a5, a6 = cpu.hypercall_registers()
         tracer = self.domain.tracer
         if tracer is not None:
@@ -531,55 +475,8 @@ class VCpu:
                 and self.event_callback and self.cpu.guest is self:
             self.create_bounce_frame(self.event_callback, TBF_INTERRUPT)
 
-    def _bounce_user_syscall(self) -> None:
-        """A guest-user syscall goes to the registered syscall callback in kernel mode
-        (syscall32 from compatibility-mode code), with the hardware's rcx (return
-        address) and r11 (rflags) and the entry point's selectors in the frame. With no
-        callback it is #UD at the syscall, as Xen's switch_to_kernel does."""
-        cpu = self.cpu
-        rflags, cs = cpu.regs('rflags', 'cs')
-        selectors = syscall_selectors(self, cs)
-        callback = self.syscall_callback if selectors[0] == FLAT_KERNEL_CS64 else \
-            self.other_callbacks.get(CALLBACKTYPE_syscall32, (0, 0))[0]
-        if not callback:
-            cpu.rip = cpu.rip - 2
-            return self.inject_trap(TRAP_invalid_op)
-        self.create_bounce_frame(callback, TBF_INTERRUPT if self.syscall_disables_events else 0,
-                                 rcx=cpu.rip, r11=rflags, selectors=selectors)
-        cpu.set_reg('rflags', cpu.reg('rflags') & ~RFLAGS_DF)
-
-    # --- iret ---------------------------------------------------------------------------------
     def do_iret(self):
-        """HYPERVISOR_iret: pop { RAX, R11, RCX, FLAGS, RIP, CS, RFLAGS, RSP, SS }."""
-        cpu = self.cpu
-        rsp = cpu.reg('rsp')
-        try:
-            ctx = self.read_struct(xen.iret_context, rsp)
-        except GuestFault as fault:
-            self.crash(f'Fault while reading IRET context from guest stack: {fault}')
-            return NO_RETURN
-        if ctx.cs & 3 == 3:
-            if not self.guest_table_user:
-                self.crash('Guest switching to user mode with no user page tables')
-                return NO_RETURN
-            self.toggle_guest_mode()
-        if architectural_iopl(self.domain):
-            self.iopl = (ctx.rflags >> 12) & 3      # the IOPL the kernel irets with is its own
-        regs = dict(rax=ctx.rax, rsp=ctx.rsp,
-                    rflags=(ctx.rflags & ~((3 << 12) | RFLAGS_VM)) | RFLAGS_IF)
-        if not ctx.flags & xen.VGCF_in_syscall:
-            regs.update(r11=ctx.r11, rcx=ctx.rcx)
-        cs, ss = (ctx.cs & 0xFFFF) | 3, (ctx.ss & 0xFFFF) | 3
-        if not load_cs_ss(self, cs, ss):
-            # Xen's iretq faults there and the domain crashes (no failsafe bounce here).
-            self.crash(f'iret to CS {cs:#x} / SS {ss:#x}, which the CPU refuses')
-            return NO_RETURN
-        cpu.set_regs(**regs)
-        cpu.rip = ctx.rip
-        if ctx.rflags & (RFLAGS_RF | RFLAGS_TF):
-            self.debug.note_iret(ctx.rip, ctx.rflags)
-        self.set_upcall_mask(0 if ctx.rflags & RFLAGS_IF else 1)
-        return NO_RETURN
+        return do_iret(self)
 
     # --- state for the guest ----------------------------------------------------------------
     def set_guest_table(self, mfn: int, user: bool) -> int:

@@ -1,4 +1,6 @@
 """The run loop ends with an exit that says why: shutdown codes, crash, halt, budget."""
+import pytest
+
 from pvshadow.shadow.abi.xen import SHUTDOWN_crash, SHUTDOWN_reboot
 from pvshadow.shadow.api import run_kernel
 from pvshadow.shadow.exits import ExitReason
@@ -90,3 +92,19 @@ test_main:
 msg: .asciz "hypercall 60"
 ''')
     assert result.verdict == 'SUCCESS', result.console
+
+
+@pytest.mark.hypervisor_error_expected
+def test_a_hypervisor_bug_in_an_invalid_opcode_hook_is_an_internal_error_naming_it(
+        tmp_path, monkeypatch):
+    """The binding turns a raising #UD hook into Unicorn's invalid-instruction error; the
+    exit names the hypervisor's exception instead, with its traceback in the Xen log."""
+    from pvshadow.shadow.vcpu import VCpu
+
+    def broken(self):
+        raise RuntimeError('a bug in the #UD path')
+    monkeypatch.setattr(VCpu, 'on_invalid_opcode', broken)
+    result = run_body(tmp_path, 'test_main:\n    ud2\n')
+    assert result.exit.reason is ExitReason.INTERNAL_ERROR
+    assert 'hypervisor error: RuntimeError: a bug in the #UD path' in result.exit.describe()
+    assert result.domain.stats['hypervisor_errors'] == 1
