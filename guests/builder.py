@@ -127,7 +127,7 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
     l4_mfn = _build_page_tables(d, layout)
 
-    from pvshadow.shadow.evtchn import console_backend
+    from pvshadow.shadow.console import console_backend
     from pvshadow.shadow.xenstore import xenstore_backend
     d.console_ring_mfn = d.p2m[layout.pfn(layout.console)]
     d.store_ring_mfn = d.p2m[layout.pfn(layout.xenstore)]

@@ -6,6 +6,7 @@ from typing import Callable, List, Optional
 
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import DOMID_XEN, EINVAL, EOPNOTSUPP, EPERM, INVALID_M2P_ENTRY
+from pvshadow.shadow.console import console_io_tail, drop_echo
 from pvshadow.shadow.cpu import CpuError, HypervisorError, PhysicalCpu, RFLAGS_IF
 from pvshadow.shadow.debugregs import breakpoint_addr_ok
 from pvshadow.shadow.exits import Exit, ExitReason, interrupted
@@ -286,9 +287,9 @@ class Domain:
         first = not self.console_ring
         self.console_ring += data
         if first:
-            self._ring_echo = _console_io_tail(self.console_io)
+            self._ring_echo = console_io_tail(self.console_io)
         if self._ring_echo:
-            data, self._ring_echo = _drop_echo(data, self._ring_echo)
+            data, self._ring_echo = drop_echo(data, self._ring_echo)
         if data:
             self.console_write(data)
 
@@ -619,20 +620,3 @@ class Domain:
         if not exits:
             return Exit(ExitReason.INTERNAL_ERROR, message='the scheduler stopped with no exit')
         return exits[-1].exit
-
-
-def _console_io_tail(shown: bytes) -> list:
-    """The console_io output already shown, as candidate echoes: from each line start."""
-    starts = [0] + [i + 1 for i, byte in enumerate(shown) if byte == 0x0A and i + 1 < len(shown)]
-    return [bytes(shown[start:]) for start in starts]
-
-
-def _drop_echo(data: bytes, echoes):
-    """The ring output without what repeats the end of console_io's (a line-aligned
-    tail of it), and the tails still being repeated (empty once it diverged or ended)."""
-    for tail in echoes:
-        n = min(len(tail), len(data))
-        if n and tail[:n] == data[:n]:
-            rest = tail[n:]
-            return data[n:], [rest] if rest else []
-    return data, []

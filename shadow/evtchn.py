@@ -6,7 +6,6 @@ The hypervisor's own ends sit behind ports too: the console and xenstore rings t
 start_info names are interdomain channels whose other end is a backend here, called when
 the guest notifies it (EVTCHNOP_send); the xenstore's is shadow/xenstore.py.
 """
-import struct
 from dataclasses import dataclass
 from typing import Callable, Dict, Optional
 
@@ -204,26 +203,3 @@ class EventChannels:
     def backend_port(self, backend: Callable[[], None]) -> int:
         """A channel whose other end is the hypervisor (console, xenstore)."""
         return self.alloc(Port(xen.EVTCHNSTAT_interdomain, remote_dom=0, backend=backend))
-
-
-
-
-
-def console_backend(domain):
-    """Drain the PV console ring's output side into the console, in order."""
-    def backend():
-        mfn = domain.console_ring_mfn
-        base = mfn << 12
-        mem = domain.mem
-        cons = struct.unpack_from('<I', mem.view, base + xen.XENCONS_OUT_CONS)[0]
-        prod = struct.unpack_from('<I', mem.view, base + xen.XENCONS_OUT_PROD)[0]
-        if (prod - cons) & 0xFFFFFFFF > 2048:
-            return                                    # a corrupt ring: ignore it
-        out = bytearray()
-        while cons != prod:
-            out.append(mem.view[base + xen.XENCONS_OUT + (cons & 2047)])
-            cons = (cons + 1) & 0xFFFFFFFF
-        struct.pack_into('<I', mem.view, base + xen.XENCONS_OUT_CONS, cons)
-        if out:
-            domain.console_ring_write(bytes(out))
-    return backend
