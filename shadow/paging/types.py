@@ -208,7 +208,8 @@ class PageTypes:
         An L1 entry maps a frame of pg_owner: the table's own domain unless an
         mmu_update or update_va_mapping_otherdomain named a foreign one, whose right to
         it the hypercall has checked (shadow.xsm)."""
-        if disallowed_flags(entry, level, level == 1 and self.io_privileged(domid)):
+        if disallowed_flags(entry, level, True) or \
+                level == 1 and entry & PAGE_CACHE_ATTRS and not self.io_privileged(domid):
             return -EINVAL
         mfn = pte_mfn(entry)
         if not self.frames.is_valid(mfn):
