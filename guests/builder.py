@@ -7,7 +7,6 @@ the bootstrap stack [rsp at its top]. The region ends on a 4 MiB boundary with a
 512 KiB of padding after the stack, and maps 1:1 onto the first pseudo-physical frames.
 Everything is mapped writable except the page tables, which are read-only.
 """
-import struct
 from dataclasses import dataclass
 
 from pvshadow.guests.hypercall_page import hypercall_page
@@ -104,11 +103,8 @@ def build_domain(host: Host, image: KernelImage, memory_mb: int = 16, cmdline: s
 
 
 def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
-    for pfn in range(nr_pages):
-        mfn = d.alloc_frame()
-        if mfn is None:
-            raise KernelError(f'machine memory too small for a {memory_mb} MiB domain')
-        d.set_p2m(pfn, mfn)
+    if not d.populate(nr_pages):
+        raise KernelError(f'machine memory too small for a {memory_mb} MiB domain')
     mem = d.mem
 
     def write_va(va: int, data: bytes) -> None:
@@ -124,7 +120,7 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     if image.hypercall_page is not None:
         # the page holding the address the note gives, as Xen's builder fills it
         write_va(image.hypercall_page & ~(PAGE - 1), hypercall_page())
-    write_va(layout.p2m, struct.pack(f'<{nr_pages}Q', *d.p2m[:nr_pages]))
+    write_va(layout.p2m, d.p2m[:nr_pages].tobytes())
     l4_mfn = _build_page_tables(d, layout)
 
     from pvshadow.shadow.console import console_backend

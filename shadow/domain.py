@@ -1,6 +1,7 @@
 """A PV domain: its frames, its p2m, its vCPUs, its console, and the run loop."""
 import struct
 import time
+from array import array
 from collections import Counter, deque
 from typing import Callable, List, Optional
 
@@ -12,7 +13,7 @@ from pvshadow.shadow.debugregs import breakpoint_addr_ok
 from pvshadow.shadow.exits import Exit, ExitReason, interrupted
 from pvshadow.shadow.hypercall import HypercallTable, default_handlers
 from pvshadow.shadow.hypercall.descriptors import set_gdt
-from pvshadow.shadow.machine import FrameTable, MachineMemory, PageType
+from pvshadow.shadow.machine import NO_PFN, FrameTable, MachineMemory, PageType
 from pvshadow.shadow.paging.direct import DirectPaging
 from pvshadow.shadow.paging.emulate import single_step
 from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES, ShadowPaging, ShadowPool
@@ -52,7 +53,7 @@ class Domain:
         self.cpu = cpu
         self.max_pages = max_pages
         self.tot_pages = 0
-        self.p2m: List[int] = []
+        self.p2m = array('Q')             # pfn -> mfn (INVALID_M2P_ENTRY: none)
         self.vm_assist = 0
         self.shutdown_code: Optional[int] = None
         # Two streams, as on Xen: console_io goes to the hypervisor's console (`xl
@@ -87,7 +88,7 @@ class Domain:
         # holds a permanent writable type reference, so the guest can map them but never
         # type them as a page table; they are not charged to tot_pages.
         self.xenheap_frames = set()
-        self.pfn_of = {}                  # mfn -> pfn: the hypervisor's own reverse p2m
+        self.pfn_of = ReverseP2m(self)    # mfn -> pfn: the hypervisor's own reverse p2m
         # shared_info: the guest finds it through start_info.shared_info.
         self.shared_info_mfn = self.alloc_xenheap_frame('shared_info')
         self.runstate_policy = 'each-switch'      # or 'registration' (shadow.runstate)
@@ -187,16 +188,36 @@ class Domain:
         if self.tot_pages >= self.max_pages or not self.frames.free_frames():
             return None
         mfn = self.frames.alloc_high(self.domid)
-        self.mem.clear_frame(mfn)
+        if self.frames.scrub_needed(mfn):
+            self.mem.clear_frame(mfn)
         self.tot_pages += 1
         return mfn
+
+    def populate(self, count: int) -> bool:
+        """The builder's physmap: pfns 0..count-1, each a fresh frame from the top of
+        memory in alloc_frame's order, done in bulk: the frame table, the p2m, the
+        reverse map and the M2P are written a run at a time, and no frame is touched
+        (fresh frames are zero). False, with nothing taken, when memory is short."""
+        if self.tot_pages + count > self.max_pages or self.p2m:
+            return False
+        mfns = self.frames.alloc_high_run(count, self.domid)
+        if len(mfns) != count:
+            return False
+        self.tot_pages += count
+        self.p2m = array('Q', mfns)
+        low = mfns[-1] if count else 0
+        pfns = array('I', range(count - 1, -1, -1))        # pfn of mfn low, low + 1, ...
+        self.frames.pfn[low:low + count] = pfns
+        self.xen.set_m2p_run(low, array('Q', pfns))
+        return True
 
     def alloc_xenheap_frame(self, holder: str) -> int:
         """A scrubbed frame the domain owns but the hypervisor keeps writable for itself.
         From the top of memory, with the domain's own frames, so a domain's frame numbers
         do not depend on how many shadow frames the hypervisor has taken from the bottom."""
         mfn = self.frames.alloc_high(self.domid)
-        self.mem.clear_frame(mfn)
+        if self.frames.scrub_needed(mfn):
+            self.mem.clear_frame(mfn)
         rc = self.types.get_writable_frame(mfn, self.domid, holder)
         assert rc == 0, f'a fresh frame refused a writable reference ({rc})'
         self.xenheap_frames.add(mfn)
@@ -210,7 +231,7 @@ class Domain:
 
     def set_p2m(self, pfn: int, mfn: int) -> None:
         if pfn >= len(self.p2m):
-            self.p2m.extend([INVALID_M2P_ENTRY] * (pfn + 1 - len(self.p2m)))
+            self.p2m.extend(array('Q', [INVALID_M2P_ENTRY]) * (pfn + 1 - len(self.p2m)))
         old = self.p2m[pfn]
         if old != INVALID_M2P_ENTRY and self.pfn_of.get(old) == pfn:
             del self.pfn_of[old]
@@ -620,3 +641,43 @@ class Domain:
         if not exits:
             return Exit(ExitReason.INTERNAL_ERROR, message='the scheduler stopped with no exit')
         return exits[-1].exit
+
+
+class ReverseP2m:
+    """mfn -> pfn for the domain's own frames (the frame table's pfn column, read only
+    where the domain owns the frame), with the dict methods the hypervisor uses."""
+
+    def __init__(self, domain):
+        self.d = domain
+
+    def get(self, mfn: int, default=None):
+        frames = self.d.frames
+        if not frames.is_valid(mfn) or frames.owner[mfn] != self.d.domid:
+            return default
+        pfn = frames.pfn[mfn]
+        return default if pfn == NO_PFN else pfn
+
+    def __getitem__(self, mfn: int) -> int:
+        pfn = self.get(mfn)
+        if pfn is None:
+            raise KeyError(mfn)
+        return pfn
+
+    def __setitem__(self, mfn: int, pfn: int) -> None:
+        self.d.frames.pfn[mfn] = pfn
+
+    def __delitem__(self, mfn: int) -> None:
+        self.d.frames.pfn[mfn] = NO_PFN
+
+    def pop(self, mfn: int, default=None):
+        pfn = self.get(mfn, default)
+        if pfn is not default:
+            self.d.frames.pfn[mfn] = NO_PFN
+        return pfn
+
+    def clear(self) -> None:
+        frames = self.d.frames
+        for mfn in self.d.p2m:
+            if mfn != INVALID_M2P_ENTRY and frames.is_valid(mfn) and \
+                    frames.owner[mfn] == self.d.domid:
+                frames.pfn[mfn] = NO_PFN

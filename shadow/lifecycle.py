@@ -9,6 +9,7 @@ and any vm_event ring go back to the allocator, and then each frame's allocation
 reference is dropped. A frame still referenced from elsewhere stays allocated, owned by
 the dying domain, until its last reference goes: the domain is a zombie until then.
 """
+from array import array
 from dataclasses import dataclass
 
 from pvshadow.shadow.abi.xen import EINVAL, ESRCH
@@ -135,8 +136,8 @@ def destroy(host, d) -> int:
             frames.allocated[mfn] = 0
             types.put_page(mfn)
     d.tot_pages = 0
-    d.p2m = []
     d.pfn_of.clear()
+    d.p2m = array('Q')
     d.xenheap_frames.clear()
     reap(host)
     cpu.flush_tlb()

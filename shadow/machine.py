@@ -9,7 +9,6 @@ import ctypes
 import mmap
 import struct
 from array import array
-from collections import deque
 from enum import IntEnum
 from typing import NewType
 
@@ -75,8 +74,19 @@ class MachineMemory:
             pass  # Unicorn may still hold the pointer; the mapping dies with the process
 
 
+NO_PFN = 0xFFFFFFFF                    # FrameTable.pfn of a frame in no physmap
+
+
 class FrameTable:
-    """Per machine frame: owner domain, type, type count, general refcount, pinned."""
+    """Per machine frame: owner domain, type, type count, general refcount, pinned,
+    allocated, the pfn its owner's physmap gives it, and whether it must be scrubbed
+    before its next use: 19 bytes a frame, in flat arrays.
+
+    The allocator hands out frames never used since the machine memory was mapped (zero,
+    as the anonymous mapping gives them, so never cleared: touching them would commit
+    host memory) from a fresh range, low end up (alloc) or high end down (alloc_high),
+    and takes freed frames back on a stack that alloc reuses first, most recent first.
+    A freed frame is marked for scrubbing, which its next user does (scrub_needed)."""
 
     def __init__(self, nr_frames: int):
         self.nr_frames = nr_frames
@@ -86,25 +96,51 @@ class FrameTable:
         self.count = array('I', [0]) * nr_frames
         self.pinned = bytearray(nr_frames)
         self.allocated = bytearray(nr_frames)
-        self._free = deque(range(nr_frames))
+        self.pfn = array('I', [NO_PFN]) * nr_frames
+        self.scrub = bytearray(nr_frames)
+        self._lo, self._hi = 0, nr_frames   # the fresh range
+        self._freed = array('I')            # freed frames; the last is reused first
 
     def is_valid(self, mfn: int) -> bool:
         return 0 <= mfn < self.nr_frames
 
     def free_frames(self) -> int:
-        return len(self._free)
+        return self._hi - self._lo + len(self._freed)
 
     def alloc(self, owner: int) -> Mfn:
         """Hand out one free frame to owner (a domid or DOMID_XEN); raises MemoryError."""
-        if not self._free:
-            raise MemoryError('machine memory exhausted')
-        return self._claim(self._free.popleft(), owner)
+        if self._freed:
+            return self._claim(self._freed.pop(), owner)
+        if self._lo < self._hi:
+            self._lo += 1
+            return self._claim(self._lo - 1, owner)
+        raise MemoryError('machine memory exhausted')
 
     def alloc_high(self, owner: int) -> Mfn:
-        """A frame from the top of the free list: keeps guest frames away from mfn == pfn."""
-        if not self._free:
-            raise MemoryError('machine memory exhausted')
-        return self._claim(self._free.pop(), owner)
+        """A frame from the top of the fresh range (keeps guest frames away from mfn ==
+        pfn), or the longest-freed frame once the fresh range is gone."""
+        if self._lo < self._hi:
+            self._hi -= 1
+            return self._claim(self._hi, owner)
+        if self._freed:
+            return self._claim(self._freed.pop(0), owner)
+        raise MemoryError('machine memory exhausted')
+
+    def alloc_high_run(self, count: int, owner: int) -> range:
+        """count fresh frames from the top at once, in alloc_high's order (descending),
+        or an empty range if the fresh range is shorter."""
+        if count <= 0 or self._hi - self._lo < count:
+            return range(0)
+        top = self._hi
+        self._hi -= count
+        low = self._hi
+        self.owner[low:top] = array('H', [owner]) * count
+        self.type[low:top] = bytes(count)
+        self.type_count[low:top] = array('I', [0]) * count
+        self.count[low:top] = array('I', [1]) * count
+        self.allocated[low:top] = b'\x01' * count
+        self.pinned[low:top] = bytes(count)
+        return range(top - 1, low - 1, -1)
 
     def _claim(self, mfn: int, owner: int) -> Mfn:
         self.owner[mfn] = owner
@@ -115,6 +151,13 @@ class FrameTable:
         self.pinned[mfn] = 0
         return Mfn(mfn)
 
+    def scrub_needed(self, mfn: int) -> bool:
+        """Whether a frame just handed out may hold a previous user's data (and is now
+        taken to be cleared by the caller)."""
+        needed = self.scrub[mfn]
+        self.scrub[mfn] = 0
+        return bool(needed)
+
     def free(self, mfn: int) -> None:
         assert self.type_count[mfn] == 0, f'freeing mfn {mfn:#x} with type references'
         self.owner[mfn] = DOMID_INVALID
@@ -122,7 +165,9 @@ class FrameTable:
         self.count[mfn] = 0
         self.allocated[mfn] = 0
         self.pinned[mfn] = 0
-        self._free.appendleft(mfn)
+        self.pfn[mfn] = NO_PFN
+        self.scrub[mfn] = 1
+        self._freed.append(mfn)
 
     def is_xen(self, mfn: int) -> bool:
         return self.owner[mfn] == DOMID_XEN

@@ -174,6 +174,10 @@ class XenSpace:
     def set_m2p(self, mfn: int, pfn: int) -> None:
         self.mem.write_u64(self.m2p_maddr + mfn * 8, pfn)
 
+    def set_m2p_run(self, first_mfn: int, pfns) -> None:
+        """M2P entries for frames first_mfn, first_mfn + 1, ... (an array('Q'))."""
+        self.mem.write(self.m2p_maddr + first_mfn * 8, pfns.tobytes())
+
     def get_m2p(self, mfn: int) -> int:
         return self.mem.read_u64(self.m2p_maddr + mfn * 8)
 

@@ -43,9 +43,9 @@ def test_start_info_and_mappings_match_the_layout():
     assert walk(d.mem.read_u64, l4, lay.stack).levels[-1].entry & _PAGE_RW
     # the p2m list the guest reads is the hypervisor's, and the M2P inverts it
     p2m = struct.unpack('<4Q', d.mem.read(walk(d.mem.read_u64, l4, lay.p2m).maddr, 32))
-    assert list(p2m) == d.p2m[:4]
+    assert list(p2m) == list(d.p2m[:4])
     assert all(host.xen.get_m2p(mfn) == pfn for pfn, mfn in enumerate(d.p2m[:64]))
-    assert d.p2m[:4] != [0, 1, 2, 3], 'machine frames should not be identity-mapped'
+    assert list(d.p2m[:4]) != [0, 1, 2, 3], 'machine frames should not be identity-mapped'
 
 
 def test_a_build_that_fails_leaves_nothing_on_the_host():
