@@ -6,6 +6,8 @@ Conventions of an asm/ kernel (the shared include sets them up):
 - the symbol `hypercall_page` names a page-aligned page for Xen's stubs.
 These play the part of the ELF notes ENTRY, VIRT_BASE and HYPERCALL_PAGE.
 """
+import hashlib
+import json
 import os
 import re
 import select
@@ -14,7 +16,6 @@ import struct
 import time
 from typing import Optional
 
-from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
 
 from pvshadow import data_dir
 from pvshadow.guests.asmcheck import Source, check_instructions, undefined_symbol
@@ -113,12 +114,16 @@ def _load_asm(path: str, text: str, extra_symbols: tuple, search=()):
     if missing:
         raise KernelError(f'{path}: no {" or ".join(missing)} label (pv.inc defines both)')
     trailer = ''.join(f'\n.quad {sym}' for sym in names)
+    cached = _disk_cache_get(text + trailer)
+    if cached is not None:
+        return cached
     for _attempt in range(3):
         code = assemble(text + trailer, VIRT_BASE, path, source)
         body, tail = code[:-8 * len(names)], code[-8 * len(names):]
         symbols = dict(zip(names, struct.unpack(f'<{len(names)}Q', tail)))
         misplaced = [name for name in aligned if symbols[name] & 0xFFF]
         if not misplaced:
+            _disk_cache_put(text + trailer, body, symbols)
             return body, symbols
     # keystone has been seen, once in a long test run, to ignore an .align 4096.
     raise KernelError(f'{path}: keystone placed {", ".join(misplaced)} off a page boundary '
@@ -207,6 +212,7 @@ def check_pitfalls(source: Source, path: str) -> None:
 def _keystone(text: str, base: int, source: Optional[Source]) -> bytes:
     """In the child: b'O' + the encoding; b'L<line>\\t' + why for a line the checks
     refuse (guests.asmcheck); b'E' + keystone's message when no line could be named."""
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
     try:
         encoding, _ = Ks(KS_ARCH_X86, KS_MODE_64).asm(text, base)
     except KsError as exc:
@@ -282,6 +288,42 @@ def _sandboxed(work, path: str) -> bytes:
 # Labels the include places on page boundaries: checked after every assembly.
 _PAGE_ALIGNED = ('hypercall_page', 'shared_info')
 _cache = {}
+# Assembled kernels are also kept on disk, keyed by the preprocessed source (includes
+# and the symbol trailer in it) and this format's version, so a kernel is assembled once
+# per machine, not once per run: keystone in its sandbox is most of a short run's time.
+_DISK_CACHE_VERSION = 1
+
+
+def _disk_cache_path(text: str) -> Optional[str]:
+    if os.environ.get('PVSHADOW_NO_CACHE'):
+        return None
+    base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
+    digest = hashlib.sha256(f'{_DISK_CACHE_VERSION}\0{text}'.encode()).hexdigest()
+    return os.path.join(base, 'pvshadow', 'asm', digest + '.json')
+
+
+def _disk_cache_get(text: str):
+    path = _disk_cache_path(text)
+    try:
+        with open(path, encoding='utf-8') as f:
+            entry = json.load(f)
+        return bytes.fromhex(entry['body']), {k: int(v) for k, v in entry['symbols'].items()}
+    except (OSError, TypeError, ValueError, KeyError, AttributeError):
+        return None                      # absent, unreadable or damaged: assemble again
+
+
+def _disk_cache_put(text: str, body: bytes, symbols: dict) -> None:
+    path = _disk_cache_path(text)
+    if path is None:
+        return
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        tmp = f'{path}.{os.getpid()}.tmp'
+        with open(tmp, 'w', encoding='utf-8') as f:
+            json.dump({'body': body.hex(), 'symbols': symbols}, f)
+        os.replace(tmp, path)
+    except OSError:
+        pass                             # a read-only home: no cache, nothing lost
 
 
 def load_asm(path: str, text: str, extra_symbols=(), include_dirs=()) -> KernelImage:

@@ -13,8 +13,6 @@ import re
 from dataclasses import dataclass, field
 from typing import List, Optional, Tuple
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
-from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
 
 REGISTERS = frozenset(
     ['rip'] + [f'r{n}{s}' for n in range(8, 16) for s in ('', 'd', 'w', 'b')] +
@@ -114,6 +112,8 @@ def check_instructions(source: Source, failed: bool = False) -> Optional[Tuple[i
     assembles without a register its source names, or (when the whole source `failed`)
     that keystone refuses on its own; None when every one is right. Runs keystone: call
     it in the sandboxed child (guests.asm)."""
+    from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks, KsError
     ks = Ks(KS_ARCH_X86, KS_MODE_64)
     ks.sym_resolver = _resolve_anything
     md = Cs(CS_ARCH_X86, CS_MODE_64)

@@ -2,8 +2,6 @@
 import io
 import struct
 
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
 
 from pvshadow.guests.image import KernelError, KernelImage, check_image
 from pvshadow.shadow.abi import xen
@@ -44,7 +42,7 @@ MAX_PROGRAM_HEADERS = 64
 MAX_IMAGE_BYTES = 1 << 30                 # a PV kernel's loaded image, at most
 
 
-def _program_headers(path: str, elf: ELFFile, size: int) -> list:
+def _program_headers(path: str, elf, size: int) -> list:
     """Every program header, each checked against the file before any is read: the
     table itself and each segment's bytes lie inside the file, and a PT_LOAD's file
     size is at most its memory size."""
@@ -90,7 +88,7 @@ def _read_notes(path: str, data: bytes, headers) -> dict:
     return notes
 
 
-def _section_notes(path: str, elf: ELFFile, data: bytes) -> list:
+def _section_notes(path: str, elf, data: bytes) -> list:
     """SHT_NOTE sections' bytes, for a kernel whose notes have no PT_NOTE segment."""
     if elf['e_shnum'] > 256 or elf['e_shoff'] + elf['e_shnum'] * elf['e_shentsize'] > len(data):
         return []
@@ -106,7 +104,8 @@ def _section_notes(path: str, elf: ELFFile, data: bytes) -> list:
 MAX_SYMBOLS = 1 << 17
 
 
-def _symbols(elf: ELFFile, size: int) -> dict:
+def _symbols(elf, size: int) -> dict:
+    from elftools.common.exceptions import ELFError
     """name -> address from .symtab, for debuggers and crash dumps; a table that does not
     fit the file, or is absurdly large, is ignored (the kernel runs without names)."""
     try:
@@ -126,6 +125,9 @@ def _symbols(elf: ELFFile, size: int) -> dict:
 
 
 def load_elf(path: str, data: bytes) -> KernelImage:
+    # pyelftools is loaded only when an ELF is (the built-in kernels are assembled)
+    from elftools.common.exceptions import ELFError
+    from elftools.elf.elffile import ELFFile
     try:
         elf = ELFFile(io.BytesIO(data))
         if elf.elfclass != 64 or elf['e_machine'] != 'EM_X86_64':

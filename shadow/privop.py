@@ -24,18 +24,15 @@ ports of its own (every domain here) then reads all ones, and its writes go nowh
 """
 from typing import Optional
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs
-from capstone.x86_const import X86_OP_MEM, X86_OP_REG
 
 from pvshadow.shadow.abi.xen import ENODEV, VMASST_TYPE_architectural_iopl
+from pvshadow.shadow.disasm import X86_OP_MEM, X86_OP_REG, decode_one
 from pvshadow.shadow.msr import guest_rdmsr, guest_wrmsr
 from pvshadow.shadow.paging.x86 import is_canonical
 CR0_TS = 1 << 3
 TRAP_invalid_op = 6
 _MASK64 = (1 << 64) - 1
 
-_md = Cs(CS_ARCH_X86, CS_MODE_64)
-_md.detail = True
 
 
 # --- port I/O ------------------------------------------------------------------------------
@@ -68,7 +65,7 @@ def port_write(vcpu, port: int, size: int, value: int) -> bool:
 
 def decode(vcpu, rip: int):
     """The guest instruction at rip (capstone, with details), or None."""
-    return next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
+    return decode_one(vcpu.emulator.fetch_code(rip), rip)
 
 
 def sets_ss_shadow(vcpu, rip: int) -> bool:
@@ -143,7 +140,7 @@ def emulate_privileged_op(vcpu) -> bool:
     cli and sti are looked at in guest user mode."""
     cpu = vcpu.cpu
     rip = cpu.rip
-    insn = next(_md.disasm(vcpu.emulator.fetch_code(rip), rip, 1), None)
+    insn = decode_one(vcpu.emulator.fetch_code(rip), rip)
     if insn is None:
         return False
     try:

@@ -33,11 +33,12 @@ def test_an_allowed_read_returns_all_ones_of_its_size_and_a_refused_one_none():
 
 
 # --- cli and sti (priv_op_validate) ---------------------------------------------------------
-from pvshadow.shadow.privop import _emulate, _md  # noqa: E402
+from pvshadow.shadow.disasm import decode_one  # noqa: E402
+from pvshadow.shadow.privop import _emulate  # noqa: E402
 
 
 def _insn(code: bytes):
-    return next(_md.disasm(code, 0x1000, 1))
+    return decode_one(code, 0x1000)
 
 
 @pytest.mark.parametrize('code', [b'\xfa', b'\xfb'])

@@ -12,13 +12,10 @@ the validation refuses leaves everything as it was and the guest gets its #PF.
 from dataclasses import dataclass
 from typing import Optional
 
-from capstone import CS_ARCH_X86, CS_MODE_64, Cs, CsError
-from capstone import x86_const as csx86
 
+from pvshadow.shadow.disasm import X86_OP_IMM, X86_OP_MEM, X86_OP_REG, decode_one
 from pvshadow.shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
 
-_md = Cs(CS_ARCH_X86, CS_MODE_64)
-_md.detail = True
 _ACCUMULATOR = {1: 'al', 2: 'ax', 4: 'eax', 8: 'rax'}
 _FAST = {'mov', 'xchg', 'cmpxchg'}
 # RFLAGS bits written by CMP
@@ -55,16 +52,16 @@ def _store_of(insn) -> Optional[Store]:
     ops = insn.operands
     if mnemonic not in _FAST or len(ops) != 2:
         return None
-    mem_first = ops[0].type == csx86.X86_OP_MEM
+    mem_first = ops[0].type == X86_OP_MEM
     mem_op, other = (ops[0], ops[1]) if mem_first else (ops[1], ops[0])
-    if mem_op.type != csx86.X86_OP_MEM or (mnemonic != 'xchg' and not mem_first):
+    if mem_op.type != X86_OP_MEM or (mnemonic != 'xchg' and not mem_first):
         return None
     if mem_op.size not in (1, 2, 4, 8):
         return None
-    if other.type == csx86.X86_OP_IMM:
+    if other.type == X86_OP_IMM:
         return Store(mnemonic, mem_op.size, None, other.imm & ((1 << (mem_op.size * 8)) - 1),
                      insn.size)
-    if other.type == csx86.X86_OP_REG:
+    if other.type == X86_OP_REG:
         return Store(mnemonic, mem_op.size, insn.reg_name(other.reg), 0, insn.size)
     return None
 
@@ -163,10 +160,7 @@ class PtWriteEmulator:
     def decode_store(self, code: bytes, rip: int) -> Optional[Store]:
         if code in self._decoded:
             return self._decoded[code]
-        try:
-            insn = next(_md.disasm(code, rip, 1), None)
-        except CsError:
-            insn = None
+        insn = decode_one(code, rip)
         store = _store_of(insn) if insn is not None else None
         if len(self._decoded) > 256:
             self._decoded.clear()
