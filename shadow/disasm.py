@@ -5,21 +5,23 @@ use: a run that never emulates an instruction does not pay for importing capston
 X86_OP_REG, X86_OP_IMM, X86_OP_MEM = 1, 2, 3
 
 _decoder = None
+_CsError = Exception
 
 
 def decoder():
-    global _decoder
+    global _decoder, _CsError
     if _decoder is None:
-        from capstone import CS_ARCH_X86, CS_MODE_64, Cs
+        from capstone import CS_ARCH_X86, CS_MODE_64, Cs, CsError
         _decoder = Cs(CS_ARCH_X86, CS_MODE_64)
         _decoder.detail = True
+        _CsError = CsError
     return _decoder
 
 
 def decode_one(code: bytes, address: int):
     """The first instruction in code, at address, or None (undecodable or empty)."""
-    from capstone import CsError
+    md = _decoder or decoder()
     try:
-        return next(decoder().disasm(code, address, 1), None)
-    except CsError:
+        return next(md.disasm(code, address, 1), None)
+    except _CsError:
         return None
