@@ -548,6 +548,8 @@ class Domain:
         timeout (seconds) is a wall-clock watchdog.
         """
         exit_ = self._run(budget, timeout)
+        if self.audit and self.paging.name == 'shadow':
+            exit_ = self._audit_at_exit(exit_)
         if self.tracer is not None:
             self.tracer({'type': 'exit', 'reason': exit_.reason.value, 'message': exit_.message,
                          'shutdown_code': exit_.shutdown_code,
@@ -609,6 +611,18 @@ class Domain:
                         registers=cpu.dump())
         return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',
                     registers=cpu.dump())
+
+    def _audit_at_exit(self, exit_: Exit) -> Exit:
+        """With auditing on, each fault checks the shadow entries it wrote; the whole of
+        every live shadow is checked here, when the run returns."""
+        problems = self.paging.audit()
+        if not problems:
+            return exit_
+        self.stats['hypervisor_errors'] += 1
+        self.log('shadow audit at exit:\n' + '\n'.join(problems[:20]))
+        return Exit(ExitReason.INTERNAL_ERROR, message='shadow audit: ' + problems[0] +
+                    (f' (+{len(problems) - 1} more)' if len(problems) > 1 else ''),
+                    registers=exit_.registers)
 
     def _cpu_error(self, exc: CpuError) -> Exit:
         if isinstance(exc, HypervisorError):

@@ -124,3 +124,26 @@ def test_sh_remove_all_mappings_and_write_access_follow_the_back_references():
     count = len(refs)
     assert sp.sh_remove_all_mappings(gmfn) == count
     assert gmfn not in sp.maps_of and sp.audit() == []
+
+
+def test_the_per_fault_audit_checks_the_entries_it_is_given():
+    d = booted('hello', paging='shadow')
+    assert d.run(timeout=10).clean
+    sp = d.paging
+    leaf = next(m for refs in sp.maps_of.values() for m in refs if not d.mem.read_u64(m) & _PAGE_RW)
+    other = next(m for refs in sp.maps_of.values() for m in refs if m != leaf)
+    d.mem.write_u64(leaf, d.mem.read_u64(leaf) | _PAGE_RW)
+    sp.check_audit([other])                      # an untouched entry: nothing to report
+    with pytest.raises(AuditError):
+        sp.check_audit([leaf])
+
+
+def test_with_auditing_on_the_whole_shadow_is_audited_when_the_run_returns():
+    d = booted('hello', paging='shadow', audit=True)
+    exit_ = d.run(timeout=10)
+    assert exit_.clean
+    sp = d.paging
+    leaf = next(m for refs in sp.maps_of.values() for m in refs if not d.mem.read_u64(m) & _PAGE_RW)
+    d.mem.write_u64(leaf, d.mem.read_u64(leaf) | _PAGE_RW)
+    audited = d._audit_at_exit(exit_)
+    assert audited.reason.value == 'internal_error' and 'shadow audit' in audited.message

@@ -1,5 +1,7 @@
-"""The shadow audit: every live shadow entry checked against the guest's tables and the
-propagation rules. Each rule that fails comes back as a sentence naming the entry."""
+"""The shadow audit: shadow entries checked against the guest's tables and the propagation
+rules; each rule that fails comes back as a sentence naming the entry. The full audit
+covers every live shadow (O(live shadows x 512)); the per-fault one only the entries the
+fault wrote (O(levels)), with the full one at the end of the run and on demand."""
 from typing import List
 
 from pvshadow.shadow.abi.xen import DOMID_XEN
@@ -10,6 +12,7 @@ from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _
 
 
 def audit_shadows(sp) -> List[str]:
+    """The full audit: every live shadow, every entry, and the back-references."""
     problems: List[str] = []
     mem, frames = sp.mem, sp.frames
     for smfn, (gmfn, level) in sp.guest_of.items():
@@ -25,51 +28,75 @@ def audit_shadows(sp) -> List[str]:
                             f'{level} or above')
         guest = mem.frame_u64s(gmfn)
         for index, sentry in enumerate(mem.frame_u64s(smfn)):
-            maddr = (smfn << 12) + index * 8
-            if level == 4 and not is_guest_l4_slot(index):
-                if sentry != sp.xen_l4_slots.get(index, 0):
-                    problems.append(f'{where} slot {index}: Xen slot differs from the hypervisor\'s')
-                continue
-            if not sentry & _PAGE_PRESENT:
-                continue
-            gentry = guest[index]
-            at = f'{where} entry {index}'
-            if not gentry & _PAGE_PRESENT:
-                problems.append(f'{at}: shadow present but guest entry not present')
-                continue
-            if not gentry & _PAGE_ACCESSED:
-                problems.append(f'{at}: shadow present before the guest entry was accessed')
-            if sentry & _PAGE_RW and not gentry & _PAGE_RW:
-                problems.append(f'{at}: shadow grants write access but guest does not')
-            if gentry & _PAGE_NX and not sentry & _PAGE_NX:
-                problems.append(f'{at}: shadow grants execute but guest does not')
-            if level > 1:
-                child = pte_mfn(sentry)
-                if sp.shadow_of.get((pte_mfn(gentry), level - 1)) != child:
-                    problems.append(f'{at}: shadow points at mfn {child:#x}, not the shadow of '
-                                    f'guest table {pte_mfn(gentry):#x}')
-                elif maddr not in sp.parents.get(child, ()):
-                    problems.append(f'{at}: missing back-reference from its child shadow')
-                continue
-            target = pte_mfn(sentry)
-            if target != pte_mfn(gentry):
-                problems.append(f'{at}: shadow maps mfn {target:#x}, guest maps {pte_mfn(gentry):#x}')
-            if not sp.may_reach(target):
-                problems.append(f'{at}: shadow maps mfn {target:#x}, which the domain does not own')
-            if sentry & _PAGE_RW:
-                if not gentry & _PAGE_DIRTY:
-                    problems.append(f'{at}: shadow writable before the guest entry is dirty')
-                if sp.table_level(target) is not None:
-                    problems.append(f'{at}: shadow maps page table mfn {target:#x} writable')
-                allowed = sp._sh_propagate(gentry)
-                if not allowed & _PAGE_RW:
-                    problems.append(f'{at}: shadow writable though the propagation rules '
-                                    'forbid it')
-            if maddr not in sp.maps_of.get(target, ()):
-                problems.append(f'{at}: missing from the mappings of mfn {target:#x}')
+            problems.extend(_check_entry(sp, smfn, gmfn, level, index, sentry, guest[index]))
     for target, refs in sp.maps_of.items():
         for maddr in refs:
             sentry = mem.read_u64(maddr)
             if not sentry & _PAGE_PRESENT or pte_mfn(sentry) != target:
                 problems.append(f'mappings of mfn {target:#x}: stale back-reference at {maddr:#x}')
+    return problems
+
+
+def audit_entries(sp, maddrs) -> List[str]:
+    """The cheap audit after a fault (Xen's per-operation audit): only the shadow entries
+    it wrote, each against its guest entry and the propagation rules."""
+    problems: List[str] = []
+    mem = sp.mem
+    for maddr in maddrs:
+        smfn, index = maddr >> 12, (maddr & 0xFFF) >> 3
+        owner = sp.guest_of.get(smfn)
+        if owner is None:
+            problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
+            continue
+        gmfn, level = owner
+        problems.extend(_check_entry(sp, smfn, gmfn, level, index, mem.read_u64(maddr),
+                                     mem.read_u64((gmfn << 12) + index * 8)))
+    return problems
+
+
+def _check_entry(sp, smfn: int, gmfn: int, level: int, index: int, sentry: int,
+                 gentry: int) -> List[str]:
+    """One shadow entry against its guest entry and the rules of _sh_propagate."""
+    where = f'shadow L{level} mfn {smfn:#x} (guest mfn {gmfn:#x})'
+    maddr = (smfn << 12) + index * 8
+    if level == 4 and not is_guest_l4_slot(index):
+        if sentry != sp.xen_l4_slots.get(index, 0):
+            return [f'{where} slot {index}: Xen slot differs from the hypervisor\'s']
+        return []
+    if not sentry & _PAGE_PRESENT:
+        return []
+    at = f'{where} entry {index}'
+    if not gentry & _PAGE_PRESENT:
+        return [f'{at}: shadow present but guest entry not present']
+    problems = []
+    if not gentry & _PAGE_ACCESSED:
+        problems.append(f'{at}: shadow present before the guest entry was accessed')
+    if sentry & _PAGE_RW and not gentry & _PAGE_RW:
+        problems.append(f'{at}: shadow grants write access but guest does not')
+    if gentry & _PAGE_NX and not sentry & _PAGE_NX:
+        problems.append(f'{at}: shadow grants execute but guest does not')
+    if level > 1:
+        child = pte_mfn(sentry)
+        if sp.shadow_of.get((pte_mfn(gentry), level - 1)) != child:
+            problems.append(f'{at}: shadow points at mfn {child:#x}, not the shadow of '
+                            f'guest table {pte_mfn(gentry):#x}')
+        elif maddr not in sp.parents.get(child, ()):
+            problems.append(f'{at}: missing back-reference from its child shadow')
+        return problems
+    target = pte_mfn(sentry)
+    if target != pte_mfn(gentry):
+        problems.append(f'{at}: shadow maps mfn {target:#x}, guest maps {pte_mfn(gentry):#x}')
+    if not sp.may_reach(target):
+        problems.append(f'{at}: shadow maps mfn {target:#x}, which the domain does not own')
+    if sentry & _PAGE_RW:
+        if not gentry & _PAGE_DIRTY:
+            problems.append(f'{at}: shadow writable before the guest entry is dirty')
+        if sp.table_level(target) is not None:
+            problems.append(f'{at}: shadow maps page table mfn {target:#x} writable')
+        allowed = sp._sh_propagate(gentry)
+        if not allowed & _PAGE_RW:
+            problems.append(f'{at}: shadow writable though the propagation rules '
+                            'forbid it')
+    if maddr not in sp.maps_of.get(target, ()):
+        problems.append(f'{at}: missing from the mappings of mfn {target:#x}')
     return problems

@@ -15,7 +15,7 @@ points at that table), from a bounded pool:
   sh_page_fault and sets D as hardware would.
 """
 from collections import Counter
-from typing import Callable, Dict, List, Set, Tuple
+from typing import Callable, Dict, List, Optional, Set, Tuple
 
 from pvshadow.shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
 from pvshadow.shadow.machine import PageType
@@ -186,7 +186,7 @@ class ShadowPaging(PvPaging):
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
         if self.audit_after_fault:
-            self.check_audit()
+            self.check_audit(self._chain(root, gw))
         return None
 
     def _propagate(self, root: int, gw) -> int:
@@ -441,8 +441,24 @@ class ShadowPaging(PvPaging):
         from pvshadow.shadow.paging.audit import audit_shadows
         return audit_shadows(self)
 
-    def check_audit(self) -> None:
-        problems = self.audit()
+    def _chain(self, root: int, gw) -> List[int]:
+        """The shadow entries one guest walk's propagation wrote (L4 down to L1)."""
+        chain, smfn = [], self.shadow_of.get((root, 4))
+        for lv in gw.levels:
+            if smfn is None:
+                break
+            chain.append((smfn << 12) + lv.index * 8)
+            smfn = self.shadow_of.get((pte_mfn(lv.entry), lv.level - 1)) if lv.level > 1 else None
+        return chain
+
+    def check_audit(self, entries: Optional[List[int]] = None) -> None:
+        """Raise AuditError for any broken rule: in the given shadow entries (the cheap
+        per-fault audit), or everywhere (the full audit)."""
+        if entries is not None:
+            from pvshadow.shadow.paging.audit import audit_entries
+            problems = audit_entries(self, entries)
+        else:
+            problems = self.audit()
         if problems:
             raise AuditError('; '.join(problems[:5]) + (f' (+{len(problems) - 5} more)'
                                                          if len(problems) > 5 else ''))
