@@ -18,6 +18,9 @@ host (issue 12): the compute kernel on a Host through its scheduler, one domain 
   against twice the bare time, each domain's share of the instructions, the domain
   switches and the cost of one). Paired interleaved rounds on the CPU clock
   (time.process_time); median and spread (min-max) of each.
+boot (issue 15): `pvshadow run hello --memory N` in a child process at 16 MiB, 256 MiB,
+  1 GiB and 4 GiB, interleaved rounds: CPU time, wall time and maximum RSS (median and
+  spread); and the frame table's bytes of bookkeeping per machine frame.
 events (issue 4): mem_access violations -> in-process listener -> resume, events/s:
   every page write-watched, the listener relaxing each frame after its event (as
   xen-access does), and letting each access through once (emulate). Goal >= 20,000.
@@ -128,6 +131,58 @@ def bench_host(iterations: int, repeat: int) -> None:
           f'instructions {s:.3f} ({slo:.3f}-{shi:.3f}); {sw:,} domain switches; '
           f'{c:,.1f} us of overhead per switch ({clo:,.1f}-{chi:,.1f}), slicing by '
           'instruction count included')
+
+
+def _child_usage(argv):
+    """Run argv; (CPU seconds, wall seconds, max RSS MB, stdout) of that child alone
+    (os.wait4 gives one child's rusage; RUSAGE_CHILDREN would be the largest so far)."""
+    import subprocess
+    began = time.perf_counter()
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    out = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - began
+    return usage.ru_utime + usage.ru_stime, wall, usage.ru_maxrss / 1024, out, proc.returncode
+
+
+def _run_hello(memory_mb: int):
+    """`pvshadow run hello --memory N` in a child: (CPU seconds, wall seconds, max RSS MB)."""
+    cpu, wall, rss, out, rc = _child_usage([sys.executable, '-m', 'pvshadow', 'run', 'hello',
+                                            '--memory', str(memory_mb)])
+    if rc or 'Test result: SUCCESS' not in out:
+        raise SystemExit(f'hello --memory {memory_mb} failed: {out[-300:]}')
+    return cpu, wall, rss
+
+
+def _interpreter_rss_mb() -> float:
+    return _child_usage([sys.executable, '-c', 'pass'])[2]
+
+
+def bench_boot(repeat: int, sizes=(16, 256, 1024, 4096)) -> None:
+    """Boot time and memory of a whole `pvshadow run hello`, at several guest sizes,
+    interleaved rounds; and the frame table's bookkeeping per machine frame."""
+    from pvshadow.shadow.machine import FrameTable
+    results = {size: [] for size in sizes}
+    for round_ in range(repeat):
+        print(f'  boot round {round_ + 1}/{repeat}', file=sys.stderr, flush=True)
+        for size in sizes:
+            results[size].append(_run_hello(size))
+    table = FrameTable(4096)
+    per_frame = sum(len(bytes(getattr(table, c))) for c in (
+        'owner', 'type', 'type_count', 'count', 'pinned', 'allocated', 'pfn', 'scrub')) / 4096
+    base = _interpreter_rss_mb()
+    for size in sizes:
+        cpu = _median_spread([r[0] for r in results[size]])
+        wall = _median_spread([r[1] for r in results[size]])
+        rss = _median_spread([r[2] for r in results[size]])
+        goals = {16: '(goal: < 0.15 s CPU)', 4096: '(goal: wall < 1 s, RSS < 250 MB)'}
+        print(f'(boot) pvshadow run hello --memory {size}: CPU {cpu[0]:.3f} s '
+              f'({cpu[1]:.3f}-{cpu[2]:.3f}), wall {wall[0]:.3f} s ({wall[1]:.3f}-{wall[2]:.3f}), '
+              f'max RSS {rss[0]:.0f} MB ({rss[0] - base:.0f} above the interpreter\'s '
+              f'{base:.0f})   {goals.get(size, "")}')
+    print(f'(boot) frame-table bookkeeping: {per_frame:.0f} bytes a machine frame   '
+          '(goal <= 64)')
 
 
 def bench_compute(iterations: int, repeat: int) -> None:
@@ -329,11 +384,15 @@ def bench_events(repeat: int, pages: int = 4096) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     parser.add_argument('--only', nargs='*',
-                        choices=('compute', 'faults', 'ptwrites', 'blow', 'events', 'host'),
-                        default=('compute', 'faults', 'ptwrites', 'blow', 'events', 'host'))
+                        choices=('boot', 'compute', 'faults', 'ptwrites', 'blow', 'events',
+                                 'host'),
+                        default=('boot', 'compute', 'faults', 'ptwrites', 'blow', 'events',
+                                 'host'))
     parser.add_argument('--iterations', type=int, default=30_000_000)
     parser.add_argument('--repeat', type=int, default=5)
     args = parser.parse_args(argv)
+    if 'boot' in args.only:
+        bench_boot(args.repeat)
     if 'compute' in args.only:
         bench_compute(args.iterations, args.repeat)
     if 'faults' in args.only:

@@ -294,9 +294,19 @@ def cmd_trace(args) -> int:
     return main_trace(args)
 
 
+class _VersionAction(argparse.Action):
+    """--version, looked up only when asked for (importlib.metadata costs a short run
+    a tenth of its time)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f'pvshadow {version()}')
+        parser.exit(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = OneLineParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
-    parser.add_argument('--version', action='version', version=f'pvshadow {version()}')
+    parser.add_argument('--version', action=_VersionAction, nargs=0,
+                        help="show the program's version number and exit")
     sub = parser.add_subparsers(dest='command', required=True)
     run = sub.add_parser('run', help='boot a kernel and show its console')
     run.add_argument('kernel', nargs='+',

@@ -12,7 +12,6 @@ import os
 import subprocess
 import sys
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -148,6 +147,7 @@ def cmd_test(args) -> int:
     live = sys.stderr.isatty()
     done = 0
     width = max(len(j.label) for j in jobs) + 2
+    from concurrent.futures import ThreadPoolExecutor
     pool = ThreadPoolExecutor(max_workers=args.jobs)
     try:
         for job in pool.map(lambda j: run_job(j, args.timeout), jobs):
