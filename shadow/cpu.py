@@ -186,6 +186,8 @@ class PhysicalCpu:
             if at < 0:
                 raise CpuError(f'cannot locate {name} in the Unicorn context')
             self._env_at[name] = at
+        self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
+        self.fault_cr2 = 0
 
     def _init_long_mode(self):
         uc = self.uc
@@ -240,6 +242,7 @@ class PhysicalCpu:
         uc.context_update(ctx)
         error_code = self._error_code.value & 0xFFFFFFFF
         software = self._is_int.value != 0
+        self.fault_cr2 = self._cr2.value        # what a #PF left in CR2, without a reg_read
         self._old_exception.value = -1
         uc.context_restore(ctx)
         if self._io_refused is not None and vector == 1:

@@ -263,7 +263,7 @@ class VCpu:
                         'action': 'int N'})
             return
         if vector == TRAP_page_fault:
-            cr2 = self.cpu.reg('cr2')
+            cr2 = self.cpu.fault_cr2
             if self.ldt_ents and ldt_fault(self, cr2, error_code):
                 return
             paging = self.domain.paging

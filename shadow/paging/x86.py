@@ -8,7 +8,7 @@ switches), so the walk grants user access everywhere and only reports the guest 
 the error code, as Xen does.
 """
 from dataclasses import dataclass, field
-from typing import Callable, List, Optional
+from typing import Callable, List, NamedTuple, Optional
 
 _PAGE_PRESENT = 1 << 0
 _PAGE_RW = 1 << 1
@@ -97,8 +97,8 @@ def is_reserved(entry: int, level: int, max_phys_bits: int = 40) -> bool:
     return level == 4 and bool(entry & _PAGE_PSE)
 
 
-@dataclass
-class WalkLevel:
+class WalkLevel(NamedTuple):
+    """One level a walk read (a tuple: the fault path makes one per level per fault)."""
     level: int
     table_mfn: int
     index: int
@@ -151,15 +151,21 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
         gw.fault_level = 4
         return gw
     table = l4_mfn
-    for level in (4, 3, 2, 1):
-        index = table_index(va, level)
-        entry = read_u64((table << 12) + index * 8)
-        gw.levels.append(WalkLevel(level, table, index, entry))
+    levels = gw.levels
+    reserved_mask = ADDR_MASK & ~((1 << max_phys_bits) - 1)     # is_reserved's address bits
+    for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
+        index = (va >> shift) & 511
+        maddr = (table << 12) + index * 8
+        entry = read_u64(maddr)
         if not entry & _PAGE_PRESENT:
+            levels.append(WalkLevel(level, table, index, entry))
             return _fault(gw, level, access, present=False, why='not present')
-        if is_reserved(entry, level, max_phys_bits) or (entry & _PAGE_NX and not nx_enabled):
+        if entry & reserved_mask or (level == 4 and entry & _PAGE_PSE) or \
+                (entry & _PAGE_NX and not nx_enabled):
+            levels.append(WalkLevel(level, table, index, entry))
             return _fault(gw, level, access, present=True, why='reserved bit set', rsvd=True)
-        if level in (3, 2) and entry & _PAGE_PSE:
+        if entry & _PAGE_PSE and level in (3, 2):
+            levels.append(WalkLevel(level, table, index, entry))
             return _fault(gw, level, access, present=True, why='superpage (not supported for PV)',
                           rsvd=True)
         if not entry & _PAGE_RW:
@@ -168,9 +174,9 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
             gw.executable = False
         if level > 1 and write_u64 is not None and not entry & _PAGE_ACCESSED:
             entry |= _PAGE_ACCESSED
-            write_u64((table << 12) + index * 8, entry)
-            gw.levels[-1].entry = entry
-        table = pte_mfn(entry)
+            write_u64(maddr, entry)
+        levels.append(WalkLevel(level, table, index, entry))
+        table = (entry & ADDR_MASK) >> 12
     if access & PFEC_WRITE and not gw.writable:
         return _fault(gw, 1, access, present=True, why='write to a read-only mapping')
     if access & PFEC_INSN and not gw.executable:
@@ -181,7 +187,7 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
         want = leaf.entry | _PAGE_ACCESSED | (_PAGE_DIRTY if access & PFEC_WRITE else 0)
         if want != leaf.entry:
             write_u64(leaf.entry_maddr, want)
-            leaf.entry = want
+            gw.levels[-1] = leaf._replace(entry=want)
     return gw
 
 
