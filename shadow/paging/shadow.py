@@ -21,7 +21,7 @@ from pvshadow.shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_V
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.pv import PvPaging
 from pvshadow.shadow.paging.types import is_guest_l4_slot
-from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_USER, PFEC_WRITE,
                                make_pte, pte_mfn,
                                walk)
@@ -192,16 +192,19 @@ class ShadowPaging(PvPaging):
     def _propagate(self, root: int, gw) -> int:
         """Make the shadow chain for one successful guest walk; returns the sl1e address."""
         mem = self.mem
-        smfn = self.get_shadow(root, 4)
-        for lv in gw.levels[:-1]:
-            child = self.get_shadow(pte_mfn(lv.entry), lv.level - 1)
-            maddr = (smfn << 12) + lv.index * 8
-            want = make_pte(child, (lv.entry & (_PAGE_RW | _PAGE_NX)) | SHADOW_TABLE_FLAGS)
-            current = mem.read_u64(maddr)
+        read, write = mem.read_u64, mem.write_u64
+        shadow_of = self.shadow_of
+        smfn = shadow_of.get((root, 4)) or self.get_shadow(root, 4)
+        for level, _table, index, entry in gw.levels[:-1]:
+            key = ((entry & ADDR_MASK) >> 12, level - 1)
+            child = shadow_of.get(key) or self.get_shadow(*key)
+            maddr = (smfn << 12) + index * 8
+            want = (child << 12) | (entry & (_PAGE_RW | _PAGE_NX)) | SHADOW_TABLE_FLAGS
+            current = read(maddr)
             if current != want:
                 if current & _PAGE_PRESENT:
-                    self._unhook(maddr, current, lv.level)
-                mem.write_u64(maddr, want)
+                    self._unhook(maddr, current, level)
+                write(maddr, want)
                 self.parents[child].add(maddr)
             smfn = child
         leaf = gw.levels[-1]
