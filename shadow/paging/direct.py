@@ -5,7 +5,6 @@ Xen's type rules; with VMASST_TYPE_writable_pagetables, a guest store to an L1 t
 trapped and emulated as Xen's ptwr does. A refused update returns the Xen errno and
 changes nothing.
 """
-from pvshadow.shadow.abi.xen import VMASST_TYPE_writable_pagetables
 from pvshadow.shadow.paging.pv import PvPaging
 from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
                                make_pte, walk)
@@ -21,9 +20,6 @@ class DirectPaging(PvPaging):
     def page_fault(self, vcpu, va: int, error_code: int):
         """The CPU walked the guest's own tables: every #PF is the guest's as it stands."""
         return error_code
-
-    def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
-        return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
     def redirect(self, vcpu, va: int, scratch_mfn: int, flags: int = 0):
         """Point the guest's own L1 entry for va at a scratch frame for one single-step;

@@ -7,7 +7,7 @@ revalidates its shadows there).
 """
 from typing import Optional
 
-from pvshadow.shadow.abi.xen import EINVAL
+from pvshadow.shadow.abi.xen import EINVAL, VMASST_TYPE_writable_pagetables
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.types import PageTypes
 from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, pte_mfn, table_index
@@ -47,8 +47,10 @@ class PvPaging:
         """Before a single step: nothing to do when the CPU walks the guest's tables."""
 
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
-        """Whether a guest write to a page table of this level is emulated."""
-        return False
+        """Whether a guest-kernel store into a page table of this level, through a
+        read-only mapping, is emulated: Xen's writable page tables cover L1 tables only,
+        in both modes, so shadow mode never changes what the guest sees."""
+        return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
     last_guest_walk = None            # a mode that walked the guest's tables for a fault
     access = None                     # MemAccess, in shadow mode with PG_mem_access

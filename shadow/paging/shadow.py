@@ -133,12 +133,6 @@ class ShadowPaging(PvPaging):
         self.stats['shadows_made'] += 1
         return smfn
 
-    def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
-        """As in direct mode, so the guest sees the same thing: Xen's writable page
-        tables cover L1 tables only; a store into an upper table is the guest's #PF."""
-        from pvshadow.shadow.abi.xen import VMASST_TYPE_writable_pagetables
-        return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
-
     # --- the fault path -------------------------------------------------------------------------
     def page_fault(self, vcpu, va: int, error_code: int):
         return self.sh_page_fault(vcpu, va, error_code)
