@@ -36,8 +36,11 @@ class PvPaging:
         guest's own tables give for it."""
         raise NotImplementedError
 
-    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> None:
-        """A guest entry was rewritten (after validation)."""
+    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> bool:
+        """A guest entry was rewritten (after validation); True when a translation the
+        CPU may have cached is gone, so the TLB must be flushed. The CPU walks the guest's
+        tables here: any entry that was present may be cached."""
+        return bool(old & _PAGE_PRESENT)
 
     def invlpg(self, va: int) -> None:
         # The Python binding has no single-page flush; a full flush is ~2 µs.
@@ -105,8 +108,7 @@ class PvPaging:
         rc = self.types.mod_entry(table_mfn, index, level, new, self.domid, preserve_ad,
                                   pg_owner)
         if rc == 0:
-            self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr))
-            if old & _PAGE_PRESENT:
+            if self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr)):
                 self.flush_tlb()
             if self.mappings_changed is not None:
                 self.mappings_changed()

@@ -272,15 +272,18 @@ class ShadowPaging(PvPaging):
         return reasons
 
     # --- following guest changes ------------------------------------------------------------------
-    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> None:
-        self.sh_validate_guest_entry(table_mfn, index, level)
+    def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> bool:
+        """The CPU walks only shadows: the TLB needs a flush only if a shadow entry built
+        from the old guest entry existed (a store into an unshadowed entry costs none)."""
+        return self.sh_validate_guest_entry(table_mfn, index, level)
 
-    def sh_validate_guest_entry(self, gmfn: int, index: int, level: int) -> None:
+    def sh_validate_guest_entry(self, gmfn: int, index: int, level: int) -> bool:
         """A guest entry changed: drop its shadow entry, in every shadow of the table (it
         is seen at lower levels too through linear entries); the next access rebuilds
-        them."""
+        them. True when a shadow entry went (the TLB may cache it)."""
         if level == 4 and not is_guest_l4_slot(index):
-            return
+            return False
+        dropped = False
         for seen_as in range(level, 0, -1):
             smfn = self.shadow_of.get((gmfn, seen_as))
             if smfn is None:
@@ -288,9 +291,10 @@ class ShadowPaging(PvPaging):
             maddr = (smfn << 12) + index * 8
             current = self.mem.read_u64(maddr)
             if current & _PAGE_PRESENT:
-                # The guest entry was present too, so write_guest_entry flushes the TLB.
                 self._unhook(maddr, current, seen_as)
                 self.mem.write_u64(maddr, 0)
+                dropped = True
+        return dropped
 
     def table_validated(self, gmfn: int, level: int) -> None:
         """A frame became a page table: no shadow may map it writable any more."""
