@@ -49,6 +49,7 @@ REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
 _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
 _GPRS16 = struct.Struct('<16Q')
+_ENV_INDEX = {name: i for i, name in enumerate(_ENV_ORDER)}
 _CONTEXT_NAMES = _ENV_ORDER + ('rip', 'rflags', 'cr2', 'cr3', 'fs_base', 'gs_base', 'cs', 'ss')
 
 
@@ -187,7 +188,8 @@ class PhysicalCpu:
                 raise CpuError(f'cannot locate {name} in the Unicorn context')
             self._env_at[name] = at
         self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
-        self.fault_cr2 = 0
+        self._rip = ctypes.c_uint64.from_address(base + self._env_at['rip'])
+        self.fault_cr2 = self.fault_rip = 0
 
     def _init_long_mode(self):
         uc = self.uc
@@ -243,6 +245,7 @@ class PhysicalCpu:
         error_code = self._error_code.value & 0xFFFFFFFF
         software = self._is_int.value != 0
         self.fault_cr2 = self._cr2.value        # what a #PF left in CR2, without a reg_read
+        self.fault_rip = self._rip.value        # the faulting instruction, likewise
         self._old_exception.value = -1
         uc.context_restore(ctx)
         if self._io_refused is not None and vector == 1:
@@ -383,6 +386,12 @@ class PhysicalCpu:
 
     def set_regs(self, **values):
         self.uc.reg_write_batch([(REG[n], v & 0xFFFFFFFFFFFFFFFF) for n, v in values.items()])
+
+    def fault_gpr(self, name: str) -> int:
+        """A 64-bit general register as the exception hook's saved context holds it
+        (valid inside that hook, before any register is written): no binding call."""
+        return ctypes.c_uint64.from_address(
+            self._ctx_base + self._gprs_at + 8 * _ENV_INDEX[name]).value
 
     def gprs(self) -> tuple:
         """The 16 general registers in env order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,

@@ -90,6 +90,10 @@ def _cmp_flags(a: int, b: int, size: int) -> int:
     return flags
 
 
+_ENV_NAMES = frozenset(('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9',
+                        'r10', 'r11', 'r12', 'r13', 'r14', 'r15'))
+
+
 class PtWriteEmulator:
     def __init__(self, vcpu):
         self.vcpu = vcpu
@@ -122,11 +126,11 @@ class PtWriteEmulator:
             return False
         if paging.access is not None and not paging.access.allow_pt_write(v, table_mfn, va):
             return True                    # a vm_event, a crash, or the vCPU paused
-        rip = self.cpu.rip
+        rip = self.cpu.fault_rip                # try_emulate runs in the #PF hook
         code = self.fetch_code(rip)
         store = self.decode_store(code, rip) if code else None
         if store is not None:
-            outcome = self._fast(store, va, table_mfn, level)
+            outcome = self._fast(store, va, table_mfn, level, in_fault_hook=True)
             if outcome is APPLIED:
                 self.cpu.rip = rip + store.length
                 return True
@@ -180,14 +184,20 @@ class PtWriteEmulator:
         return True
 
     # --- the fast path: mov / xchg / cmpxchg into one table -----------------------------------
-    def _fast(self, store: Store, va: int, table_mfn: int, level: int):
+    def _fast(self, store: Store, va: int, table_mfn: int, level: int,
+              in_fault_hook: bool = False):
         """APPLIED, REFUSED (validation said no), or None (this path cannot do it). Level 0
         is a plain data frame: the bytes are written as they are."""
         size = store.size
         if (va & 0xFFF) + size > 0x1000:
             return None
         cpu = self.cpu
-        value = cpu.reg(store.source_reg) if store.source_reg else store.imm
+        if not store.source_reg:
+            value = store.imm
+        elif in_fault_hook and store.source_reg in _ENV_NAMES:   # the hook's saved context
+            value = cpu.fault_gpr(store.source_reg)
+        else:
+            value = cpu.reg(store.source_reg) & ((1 << (size * 8)) - 1)
         maddr = (table_mfn << 12) | (va & 0xFFF)
         old = int.from_bytes(self.vcpu.domain.mem.read(maddr, size), 'little')
         updates = {}
