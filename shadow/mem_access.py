@@ -55,6 +55,9 @@ class MemAccess:
         self.tracker: Dict[int, int] = {}
         self.access_required = False
         self.channel = None                  # VmEventChannel when a listener is connected
+        # An in-process listener answering inside the fault hook (Listener.run): called
+        # with each request, returns whether to emulate; no ring, pause or CPU stop.
+        self.in_hook = None
         self.stats = {'violations': 0, 'events': 0, 'relaxed': 0, 'granted_once': 0}
 
     # --- the tracker ---------------------------------------------------------------------
@@ -182,8 +185,17 @@ class MemAccess:
             self.stats['relaxed'] += 1
             self.set_one(mfn, XENMEM_access_rwx)
             return RETRY
-        self._send(vcpu, mfn, offset, va, need, kind, pause=True)
-        return HANDLED
+        emulate_answer = self._send(vcpu, mfn, offset, va, need, kind, pause=True)
+        if emulate_answer is None:
+            return HANDLED                 # on the ring: the vCPU waits for the answer
+        # Answered inside this hook (Listener.run): what the ring's resume would do next.
+        if emulate_answer:
+            vcpu.emulate_once = True       # the access runs again and is let through once
+            return HANDLED
+        if PERMITS[self.get(mfn)] & need:
+            # relaxed: the retry would pass this check, so go on in this very fault
+            return self._check(vcpu, mfn, offset, va, need, kind, emulating)
+        return HANDLED                     # a plain resume: the access faults again
 
     def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
         """Run the faulting instruction once with a mapping that grants `need`; the walk
@@ -203,7 +215,9 @@ class MemAccess:
         return HANDLED
 
     def _send(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
-              pause: bool) -> None:
+              pause: bool) -> Optional[bool]:
+        """Put the request on the ring (None), or hand it to the in-hook listener and
+        return its answer (whether to emulate)."""
         req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
                               flags=xen.VM_EVENT_FLAG_VCPU_PAUSED if pause else 0,
                               reason=xen.VM_EVENT_REASON_MEM_ACCESS, vcpu_id=vcpu.vcpu_id)
@@ -215,11 +229,15 @@ class MemAccess:
                      'r11', 'r12', 'r13', 'r14', 'r15', 'rflags', 'rip', 'cr2', 'cr3',
                      'fs_base', 'gs_base'):
             setattr(req.regs, name, regs[name])
-        self.channel.put_request(req)
+        in_hook = self.in_hook if pause else None
+        if in_hook is None:
+            self.channel.put_request(req)
         self.stats['events'] += 1
         if self.domain.tracer is not None:
             from pvshadow.shadow.vm_event import mem_access_record
             self.domain.tracer(mem_access_record(req))
+        if in_hook is not None:
+            return bool(in_hook(req))      # answered now: whether to emulate
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT,

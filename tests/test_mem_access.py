@@ -216,3 +216,34 @@ def test_write_only_pages_let_writes_through_and_report_reads():
     listener.set_access('w', mfn_of(d, SYMBOLS['watched']))
     events = finish(listener)
     assert [e.access for e in events] == ['r--'] * 5     # the five reads back; no write events
+
+
+@pytest.mark.parametrize('answer', [lambda ev: ev.respond(emulate=True),
+                                    lambda ev: ev.respond(access='rwx'),
+                                    lambda ev: None])
+def test_the_in_hook_listener_sees_the_same_events_as_the_ring(answer):
+    """Listener.run answers inside the fault hook; Listener.events through the ring with
+    a pause and a CPU stop per event. The same kernel gives the same event stream."""
+    streams = []
+    for fast in (False, True):
+        d = boot()
+        listener = Listener(d)
+        listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+        listener.set_access('rw', mfn_of(d, SYMBOLS['exec_page']))
+        seen = []
+
+        def on_event(event):
+            seen.append(event.to_json())
+            if len(seen) > 200:
+                event.respond(access='rwx')      # a plain resume forever: stop it
+            else:
+                answer(event)
+        if fast:
+            exit_ = listener.run(on_event, timeout=30)
+        else:
+            for event in listener.events(timeout=30):
+                on_event(event)
+            exit_ = listener.exit
+        assert exit_.clean, exit_.describe()
+        streams.append(seen)
+    assert streams[0] == streams[1] and streams[0]
