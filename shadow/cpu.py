@@ -450,6 +450,21 @@ class PhysicalCpu:
         values['rflags'] = self.uc.reg_read(x86.UC_X86_REG_RFLAGS)
         return values
 
+    def snapshot_into(self, regs) -> None:
+        """Fill a vm_event_regs_x86 (its first 16 fields are QEMU's env->regs order) from a
+        fresh context copy: one memmove for the general registers."""
+        self.uc.context_update(self._ctx)
+        base = self._ctx_base
+        ctypes.memmove(ctypes.addressof(regs), base + self._gprs_at, 128)
+        env = self._env_at
+        rip = ctypes.c_uint64.from_address(base + env['rip']).value
+        regs.rip = rip + _SYSCALL_LEN if self._in_syscall else rip
+        regs.cr2 = ctypes.c_uint64.from_address(base + env['cr2']).value
+        regs.cr3 = ctypes.c_uint64.from_address(base + env['cr3']).value
+        regs.fs_base = ctypes.c_uint64.from_address(base + env['fs_base']).value
+        regs.gs_base = ctypes.c_uint64.from_address(base + env['gs_base']).value
+        regs.rflags = self.uc.reg_read(x86.UC_X86_REG_RFLAGS)
+
     def dump(self) -> dict:
         values = self.snapshot()
         values['cs'] = self.uc.reg_read(x86.UC_X86_REG_CS)

@@ -224,11 +224,7 @@ class MemAccess:
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
         ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
-        regs = vcpu.cpu.snapshot()
-        for name in ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9', 'r10',
-                     'r11', 'r12', 'r13', 'r14', 'r15', 'rflags', 'rip', 'cr2', 'cr3',
-                     'fs_base', 'gs_base'):
-            setattr(req.regs, name, regs[name])
+        vcpu.cpu.snapshot_into(req.regs)
         in_hook = self.in_hook if pause else None
         if in_hook is None:
             self.channel.put_request(req)

@@ -23,7 +23,7 @@ from pvshadow.shadow.paging.pv import PvPaging
 from pvshadow.shadow.paging.types import is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_USER, PFEC_WRITE,
-                               make_pte, pte_mfn,
+                               make_pte, pte_mfn, set_accessed_dirty,
                                walk)
 
 SHADOW_TABLE_FLAGS = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
@@ -150,14 +150,22 @@ class ShadowPaging(PvPaging):
             access |= PFEC_USER
         root = vcpu.current_table()
         mem = self.mem
+        gw = None
         if self.access is not None:
             # The access type is checked before the walk sets accessed/dirty bits: those
             # are writes to guest tables, which the tables' own access may forbid.
             gw = walk(mem.read_u64, root, va, access)
+            events = self.access.stats['events']
             if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
                 self.last_outcome = 'access'
                 return None
-        gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
+            if gw.ok and self.access.stats['events'] == events:
+                # Nothing ran that could change the guest's tables: set A/D on this walk.
+                gw = set_accessed_dirty(gw, mem.write_u64)
+            else:
+                gw = None
+        if gw is None:
+            gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
         if gw.ok and not self._reachable(gw):
             # A linear page-table entry can lead the walk into Xen's own tables behind
             # its L4 slots; no shadow is ever built over a hypervisor frame.

@@ -191,6 +191,21 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
     return gw
 
 
+def set_accessed_dirty(gw: GuestWalk, write_u64: Callable[[int, int], None]) -> GuestWalk:
+    """What walk(..., write_u64=...) would have written for the same successful walk: A
+    on every upper entry that lacks it, A (and D for a write) on the leaf. For a walk
+    made without write_u64 whose tables nothing has changed since."""
+    levels = gw.levels
+    for i, lv in enumerate(levels):
+        want = lv.entry | _PAGE_ACCESSED
+        if lv.level == 1 and gw.access & PFEC_WRITE:
+            want |= _PAGE_DIRTY
+        if want != lv.entry:
+            write_u64(lv.entry_maddr, want)
+            levels[i] = lv._replace(entry=want)
+    return gw
+
+
 def translate(read_u64: Callable[[int], int], write_u64: Callable[[int, int], None], l4_mfn: int,
               va: int, write: bool = False, max_phys_bits: int = 40):
     """The machine address behind va, or None: walk()'s answer and A/D updates for a
