@@ -44,6 +44,9 @@ class MachineMemory:
         self.size = nr_frames << PAGE_SHIFT
         self._map = mmap.mmap(-1, self.size, flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
         self.view = memoryview(self._map)
+        # The same memory as 64-bit words (q[maddr >> 3]): the fault path's reads and
+        # writes of page-table entries, at C speed, without a Python call each.
+        self.q = self.view.cast('Q')
         self.host_address = ctypes.addressof(ctypes.c_char.from_buffer(self._map))
 
     def read(self, maddr: int, size: int) -> bytes:
@@ -67,6 +70,7 @@ class MachineMemory:
         self.view[base:base + PAGE_SIZE] = bytes(PAGE_SIZE)
 
     def close(self):
+        self.q.release()
         self.view.release()
         try:
             self._map.close()

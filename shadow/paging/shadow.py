@@ -154,7 +154,7 @@ class ShadowPaging(PvPaging):
         if self.access is not None:
             # The access type is checked before the walk sets accessed/dirty bits: those
             # are writes to guest tables, which the tables' own access may forbid.
-            gw = walk(mem.read_u64, root, va, access)
+            gw = walk(mem.read_u64, root, va, access, words=mem.q)
             events = self.access.stats['events']
             if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
                 self.last_outcome = 'access'
@@ -165,7 +165,7 @@ class ShadowPaging(PvPaging):
             else:
                 gw = None
         if gw is None:
-            gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64)
+            gw = walk(mem.read_u64, root, va, access, write_u64=mem.write_u64, words=mem.q)
         if gw.ok and not self._reachable(gw):
             # A linear page-table entry can lead the walk into Xen's own tables behind
             # its L4 slots; no shadow is ever built over a hypervisor frame.
@@ -194,7 +194,7 @@ class ShadowPaging(PvPaging):
     def _propagate(self, root: int, gw) -> int:
         """Make the shadow chain for one successful guest walk; returns the sl1e address."""
         mem = self.mem
-        read, write = mem.read_u64, mem.write_u64
+        q = mem.q
         shadow_of = self.shadow_of
         smfn = shadow_of.get((root, 4)) or self.get_shadow(root, 4)
         for level, _table, index, entry in gw.levels[:-1]:
@@ -202,23 +202,23 @@ class ShadowPaging(PvPaging):
             child = shadow_of.get(key) or self.get_shadow(*key)
             maddr = (smfn << 12) + index * 8
             want = (child << 12) | (entry & (_PAGE_RW | _PAGE_NX)) | SHADOW_TABLE_FLAGS
-            current = read(maddr)
+            current = q[maddr >> 3]
             if current != want:
                 if current & _PAGE_PRESENT:
                     self._unhook(maddr, current, level)
-                write(maddr, want)
+                q[maddr >> 3] = want
                 self.parents[child].add(maddr)
             smfn = child
         leaf = gw.levels[-1]
         maddr = (smfn << 12) + leaf.index * 8
         want = self._sh_propagate(leaf.entry)
-        current = mem.read_u64(maddr)
+        current = q[maddr >> 3]
         if current != want:
             if current & _PAGE_PRESENT:
                 self._unhook(maddr, current, 1)
-            mem.write_u64(maddr, want)
+            q[maddr >> 3] = want
             if want & _PAGE_PRESENT:
-                self.maps_of.setdefault(pte_mfn(want), set()).add(maddr)
+                self.maps_of.setdefault((want & ADDR_MASK) >> 12, set()).add(maddr)
         else:
             self.stats['spurious'] += 1
             self.last_outcome = 'spurious'

@@ -136,13 +136,14 @@ class GuestWalk:
 
 def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
          write_u64: Optional[Callable[[int, int], None]] = None, nx_enabled: bool = True,
-         max_phys_bits: int = 40) -> GuestWalk:
+         max_phys_bits: int = 40, words=None) -> GuestWalk:
     """Walk the 4-level tables rooted at l4_mfn for va with the wanted access.
 
     access holds PFEC_WRITE / PFEC_USER / PFEC_INSN. With write_u64 given, the walk sets
     accessed and dirty bits as the CPU this runs on does: the accessed bit of each upper
     entry as it is used (even when the walk then faults lower down), and the leaf's
-    accessed bit, with its dirty bit for a write, only when the access succeeds.
+    accessed bit, with its dirty bit for a write, only when the access succeeds. words, a
+    uint64 view of machine memory (MachineMemory.q), reads entries without a call each.
     """
     gw = GuestWalk(va=va, access=access)
     if not is_canonical(va):
@@ -156,7 +157,7 @@ def walk(read_u64: Callable[[int], int], l4_mfn: int, va: int, access: int = 0,
     for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
         index = (va >> shift) & 511
         maddr = (table << 12) + index * 8
-        entry = read_u64(maddr)
+        entry = words[maddr >> 3] if words is not None else read_u64(maddr)
         if not entry & _PAGE_PRESENT:
             levels.append(WalkLevel(level, table, index, entry))
             return _fault(gw, level, access, present=False, why='not present')
