@@ -22,6 +22,7 @@ from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVAL
 from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
+from pvshadow.shadow.abi.xen import vm_event_regs_x86
 from pvshadow.shadow.machine import MachineMemory
 
 try:                                     # the binding's handle on libunicorn (2.1.x)
@@ -49,8 +50,9 @@ REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
 _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
 _GPRS16 = struct.Struct('<16Q')
-_ENV_INDEX = {name: i for i, name in enumerate(_ENV_ORDER)}
-_CONTEXT_NAMES = _ENV_ORDER + ('rip', 'rflags', 'cr2', 'cr3', 'fs_base', 'gs_base', 'cs', 'ss')
+ENV_INDEX = {name: i for i, name in enumerate(_ENV_ORDER)}   # fault_gpr's names
+_SNAPSHOT_NAMES = _ENV_ORDER + ('rip', 'rflags', 'cr2', 'cr3', 'fs_base', 'gs_base')
+_CONTEXT_NAMES = _SNAPSHOT_NAMES + ('cs', 'ss')
 
 
 def context_registers(ctx) -> dict:
@@ -255,7 +257,7 @@ class PhysicalCpu:
             self._io_refused = None
             uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
             uc.reg_write(x86.UC_X86_REG_RAX, rax)
-            uc.reg_write_batch([(x86.UC_X86_REG_RIP, rip)])
+            self.rip = rip
             vector, error_code, software = 13, 0, False
         if vector == 8 and not software:
             # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
@@ -391,7 +393,7 @@ class PhysicalCpu:
         """A 64-bit general register as the exception hook's saved context holds it
         (valid inside that hook, before any register is written): no binding call."""
         return ctypes.c_uint64.from_address(
-            self._ctx_base + self._gprs_at + 8 * _ENV_INDEX[name]).value
+            self._ctx_base + self._gprs_at + 8 * ENV_INDEX[name]).value
 
     def gprs(self) -> tuple:
         """The 16 general registers in env order (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi,
@@ -437,18 +439,11 @@ class PhysicalCpu:
             self._code_hook_depth -= 1
 
     def snapshot(self) -> dict:
-        """General registers, rip, rflags, cr2, cr3 and the FS/GS bases: one context copy
-        and one binding call (for a vm_event request or a crash dump)."""
-        self.uc.context_update(self._ctx)
-        base = self._ctx_base
-        values = dict(zip(_ENV_ORDER, _GPRS16.unpack_from(
-            ctypes.string_at(base + self._gprs_at, 128))))
-        for name, at in self._env_at.items():
-            values[name] = ctypes.c_uint64.from_address(base + at).value
-        if self._in_syscall:
-            values['rip'] += _SYSCALL_LEN
-        values['rflags'] = self.uc.reg_read(x86.UC_X86_REG_RFLAGS)
-        return values
+        """General registers, rip, rflags, cr2, cr3 and the FS/GS bases (a crash dump's),
+        read as snapshot_into reads them."""
+        regs = vm_event_regs_x86()
+        self.snapshot_into(regs)
+        return {name: getattr(regs, name) for name in _SNAPSHOT_NAMES}
 
     def snapshot_into(self, regs) -> None:
         """Fill a vm_event_regs_x86 (its first 16 fields are QEMU's env->regs order) from a
@@ -456,13 +451,10 @@ class PhysicalCpu:
         self.uc.context_update(self._ctx)
         base = self._ctx_base
         ctypes.memmove(ctypes.addressof(regs), base + self._gprs_at, 128)
-        env = self._env_at
-        rip = ctypes.c_uint64.from_address(base + env['rip']).value
-        regs.rip = rip + _SYSCALL_LEN if self._in_syscall else rip
-        regs.cr2 = ctypes.c_uint64.from_address(base + env['cr2']).value
-        regs.cr3 = ctypes.c_uint64.from_address(base + env['cr3']).value
-        regs.fs_base = ctypes.c_uint64.from_address(base + env['fs_base']).value
-        regs.gs_base = ctypes.c_uint64.from_address(base + env['gs_base']).value
+        for name, at in self._env_at.items():      # rip, cr2, cr3, fs_base, gs_base
+            setattr(regs, name, ctypes.c_uint64.from_address(base + at).value)
+        if self._in_syscall:
+            regs.rip += _SYSCALL_LEN
         regs.rflags = self.uc.reg_read(x86.UC_X86_REG_RFLAGS)
 
     def dump(self) -> dict:

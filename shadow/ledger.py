@@ -121,7 +121,6 @@ def audit_frames(frames, types, domains) -> List[str]:
         if not frames.type_count[mfn] or ptype not in _LEVEL:
             continue
         level, domid = _LEVEL[ptype], owner[mfn]
-        below = _BELOW.get(level)
         for index, entry in enumerate(mem.frame_u64s(mfn)):
             if not entry & _PAGE_PRESENT or (level == 4 and not is_guest_l4_slot(index)):
                 continue
@@ -129,8 +128,7 @@ def audit_frames(frames, types, domains) -> List[str]:
             if level > 1:
                 if target == mfn:
                     continue                  # a linear entry to its own table
-                typed = _TYPE_OF[level] if 0 <= target < n and \
-                    frames.type[target] == _TYPE_OF[level] else below
+                typed = _upper_ref_type(frames, target, level)
                 if typed is _TYPE_OF[level] and entry & _PAGE_RW:
                     problems.append(f'{_at(frames, mfn)} entry {index}: a writable linear '
                                     f'page-table entry')

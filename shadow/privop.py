@@ -90,13 +90,10 @@ _PUSHES = {'push', 'pushfq', 'pushf', 'call'}
 _POPS = {'pop', 'popfq', 'popf', 'ret', 'retf', 'iretq', 'iret'}
 
 
-def non_canonical_stack_access(vcpu) -> bool:
-    """Whether the #GP(0) the CPU raised at RIP is really the hardware's #SS(0): QEMU
+def non_canonical_stack_access(vcpu, insn) -> bool:
+    """Whether the #GP(0) the CPU raised at insn is really the hardware's #SS(0): QEMU
     raises #GP for every non-canonical address, the hardware #SS for one reached through
     the stack segment (a memory operand based on RSP or RBP, or push, pop, call, ret)."""
-    insn = decode(vcpu, vcpu.cpu.rip)
-    if insn is None:
-        return False
     cpu = vcpu.cpu
     stack = False
     for op in insn.operands:
@@ -134,15 +131,27 @@ class _Refused(Exception):
         self.vector = vector
 
 
-def emulate_privileged_op(vcpu) -> bool:
-    """After #GP(0) in either guest mode: True if the instruction was emulated (RIP moved
-    on) or turned into another exception for the guest; False to deliver the #GP. Only
-    cli and sti are looked at in guest user mode."""
-    cpu = vcpu.cpu
-    rip = cpu.rip
-    insn = decode_one(vcpu.emulator.fetch_code(rip), rip)
+GP_EMULATED, GP_STACK = 'emulated', 'stack'
+
+
+def general_protection(vcpu) -> str:
+    """After #GP(0), the instruction decoded once: GP_EMULATED (done, or turned into
+    another exception for the guest), GP_STACK (the hardware's answer is #SS(0)), or ''
+    to deliver the #GP."""
+    insn = decode(vcpu, vcpu.cpu.rip)
     if insn is None:
-        return False
+        return ''
+    if emulate_privileged_op(vcpu, insn):
+        return GP_EMULATED
+    return GP_STACK if non_canonical_stack_access(vcpu, insn) else ''
+
+
+def emulate_privileged_op(vcpu, insn) -> bool:
+    """True if the instruction was emulated (RIP moved on) or turned into another
+    exception for the guest; False to deliver the #GP. Only cli and sti are looked at in
+    guest user mode."""
+    cpu = vcpu.cpu
+    rip = insn.address
     try:
         if not _emulate(vcpu, insn):
             return False

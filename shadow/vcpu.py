@@ -23,8 +23,8 @@ from pvshadow.shadow.debugregs import DebugRegisters
 from pvshadow.shadow.exits import NO_RETURN, Exit, ExitReason, GuestFault  # noqa: F401
 from pvshadow.shadow.paging.emulate import PtWriteEmulator
 from pvshadow.shadow.paging.x86 import PFEC_USER, PFEC_WRITE, translate, walk
-from pvshadow.shadow.privop import (emulate_fsgsbase, emulate_privileged_op,
-                                   non_canonical_stack_access, port_read, port_write)
+from pvshadow.shadow.privop import (GP_EMULATED, GP_STACK, emulate_fsgsbase,
+                                   general_protection, port_read, port_write)
 from pvshadow.shadow.segments import ldt_fault, load_cs_ss, syscall_selectors
 from pvshadow.shadow.watch import WatchHooks
 
@@ -41,7 +41,6 @@ TRAP_NAMES = {0: 'divide error', 1: 'debug', 2: 'nmi', 3: 'int3', 4: 'overflow',
               13: 'general protection', 14: 'page fault', 16: 'fpu error',
               17: 'alignment check', 18: 'machine check', 19: 'simd error'}
 
-
 # vcpu_info field offsets (shadow.abi.xen.vcpu_info)
 _UPCALL_PENDING = xen.vcpu_info.evtchn_upcall_pending.offset
 _UPCALL_MASK = xen.vcpu_info.evtchn_upcall_mask.offset
@@ -50,8 +49,6 @@ _CR2 = xen.vcpu_info.cr2.offset
 
 _ARG_REGS = ('rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')
 PREEMPT_CHUNK = 512                       # items a list hypercall does between preemptions
-
-
 
 
 class VCpu:
@@ -289,9 +286,10 @@ class VCpu:
                         'error_code': error_code, 'rip': rip, 'action': action})
             return
         action = 'bounced to the guest'
-        if vector == TRAP_gp_fault and error_code == 0 and emulate_privileged_op(self):
+        gp = general_protection(self) if vector == TRAP_gp_fault and error_code == 0 else ''
+        if gp == GP_EMULATED:
             action = 'privileged instruction emulated'
-        elif vector == TRAP_gp_fault and error_code == 0 and non_canonical_stack_access(self):
+        elif gp == GP_STACK:
             self.inject_trap(TRAP_stack_error, 0)
             action = 'a non-canonical stack access: #SS(0) to the guest'
         elif vector in VECTORS_WITH_ERROR_CODE:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Optional
 
 
+from pvshadow.shadow.cpu import ENV_INDEX
 from pvshadow.shadow.disasm import X86_OP_IMM, X86_OP_MEM, X86_OP_REG, decode_one
 from pvshadow.shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
 
@@ -88,10 +89,6 @@ def _cmp_flags(a: int, b: int, size: int) -> int:
     if bin(result & 0xFF).count('1') % 2 == 0:
         flags |= PF
     return flags
-
-
-_ENV_NAMES = frozenset(('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi', 'r8', 'r9',
-                        'r10', 'r11', 'r12', 'r13', 'r14', 'r15'))
 
 
 class PtWriteEmulator:
@@ -194,7 +191,7 @@ class PtWriteEmulator:
         cpu = self.cpu
         if not store.source_reg:
             value = store.imm
-        elif in_fault_hook and store.source_reg in _ENV_NAMES:   # the hook's saved context
+        elif in_fault_hook and store.source_reg in ENV_INDEX:   # the hook's saved context
             value = cpu.fault_gpr(store.source_reg)
         else:
             value = cpu.reg(store.source_reg) & ((1 << (size * 8)) - 1)

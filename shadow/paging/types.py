@@ -208,7 +208,9 @@ class PageTypes:
         An L1 entry maps a frame of pg_owner: the table's own domain unless an
         mmu_update or update_va_mapping_otherdomain named a foreign one, whose right to
         it the hypercall has checked (shadow.xsm)."""
-        if disallowed_flags(entry, level, True) or \
+        # l1_disallow_mask: the cache attributes are checked apart, so the privilege
+        # lookup is made only for an L1 entry that carries them (a store per fault here)
+        if disallowed_flags(entry, level, io_privileged=True) or \
                 level == 1 and entry & PAGE_CACHE_ATTRS and not self.io_privileged(domid):
             return -EINVAL
         mfn = pte_mfn(entry)
