@@ -72,11 +72,8 @@ after_int3:
     call user_space_load
     lea rdx, [rip + syscall_entry]
     call user_space_install
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-back_in_kernel:
+    call user_call
     mov rdi, [rip + syscall_rax]
     mov esi, 5
     lea rdx, [rip + m_syscall]
@@ -88,8 +85,7 @@ back_in_kernel:
 
 syscall_entry:
     mov [rip + syscall_rax], rax
-    mov rsp, [rip + saved_kernel_rsp]
-    jmp back_in_kernel
+    jmp user_return
 
 user_blob:
     mov ecx, USER_SS_VA
@@ -101,7 +97,6 @@ user_blob_end:
 
 .align 8
 ss_value: .quad 0
-saved_kernel_rsp: .quad 0
 syscall_rax: .quad 0
 .align 16
 kernel_stack: .fill 4096, 1, 0

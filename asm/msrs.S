@@ -132,12 +132,8 @@ after_debugctl:
     call user_space_install
     mov edi, USER_CODE_VA + (user_after_gp - user_blob)
     call expect_fault
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-
-back_in_kernel:
+    call user_call
     mov rdi, [rip + fault_vector]
     mov esi, 13
     lea rdx, [rip + m_user_gp]
@@ -168,13 +164,8 @@ back_in_kernel:
     xor eax, eax
     xor edx, edx
     wrmsr
-    mov byte ptr [rip + second_round], 1
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-
-back_again:
+    call user_call
     mov rdi, [rip + user_rbx]
     mov esi, 0x12345678
     lea rdx, [rip + m_user_cpuid_runs]
@@ -185,14 +176,10 @@ back_again:
     mov eax, 1
     xor edx, edx
     wrmsr
-    mov byte ptr [rip + second_round], 2
     mov edi, USER_CODE_VA + (user_after_fep - user_blob)
     call expect_fault
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA + (user_fep - user_blob)
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-back_third:
+    call user_call
     mov rdi, [rip + fault_vector]
     mov esi, 13
     lea rdx, [rip + m_fep_gp]
@@ -221,12 +208,7 @@ syscall_entry:
     mov [rip + user_rbx], rbx
     mov [rip + user_r12], r12
     mov [rip + user_r13], r13
-    mov rsp, [rip + saved_kernel_rsp]
-    cmp byte ptr [rip + second_round], 1
-    je back_again
-    cmp byte ptr [rip + second_round], 2
-    je back_third
-    jmp back_in_kernel
+    jmp user_return
 
 # The user program: cpuid in the middle of a block, then report through a syscall.
 user_blob:
@@ -254,11 +236,9 @@ user_after_fep:
 user_blob_end:
 
 .align 8
-saved_kernel_rsp: .quad 0
 user_rbx: .quad 0
 user_r12: .quad 0
 user_r13: .quad 0
-second_round: .byte 0
 .align 16
 kernel_stack: .fill 4096, 1, 0
 kernel_stack_top:

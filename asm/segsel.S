@@ -125,13 +125,8 @@ test_main:
     call user_space_load
     lea rdx, [rip + syscall_entry]
     call user_space_install
-    lea rax, [rip + after_ud]
-    mov [rip + continue_at], rax
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-after_ud:
+    call user_call
     mov rdi, [rip + seen_vector]
     mov esi, 6
     lea rdx, [rip + m_ud]
@@ -156,13 +151,8 @@ after_ud:
     xor esi, esi
     lea rdx, [rip + m_register]
     call check_eq
-    lea rax, [rip + after_syscall32]
-    mov [rip + continue_at], rax
-    mov [rip + saved_kernel_rsp], rsp
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-after_syscall32:
+    call user_call
     mov rdi, [rip + seen_rax]
     mov esi, 7
     lea rdx, [rip + m_sys32_rax]
@@ -211,20 +201,17 @@ bp_handler:
 ud_handler:
     mov qword ptr [rip + seen_vector], 6
     call record_frame
-    mov rsp, [rip + saved_kernel_rsp]
-    jmp [rip + continue_at]
+    jmp user_return
 
 syscall_entry:                               # the 64-bit syscall callback: not expected
     lea rdi, [rip + m_syscall64]
     call fail
-    mov rsp, [rip + saved_kernel_rsp]
-    jmp [rip + continue_at]
+    jmp user_return
 
 syscall32_entry:
     mov [rip + seen_rax], rax
     call record_frame
-    mov rsp, [rip + saved_kernel_rsp]
-    jmp [rip + continue_at]
+    jmp user_return
 
 # The user program: 64-bit at first, it moves to its 32-bit code segment and makes a
 # syscall there (mov eax, 7 ; syscall, as raw bytes).
@@ -254,8 +241,6 @@ my_trap_table:
     .quad 0, 0
 frame_list: .quad 0
 cb_arg: .quad 0, 0
-saved_kernel_rsp: .quad 0
-continue_at: .quad 0
 seen_vector: .quad 0
 seen_rip: .quad 0
 seen_frame_cs: .quad 0

@@ -26,13 +26,9 @@ test_main:
     mov rdi, rax
     call expect_fault
 
-    # enter user mode: iret frame { flags, RIP, CS, RFLAGS, RSP, SS }
-    mov [rip + saved_kernel_rsp], rsp
+    # user mode until its second syscall (user_return)
     mov edi, USER_CODE_VA
-    mov esi, USER_STACK_TOP
-    jmp enter_user
-
-back_in_kernel:
+    call user_call
     mov rdi, [rip + sys1_rax]
     mov esi, 1
     lea rdx, [rip + m_sys1]
@@ -85,8 +81,7 @@ syscall_entry:
     jmp hc_iret
 syscall_second:
     mov [rip + sys2_rbx], rbx
-    mov rsp, [rip + saved_kernel_rsp]
-    jmp back_in_kernel
+    jmp user_return
 
 # The user program (position-independent; copied to USER_CODE_VA).
 user_blob:
@@ -103,7 +98,6 @@ user_after_fault:
 user_blob_end:
 
 .align 8
-saved_kernel_rsp: .quad 0
 sys1_rax: .quad 0
 sys1_rcx: .quad 0
 sys1_rip: .quad 0
