@@ -514,6 +514,13 @@ class PhysicalCpu:
     def flush_code_cache(self) -> None:
         self.uc.ctl_flush_tb()
 
+    def map_mmio(self, maddr: int, size: int, read, write) -> None:
+        """A device's registers at a machine address past RAM: loads call read(offset,
+        size) for their value, stores call write(offset, size, value), inside the
+        instruction (the binding keeps a callback's exception for run() to report)."""
+        self.uc.mmio_map(maddr, size, lambda _uc, off, n, _ud: read(off, n), None,
+                         lambda _uc, off, n, value, _ud: write(off, n, value), None)
+
     def invalidate_code(self, va: int, size: int) -> None:
         """Memory written behind the CPU's back: drop translations of those bytes, in case
         they were code."""

@@ -98,6 +98,11 @@ class Domain:
         self.dying = False                    # destroyed; a zombie while frames are held
         self.is_privileged = False            # the control domain (shadow.xsm)
         self.target = None                    # XEN_DOMCTL_set_target: the domain it serves
+        self.targets = set()                  # pvshadow's target set: more clients it serves
+        self.grants = None                    # shadow.grant_table.GrantTable, on first use
+        from pvshadow.shadow.iommu import Iommu
+        self.iommu = Iommu(self)              # what its devices reach (shadow.iommu)
+        self.iomem = set()                    # machine frames past RAM it may map (devices)
         self.slice = SLICE
         self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
         for v in self.vcpus:
@@ -187,7 +192,7 @@ class Domain:
         """A fresh, scrubbed frame charged to this domain, or None when over reservation."""
         if self.tot_pages >= self.max_pages or not self.frames.free_frames():
             return None
-        mfn = self.frames.alloc_high(self.domid)
+        mfn = self.frames.alloc_recent(self.domid)
         if self.frames.scrub_needed(mfn):
             self.mem.clear_frame(mfn)
         self.tot_pages += 1
@@ -200,15 +205,31 @@ class Domain:
         (fresh frames are zero). False, with nothing taken, when memory is short."""
         if self.tot_pages + count > self.max_pages or self.p2m:
             return False
-        mfns = self.frames.alloc_high_run(count, self.domid)
-        if len(mfns) != count:
+        frames = self.frames
+        if frames.free_frames() < count:
             return False
-        self.tot_pages += count
-        self.p2m = array('Q', mfns)
-        low = mfns[-1] if count else 0
-        pfns = array('I', range(count - 1, -1, -1))        # pfn of mfn low, low + 1, ...
-        self.frames.pfn[low:low + count] = pfns
-        self.xen.set_m2p_run(low, array('Q', pfns))
+        # Frames given back earlier come first, one at a time (alloc_recent's order);
+        # the rest is a fresh run from the top, written in bulk.
+        recent = []
+        while frames._freed and len(recent) < count:
+            recent.append(self.alloc_frame())
+        fresh = count - len(recent)
+        mfns = frames.alloc_high_run(fresh, self.domid)
+        if len(mfns) != fresh:
+            for mfn in recent:
+                frames.allocated[mfn] = 0
+                self.types.put_page(mfn)
+            return False
+        self.tot_pages += fresh
+        self.p2m = array('Q', recent) + array('Q', mfns)
+        for pfn, mfn in enumerate(recent):
+            frames.pfn[mfn] = pfn
+            self.xen.set_m2p(mfn, pfn)
+        if fresh:
+            low = mfns[-1]
+            pfns = array('I', range(count - 1, len(recent) - 1, -1))  # pfn of mfn low, ...
+            frames.pfn[low:low + fresh] = pfns
+            self.xen.set_m2p_run(low, array('Q', pfns))
         return True
 
     def alloc_xenheap_frame(self, holder: str) -> int:
@@ -222,6 +243,22 @@ class Domain:
         assert rc == 0, f'a fresh frame refused a writable reference ({rc})'
         self.xenheap_frames.add(mfn)
         return mfn
+
+    def release_xenheap_frame(self, mfn: int, holder: str) -> None:
+        """Give back a frame alloc_xenheap_frame made (v2 grant status frames on a
+        switch back to v1): the hold and the allocation go, the frame with them unless
+        the guest still maps it."""
+        self.types.put_writable_frame(mfn, holder)
+        self.frames.allocated[mfn] = 0
+        self.types.put_page(mfn)
+        self.xenheap_frames.discard(mfn)
+
+    def crash(self, message: str) -> None:
+        """domain_crash from outside a vCPU's own hook: the running vCPU if it is this
+        domain's, else vCPU 0."""
+        guest = self.cpu.guest
+        v = guest if guest is not None and guest.domain is self else self.vcpus[0]
+        v.crash(message)
 
     def owns(self, mfn: int) -> bool:
         return self.frames.is_valid(mfn) and self.frames.owner[mfn] == self.domid
@@ -248,8 +285,10 @@ class Domain:
         return 0
 
     def release_frame(self, mfn: int) -> int:
-        """decrease_reservation of one frame: drop the allocation reference; the frame is
-        freed when its last mapping goes (until then it is still this domain's)."""
+        """decrease_reservation of one frame (Xen's guest_remove_page): out of the
+        physmap, the allocation reference dropped; the frame is freed when its last
+        reference goes (a mapping elsewhere: a grant, an IOMMU entry), and until then it
+        is still this domain's, charged to it, and never handed to anyone else."""
         frames = self.frames
         if not self.owns(mfn) or not frames.allocated[mfn] or mfn in self.xenheap_frames:
             return -EINVAL
@@ -258,9 +297,15 @@ class Domain:
             self.p2m[pfn] = INVALID_M2P_ENTRY
         self.xen.clear_m2p(mfn)
         frames.allocated[mfn] = 0
-        self.tot_pages -= 1
-        self.types.put_page(mfn)
+        self.types.put_page(mfn)          # tot_pages drops when the frame is freed
         return 0
+
+    def frame_freed(self, mfn: int) -> None:
+        """One of its frames went back to the allocator: it stops being charged (as
+        Xen's free_domheap_pages; a frame others still reference stays charged until
+        then). Frames outside the physmap (shared_info, grant frames) never were."""
+        if not self.dying and mfn not in self.xenheap_frames:
+            self.tot_pages -= 1
 
     def clear_page(self, mfn: int) -> int:
         if self.types.get_page_and_type(mfn, PageType.WRITABLE, self.domid):

@@ -26,6 +26,10 @@ class Host:
         self.types = PageTypes(self.mem, self.frames, self.xen.l4_slots, self._frame_freed)
         self.types.may_map_foreign = self.may_map_foreign
         self.types.io_privileged = self.io_privileged
+        self.types.iomem_permitted = self.iomem_permitted
+        self.types.grant_pte_dropped = self._grant_pte_dropped
+        self.types.grant_mapped = self._grant_mapped
+        self.devices = {}                 # mmio mfn -> device model (shadow.dma)
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
         self.store = XenStore()           # one xenstore for every domain
@@ -40,6 +44,9 @@ class Host:
         # A stale TLB entry must never reach a frame that has gone back to the allocator.
         self.xen.clear_m2p(mfn)
         self.cpu.flush_tlb()
+        d = self.domains.get(owner)
+        if d is not None:
+            d.frame_freed(mfn)
         if owner in self.zombies:
             from pvshadow.shadow.lifecycle import reap
             reap(self)                    # that zombie's last held frame may just have gone
@@ -55,6 +62,31 @@ class Host:
         in its L1 entries. Only the control domain holds any here."""
         d = self.domains.get(domid)
         return d is not None and d.is_privileged
+
+    def iomem_permitted(self, domid: int, mfn: int) -> bool:
+        d = self.domains.get(domid)
+        return d is not None and mfn in d.iomem
+
+    def _grant_pte_dropped(self, domid: int, table_mfn: int, entry: int) -> None:
+        d = self.domains.get(domid)
+        if d is not None:
+            from pvshadow.shadow.grant_table import grant_pte_dropped
+            grant_pte_dropped(d, table_mfn, entry)
+
+    def _grant_mapped(self, domid: int, mfn: int) -> bool:
+        d = self.domains.get(domid)
+        return d is not None and d.grants is not None and any(
+            m.pte is not None and m.mfn == mfn for m in d.grants.maptrack.values())
+
+    def add_dma_engine(self, owner):
+        """A DMA engine for owner (shadow.dma): its register page is the next machine
+        frame past RAM, which owner is given I/O-memory permission over."""
+        from pvshadow.shadow.dma import DmaEngine
+        mfn = self.frames.nr_frames + len(self.devices)
+        engine = DmaEngine(self, owner, mfn)
+        self.devices[mfn] = engine
+        owner.iomem.add(mfn)
+        return engine
 
     def create_domain(self, max_pages: int, paging: str = 'direct',
                       shadow_pool_pages: int = DEFAULT_POOL_PAGES, audit: bool = False,

@@ -20,7 +20,7 @@ from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from pvshadow.shadow.abi.xen import DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
 from pvshadow.shadow.machine import PT_TYPES, PageType
-from pvshadow.shadow.paging.types import is_guest_l4_slot
+from pvshadow.shadow.paging.types import _PAGE_GNTTAB, is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
 
 _LEVEL = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
@@ -58,7 +58,17 @@ def frame_ledger(frames, types, domains: Iterable) -> Dict[int, List[Ref]]:
                 refs[mfn].append(Ref(f'{name} GDT', d.domid, PageType.SEG_DESC))
             for page, mfn in v.ldt_frames.items():
                 refs[mfn].append(Ref(f'{name} LDT page {page}', d.domid, PageType.SEG_DESC))
+        for mfn, holder, typed in _mapping_refs(d):
+            refs[mfn].append(Ref(holder, d.domid, PageType.WRITABLE if typed else None))
     return refs
+
+
+def _mapping_refs(d):
+    """(mfn, holder, writable) for the references d's grant mappings and IOMMU entries
+    hold on (usually another domain's) frames."""
+    from pvshadow.shadow.grant_table import ledger_refs
+    yield from ledger_refs(d)
+    yield from d.iommu.ledger_refs()
 
 
 def in_use(frames) -> List[int]:
@@ -75,6 +85,8 @@ def _table_refs(refs, frames, mem, table: int, level: int, domid: int) -> None:
         where = f'L{level} table {table:#x} entry {index}'
         target = pte_mfn(entry)
         if level == 1:
+            if entry & _PAGE_GNTTAB or target >= frames.nr_frames:
+                continue                 # held by its maptrack record / an I/O frame
             refs[target].append(
                 Ref(where, domid, PageType.WRITABLE if entry & _PAGE_RW else None))
         elif target != table:            # a linear entry to its own table holds nothing
@@ -114,6 +126,10 @@ def audit_frames(frames, types, domains) -> List[str]:
             claimed[mfn].add(ptype)
 
     mem = types.mem
+    from pvshadow.shadow.grant_table import host_entries
+    grant_entries = {}
+    for d in domains:
+        grant_entries.update(host_entries(d))
     for mfn in in_use(frames):
         ptype = frames.type[mfn]
         if frames.pinned[mfn]:
@@ -133,6 +149,13 @@ def audit_frames(frames, types, domains) -> List[str]:
                     problems.append(f'{_at(frames, mfn)} entry {index}: a writable linear '
                                     f'page-table entry')
             else:
+                if entry & _PAGE_GNTTAB:
+                    if grant_entries.get((mfn << 12) + index * 8) != target:
+                        problems.append(f'{_at(frames, mfn)} entry {index}: a grant entry '
+                                        f'for mfn {target:#x} with no live host mapping')
+                    continue             # its reference is its maptrack record's
+                if target >= n and types.iomem_permitted(domid, target):
+                    continue             # a device's registers: no reference
                 typed = PageType.WRITABLE if entry & _PAGE_RW else None
             if 0 <= target < n and owner[target] == domid:
                 count[target] += 1           # the common case, without a call
@@ -154,6 +177,10 @@ def audit_frames(frames, types, domains) -> List[str]:
                     take(root, d.domid, PageType.L4, lambda: f'{name} root')
             for mfn in list(v.gdt_frames) + list(v.ldt_frames.values()):
                 take(mfn, d.domid, PageType.SEG_DESC, lambda: f'{name} GDT/LDT')
+        for mfn, holder, typed in _mapping_refs(d):
+            # a grant or IOMMU mapping holds the reference on behalf of the frame's owner
+            take(mfn, owner[mfn] if 0 <= mfn < n else -1,
+                 PageType.WRITABLE if typed else None, lambda: holder)
     if count != frames.count or type_count != frames.type_count:
         ledger = frame_ledger(frames, types, domains)
         for mfn, (want, have, want_t, have_t) in enumerate(zip(
@@ -192,12 +219,15 @@ def _at(frames, mfn: int) -> str:
 
 
 def _domain_accounts(d, frames) -> List[str]:
+    """tot_pages counts every frame the domain owns outside the xenheap: allocated, or
+    given back but still referenced (Xen frees, and uncharges, only at the last
+    reference)."""
     problems = []
-    owned = [m for m, (owner, allocated) in enumerate(zip(frames.owner, frames.allocated))
-             if owner == d.domid and allocated and m not in d.xenheap_frames]
-    if len(owned) != d.tot_pages:
+    owned = [m for m, (owner, count) in enumerate(zip(frames.owner, frames.count))
+             if owner == d.domid and count and m not in d.xenheap_frames]
+    if not d.dying and len(owned) != d.tot_pages:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages}, but it owns {len(owned)} '
-                        'allocated frames')
+                        'frames')
     if d.tot_pages > d.max_pages:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages} over max_pages {d.max_pages}')
     for pfn, mfn in enumerate(d.p2m):

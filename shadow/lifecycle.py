@@ -12,7 +12,7 @@ the dying domain, until its last reference goes: the domain is a zombie until th
 from array import array
 from dataclasses import dataclass
 
-from pvshadow.shadow.abi.xen import EINVAL, ESRCH
+from pvshadow.shadow.abi.xen import EINVAL, ENOENT, ESRCH
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.hypercall.descriptors import set_gdt
 from pvshadow.shadow.segments import destroy_ldt
@@ -65,6 +65,29 @@ def set_target(host, d, target_domid: int) -> int:
     return 0
 
 
+def add_target(host, d, target_domid: int) -> int:
+    """pvshadow's target set (docs/ABI.md): d gains XSM_TARGET rights over one more
+    client (a backend serving several). -ESRCH for no such domain, -EINVAL for itself;
+    adding one already there is 0."""
+    target = host.domains.get(target_domid)
+    if target is None or target.dying:
+        return -ESRCH
+    if target is d:
+        return -EINVAL
+    d.targets.add(target)
+    return 0
+
+
+def remove_target(host, d, target_domid: int) -> int:
+    """-ENOENT when the domain is not in d's set (XEN_DOMCTL_set_target's one target
+    is not removed this way)."""
+    target = host.domains.get(target_domid)
+    if target is None or target not in d.targets:
+        return -ENOENT
+    d.targets.discard(target)
+    return 0
+
+
 def set_max_mem(d, max_kb: int) -> int:
     """XEN_DOMCTL_max_mem. As in Xen, below tot_pages is allowed: the domain may then
     only shrink ("ratchet down") until it fits, every allocation refused meanwhile."""
@@ -101,6 +124,11 @@ def destroy(host, d) -> int:
     if cpu.guest is not None and cpu.guest.domain is d:
         cpu.guest.unload_watches()
         cpu.guest = None
+    # gnttab_release_mappings first, as Xen: every grant it mapped, every IOMMU mapping
+    # its devices had (from now on they fault), before its page tables go.
+    from pvshadow.shadow.grant_table import release_mappings
+    release_mappings(d)
+    d.iommu.release()
     for v in d.vcpus:
         v.runstate.destroy()
         destroy_ldt(v)
@@ -116,6 +144,11 @@ def destroy(host, d) -> int:
     d.evtchn.close_all()
     host.store.forget(d)
     d.target = None
+    d.targets.clear()
+    for other in host.domains.values():
+        other.targets.discard(d)
+        if other.target is d:
+            other.target = None
     owned = [m for m, owner in enumerate(frames.owner) if owner == d.domid]
     for mfn in owned:
         if frames.pinned[mfn]:

@@ -90,7 +90,8 @@ class FrameTable:
     as the anonymous mapping gives them, so never cleared: touching them would commit
     host memory) from a fresh range, low end up (alloc) or high end down (alloc_high),
     and takes freed frames back on a stack that alloc reuses first, most recent first.
-    A freed frame is marked for scrubbing, which its next user does (scrub_needed)."""
+    A freed frame is marked for scrubbing, which its next user does (scrub_needed).
+    Guests' frames come from alloc_recent: freed frames first."""
 
     def __init__(self, nr_frames: int):
         self.nr_frames = nr_frames
@@ -129,6 +130,14 @@ class FrameTable:
         if self._freed:
             return self._claim(self._freed.pop(0), owner)
         raise MemoryError('machine memory exhausted')
+
+    def alloc_recent(self, owner: int) -> Mfn:
+        """A guest's frame: the most recently freed one first (as a real allocator's
+        free list would, so a frame given back is the very next one handed out: the
+        map-not-lookup race shows at once), else from the top of the fresh range."""
+        if self._freed:
+            return self._claim(self._freed.pop(), owner)
+        return self.alloc_high(owner)
 
     def alloc_high_run(self, count: int, owner: int) -> range:
         """count fresh frames from the top at once, in alloc_high's order (descending),

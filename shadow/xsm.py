@@ -4,7 +4,8 @@ Every hypercall, domctl or toolstack call that acts on a domain other than the c
 `default_action`, with the action Xen's hook for that operation asserts:
 
   XSM_HOOK     anyone
-  XSM_TARGET   the domain itself, a domain whose target it is, or the control domain
+  XSM_TARGET   the domain itself, a domain whose target it is (XEN_DOMCTL_set_target's one,
+               or one of pvshadow's target set), or the control domain
   XSM_DM_PRIV  a domain whose target it is (a device model), or the control domain
   XSM_PRIV     the control domain only
 
@@ -23,7 +24,7 @@ def default_action(action: int, src, target=None) -> int:
     if action == XSM_TARGET and src is target:
         return 0
     if action in (XSM_TARGET, XSM_DM_PRIV, XSM_XS_PRIV) and target is not None and \
-            src.target is target:
+            (src.target is target or target in src.targets):
         return 0
     return 0 if src.is_privileged else -EPERM
 

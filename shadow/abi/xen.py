@@ -634,11 +634,26 @@ SEGBASE_FS, SEGBASE_GS_USER, SEGBASE_GS_KERNEL, SEGBASE_GS_USER_SEL = 0, 1, 2, 3
 PHYSDEVOP_set_iopl = 6
 
 # --- grant_table.h ---------------------------------------------------------------------------------
-GNTTABOP_setup_table = 2
-GNTTABOP_query_size = 6
-GNTST_okay, GNTST_general_error, GNTST_bad_domain = 0, -1, -2
-GNTST_bad_virt_addr, GNTST_permission_denied = -5, -8
+GNTTABOP_map_grant_ref, GNTTABOP_unmap_grant_ref, GNTTABOP_setup_table = 0, 1, 2
+GNTTABOP_transfer, GNTTABOP_copy, GNTTABOP_query_size = 4, 5, 6
+GNTTABOP_unmap_and_replace, GNTTABOP_set_version = 7, 8
+GNTTABOP_get_status_frames, GNTTABOP_get_version = 9, 10
+GNTST_okay, GNTST_general_error, GNTST_bad_domain, GNTST_bad_gntref = 0, -1, -2, -3
+GNTST_bad_handle, GNTST_bad_virt_addr, GNTST_bad_dev_addr = -4, -5, -6
+GNTST_no_device_space, GNTST_permission_denied, GNTST_bad_page = -7, -8, -9
+GNTST_bad_copy_arg, GNTST_address_too_big, GNTST_eagain, GNTST_no_space = -10, -11, -12, -13
 GRANT_TABLE_MAX_FRAMES = 4
+GNTTAB_NR_RESERVED_ENTRIES = 8
+# grant entry flags (GTF_*); GTF_reading/GTF_writing are the hypervisor's
+GTF_invalid, GTF_permit_access, GTF_accept_transfer, GTF_transitive = 0, 1, 2, 3
+GTF_type_mask = 3
+GTF_readonly, GTF_reading, GTF_writing = 1 << 2, 1 << 3, 1 << 4
+GTF_PWT, GTF_PCD, GTF_PAT, GTF_sub_page = 1 << 5, 1 << 6, 1 << 7, 1 << 8
+# map flags (GNTMAP_*)
+GNTMAP_device_map, GNTMAP_host_map, GNTMAP_readonly = 1 << 0, 1 << 1, 1 << 2
+GNTMAP_application_map, GNTMAP_contains_pte = 1 << 3, 1 << 4
+GNTCOPY_source_gref, GNTCOPY_dest_gref = 1 << 0, 1 << 1
+GRANT_ENTRY_V1_SIZE, GRANT_ENTRY_V2_SIZE = 8, 16
 
 
 class gnttab_setup_table(Struct):
@@ -651,7 +666,74 @@ class gnttab_query_size(Struct):
                 ('status', ctypes.c_int16)]
 
 
+class gnttab_map_grant_ref(Struct):
+    _fields_ = [('host_addr', c_uint64), ('flags', c_uint32), ('ref', c_uint32),
+                ('dom', c_uint16), ('status', ctypes.c_int16), ('handle', c_uint32),
+                ('dev_bus_addr', c_uint64)]
+
+
+class gnttab_unmap_grant_ref(Struct):
+    _fields_ = [('host_addr', c_uint64), ('dev_bus_addr', c_uint64), ('handle', c_uint32),
+                ('status', ctypes.c_int16)]
+
+
+class gnttab_unmap_and_replace(Struct):
+    _fields_ = [('host_addr', c_uint64), ('new_addr', c_uint64), ('handle', c_uint32),
+                ('status', ctypes.c_int16)]
+
+
+class gnttab_copy_ptr(Struct):
+    _fields_ = [('u', c_uint64),                 # union { grant_ref_t ref; xen_pfn_t gmfn; }
+                ('domid', c_uint16), ('offset', c_uint16)]
+
+
+class gnttab_copy(Struct):
+    _fields_ = [('source', gnttab_copy_ptr), ('dest', gnttab_copy_ptr), ('len', c_uint16),
+                ('flags', c_uint16), ('status', ctypes.c_int16)]
+
+
+class gnttab_set_version(Struct):
+    _fields_ = [('version', c_uint32)]
+
+
+class gnttab_get_status_frames(Struct):
+    _fields_ = [('nr_frames', c_uint32), ('dom', c_uint16), ('status', ctypes.c_int16),
+                ('frame_list', c_uint64)]
+
+
+class gnttab_get_version(Struct):
+    _fields_ = [('dom', c_uint16), ('pad', c_uint16), ('version', c_uint32)]
+
+
 assert ctypes.sizeof(gnttab_setup_table) == 24 and ctypes.sizeof(gnttab_query_size) == 12
+assert ctypes.sizeof(gnttab_map_grant_ref) == 32 and ctypes.sizeof(gnttab_unmap_grant_ref) == 24
+assert ctypes.sizeof(gnttab_unmap_and_replace) == 24 and ctypes.sizeof(gnttab_copy) == 40
+assert ctypes.sizeof(gnttab_get_status_frames) == 16 and ctypes.sizeof(gnttab_get_version) == 8
+
+# --- pvshadow extensions (docs/ABI.md): the PV-IOMMU, after XenServer's, and the lookup --------
+HYPERVISOR_iommu_op = 56                     # XenServer's number; never upstream
+IOMMUOP_query_caps, IOMMUOP_map_page, IOMMUOP_unmap_page = 1, 2, 3
+IOMMUOP_lookup_foreign_page, IOMMUOP_unmap_foreign_page = 4, 5
+IOMMU_OP_readable, IOMMU_OP_writeable = 1 << 0, 1 << 1
+IOMMU_QUERY_map_cap = 1 << 0                 # query_caps: map/unmap are available
+
+
+class pv_iommu_op(Struct):
+    """32 bytes: subop_id, flags, status, then the subop's (bfn, gfn, domid) union."""
+    _fields_ = [('subop_id', c_uint16), ('flags', c_uint16), ('status', ctypes.c_int32),
+                ('bfn', c_uint64), ('gfn', c_uint64), ('domid', c_uint16),
+                ('ioserver', c_uint16), ('_pad', c_uint32)]
+
+
+assert ctypes.sizeof(pv_iommu_op) == 32
+# The unsafe design the map-not-lookup thread argues against: XenGT's gfn -> mfn lookup
+# (XENMEM_get_mfn_from_pfn), with no reference taken. struct { domid_t domid; u16 pad[3];
+# u64 nr_pfns; handle pfn_list (in: pfns, out: mfns) }.
+XENMEM_get_mfn_from_pfn = 63                 # the last number memory_op can carry (MEMOP_CMD_MASK)
+# Target sets: XEN_DOMCTL_set_target holds one target; these add and remove more.
+XEN_DOMCTL_pvshadow_add_target = 0x8001
+XEN_DOMCTL_pvshadow_remove_target = 0x8002
+XEN_DOMCTL_iomem_permission = 20
 
 
 # --- vcpu.h / xen.h: timers and time ------------------------------------------------------------

@@ -9,7 +9,7 @@ from typing import Callable, Dict
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import EFAULT, ENOSYS
 from pvshadow.shadow.hypercall import (console, cpu_state, descriptors, domctl, event_channel, grant_table,
-                              hvm, memory, mm, multicall, sched, traps, vcpu, version)
+                              hvm, iommu, memory, mm, multicall, sched, traps, vcpu, version)
 from pvshadow.shadow.vcpu import GuestFault
 
 
@@ -55,6 +55,7 @@ def default_handlers() -> Dict[int, Callable]:
         xen.HYPERVISOR_get_debugreg: cpu_state.do_get_debugreg,
         xen.HYPERVISOR_physdev_op: cpu_state.do_physdev_op,
         xen.HYPERVISOR_grant_table_op: grant_table.do_grant_table_op,
+        xen.HYPERVISOR_iommu_op: iommu.do_iommu_op,
         xen.HYPERVISOR_set_timer_op: sched.do_set_timer_op,
         xen.HYPERVISOR_set_gdt: descriptors.do_set_gdt,
         xen.HYPERVISOR_update_descriptor: descriptors.do_update_descriptor,

@@ -3,7 +3,8 @@ control, for the control domain.
 
 Xen's order: the interface version first (-EACCES), then the domain the op names
 (-ESRCH), then XSM (every op is XSM_PRIV by default: -EPERM for anyone but the control
-domain). Served: pausedomain, unpausedomain, destroydomain, max_mem, set_target; the
+domain). Served: pausedomain, unpausedomain, destroydomain, max_mem, set_target, and
+pvshadow's add_target/remove_target (a target set, docs/ABI.md); the
 rest of domctl.h is -ENOSYS here (docs/ABI.md), and the toolstack's Python API
 (shadow.toolstack) covers more. sysctl: the version (-EACCES), then XSM_PRIV (-EPERM); no
 sysctl command is served (-ENOSYS for the control domain).
@@ -41,6 +42,11 @@ def do_domctl(v, arg, *_):
     if op.cmd == xen.XEN_DOMCTL_set_target:
         other, = struct.unpack('<H', v.copy_from_guest(u, 2))
         return lifecycle.set_target(host, target, other)
+    if op.cmd in (xen.XEN_DOMCTL_pvshadow_add_target, xen.XEN_DOMCTL_pvshadow_remove_target):
+        other, = struct.unpack('<H', v.copy_from_guest(u, 2))
+        change = lifecycle.add_target if op.cmd == xen.XEN_DOMCTL_pvshadow_add_target \
+            else lifecycle.remove_target
+        return change(host, target, other)
     return -ENOSYS
 
 

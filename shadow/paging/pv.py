@@ -95,7 +95,7 @@ class PvPaging:
     # --- entry updates --------------------------------------------------------------------------
     def table_level(self, mfn: int):
         """The level of a validated page table, or None."""
-        if self.frames.type_count[mfn]:
+        if mfn < self.frames.nr_frames and self.frames.type_count[mfn]:
             return LEVEL_OF.get(self.frames.type[mfn])
         return None
 

@@ -232,19 +232,28 @@ class ShadowPaging(PvPaging):
         for lv in gw.levels[1:]:
             if owner[lv.table_mfn] != domid and not self.may_reach(lv.table_mfn):
                 return False
-        return owner[gw.mfn] == domid or self.may_reach(gw.mfn)
+        return gw.mfn < len(owner) and owner[gw.mfn] == domid or self.may_reach(gw.mfn)
 
     def may_reach(self, mfn: int) -> bool:
         """The domain's own frame, or a foreign one its policy lets it map (a validated
         guest entry already holds the reference; this keeps the shadow from trusting
         anything else)."""
+        types = self.types
+        if not self.frames.is_valid(mfn):
+            return types.iomem_permitted(self.domid, mfn)     # a device's registers
         owner = self.frames.owner[mfn]
-        return owner == self.domid or self.types.may_map_foreign(self.domid, owner)
+        return owner == self.domid or types.may_map_foreign(self.domid, owner) or \
+            types.grant_mapped(self.domid, mfn)
 
     def _sh_propagate(self, gl1e: int) -> int:
         """The shadow L1 entry for a present, accessed guest L1 entry."""
         target = pte_mfn(gl1e)
         frames = self.frames
+        if target >= frames.nr_frames:      # a device's registers: mapped as the guest says
+            if not self.may_reach(target):
+                return 0
+            return make_pte(target, _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED |
+                            (gl1e & (_PAGE_NX | _PAGE_RW | _PAGE_DIRTY)))
         if frames.owner[target] != self.domid and not self.may_reach(target):
             return 0                        # never map what the domain may not reach
         flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (gl1e & _PAGE_NX)

@@ -84,6 +84,14 @@ class PageTypes:
         # Whether a domain may choose cache attributes (cache_flush_permitted: I/O
         # privileges; here the control domain).
         self.io_privileged = lambda domid: False
+        # Whether a domain may map a machine frame past RAM (a device's registers: Xen's
+        # iomem_access_permitted); such an entry holds no reference.
+        self.iomem_permitted = lambda domid, mfn: False
+        # A host grant entry (_PAGE_GNTTAB) the guest itself dropped: (domid, table, entry)
+        # (shadow.grant_table.grant_pte_dropped).
+        self.grant_pte_dropped = lambda domid, table_mfn, entry: None
+        # Whether a domain holds a host grant mapping of a frame (shadow mode may map it).
+        self.grant_mapped = lambda domid, mfn: False
         # Per domain: told when one of its frames becomes or stops being a page table
         # (shadow mode follows this): table_validated(mfn, level), table_devalidated(...).
         self.listeners = {}
@@ -215,6 +223,9 @@ class PageTypes:
             return -EINVAL
         mfn = pte_mfn(entry)
         if not self.frames.is_valid(mfn):
+            if level == 1 and mfn != INVALID_MFN and \
+                    self.iomem_permitted(domid if pg_owner is None else pg_owner, mfn):
+                return 0                 # a device's registers: no reference to take
             return -EPERM if level == 1 and mfn != INVALID_MFN else -EINVAL
         if mfn in self.unmappable:
             return -self.unmappable[mfn]
@@ -257,10 +268,14 @@ class PageTypes:
     def put_page_from_entry(self, entry: int, level: int, table_mfn: Optional[int] = None) -> None:
         mfn = pte_mfn(entry)
         if level == 1:
+            if not self.frames.is_valid(mfn):
+                return                   # an I/O-memory entry held nothing
             if entry & _PAGE_RW:
                 self.put_page_and_type(mfn)
             else:
                 self.put_page(mfn)
+            if entry & _PAGE_GNTTAB and table_mfn is not None:
+                self.grant_pte_dropped(self.frames.owner[table_mfn], table_mfn, entry)
             return
         if mfn == table_mfn:
             return                       # a linear entry to its own table holds nothing
