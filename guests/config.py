@@ -10,6 +10,9 @@
                                  # other domain's domid, so the two can find each other
     privileged = 1               # pvshadow: the control domain (may act on every domain)
     target = "frontend"          # pvshadow: XEN_DOMCTL_set_target, rights over that domain
+    targets = "client other"     # pvshadow: a target set (add_target), rights over each
+    devices = "dma"              # pvshadow: a DMA engine it drives (shadow.dma); its
+                                 # register page's frame is in its home: device/dma/mfn
     type = "pv"                  # xl's; only "pv" is accepted
     loader = "generic"           # xl's legacy key (XTF's configs carry it): ignored
 
@@ -37,11 +40,14 @@ class DomainSpec:
     peer: str = ''
     privileged: bool = False
     target: str = ''
+    targets: tuple = ()
+    devices: tuple = ()
 
 
 _KEYS = {'name': str, 'kernel': str, 'memory': int, 'vcpus': int, 'extra': str,
          'cmdline': str, 'paging': str, 'peer': str, 'privileged': int, 'target': str,
-         'type': str, 'loader': str}
+         'targets': str, 'devices': str, 'type': str, 'loader': str}
+DEVICES = ('dma',)
 
 
 def is_config(path: str) -> bool:
@@ -80,7 +86,12 @@ def load_config(path: str) -> DomainSpec:
                       cmdline=values.get('extra', values.get('cmdline', '')),
                       paging=values.get('paging', 'direct'), peer=values.get('peer', ''),
                       privileged=bool(values.get('privileged', 0)),
-                      target=values.get('target', ''))
+                      target=values.get('target', ''),
+                      targets=tuple(values.get('targets', '').replace(',', ' ').split()),
+                      devices=tuple(values.get('devices', '').replace(',', ' ').split()))
+    for device in spec.devices:
+        if device not in DEVICES:
+            raise KernelError(f'{path}: devices may name {", ".join(DEVICES)}, not {device!r}')
     if values.get('type', 'pv') != 'pv':
         raise KernelError(f'{path}: type must be "pv" (only PV guests run here), '
                           f'not {values["type"]!r}')

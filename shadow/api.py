@@ -18,6 +18,7 @@ from pvshadow.shadow.domain import Domain
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.host import Host
 from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES
+from pvshadow.shadow.lifecycle import add_target
 from pvshadow.shadow.toolstack import xc_domain_set_target
 
 PAGING_MODES = ('direct', 'shadow')
@@ -125,7 +126,9 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
               console_sink: Optional[Callable[[str, bytes], None]] = None):
     """(host, domains): every spec built into one fresh host, in order (domids 1, 2, ...),
     each `peer` written to its domain's xenstore home as the peer's domid, each `target` set
-(XEN_DOMCTL_set_target), `privileged` making the control domain. console_sink,
+(XEN_DOMCTL_set_target), each of `targets` added to its target set, each of `devices`
+    attached (its register frame in its xenstore home), `privileged` making the control
+    domain. console_sink,
     if given, receives (domain name, bytes) as each console writes."""
     names = [spec.name or f'd{i + 1}' for i, spec in enumerate(specs)]
     if len(set(names)) != len(names):
@@ -153,6 +156,13 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
             rc = xc_domain_set_target(host, d, by_name[spec.target].domid)
             if rc:
                 raise ValueError(f'{d.name}: cannot target {spec.target!r} (errno {-rc})')
+        for name in spec.targets:
+            if name not in by_name or by_name[name] is d:
+                raise ValueError(f'{d.name}: target {name!r} is not one of the other domains')
+            add_target(host, d, by_name[name].domid)
+        for device in spec.devices:
+            engine = host.add_dma_engine(d)
+            host.store.write(f'{host.store.home(d.domid)}/device/{device}/mfn', str(engine.mfn))
     return host, domains
 
 

@@ -131,6 +131,15 @@ class FrameTable:
             return self._claim(self._freed.pop(0), owner)
         raise MemoryError('machine memory exhausted')
 
+    def alloc_low(self, owner: int) -> Mfn:
+        """A hypervisor frame (shadows): from the bottom of the fresh range while it
+        lasts, so frames guests gave back go to guests (alloc_recent) in the same order
+        whatever the paging mode."""
+        if self._lo < self._hi:
+            self._lo += 1
+            return self._claim(self._lo - 1, owner)
+        return self.alloc(owner)
+
     def alloc_recent(self, owner: int) -> Mfn:
         """A guest's frame: the most recently freed one first (as a real allocator's
         free list would, so a frame given back is the very next one handed out: the

@@ -43,6 +43,7 @@ def test_a_relative_kernel_path_is_taken_from_the_configs_directory(tmp_path):
     ('kernel = "hello"\npaging = "nested"', 'paging must be'),
     ('kernel = "hello"\nvcpus = 9', 'vcpus 1 to 4'),
     ('kernel = "hello"\nmemory = 0', 'memory must be positive'),
+    ('kernel = "hello"\ndevices = "gpu"', 'devices may name dma'),
 ])
 def test_a_bad_config_is_refused_in_one_line(tmp_path, text, says):
     with pytest.raises(KernelError) as info:
@@ -86,3 +87,8 @@ def test_an_xtf_style_config_with_type_pv_and_a_loader_is_accepted(tmp_path):
 def test_a_guest_type_other_than_pv_is_refused_in_one_line(tmp_path):
     with pytest.raises(KernelError, match='type must be "pv"'):
         load_config(_cfg(tmp_path, 'kernel="hello"\ntype="hvm"\n'))
+
+
+def test_targets_and_devices_are_lists_of_names(tmp_path):
+    spec = load_config(_cfg(tmp_path, 'kernel="hello"\ntargets="client, other"\ndevices="dma"\n'))
+    assert (spec.targets, spec.devices) == (('client', 'other'), ('dma',))

@@ -153,3 +153,11 @@ def test_map_page_maps_an_own_frame_at_a_chosen_bfn(g):
 def test_the_lookup_is_for_privileged_callers_only(g):
     assert g.c.get_mfn_from_pfn(g.b.d.domid, 3)[0] == -EPERM
     assert g.c.lookup_foreign(g.b.d.domid, 3)[0] == -EPERM
+
+
+def test_only_the_engines_owner_may_map_its_register_page(g):
+    from tests.hostile import RW
+    engine = g.host.add_dma_engine(g.b.d)
+    assert g.c.map(g.c.scratch, engine.mfn << 12 | RW) == -EPERM
+    assert g.b.map(g.b.scratch, engine.mfn << 12 | RW) == 0
+    assert g.b.map(g.b.scratch, (engine.mfn + 1) << 12 | RW) == -EPERM

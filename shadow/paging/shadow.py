@@ -51,7 +51,7 @@ class ShadowPool:
         if self._free:
             smfn = self._free.pop()
         elif self.allocated < self.limit and self.frames.free_frames():
-            smfn = self.frames.alloc(DOMID_XEN)
+            smfn = self.frames.alloc_low(DOMID_XEN)
             self.frames.type[smfn] = PageType.SHADOW
             self.allocated += 1
         else:
