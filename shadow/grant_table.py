@@ -38,6 +38,7 @@ from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _
                                         _PAGE_USER, make_pte, pte_mfn)
 
 MAPTRACK_LIMIT = 1024                  # handles per mapping domain
+_PAGE_AVAIL = 0xE00                    # the guest's bits 9-11 (GNTMAP_guest_avail)
 _U16, _U32, _U64 = struct.Struct('<H'), struct.Struct('<I'), struct.Struct('<Q')
 HOST, DEVICE = 'host', 'device'
 
@@ -377,18 +378,22 @@ def _replace_host_mapping(v, m: Mapping, addr: int, new_addr: Optional[int]) -> 
     if maddr is None or maddr != m.pte:
         return GNTST_general_error
     entry = d.mem.read_u64(maddr)
-    if not entry & _PAGE_PRESENT or pte_mfn(entry) != m.mfn or not entry & _PAGE_GNTTAB:
-        return GNTST_general_error
+    if (entry ^ _pte_for(m.flags, m.mfn)) & ~_PAGE_AVAIL:
+        return GNTST_general_error          # not this grant's entry (flags differ)
     replacement = 0
     if new_addr is not None:
+        # steal_linear_address: whatever new_addr's entry holds moves here, a grant
+        # entry included (whose record then follows it: XSA-234's case)
         source = d.paging.find_l1_entry(v.current_table(), new_addr)
         if source is None:
             return GNTST_general_error
         replacement = d.mem.read_u64(source)
-        if replacement & _PAGE_GNTTAB:
-            return GNTST_general_error      # steal_linear_address: not another grant
         d.mem.write_u64(source, 0)
         _entry_rewritten(d, source, replacement)
+        if replacement & _PAGE_GNTTAB:
+            for other in table_of(d).maptrack.values():
+                if other.pte == source:
+                    other.pte = maddr
     d.mem.write_u64(maddr, replacement)
     _entry_rewritten(d, maddr, entry)
     return GNTST_okay
@@ -473,6 +478,7 @@ def _claim(ld, dom, u: int, gref: bool, readonly: bool):
     """(status, (mfn, readonly, granter or None, ref)): a frame held for one copy."""
     types = ld.types
     if gref:
+        u &= 0xFFFFFFFF                      # the union's grant_ref_t
         gt = table_of(dom)
         if u >= gt.nr_entries():
             return GNTST_bad_gntref, None
@@ -496,8 +502,8 @@ def _claim(ld, dom, u: int, gref: bool, readonly: bool):
         act.pins[pin] -= 1
         gt.reduce_status_for_pin(u, act)
         return rc, None
-    mfn = u
-    if not types.get_page(mfn, dom.domid) if types.frames.is_valid(mfn) else True:
+    mfn = u                                  # a PV domain's gmfn is its MFN
+    if not types.frames.is_valid(mfn) or not types.get_page(mfn, dom.domid):
         return GNTST_bad_page, None
     if not readonly and types.get_page_type(mfn, PageType.WRITABLE, dom.domid):
         types.put_page(mfn)
@@ -527,6 +533,10 @@ def set_version(d, version: int) -> int:
         return 0
     if any(act.pinned() for ref, act in gt.active.items()):
         return -EBUSY
+    frames = d.frames
+    if version == 1 and any(frames.count[m] != 2 or frames.type_count[m] != 1
+                            for m in gt.status_frames):
+        return -EBUSY          # gnttab_unpopulate_status_frames: the guest still maps one
     reserved = [(gt.header(r), gt.frame(r)) for r in
                 range(min(xen.GNTTAB_NR_RESERVED_ENTRIES, gt.nr_entries()))]
     old = gt.version

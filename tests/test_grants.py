@@ -234,3 +234,32 @@ def test_a_ballooned_out_mapped_frame_stays_charged_and_is_not_handed_out(g):
     assert g.mfn not in d.d.p2m
     assert g.b.unmap_grant(op.handle) == xen.GNTST_okay
     assert g.c.d.tot_pages == pages - 1 and g.host.frames.count[g.mfn] == 0
+
+
+def test_unmap_and_replace_that_steals_a_grant_entry_keeps_its_type_reference(g):
+    """XSA-234: the stolen grant entry moves, its mapping's writable reference stays, and
+    an unmap at the old address finds no grant entry there."""
+    first = g.b.map_grant(g.c.d.domid, _granted(g))
+    second_frame = g.c.mfn(g.pfn - 1)
+    g.c.grant(9, g.b.d.domid, second_frame)
+    other = g.b.layout.stack
+    second = g.b.map_grant(g.c.d.domid, 9, HOST | RO, host_addr=other)
+    rc, res = g.b.gnttab(xen.GNTTABOP_unmap_and_replace, xen.gnttab_unmap_and_replace(
+        host_addr=other, new_addr=g.b.scratch, handle=second.handle))
+    assert (rc, res.status) == (0, xen.GNTST_okay)
+    assert g.b.mapped_mfn(other) == g.mfn and g.b.mapped_mfn() is None
+    assert g.b.unmap_grant(first.handle) == xen.GNTST_general_error
+    assert g.c.pin_l1(g.mfn) == -EINVAL
+    assert g.b.unmap_grant(first.handle, host_addr=other) == xen.GNTST_okay
+
+
+def test_version_1_is_refused_while_the_guest_maps_a_status_frame(g):
+    """XSA-255: the status frames cannot be freed under the guest's mapping."""
+    g.c.gnttab(xen.GNTTABOP_set_version, xen.gnttab_set_version(version=2))
+    status_mfn = g.c.d.grants.status_frames[0]
+    assert g.c.map(g.c.scratch, status_mfn << 12 | 0x61) == 0
+    rc, _ = g.c.gnttab(xen.GNTTABOP_set_version, xen.gnttab_set_version(version=1))
+    assert rc == -EBUSY and g.c.d.grants.status_frames == [status_mfn]
+    assert g.c.map(g.c.scratch, 0) == 0
+    rc, _ = g.c.gnttab(xen.GNTTABOP_set_version, xen.gnttab_set_version(version=1))
+    assert rc == 0 and g.c.d.grants.status_frames == []
