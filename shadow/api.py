@@ -18,8 +18,7 @@ from pvshadow.shadow.domain import Domain
 from pvshadow.shadow.exits import Exit, ExitReason
 from pvshadow.shadow.host import Host
 from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES
-from pvshadow.shadow.lifecycle import add_target
-from pvshadow.shadow.toolstack import xc_domain_set_target
+from pvshadow.shadow.toolstack import xc_domain_add_target, xc_domain_set_target
 
 PAGING_MODES = ('direct', 'shadow')
 
@@ -159,7 +158,7 @@ def boot_host(specs: Sequence[DomainSpec], machine_mb: Optional[int] = None,
         for name in spec.targets:
             if name not in by_name or by_name[name] is d:
                 raise ValueError(f'{d.name}: target {name!r} is not one of the other domains')
-            add_target(host, d, by_name[name].domid)
+            xc_domain_add_target(host, d, by_name[name].domid)
         for device in spec.devices:
             engine = host.add_dma_engine(d)
             host.store.write(f'{host.store.home(d.domid)}/device/{device}/mfn', str(engine.mfn))

@@ -88,6 +88,17 @@ def remove_target(host, d, target_domid: int) -> int:
     return 0
 
 
+def release_mappings(d) -> None:
+    """What a domain that crashed or is destroyed loses first, as Xen's
+    gnttab_release_mappings at domain_kill: every grant it mapped (its host entries
+    cleared, the references and pins given back) and every IOMMU mapping its devices had,
+    which fault from then on. (Its page tables, and any foreign frame they map, go at
+    destruction.)"""
+    from pvshadow.shadow.grant_table import release_mappings as gnttab_release_mappings
+    gnttab_release_mappings(d)
+    d.iommu.release()
+
+
 def set_max_mem(d, max_kb: int) -> int:
     """XEN_DOMCTL_max_mem. As in Xen, below tot_pages is allowed: the domain may then
     only shrink ("ratchet down") until it fits, every allocation refused meanwhile."""
@@ -124,11 +135,7 @@ def destroy(host, d) -> int:
     if cpu.guest is not None and cpu.guest.domain is d:
         cpu.guest.unload_watches()
         cpu.guest = None
-    # gnttab_release_mappings first, as Xen: every grant it mapped, every IOMMU mapping
-    # its devices had (from now on they fault), before its page tables go.
-    from pvshadow.shadow.grant_table import release_mappings
     release_mappings(d)
-    d.iommu.release()
     for v in d.vcpus:
         v.runstate.destroy()
         destroy_ldt(v)

@@ -183,6 +183,12 @@ class Scheduler:
 
     def _end(self, exits, d, v, exit_) -> None:
         d.ended = exit_
+        if exit_.reason is ExitReason.CRASH or (exit_.reason is ExitReason.SHUTDOWN and
+                                                exit_.shutdown_code == xen.SHUTDOWN_crash):
+            # A crashed domain runs no more: its grant and IOMMU mappings go now (xl's
+            # default on_crash would destroy it; its memory is kept here for inspection).
+            from pvshadow.shadow.lifecycle import release_mappings
+            release_mappings(d)
         if self.host.cpu.guest is not None and self.host.cpu.guest.domain is d:
             self.host.cpu.guest.saved_state = self.host.cpu.save_state()
         exits.append(HostExit(d.domid, v.vcpu_id, exit_))

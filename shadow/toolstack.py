@@ -54,6 +54,17 @@ def xc_domain_set_target(host, domain, target_domid: int) -> int:
     return set_target(host, domain, target_domid)
 
 
+def xc_domain_add_target(host, domain, target_domid: int) -> int:
+    """pvshadow's target set (docs/GRANTS_IOMMU.md): one more client domain serves."""
+    from pvshadow.shadow.lifecycle import add_target
+    return add_target(host, domain, target_domid)
+
+
+def xc_domain_remove_target(host, domain, target_domid: int) -> int:
+    from pvshadow.shadow.lifecycle import remove_target
+    return remove_target(host, domain, target_domid)
+
+
 def xc_shadow_control(domain, sop: int, mb: int = 0, mode: int = 0):
     """XEN_DOMCTL_shadow_op: returns (rc, mb, fault_count)."""
     op = xen.xen_domctl_shadow_op(op=sop, mode=mode, mb=mb)

@@ -22,9 +22,10 @@ HYPERVISOR_VA = 0xFFFF830000000000
 class Guest:
     """One built domain and the places in its address space a test needs."""
 
-    def __init__(self, host: Host, paging: str, memory_mb: int = MEMORY_MB, **options):
+    def __init__(self, host: Host, paging: str, memory_mb: int = MEMORY_MB,
+                 kernel: str = 'hello', **options):
         self.host = host
-        self.d = build_domain(host, load_kernel('hello'), memory_mb=memory_mb, paging=paging,
+        self.d = build_domain(host, load_kernel(kernel), memory_mb=memory_mb, paging=paging,
                               **options)
         self.v = self.d.vcpus[0]
         layout = self.d.layout
@@ -130,10 +131,20 @@ class Guest:
 
 
 def memory_snapshot(d):
-    """Which frames the domain owns, and every byte in them."""
+    """Which frames the domain owns, and every byte in them (but its grant frames, where
+    the hypervisor marks a grant in use with GTF_reading/GTF_writing)."""
     owned = [mfn for mfn, owner in enumerate(d.frames.owner) if owner == d.domid]
     view = d.mem.view
-    return owned, b''.join(view[mfn << 12:(mfn + 1) << 12] for mfn in owned)
+    return owned, b''.join(view[mfn << 12:(mfn + 1) << 12] for mfn in owned
+                           if mfn not in d.grant_frames)
+
+
+def grant_read_only(victim, ref: int, domid: int, mfn: int) -> None:
+    """The victim's grant entry ref, written as the victim would: read-only to domid."""
+    from pvshadow.shadow.grant_table import table_of
+    gt = table_of(victim.d)
+    victim.d.mem.write(gt._entry_maddr(ref), struct.pack(
+        '<HHI', xen.GTF_permit_access | xen.GTF_readonly, domid, mfn))
 
 
 class Pair:
@@ -143,6 +154,17 @@ class Pair:
         self.host = Host(machine_mb)
         self.attacker = Guest(self.host, paging)
         self.victim = Guest(self.host, paging, memory_mb=4)
+        # The victim grants the attacker read-only access to a data page (ref 8) and to
+        # its root page table (ref 9), and a page to a domain that is not there (ref 10).
+        v = self.victim
+        v.put(v.buf + 0x100, xen.gnttab_setup_table(dom=xen.DOMID_SELF, nr_frames=1,
+                                                    frame_list=v.buf + 0x180))
+        assert v.call(xen.HYPERVISOR_grant_table_op, xen.GNTTABOP_setup_table,
+                      v.buf + 0x100, 1) == 0
+        attacker = self.attacker.d.domid
+        grant_read_only(v, 8, attacker, v.mfn(v.unmapped_pfn(1)))
+        grant_read_only(v, 9, attacker, v.v.guest_table)
+        grant_read_only(v, 10, 0x7777, v.mfn(v.unmapped_pfn(2)))
         self.victim_memory = memory_snapshot(self.victim.d)
         self.attacker.after_call = self.check
 

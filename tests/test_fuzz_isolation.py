@@ -2,8 +2,9 @@
 
 Each example builds the same attacker and victim domains twice, once on a host in direct
 paging mode and once in shadow mode, and replays one random sequence of hypercalls from
-the attacker in both: mmu_update, update_va_mapping, mmuext_op, memory_op, grant-table,
-event-channel, vcpu_op and sched_op calls, multicalls of them, and any hypercall number
+the attacker in both: mmu_update, update_va_mapping, mmuext_op, memory_op, grant-table
+(maps and unmaps of the victim's read-only grants among them), iommu_op, event-channel,
+vcpu_op and sched_op calls, multicalls of them, and any hypercall number
 with arbitrary arguments. Arguments are drawn from what an attacker would try: its own
 page-table frames, shared_info, its rings and grant frames, the victim's frames, the
 hypervisor's frames, frames past the end of memory, huge and negative numbers, and
@@ -165,6 +166,38 @@ grant_table_op = call(xen.HYPERVISOR_grant_table_op,
                           st.one_of(st.integers(0, 40).map(lambda n: ('int', xen.DOMID_SELF | n << 32)),
                                     values),
                           values, st.tuples(st.just('va'), va_refs)).map(list))])
+# Grant maps and unmaps against the victim's read-only grants (refs 8-10) and its own,
+# at the attacker's addresses, writable or not, host or device; and the PV-IOMMU op.
+ATTACKER, VICTIM = 1, 2
+map_flags = st.one_of(st.sampled_from([1, 2, 3, 5, 6, 7, 0x12, 0x16, 0x1a, 0]),
+                      st.integers(0, 0xFFFFFFFF))
+grant_refs = st.one_of(st.sampled_from([8, 9, 10, 11, 0, 4096]), st.integers(0, 0xFFFFFFFF))
+grant_doms = st.one_of(st.sampled_from([VICTIM, ATTACKER, xen.DOMID_SELF, 0x7777]),
+                       st.integers(0, 0xFFFF))
+grant_map = call(xen.HYPERVISOR_grant_table_op,
+                 st.tuples(st.just(('int', xen.GNTTABOP_map_grant_ref)), st.just(('va', 'buf')),
+                           st.integers(0, 2).map(lambda n: ('int', n))),
+                 [buffer('buf', st.lists(st.tuples(
+                     st.one_of(st.tuples(st.just('va'), va_refs), values),
+                     st.tuples(map_flags, grant_refs).map(lambda fr: ('int', fr[0] | fr[1] << 32)),
+                     grant_doms.map(lambda d: ('int', d)), st.just(('int', 0))),
+                     min_size=1, max_size=2).map(lambda rs: [q for r in rs for q in r]))])
+grant_unmap = call(xen.HYPERVISOR_grant_table_op,
+                   st.tuples(st.sampled_from([xen.GNTTABOP_unmap_grant_ref,
+                                              xen.GNTTABOP_unmap_and_replace]).map(
+                       lambda c: ('int', c)), st.just(('va', 'buf')), st.just(('int', 1))),
+                   [buffer('buf', st.tuples(st.one_of(st.tuples(st.just('va'), va_refs), values),
+                                            st.one_of(st.tuples(st.just('va'), va_refs), values),
+                                            st.integers(0, 3).map(lambda h: ('int', h))).map(list))])
+iommu_op = call(xen.HYPERVISOR_iommu_op,
+                st.tuples(st.just(('va', 'buf')), st.integers(0, 2).map(lambda n: ('int', n))),
+                [buffer('buf', st.lists(st.tuples(
+                    st.tuples(st.integers(0, 6), st.integers(0, 3)).map(
+                        lambda sf: ('int', sf[0] | sf[1] << 16)),
+                    st.one_of(st.tuples(st.just('mfn'), frame_refs), values),
+                    st.one_of(st.integers(0, 1100).map(lambda n: ('int', n)), values),
+                    grant_doms.map(lambda d: ('int', d))),
+                    min_size=1, max_size=2).map(lambda rs: [q for r in rs for q in r]))])
 event_channel_op = call(xen.HYPERVISOR_event_channel_op,
                         st.tuples(st.integers(0, 12).map(lambda c: ('int', c)), arg_va),
                         [buffer('buf', qwords(max_size=3))])
@@ -180,7 +213,7 @@ sched_op = call(xen.HYPERVISOR_sched_op,
                  buffer('buf2', qwords(max_size=3))])
 raw = call(st.integers(0, 40), st.tuples(*[values] * 6))
 simple = st.one_of(mmu_update, update_va_mapping, mmuext_op, memory_op, grant_table_op,
-                   event_channel_op, vcpu_op, sched_op, raw)
+                   grant_map, grant_unmap, iommu_op, event_channel_op, vcpu_op, sched_op, raw)
 
 
 def _entry(nr_args):

@@ -161,3 +161,57 @@ def test_only_the_engines_owner_may_map_its_register_page(g):
     assert g.c.map(g.c.scratch, engine.mfn << 12 | RW) == -EPERM
     assert g.b.map(g.b.scratch, engine.mfn << 12 | RW) == 0
     assert g.b.map(g.b.scratch, (engine.mfn + 1) << 12 | RW) == -EPERM
+
+
+CRASHING = '''.include "pv.inc"
+test_main:
+    mov dword ptr [rip + shutdown_reason], SHUTDOWN_crash
+    mov edi, SCHEDOP_shutdown
+    lea rsi, [rip + shutdown_reason]
+    call hc_sched_op
+    ud2
+'''
+
+
+def test_a_backend_that_crashes_loses_its_mappings_when_it_ends(paging, tmp_path):
+    from tests.grants import GrantGuest
+    kernel = tmp_path / 'crashing.S'
+    kernel.write_text(CRASHING)
+    g = GrantHost(paging)
+    crasher = GrantGuest(g.host, paging, g.check, kernel=str(kernel))
+    from pvshadow.shadow.lifecycle import add_target
+    add_target(g.host, crasher.d, g.c.d.domid)
+    engine = g.host.add_dma_engine(crasher.d)
+    _, bfn = crasher.lookup_foreign(g.c.d.domid, g.pfn)
+    g.c.grant(8, crasher.d.domid, g.c.mfn(g.pfn - 1))
+    assert crasher.map_grant(g.c.d.domid, 8, xen.GNTMAP_host_map | xen.GNTMAP_device_map).status == 0
+    held = g.host.frames.count[g.mfn]
+    ends = {e.domid: e.exit for e in g.host.run(timeout=30)}
+    assert ends[crasher.d.domid].shutdown_code == xen.SHUTDOWN_crash
+    g.check()
+    assert g.host.frames.count[g.mfn] == held - 1 and not crasher.d.grants.maptrack
+    assert engine.start(bfn << 12, bfn << 12, 16) == dma.FAULTED
+
+
+def _domctl_target(guest, cmd, domain, target):
+    import struct
+    guest.poke(guest.buf + 0x400, bytes(xen.xen_domctl(
+        cmd=cmd, interface_version=xen.XEN_DOMCTL_INTERFACE_VERSION, domain=domain)) +
+        struct.pack('<H', target) + bytes(126))
+    return guest.call(xen.HYPERVISOR_domctl, guest.buf + 0x400)
+
+
+def test_the_control_domain_manages_target_sets_with_domctls(paging):
+    from tests.grants import GrantGuest
+    g = GrantHost(paging)
+    control = GrantGuest(g.host, paging, g.check, memory_mb=4, privileged=True)
+    third = g.new_domain()
+    b, c = g.b.d.domid, g.c.d.domid
+    assert _domctl_target(g.b, xen.XEN_DOMCTL_pvshadow_add_target, b, third.d.domid) == -EPERM
+    assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_add_target, b, third.d.domid) == 0
+    assert g.b.lookup_foreign(third.d.domid, third.unmapped_pfn(3))[0] == 0
+    assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_add_target, b, b) == -xen.EINVAL
+    assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_add_target, b, 0x7777) == -xen.ESRCH
+    assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_remove_target, b, c) == 0
+    assert g.b.lookup_foreign(c, g.pfn)[0] == -EPERM
+    assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_remove_target, b, c) == -ENOENT
