@@ -239,7 +239,7 @@ def _map(v, ld, rd, lgt, rgt, op, pins, handle) -> int:
 
     def undo(rc):
         for typed in reversed(taken):
-            (types.put_page_and_type if typed else types.put_page)(mfn)
+            types.put_mapping(mfn, typed)
         if pte_written is not None:
             _clear_host_pte(ld, pte_written)
         for pin in pins:
@@ -354,7 +354,7 @@ def release_half(ld, rd, m: Mapping, half: str) -> None:
     readonly = m.flags & GNTMAP_readonly
     types = ld.types
     if half in m.holds():
-        (types.put_page if readonly else types.put_page_and_type)(m.mfn)
+        types.put_mapping(m.mfn, not readonly)
     bit = GNTMAP_host_map if half == HOST else GNTMAP_device_map
     m.flags &= ~bit
     if half == HOST:
@@ -433,7 +433,7 @@ def release_mappings(d) -> None:
             if rd is not None:
                 release_half(d, rd, m, half)
             elif half in m.holds():
-                (d.types.put_page if readonly else d.types.put_page_and_type)(m.mfn)
+                d.types.put_mapping(m.mfn, not readonly)
         if rd is not d:
             d.iommu.grant_unmap(m.mfn, readonly)
         gt.put_handle(handle)
@@ -512,7 +512,7 @@ def _claim(ld, dom, u: int, gref: bool, readonly: bool):
 
 
 def _release_claim(ld, mfn, readonly, granter, ref) -> None:
-    (ld.types.put_page if readonly else ld.types.put_page_and_type)(mfn)
+    ld.types.put_mapping(mfn, not readonly)
     if granter is not None:
         gt = table_of(granter)
         act = gt.active.get(ref)

@@ -123,8 +123,7 @@ class Iommu:
         return 0
 
     def _put(self, m: IommuMapping) -> None:
-        types = self.d.types
-        (types.put_page_and_type if m.writable else types.put_page)(m.mfn)
+        self.d.types.put_mapping(m.mfn, m.writable)
 
     def release(self) -> None:
         """A dying domain's devices lose every explicit mapping (the grant ones go with

@@ -175,6 +175,14 @@ class PageTypes:
         self.put_page_type(mfn)
         self.put_page(mfn)
 
+    def put_mapping(self, mfn: int, writable: bool) -> None:
+        """What a mapping gives back: its reference, and its WRITABLE type reference if
+        it was writable (an L1 entry, a grant mapping, an IOMMU mapping)."""
+        if writable:
+            self.put_page_and_type(mfn)
+        else:
+            self.put_page(mfn)
+
     # --- frames the hypervisor writes into ------------------------------------------------------
     def get_writable_frame(self, mfn: int, domid: int, holder: str) -> int:
         """The one rule for a guest frame the hypervisor will write on the guest's behalf:
@@ -270,10 +278,7 @@ class PageTypes:
         if level == 1:
             if not self.frames.is_valid(mfn):
                 return                   # an I/O-memory entry held nothing
-            if entry & _PAGE_RW:
-                self.put_page_and_type(mfn)
-            else:
-                self.put_page(mfn)
+            self.put_mapping(mfn, bool(entry & _PAGE_RW))
             if entry & _PAGE_GNTTAB and table_mfn is not None:
                 self.grant_pte_dropped(self.frames.owner[table_mfn], table_mfn, entry)
             return
