@@ -2,7 +2,7 @@
 DMA tests: each domain's hypercalls go straight into the hypervisor's handlers (as in
 tests/hostile.py), and every call is followed by the frame ledger's audit and the
 mapping checks issue 17 asks for: each maptrack record and IOMMU entry holds a counted
-reference, and a frame with no reference is in no IOMMU table or maptrack."""
+reference, and a frame with no reference is in no IOMMU table, shadow or maptrack."""
 import struct
 
 from pvshadow.shadow import grant_table as gnttab
@@ -131,4 +131,7 @@ class GrantHost:
                 hit = d.iommu.lookup(bfn)
                 if hit is not None and not frames.count[hit[0]]:
                     problems.append(f'd{d.domid} IOMMU bfn {bfn:#x}: a freed frame')
+            for target, entries in getattr(d.paging, 'maps_of', {}).items():
+                if entries and frames.is_valid(target) and not frames.count[target]:
+                    problems.append(f'd{d.domid}: a shadow entry maps freed mfn {target:#x}')
         return problems
