@@ -51,6 +51,12 @@ _ARG_REGS = ('rdi', 'rsi', 'rdx', 'r10', 'r8', 'r9')
 PREEMPT_CHUNK = 512                       # items a list hypercall does between preemptions
 
 
+# What a resolved #PF did, in a tracer's words (shadow.paging's last_outcome).
+_OUTCOME_ACTIONS = {'shadow': 'shadow entry filled, instruction retried',
+                    'spurious': 'spurious: shadow already right, TLB flushed',
+                    'access': 'mem_access: vm_event sent or access let through once',
+                    'mmio': 'write to a read-only region: mmio exit'}
+
 class VCpu:
     def __init__(self, domain, vcpu_id: int, cpu: PhysicalCpu):
         self.domain = domain
@@ -268,12 +274,10 @@ class VCpu:
             if guest_error is None:
                 if self.debug.resumed is not None:
                     self.debug.fault_retried(self.cpu.rip)
+                if tracer is None:
+                    return                # the common case: a shadow fill, nobody watching
                 kind = paging.last_outcome
-                action = {'shadow': 'shadow entry filled, instruction retried',
-                          'spurious': 'spurious: shadow already right, TLB flushed',
-                          'access': 'mem_access: vm_event sent or access let through once',
-                          'mmio': 'write to a read-only region: mmio exit'
-                          }.get(kind, kind)
+                action = _OUTCOME_ACTIONS.get(kind, kind)
             elif guest_error & PFEC_WRITE and self.emulator.try_emulate(
                     cr2, guest_error, paging.last_guest_walk):
                 kind, action = 'pt-write', 'page-table store emulated'

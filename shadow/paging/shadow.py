@@ -21,12 +21,16 @@ from pvshadow.shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_V
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.pv import PvPaging
 from pvshadow.shadow.paging.types import is_guest_l4_slot
-from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_USER, PFEC_WRITE,
                                make_pte, pte_mfn, set_accessed_dirty,
                                walk)
 
 SHADOW_TABLE_FLAGS = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | _PAGE_DIRTY
+# The fast fill leaves to the general walk any entry with address bits past 40 (reserved)
+# or PSE (a superpage, refused for PV; at L1 it is PAT, which only the control domain
+# may set, so it goes the general way too).
+_FAST_BAIL_BITS = (ADDR_MASK & ~((1 << 40) - 1)) | _PAGE_PSE
 DEFAULT_POOL_PAGES = 1024
 
 # An L1 policy takes (target mfn, shadow flags) and returns the flags with rights removed.
@@ -134,9 +138,6 @@ class ShadowPaging(PvPaging):
         return smfn
 
     # --- the fault path -------------------------------------------------------------------------
-    def page_fault(self, vcpu, va: int, error_code: int):
-        return self.sh_page_fault(vcpu, va, error_code)
-
     def sh_page_fault(self, vcpu, va: int, error_code: int):
         """Walk the guest's tables: a fault they explain is the guest's, returned as the
         error code its walk gives. Otherwise propagate the walk into the shadows and let
@@ -149,6 +150,8 @@ class ShadowPaging(PvPaging):
         if not vcpu.kernel_mode:
             access |= PFEC_USER
         root = vcpu.current_table()
+        if self.access is None and self.regions is None and self._fast_fill(root, va, access):
+            return None
         mem = self.mem
         gw = None
         if self.access is not None:
@@ -181,23 +184,72 @@ class ShadowPaging(PvPaging):
             self.last_outcome = 'mmio'
             return None
         try:
-            self._propagate(root, gw)
+            self._propagate(root, gw.levels)
         except PoolExhausted:
             self.reclaim()
-            self._propagate(root, gw)
+            self._propagate(root, gw.levels)
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
         if self.audit_after_fault:
-            self.check_audit(self._chain(root, gw))
+            self.check_audit(self._chain(root, gw.levels))
         return None
 
-    def _propagate(self, root: int, gw) -> int:
+    page_fault = sh_page_fault
+
+    def _fast_fill(self, root: int, va: int, access: int) -> bool:
+        """The common fault: a present, permitted guest mapping of the domain's own frame
+        with no shadow yet. The same walk, A/D updates and propagation as the general path
+        (walk, _reachable, _propagate), on plain ints and tuples; False, having written
+        nothing, for anything else (a guest fault, a foreign or I/O frame, a linear walk),
+        which the general path then handles."""
+        q = self.mem.q
+        owner = self.frames.owner
+        domid = self.domid
+        levels = []
+        table = root
+        writable = executable = True
+        for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
+            index = (va >> shift) & 511
+            entry = q[(table << 9) + index]
+            if not entry & _PAGE_PRESENT or entry & _FAST_BAIL_BITS:
+                return False             # not present, reserved bits or a superpage
+            if not entry & _PAGE_RW:
+                writable = False
+            if entry & _PAGE_NX:
+                executable = False
+            levels.append((level, table, index, entry))
+            table = (entry & ADDR_MASK) >> 12
+            if table >= len(owner) or owner[table] != domid:
+                return False             # a foreign or I/O frame, or a hypervisor table
+        if access & PFEC_WRITE and not writable or access & PFEC_INSN and not executable:
+            return False
+        if (va >> 47) not in (0, 0x1FFFF):
+            return False
+        for i, (level, table_mfn, index, entry) in enumerate(levels):
+            want = entry | _PAGE_ACCESSED
+            if level == 1 and access & PFEC_WRITE:
+                want |= _PAGE_DIRTY
+            if want != entry:
+                q[(table_mfn << 9) + index] = want
+                levels[i] = (level, table_mfn, index, want)
+        try:
+            self._propagate(root, levels)
+        except PoolExhausted:
+            self.reclaim()
+            self._propagate(root, levels)
+        self.stats['shadow_fills'] += 1
+        self.last_outcome = 'shadow'
+        if self.audit_after_fault:
+            self.check_audit(self._chain(root, levels))
+        return True
+
+    def _propagate(self, root: int, levels) -> int:
         """Make the shadow chain for one successful guest walk; returns the sl1e address."""
         mem = self.mem
         q = mem.q
         shadow_of = self.shadow_of
         smfn = shadow_of.get((root, 4)) or self.get_shadow(root, 4)
-        for level, _table, index, entry in gw.levels[:-1]:
+        for level, _table, index, entry in levels[:-1]:
             key = ((entry & ADDR_MASK) >> 12, level - 1)
             child = shadow_of.get(key) or self.get_shadow(*key)
             maddr = (smfn << 12) + index * 8
@@ -209,9 +261,9 @@ class ShadowPaging(PvPaging):
                 q[maddr >> 3] = want
                 self.parents[child].add(maddr)
             smfn = child
-        leaf = gw.levels[-1]
-        maddr = (smfn << 12) + leaf.index * 8
-        want = self._sh_propagate(leaf.entry)
+        _level, _table, index, entry = levels[-1]
+        maddr = (smfn << 12) + index * 8
+        want = self._sh_propagate(entry)
         current = q[maddr >> 3]
         if current != want:
             if current & _PAGE_PRESENT:
@@ -247,7 +299,7 @@ class ShadowPaging(PvPaging):
 
     def _sh_propagate(self, gl1e: int) -> int:
         """The shadow L1 entry for a present, accessed guest L1 entry."""
-        target = pte_mfn(gl1e)
+        target = (gl1e & ADDR_MASK) >> 12     # a guest entry's frame always fits a PTE
         frames = self.frames
         if target >= frames.nr_frames:      # a device's registers: mapped as the guest says
             if not self.may_reach(target):
@@ -262,7 +314,7 @@ class ShadowPaging(PvPaging):
             flags |= _PAGE_RW | _PAGE_DIRTY
         for policy in self.l1_policies:
             flags = policy(target, flags)
-        return make_pte(target, flags) if flags & _PAGE_PRESENT else 0
+        return (target << 12) | flags if flags & _PAGE_PRESENT else 0
 
     def explain_l1(self, gl1e: int) -> List[Tuple[str, str]]:
         """Which rights the shadow L1 entry lacks compared with the guest's, and why."""
@@ -425,7 +477,7 @@ class ShadowPaging(PvPaging):
         """The shadow L1 entry for va in the running root, building the chain if needed."""
         root = vcpu.current_table()
         gw = walk(self.mem.read_u64, root, va)
-        return self._propagate(root, gw)
+        return self._propagate(root, gw.levels)
 
     def prefault_code(self, vcpu, rip: int) -> None:
         """Before a single step: make sure the instruction's own code is in the shadows,
@@ -435,10 +487,10 @@ class ShadowPaging(PvPaging):
             gw = walk(self.mem.read_u64, root, va, PFEC_INSN, write_u64=self.mem.write_u64)
             if gw.ok and self._reachable(gw):
                 try:
-                    self._propagate(root, gw)
+                    self._propagate(root, gw.levels)
                 except PoolExhausted:
                     self.reclaim()
-                    self._propagate(root, gw)
+                    self._propagate(root, gw.levels)
 
     def redirect(self, vcpu, va: int, mfn: int, flags: int = 0):
         """Point the shadow L1 entry for va at mfn for one step: writable (a scratch copy),
@@ -459,14 +511,15 @@ class ShadowPaging(PvPaging):
         from pvshadow.shadow.paging.audit import audit_shadows
         return audit_shadows(self)
 
-    def _chain(self, root: int, gw) -> List[int]:
-        """The shadow entries one guest walk's propagation wrote (L4 down to L1)."""
+    def _chain(self, root: int, levels) -> List[int]:
+        """The shadow entries one guest walk's propagation wrote (L4 down to L1), from
+        its (level, table, index, entry) records."""
         chain, smfn = [], self.shadow_of.get((root, 4))
-        for lv in gw.levels:
+        for level, _table, index, entry in levels:
             if smfn is None:
                 break
-            chain.append((smfn << 12) + lv.index * 8)
-            smfn = self.shadow_of.get((pte_mfn(lv.entry), lv.level - 1)) if lv.level > 1 else None
+            chain.append((smfn << 12) + index * 8)
+            smfn = self.shadow_of.get((pte_mfn(entry), level - 1)) if level > 1 else None
         return chain
 
     def check_audit(self, entries: Optional[List[int]] = None) -> None:
