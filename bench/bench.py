@@ -31,6 +31,7 @@ import sys
 import time
 
 from unicorn import UC_ARCH_X86, UC_MODE_64, UC_PROT_ALL, Uc
+from unicorn import unicorn_const as ucc
 from unicorn import x86_const as x86
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -303,6 +304,73 @@ def trivial_fill_rate(n: int = 20000) -> float:
         cr2 = cr2_slot.value
         uc.context_restore(ctx)
         uc.mem_write(pt + 8 * (cr2 >> 12), pack((cr2 & ~0xfff) | P | RW))
+    uc.hook_add(UC_HOOK_INTR, intr)
+    start = time.process_time()
+    uc.emu_start(0x1000, 0x1000 + len(code) - 1)
+    return n / (time.process_time() - start)
+
+
+def _bare_pf_machine(code_asm: str, pages_mapped: int, readonly_page=None):
+    """A bare Unicorn with identity-mapped 4-level tables over 64 MiB (the first
+    pages_mapped pages present, readonly_page present but read-only), the code assembled
+    at 0x1000, and the saved context's exception state, CR2 and RIP located as
+    pvshadow's CPU layer locates them: (uc, ctx, old_exception, cr2, rip, code length,
+    the L1 tables' base)."""
+    import ctypes
+    import struct
+    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
+    P, RW = 1, 2
+    pml4, pdpt, pd, pt = 0x100000, 0x101000, 0x102000, 0x110000
+    pages = 16384
+    uc = Uc(UC_ARCH_X86, UC_MODE_64)
+    uc.mem_map(0, 128 << 20)
+    uc.mem_write(pml4, struct.pack('<Q', pdpt | P | RW))
+    uc.mem_write(pdpt, struct.pack('<Q', pd | P | RW))
+    uc.mem_write(pd, b''.join(struct.pack('<Q', (pt + j * 0x1000) | P | RW) for j in range(32)))
+    uc.mem_write(pt, b''.join(
+        struct.pack('<Q', (i << 12) | P | (0 if i == readonly_page else RW)) if i < pages_mapped
+        else b'\0' * 8 for i in range(pages)))
+    uc.reg_write(x86.UC_X86_REG_CR3, pml4)
+    uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE)
+    uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | CR0_PG | CR0_WP | CR0_PE)
+    code = bytes(Ks(KS_ARCH_X86, KS_MODE_64).asm(code_asm, 0x1000)[0])
+    uc.mem_write(0x1000, code)
+    uc.reg_write(x86.UC_X86_REG_DR0, 0x1122334455667788)
+    ctx = uc.context_save()
+    base = ctypes.cast(ctx.context, ctypes.c_void_p).value
+    dr0 = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', 0x1122334455667788))
+    old = ctypes.c_int.from_address(base + dr0 + 96)
+    slots = {}
+    for name, reg, marker in (('cr2', x86.UC_X86_REG_CR2, 0x7B7B0000DEAD2000),
+                              ('rip', x86.UC_X86_REG_RIP, 0x7A7A0000DEAD1000)):
+        uc.reg_write(reg, marker)
+        uc.context_update(ctx)
+        slots[name] = ctypes.c_uint64.from_address(
+            base + ctypes.string_at(base, ctx.size).find(struct.pack('<Q', marker)))
+        uc.reg_write(reg, 0)
+    return uc, ctx, old, slots['cr2'], slots['rip'], code, pt
+
+
+def store_trap_rate(n: int = 40000) -> float:
+    """The page-table-store floor: a store into a read-only page traps (#PF), and the
+    hook reads CR2 and RIP from the saved context, writes the stored value into the
+    page, moves RIP past the 3-byte instruction in that context and flushes the TLB."""
+    import struct
+    from unicorn import UC_HOOK_INTR
+    table_page = 0x300
+    uc, ctx, old, cr2_slot, rip_slot, code, _ = _bare_pf_machine(
+        f'mov rcx, {n}; mov rbx, {table_page << 12}; mov r14, 0x1067;'
+        ' l: mov qword ptr [rbx], r14; dec rcx; jnz l; hlt', 1024, readonly_page=table_page)
+    value = struct.pack('<Q', 0x1067)
+
+    def intr(uc, intno, _):
+        uc.context_update(ctx)
+        old.value = -1
+        cr2 = cr2_slot.value
+        rip_slot.value += 3                 # mov qword ptr [rbx], r14
+        uc.context_restore(ctx)
+        uc.mem_write(cr2 & ~7, value)
+        uc.ctl(ucc.UC_CTL_TLB_FLUSH, ucc.UC_CTL_IO_WRITE)
     uc.hook_add(UC_HOOK_INTR, intr)
     start = time.process_time()
     uc.emu_start(0x1000, 0x1000 + len(code) - 1)

@@ -279,7 +279,7 @@ class VCpu:
                 kind = paging.last_outcome
                 action = _OUTCOME_ACTIONS.get(kind, kind)
             elif guest_error & PFEC_WRITE and self.emulator.try_emulate(
-                    cr2, guest_error, paging.last_guest_walk):
+                    cr2, guest_error, paging.last_fault_leaf):
                 kind, action = 'pt-write', 'page-table store emulated'
             else:
                 self.inject_page_fault(cr2, guest_error)

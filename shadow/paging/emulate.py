@@ -15,7 +15,7 @@ from typing import Optional
 
 from pvshadow.shadow.cpu import ENV_INDEX
 from pvshadow.shadow.disasm import X86_OP_IMM, X86_OP_MEM, X86_OP_REG, decode_one
-from pvshadow.shadow.paging.x86 import PFEC_INSN, pte_mfn, translate, walk
+from pvshadow.shadow.paging.x86 import ADDR_MASK, PFEC_INSN, leaf_entry, walk
 
 _ACCUMULATOR = {1: 'al', 2: 'ax', 4: 'eax', 8: 'rax'}
 _FAST = {'mov', 'xchg', 'cmpxchg'}
@@ -67,8 +67,7 @@ def _store_of(insn) -> Optional[Store]:
     return None
 
 
-def _ignore_write(_maddr: int, _value: int) -> None:
-    pass
+_UNDECODED = object()
 
 
 def _cmp_flags(a: int, b: int, size: int) -> int:
@@ -100,10 +99,10 @@ class PtWriteEmulator:
         self._code_pages = {}
         self._decoded = {}                   # instruction bytes -> Store or None
 
-    def try_emulate(self, va: int, error_code: int, gw=None) -> bool:
+    def try_emulate(self, va: int, error_code: int, leaf: Optional[int] = None) -> bool:
         """True when the fault was a page-table store this mode emulates (applied now, or
-        queued for single-stepping); False leaves the #PF to the guest. gw is the guest
-        walk the paging mode already made for this fault, if any."""
+        queued for single-stepping); False leaves the #PF to the guest. leaf is the L1
+        entry the paging mode's walk for this fault found, if it walked."""
         v = self.vcpu
         if not v.kernel_mode:
             return False          # Xen's ptwr path is for guest kernel mode only: a user
@@ -111,13 +110,11 @@ class PtWriteEmulator:
         d = v.domain
         paging = d.paging
         mem = d.mem
-        if gw is not None and len(gw.levels) == 4 and gw.levels[-1].entry & 1:
-            table_mfn = pte_mfn(gw.levels[-1].entry)
-        else:
-            maddr = translate(mem.read_u64, _ignore_write, v.current_table(), va)
-            if maddr is None:
-                return False
-            table_mfn = maddr >> 12
+        if leaf is None and (va >> 47) in (0, 0x1FFFF):
+            leaf = leaf_entry(mem.q, v.current_table(), va)     # a mode that did not walk
+        if leaf is None or not leaf & 1:
+            return False
+        table_mfn = (leaf & ADDR_MASK) >> 12
         level = paging.table_level(table_mfn)
         if level is None or not paging.emulates_writes_to(level, d.vm_assist):
             return False
@@ -142,11 +139,17 @@ class PtWriteEmulator:
         root = v.current_table()
         key = (root, rip >> 12)
         hit = self._code_pages.get(key)
-        if hit is None or any(mem.read_u64(m) != e for m, e in hit[1]):
+        if hit is not None:
+            q = mem.q
+            for word, entry in hit[1]:
+                if q[word] != entry:
+                    hit = None
+                    break
+        if hit is None:
             gw = walk(mem.read_u64, root, rip, PFEC_INSN)
             if not gw.ok:
                 return b''
-            hit = (gw.mfn << 12, tuple((lv.entry_maddr, lv.entry) for lv in gw.levels))
+            hit = (gw.mfn << 12, tuple((lv.entry_maddr >> 3, lv.entry) for lv in gw.levels))
             if len(self._code_pages) > 64:
                 self._code_pages.clear()
             self._code_pages[key] = hit
@@ -159,8 +162,9 @@ class PtWriteEmulator:
             return mem.read(hit[0] + offset, 0x1000 - offset)
 
     def decode_store(self, code: bytes, rip: int) -> Optional[Store]:
-        if code in self._decoded:
-            return self._decoded[code]
+        store = self._decoded.get(code, _UNDECODED)
+        if store is not _UNDECODED:
+            return store
         insn = decode_one(code, rip)
         store = _store_of(insn) if insn is not None else None
         if len(self._decoded) > 256:
@@ -196,7 +200,19 @@ class PtWriteEmulator:
         else:
             value = cpu.reg(store.source_reg) & ((1 << (size * 8)) - 1)
         maddr = (table_mfn << 12) | (va & 0xFFF)
-        old = int.from_bytes(self.vcpu.domain.mem.read(maddr, size), 'little')
+        d = self.vcpu.domain
+        if store.mnemonic == 'mov':          # the common case: nothing but the store
+            if level == 0:
+                d.mem.write(maddr, value.to_bytes(size, 'little'))
+            elif not self._store(table_mfn, level, va & 0xFFF, size, value):
+                return REFUSED
+            d.stats['pt_writes_emulated' if level else 'stores_emulated'] += 1
+            return APPLIED
+        mem = d.mem
+        if size == 8 and not maddr & 7:
+            old = mem.q[maddr >> 3]
+        else:
+            old = int.from_bytes(mem.read(maddr, size), 'little')
         updates = {}
         if store.mnemonic == 'cmpxchg':
             acc_name = _ACCUMULATOR[size]

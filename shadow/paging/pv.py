@@ -56,6 +56,7 @@ class PvPaging:
         return level == 1 and bool(vm_assist >> VMASST_TYPE_writable_pagetables & 1)
 
     last_guest_walk = None            # a mode that walked the guest's tables for a fault
+    last_fault_leaf = None            # the L1 entry behind the last guest fault, if present
     access = None                     # MemAccess, in shadow mode with PG_mem_access
     last_outcome = 'guest'            # what the last page_fault did (for tracers)
     regions = None                    # read-only regions: shadow paging only
@@ -103,12 +104,13 @@ class PvPaging:
                           preserve_ad: bool = False, pg_owner: Optional[int] = None) -> int:
         """mod_lNe_entry, then let the mode follow the change. pg_owner: the domain whose
         frame a new L1 entry maps, when a hypercall named a foreign one."""
-        maddr = (table_mfn << 12) + index * 8
-        old = self.mem.read_u64(maddr)
+        q = self.mem.q
+        word = (table_mfn << 9) + index
+        old = q[word]
         rc = self.types.mod_entry(table_mfn, index, level, new, self.domid, preserve_ad,
                                   pg_owner)
         if rc == 0:
-            if self.entry_changed(table_mfn, index, level, old, self.mem.read_u64(maddr)):
+            if self.entry_changed(table_mfn, index, level, old, q[word]):
                 self.flush_tlb()
             if self.mappings_changed is not None:
                 self.mappings_changed()

@@ -143,6 +143,7 @@ class ShadowPaging(PvPaging):
         error code its walk gives. Otherwise propagate the walk into the shadows and let
         the instruction retry (None)."""
         self.last_guest_walk = None
+        self.last_fault_leaf = None
         self.last_outcome = 'guest'
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             return error_code               # Xen's own mappings: a genuine fault
@@ -150,8 +151,13 @@ class ShadowPaging(PvPaging):
         if not vcpu.kernel_mode:
             access |= PFEC_USER
         root = vcpu.current_table()
-        if self.access is None and self.regions is None and self._fast_fill(root, va, access):
-            return None
+        if self.access is None and self.regions is None:
+            filled = self._fast_fill(root, va, access)
+            if filled is True:
+                return None
+            if filled:                      # a rights fault on a present mapping: its pfec
+                self.stats['guest_faults'] += 1
+                return filled
         mem = self.mem
         gw = None
         if self.access is not None:
@@ -178,6 +184,8 @@ class ShadowPaging(PvPaging):
         if not gw.ok:
             self.stats['guest_faults'] += 1
             self.last_guest_walk = gw
+            if len(gw.levels) == 4:
+                self.last_fault_leaf = gw.levels[-1].entry
             return gw.pfec
         if self.regions is not None and access & PFEC_WRITE and gw.mfn in self.regions.by_mfn:
             self.regions.on_write_fault(vcpu, gw.mfn, va)
@@ -196,42 +204,70 @@ class ShadowPaging(PvPaging):
 
     page_fault = sh_page_fault
 
-    def _fast_fill(self, root: int, va: int, access: int) -> bool:
-        """The common fault: a present, permitted guest mapping of the domain's own frame
-        with no shadow yet. The same walk, A/D updates and propagation as the general path
-        (walk, _reachable, _propagate), on plain ints and tuples; False, having written
-        nothing, for anything else (a guest fault, a foreign or I/O frame, a linear walk),
-        which the general path then handles."""
+    def _fast_fill(self, root: int, va: int, access: int):
+        """The common faults, on plain ints and tuples, with the general path's walk, A/D
+        updates and propagation (walk, _reachable, _propagate): a present, permitted
+        mapping of the domain's own frame is filled (True); a write or fetch that a
+        present mapping does not permit (a store into a page table, say) is the guest's,
+        and its error code comes back, the upper entries marked accessed as the walk
+        marks them (last_fault_leaf: the leaf entry). False, having written nothing, for
+        anything else (not present, a foreign or I/O frame, a linear walk), which the
+        general path then handles."""
         q = self.mem.q
         owner = self.frames.owner
+        nr = len(owner)
         domid = self.domid
-        levels = []
-        table = root
-        writable = executable = True
-        for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
-            index = (va >> shift) & 511
-            entry = q[(table << 9) + index]
-            if not entry & _PAGE_PRESENT or entry & _FAST_BAIL_BITS:
-                return False             # not present, reserved bits or a superpage
-            if not entry & _PAGE_RW:
-                writable = False
-            if entry & _PAGE_NX:
-                executable = False
-            levels.append((level, table, index, entry))
-            table = (entry & ADDR_MASK) >> 12
-            if table >= len(owner) or owner[table] != domid:
-                return False             # a foreign or I/O frame, or a hypervisor table
-        if access & PFEC_WRITE and not writable or access & PFEC_INSN and not executable:
+        # unrolled: a loop's tuples and appends cost as much as the reads themselves
+        i4 = (va >> 39) & 511
+        e4 = q[(root << 9) + i4]
+        if not e4 & _PAGE_PRESENT or e4 & _FAST_BAIL_BITS:
+            return False                 # not present, reserved bits or a superpage
+        t3 = (e4 & ADDR_MASK) >> 12
+        if t3 >= nr or owner[t3] != domid:
+            return False                 # a foreign or I/O frame, or a hypervisor table
+        i3 = (va >> 30) & 511
+        e3 = q[(t3 << 9) + i3]
+        if not e3 & _PAGE_PRESENT or e3 & _FAST_BAIL_BITS:
             return False
-        if (va >> 47) not in (0, 0x1FFFF):
+        t2 = (e3 & ADDR_MASK) >> 12
+        if t2 >= nr or owner[t2] != domid:
             return False
-        for i, (level, table_mfn, index, entry) in enumerate(levels):
-            want = entry | _PAGE_ACCESSED
-            if level == 1 and access & PFEC_WRITE:
-                want |= _PAGE_DIRTY
-            if want != entry:
-                q[(table_mfn << 9) + index] = want
-                levels[i] = (level, table_mfn, index, want)
+        i2 = (va >> 21) & 511
+        e2 = q[(t2 << 9) + i2]
+        if not e2 & _PAGE_PRESENT or e2 & _FAST_BAIL_BITS:
+            return False
+        t1 = (e2 & ADDR_MASK) >> 12
+        if t1 >= nr or owner[t1] != domid:
+            return False
+        i1 = (va >> 12) & 511
+        e1 = q[(t1 << 9) + i1]
+        if not e1 & _PAGE_PRESENT or e1 & _FAST_BAIL_BITS:
+            return False
+        target = (e1 & ADDR_MASK) >> 12
+        if target >= nr or owner[target] != domid or (va >> 47) not in (0, 0x1FFFF):
+            return False
+        if access & PFEC_WRITE and not e4 & e3 & e2 & e1 & _PAGE_RW or \
+                access & PFEC_INSN and (e4 | e3 | e2 | e1) & _PAGE_NX:
+            for word, entry in (((root << 9) + i4, e4), ((t3 << 9) + i3, e3),
+                                ((t2 << 9) + i2, e2)):
+                if not entry & _PAGE_ACCESSED:
+                    q[word] = entry | _PAGE_ACCESSED
+            self.last_fault_leaf = e1
+            return (access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)) | PFEC_PRESENT
+        if not e4 & _PAGE_ACCESSED:
+            e4 |= _PAGE_ACCESSED
+            q[(root << 9) + i4] = e4
+        if not e3 & _PAGE_ACCESSED:
+            e3 |= _PAGE_ACCESSED
+            q[(t3 << 9) + i3] = e3
+        if not e2 & _PAGE_ACCESSED:
+            e2 |= _PAGE_ACCESSED
+            q[(t2 << 9) + i2] = e2
+        want = e1 | _PAGE_ACCESSED | (_PAGE_DIRTY if access & PFEC_WRITE else 0)
+        if want != e1:
+            e1 = want
+            q[(t1 << 9) + i1] = e1
+        levels = ((4, root, i4, e4), (3, t3, i3, e3), (2, t2, i2, e2), (1, t1, i1, e1))
         try:
             self._propagate(root, levels)
         except PoolExhausted:

@@ -32,6 +32,11 @@ BASE_DISALLOW_MASK = _FLAG_BITS & ~_GUEST_FLAGS
 _PAGE_GNTTAB = 1 << 62
 PAGE_CACHE_ATTRS = _PAGE_PAT | _PAGE_PCD | _PAGE_PWT
 L1_DISALLOW_MASK = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~_PAGE_GLOBAL
+# Xen's FASTPATH_FLAG_WHITELIST: flags an L1 update may change without retaking the
+# entry's references. _PAGE_GNTTAB is left out, so a grant entry always goes the slow way
+# (where dropping it is seen).
+L1_FASTPATH_FLAGS = (_PAGE_NX | (HIGH_AVAIL_MASK & ~_PAGE_GNTTAB) | 0xE00 | _PAGE_GLOBAL |
+                     _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_USER)
 UPPER_DISALLOW_MASK = BASE_DISALLOW_MASK
 # get_page_from_l1e: a frame that is not RAM is MMIO, which a domain without I/O
 # privileges may not map (-EPERM); INVALID_MFN itself is -EINVAL.
@@ -337,16 +342,26 @@ class PageTypes:
         """mod_lNe_entry: replace one entry of a validated table, keeping counts right."""
         if level == 4 and not is_guest_l4_slot(index):
             return -EINVAL               # "L4 update in Xen-private area"
-        maddr = (table_mfn << 12) + index * 8
-        old = self.mem.read_u64(maddr)
+        word = (table_mfn << 9) + index
+        q = self.mem.q
+        old = q[word]
         if preserve_ad:
             new |= old & (_PAGE_ACCESSED | _PAGE_DIRTY)
+        if level == 1 and old & new & _PAGE_PRESENT and not (old ^ new) & ~L1_FASTPATH_FLAGS \
+                and pg_owner is None:
+            # mod_l1_entry's fast path for sufficiently similar mappings: the same frame
+            # with the same rights, only accessed/dirty/user/global/NX or the guest's own
+            # bits differ, so the references the old entry holds serve the new one.
+            if disallowed_flags(new, 1, io_privileged=True):
+                return -EINVAL
+            q[word] = adjust_guest_entry(new, 1)
+            return 0
         if new & _PAGE_PRESENT:
             rc = self.get_page_from_entry(new, level, domid, pg_owner, table_mfn)
             if rc:
                 return rc
             new = adjust_guest_entry(new, level)
-        self.mem.write_u64(maddr, new)
+        q[word] = new
         if old & _PAGE_PRESENT:
             self.put_page_from_entry(old, level, table_mfn)
         return 0

@@ -238,6 +238,22 @@ def translate(read_u64: Callable[[int], int], write_u64: Callable[[int, int], No
     return (table << 12) | (va & 0xFFF)
 
 
+def leaf_entry(words, l4_mfn: int, va: int) -> Optional[int]:
+    """The L1 entry a walk of va reaches through present, non-superpage upper entries
+    (present or not), read through a uint64 view of machine memory; None when an upper
+    level stops the walk or names a frame past it. Nothing is written."""
+    table = l4_mfn
+    limit = len(words) >> 9
+    for shift in (39, 30, 21):
+        entry = words[(table << 9) + ((va >> shift) & 511)]
+        if not entry & _PAGE_PRESENT or entry & _PAGE_PSE:
+            return None
+        table = (entry & ADDR_MASK) >> 12
+        if table >= limit:
+            return None
+    return words[(table << 9) + ((va >> 12) & 511)]
+
+
 def _fault(gw: GuestWalk, level: int, access: int, present: bool, why: str,
            rsvd: bool = False) -> GuestWalk:
     pfec = access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)
