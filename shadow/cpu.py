@@ -15,7 +15,9 @@ to `guest.on_port_in`/`on_port_out`, and a refusal is made into a precise #GP wi
 I/O breakpoint (_init_io_trap).
 """
 import ctypes
+import threading
 import struct
+from typing import Optional
 
 from unicorn import (UC_ARCH_X86, UC_HOOK_CODE, UC_HOOK_INSN, UC_HOOK_INSN_INVALID, UC_HOOK_INTR,
                      UC_HOOK_MEM_READ, UC_HOOK_MEM_WRITE, UC_MODE_64, UC_PROT_ALL, Uc, UcError)
@@ -31,6 +33,7 @@ except ImportError:                      # pragma: no cover - other binding layo
     from unicorn.unicorn import _uc as _uclib
 _UC_REG_WRITE = _uclib.uc_reg_write
 _UC_REG_WRITE_BATCH = _uclib.uc_reg_write_batch
+_UC_REG_READ = _uclib.uc_reg_read
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
@@ -110,6 +113,49 @@ class HypervisorError(CpuError):
         self.traceback = ''.join(traceback.format_exception(exc))
 
 
+class Watchdog:
+    """A wall-clock limit for a whole run: one thread that, once the time is up, stops
+    the CPU, and again every 10 ms until cancelled (a stop asked for between two
+    emu_starts is lost), in place of the timer thread Unicorn starts for every emu_start
+    given a timeout. No stop is made once cancel() has returned."""
+
+    def __init__(self, cpu, seconds: float):
+        self.fired = False
+        self._done = False
+        self._lock = threading.Lock()
+        self._wake = threading.Event()
+        threading.Thread(target=self._watch, args=(cpu.uc, seconds), daemon=True,
+                         name='pvshadow-watchdog').start()
+
+    def _watch(self, uc, seconds: float) -> None:
+        if self._wake.wait(seconds):
+            return
+        self.fired = True
+        while True:
+            with self._lock:
+                if self._done:
+                    return
+                uc.emu_stop()
+            if self._wake.wait(0.01):
+                return
+
+    def cancel(self) -> None:
+        with self._lock:
+            self._done = True
+        self._wake.set()
+
+
+class _NoWatchdog:
+    """A run without a time limit (the common case: nothing to create or cancel)."""
+    fired = False
+
+    def cancel(self) -> None:
+        pass
+
+
+_NO_WATCHDOG = _NoWatchdog()
+
+
 class PhysicalCpu:
     def __init__(self, mem: MachineMemory):
         self.mem = mem
@@ -138,9 +184,14 @@ class PhysicalCpu:
         self._rip_pointer = ctypes.byref(self._rip_value)
         self._rip_ids = (ctypes.c_int * 1)(x86.UC_X86_REG_RIP)
         self._rip_pointers = (ctypes.c_void_p * 1)(ctypes.addressof(self._rip_value))
+        self._rip_read = ctypes.c_uint64()         # RIP and RFLAGS read the same direct way
+        self._rip_read_pointer = ctypes.byref(self._rip_read)
+        self._rflags_value = ctypes.c_uint64()
+        self._rflags_pointer = ctypes.byref(self._rflags_value)
         # The CPU as it comes out of reset into long mode, at CPL0: every vCPU's first
         # entry starts from it (the previous vCPU may have left the CPU at CPL3).
         self._reset_state = uc.context_save()
+        self._gdtr = None                # (base, limit) last loaded, None: unknown
 
     # --- set-up -------------------------------------------------------------------------
     def _init_exception_state(self):
@@ -189,9 +240,12 @@ class PhysicalCpu:
             if at < 0:
                 raise CpuError(f'cannot locate {name} in the Unicorn context')
             self._env_at[name] = at
+        self._env_slots = [(name, ctypes.c_uint64.from_address(base + at))
+                           for name, at in self._env_at.items()]
         self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
         self._rip = ctypes.c_uint64.from_address(base + self._env_at['rip'])
         self.fault_cr2 = self.fault_rip = 0
+        self.ctx_fresh = False                  # the saved copy still holds the CPU's state
 
     def _init_long_mode(self):
         uc = self.uc
@@ -233,7 +287,10 @@ class PhysicalCpu:
             raise CpuError('cannot locate the segment registers in the Unicorn context')
 
     def load_gdt(self, base: int, limit: int):
-        self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
+        """GDTR, written only when it changes (a restart reloads the running vCPU's)."""
+        if self._gdtr != (base, limit):
+            self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
+            self._gdtr = (base, limit)
 
     def load_ldt(self, selector: int, base: int, limit: int):
         """LDTR as lldt of a present LDT descriptor would leave it (or null)."""
@@ -250,6 +307,7 @@ class PhysicalCpu:
         self.fault_rip = self._rip.value        # the faulting instruction, likewise
         self._old_exception.value = -1
         uc.context_restore(ctx)
+        self.ctx_fresh = True                   # the saved copy is the CPU's, until a write
         if self._io_refused is not None and vector == 1:
             # the I/O breakpoint _refuse_port pointed at the port: undo the access's
             # effect on RAX and fault on the instruction instead
@@ -381,12 +439,14 @@ class PhysicalCpu:
         return self.uc.reg_read(REG[name] if name in REG else _reg_id(name))
 
     def set_reg(self, name: str, value: int) -> None:
+        self.ctx_fresh = False
         self.uc.reg_write(REG[name] if name in REG else _reg_id(name), value & 0xFFFFFFFFFFFFFFFF)
 
     def regs(self, *names):
         return self.uc.reg_read_batch([REG[n] for n in names])
 
     def set_regs(self, **values):
+        self.ctx_fresh = False
         self.uc.reg_write_batch([(REG[n], v & 0xFFFFFFFFFFFFFFFF) for n, v in values.items()])
 
     def fault_gpr(self, name: str) -> int:
@@ -410,11 +470,14 @@ class PhysicalCpu:
     @property
     def rip(self) -> int:
         """The guest's next instruction; inside the syscall hook, the one after syscall."""
-        rip = self.uc.reg_read(x86.UC_X86_REG_RIP)
+        if _UC_REG_READ(self._uch, x86.UC_X86_REG_RIP, self._rip_read_pointer):
+            raise CpuError('reading RIP failed')
+        rip = self._rip_read.value
         return rip + _SYSCALL_LEN if self._in_syscall else rip
 
     @rip.setter
     def rip(self, value: int) -> None:
+        self.ctx_fresh = False
         # Unicorn adds the syscall length after the syscall hook returns.
         if self._in_syscall:
             value -= _SYSCALL_LEN
@@ -445,17 +508,21 @@ class PhysicalCpu:
         self.snapshot_into(regs)
         return {name: getattr(regs, name) for name in _SNAPSHOT_NAMES}
 
-    def snapshot_into(self, regs) -> None:
+    def snapshot_into(self, regs, in_fault_hook: bool = False) -> None:
         """Fill a vm_event_regs_x86 (its first 16 fields are QEMU's env->regs order) from a
-        fresh context copy: one memmove for the general registers."""
-        self.uc.context_update(self._ctx)
-        base = self._ctx_base
-        ctypes.memmove(ctypes.addressof(regs), base + self._gprs_at, 128)
-        for name, at in self._env_at.items():      # rip, cr2, cr3, fs_base, gs_base
-            setattr(regs, name, ctypes.c_uint64.from_address(base + at).value)
+        fresh context copy: one memmove for the general registers. in_fault_hook: the
+        exception hook's own copy still holds (no register written since), so none is
+        made."""
+        if not (in_fault_hook and self.ctx_fresh):
+            self.uc.context_update(self._ctx)
+        ctypes.memmove(ctypes.addressof(regs), self._ctx_base + self._gprs_at, 128)
+        for name, slot in self._env_slots:     # rip, cr2, cr3, fs_base, gs_base
+            setattr(regs, name, slot.value)
         if self._in_syscall:
             regs.rip += _SYSCALL_LEN
-        regs.rflags = self.uc.reg_read(x86.UC_X86_REG_RFLAGS)
+        if _UC_REG_READ(self._uch, x86.UC_X86_REG_RFLAGS, self._rflags_pointer):
+            raise CpuError('reading RFLAGS failed')
+        regs.rflags = self._rflags_value.value
 
     def dump(self) -> dict:
         values = self.snapshot()
@@ -466,6 +533,7 @@ class PhysicalCpu:
     def reset(self) -> None:
         """Back to the state after power-on (long mode, CPL0, nothing loaded)."""
         self.uc.context_restore(self._reset_state)
+        self._gdtr = None
         self.flush_tlb()
 
     def save_state(self):
@@ -473,6 +541,7 @@ class PhysicalCpu:
         return self.uc.context_save()
 
     def restore_state(self, state) -> None:
+        self._gdtr = None
         self.uc.context_restore(state)
 
     def load_code_and_stack(self, cs: int, cs_desc: int, ss: int, ss_desc: int) -> None:
@@ -541,6 +610,9 @@ class PhysicalCpu:
         """Whether an interrupt is pending; clears it."""
         pending, self.interrupted = self.interrupted, False
         return pending
+
+    def watchdog(self, seconds: Optional[float]):
+        return Watchdog(self, seconds) if seconds else _NO_WATCHDOG
 
     def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip until a hook stops the CPU; True if it stopped on request."""

@@ -26,11 +26,6 @@ from pvshadow.shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 SLICE = 20000                             # instructions a vCPU runs before another gets a turn
 
 
-def stopped_early(cpu, timeout, began) -> bool:
-    """The CPU returned before the watchdog could have fired."""
-    return not timeout or time.monotonic() - began < timeout * 0.99
-
-
 class Clock:
     """Virtual time in instructions scheduled: one per host, shared by its domains."""
     __slots__ = ('instructions',)
@@ -621,37 +616,40 @@ class Domain:
             self.skip_breakpoint = start        # continuing from a breakpoint stop
         began = time.monotonic()
         spurious = 0
-        while True:
-            left = timeout - (time.monotonic() - began) if timeout else 0
-            if timeout and left <= 0:
-                break
-            try:
-                cpu.run(start, count=budget, timeout_us=int(left * 1e6) if timeout else 0)
-            except CpuError as exc:
-                return self._cpu_error(exc)
-            if v.exit is not None:
-                return v.exit
-            if cpu.take_interrupt():
-                return interrupted(cpu.dump())
-            if v.pending_step is None:
-                if self._multi():
-                    return self._run_scheduled(budget, timeout)
-                if budget or not stopped_early(cpu, timeout, began) or spurious >= 3:
-                    break
-                # A stop nobody asked for (left over from a counted single step over a
-                # hypercall): carry on from where the CPU is.
-                spurious += 1
+        watchdog = cpu.watchdog(timeout)        # one timer for the whole run
+        try:
+            while not watchdog.fired:
+                try:
+                    cpu.run(start, count=budget)
+                except CpuError as exc:
+                    return self._cpu_error(exc)
+                if v.exit is not None:
+                    return v.exit
+                if cpu.take_interrupt():
+                    return interrupted(cpu.dump())
+                if v.pending_step is None:
+                    if self._multi():
+                        watchdog.cancel()
+                        left = timeout - (time.monotonic() - began) if timeout else None
+                        return self._run_scheduled(budget, max(left, 1e-3) if timeout else None)
+                    if budget or watchdog.fired or spurious >= 3:
+                        break
+                    # A stop nobody asked for (left over from a counted single step over a
+                    # hypercall): carry on from where the CPU is.
+                    spurious += 1
+                    start = cpu.rip
+                    continue
+                spurious = 0
+                self._finish_steps(v)
+                if v.exit is not None:
+                    return v.exit
                 start = cpu.rip
-                continue
-            spurious = 0
-            self._finish_steps(v)
-            if v.exit is not None:
-                return v.exit
-            start = cpu.rip
-        if budget:
+        finally:
+            watchdog.cancel()
+        if budget and not watchdog.fired:
             return Exit(ExitReason.BUDGET, message=f'{budget} instructions executed',
                         registers=cpu.dump())
-        if timeout and time.monotonic() - began >= timeout * 0.99:
+        if watchdog.fired:
             return Exit(ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
                         registers=cpu.dump())
         return Exit(ExitReason.INTERNAL_ERROR, message='the CPU stopped with no exit reason',

@@ -142,14 +142,17 @@ class MemAccess:
                     return HANDLED
         return None
 
-    def allow_pt_write(self, vcpu, table_mfn: int, va: int) -> bool:
-        """An emulated store into a guest page table honours the table's access."""
+    def allow_pt_write(self, vcpu, table_mfn: int, va: int, in_fault_hook: bool = True) -> bool:
+        """An emulated store into a guest page table honours the table's access.
+        in_fault_hook: asked from the #PF hook, before any register was written (else
+        after a single step)."""
         emulate, vcpu.emulate_once = vcpu.emulate_once, False
         return self._check(vcpu, table_mfn, va & 0xFFF, va, W, xen.MEM_ACCESS_FAULT_WITH_GLA,
-                           emulating=True, emulate=emulate) is RETRY
+                           emulating=True, emulate=emulate, in_fault_hook=in_fault_hook) is RETRY
 
     def _check(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
-               emulating: bool = False, emulate: bool = False) -> str:
+               emulating: bool = False, emulate: bool = False,
+               in_fault_hook: bool = True) -> str:
         access = self.get(mfn)
         if PERMITS[access] & need:
             present, writable, executable = SHADOW_RIGHTS[access]
@@ -174,7 +177,8 @@ class MemAccess:
         if access == XENMEM_access_n2rwx:
             self.set_one(mfn, XENMEM_access_rwx)
             if self.channel is not None:
-                self._send(vcpu, mfn, offset, va, need, kind, pause=False)
+                self._send(vcpu, mfn, offset, va, need, kind, pause=False,
+                           in_fault_hook=in_fault_hook)
             return RETRY
         if self.channel is None:
             if self.access_required:
@@ -185,7 +189,8 @@ class MemAccess:
             self.stats['relaxed'] += 1
             self.set_one(mfn, XENMEM_access_rwx)
             return RETRY
-        emulate_answer = self._send(vcpu, mfn, offset, va, need, kind, pause=True)
+        emulate_answer = self._send(vcpu, mfn, offset, va, need, kind, pause=True,
+                                    in_fault_hook=in_fault_hook)
         if emulate_answer is None:
             return HANDLED                 # on the ring: the vCPU waits for the answer
         # Answered inside this hook (Listener.run): what the ring's resume would do next.
@@ -194,7 +199,8 @@ class MemAccess:
             return HANDLED
         if PERMITS[self.get(mfn)] & need:
             # relaxed: the retry would pass this check, so go on in this very fault
-            return self._check(vcpu, mfn, offset, va, need, kind, emulating)
+            return self._check(vcpu, mfn, offset, va, need, kind, emulating,
+                               in_fault_hook=False)
         return HANDLED                     # a plain resume: the access faults again
 
     def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
@@ -215,16 +221,17 @@ class MemAccess:
         return HANDLED
 
     def _send(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
-              pause: bool) -> Optional[bool]:
+              pause: bool, in_fault_hook: bool) -> Optional[bool]:
         """Put the request on the ring (None), or hand it to the in-hook listener and
-        return its answer (whether to emulate)."""
+        return its answer (whether to emulate). in_fault_hook: the registers are still
+        the exception hook's saved copy (read without another context copy)."""
         req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
                               flags=xen.VM_EVENT_FLAG_VCPU_PAUSED if pause else 0,
                               reason=xen.VM_EVENT_REASON_MEM_ACCESS, vcpu_id=vcpu.vcpu_id)
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
         ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
-        vcpu.cpu.snapshot_into(req.regs)
+        vcpu.cpu.snapshot_into(req.regs, in_fault_hook)
         in_hook = self.in_hook if pause else None
         if in_hook is None:
             self.channel.put_request(req)
@@ -233,7 +240,9 @@ class MemAccess:
             from pvshadow.shadow.vm_event import mem_access_record
             self.domain.tracer(mem_access_record(req))
         if in_hook is not None:
-            return bool(in_hook(req))      # answered now: whether to emulate
+            answer = bool(in_hook(req))    # answered now: whether to emulate
+            vcpu.cpu.ctx_fresh = False     # the listener may have written registers
+            return answer
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT,

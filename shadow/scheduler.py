@@ -14,7 +14,6 @@ crashes or halts ends; the others keep running. A stop that a front end asked fo
 breakpoint, a vm_event for the listener, an mmio for the device model), the budget or
 the watchdog ends the run call, to be continued by the next one.
 """
-import time
 from dataclasses import dataclass
 from typing import List, Optional
 
@@ -76,10 +75,10 @@ class Scheduler:
         host = self.host
         cpu = host.cpu
         clock = host.clock
-        began = time.monotonic()
         exits: List[HostExit] = []
         executed = 0
         host.scheduling = True
+        watchdog = cpu.watchdog(timeout)        # one timer for the whole run
         try:
             while True:
                 if not self.live():
@@ -123,14 +122,13 @@ class Scheduler:
                             ExitReason.BUDGET, message=f'{budget} instructions executed')))
                         return exits
                     count = min(count, left_budget) if count else left_budget
-                left = timeout - (time.monotonic() - began) if timeout else 0
-                if timeout and left <= 0:
+                if watchdog.fired:
                     exits.append(HostExit(d.domid, v.vcpu_id, Exit(
                         ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
                         registers=cpu.dump())))
                     return exits
                 try:
-                    cpu.run(start, count=count, timeout_us=int(left * 1e6) if timeout else 0)
+                    cpu.run(start, count=count)
                 except CpuError as exc:
                     v.exit = d._cpu_error(exc)
                 if v.exit is None and cpu.take_interrupt():
@@ -149,13 +147,13 @@ class Scheduler:
                         continue
                     exits.append(HostExit(d.domid, v.vcpu_id, exit_))
                     return exits
-                if not count and not d._reschedule and not v.pending_step and \
-                        timeout and time.monotonic() - began >= timeout * 0.99:
+                if not count and not d._reschedule and not v.pending_step and watchdog.fired:
                     exits.append(HostExit(d.domid, v.vcpu_id, Exit(
                         ExitReason.TIMEOUT, message=f'no exit after {timeout:g} s',
                         registers=cpu.dump())))
                     return exits
         finally:
+            watchdog.cancel()
             host.scheduling = False
 
     def _next(self, runnable):

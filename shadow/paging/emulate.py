@@ -269,7 +269,8 @@ def single_step(domain, vcpu, req: StepRequest, scratch_mfn: int) -> Optional[st
         return None
     before, after = mem.frame_u64s(req.table_mfn), mem.frame_u64s(scratch_mfn)
     if domain.paging.access is not None and before != after and \
-            not domain.paging.access.allow_pt_write(vcpu, req.table_mfn, req.va):
+            not domain.paging.access.allow_pt_write(vcpu, req.table_mfn, req.va,
+                                                    in_fault_hook=False):
         cpu.restore_state(saved)
         return None
     changes = {index: after[index] for index in range(512) if before[index] != after[index]}

@@ -102,6 +102,10 @@ class ShadowPaging(PvPaging):
         self.stats = Counter()
         self.last_guest_walk = None                        # the walk behind the last guest fault
         self.regions = None                                # read-only regions (shadow.regions)
+        # Counts every change to a guest table the hypervisor makes or sees (an entry
+        # rewritten, a table validated or devalidated), so a walk made before a
+        # listener ran in the fault hook is known to still hold.
+        self.tables_generation = 0
         types.listeners[domid] = self
 
     def enable_mem_access(self, access) -> None:
@@ -164,12 +168,14 @@ class ShadowPaging(PvPaging):
             # The access type is checked before the walk sets accessed/dirty bits: those
             # are writes to guest tables, which the tables' own access may forbid.
             gw = walk(mem.read_u64, root, va, access, words=mem.q)
-            events = self.access.stats['events']
+            events, generation = self.access.stats['events'], self.tables_generation
             if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
                 self.last_outcome = 'access'
                 return None
-            if gw.ok and self.access.stats['events'] == events:
-                # Nothing ran that could change the guest's tables: set A/D on this walk.
+            if gw.ok and (self.access.stats['events'] == events or (
+                    self.tables_generation == generation and vcpu.current_table() == root)):
+                # Nothing changed the guest's tables or the root (a listener that answered
+                # in the hook may have changed access types only): set A/D on this walk.
                 gw = set_accessed_dirty(gw, mem.write_u64)
             else:
                 gw = None
@@ -380,6 +386,7 @@ class ShadowPaging(PvPaging):
     def entry_changed(self, table_mfn: int, index: int, level: int, old: int, new: int) -> bool:
         """The CPU walks only shadows: the TLB needs a flush only if a shadow entry built
         from the old guest entry existed (a store into an unshadowed entry costs none)."""
+        self.tables_generation += 1
         return self.sh_validate_guest_entry(table_mfn, index, level)
 
     def sh_validate_guest_entry(self, gmfn: int, index: int, level: int) -> bool:
@@ -403,11 +410,13 @@ class ShadowPaging(PvPaging):
 
     def table_validated(self, gmfn: int, level: int) -> None:
         """A frame became a page table: no shadow may map it writable any more."""
+        self.tables_generation += 1
         self.sh_remove_write_access(gmfn)
 
     def table_devalidated(self, gmfn: int, level: int) -> None:
         """A frame stopped being a page table: its shadow goes, and the read-only
         mappings the page-type rule imposed go with it (they come back writable)."""
+        self.tables_generation += 1
         self.sh_destroy_shadow(gmfn)
         self.sh_remove_all_mappings(gmfn)
 
