@@ -15,7 +15,6 @@ to `guest.on_port_in`/`on_port_out`, and a refusal is made into a precise #GP wi
 I/O breakpoint (_init_io_trap).
 """
 import ctypes
-import threading
 import struct
 from typing import Optional
 
@@ -26,6 +25,7 @@ from unicorn import x86_const as x86
 
 from pvshadow.shadow.abi.xen import vm_event_regs_x86
 from pvshadow.shadow.machine import MachineMemory
+from pvshadow.shadow.watchdog import NO_WATCHDOG, Watchdog
 
 try:                                     # the binding's handle on libunicorn (2.1.x)
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
@@ -111,49 +111,6 @@ class HypervisorError(CpuError):
         import traceback
         super().__init__(f'hypervisor error: {type(exc).__name__}: {exc}')
         self.traceback = ''.join(traceback.format_exception(exc))
-
-
-class Watchdog:
-    """A wall-clock limit for a whole run: one thread that, once the time is up, stops
-    the CPU, and again every 10 ms until cancelled (a stop asked for between two
-    emu_starts is lost), in place of the timer thread Unicorn starts for every emu_start
-    given a timeout. No stop is made once cancel() has returned."""
-
-    def __init__(self, cpu, seconds: float):
-        self.fired = False
-        self._done = False
-        self._lock = threading.Lock()
-        self._wake = threading.Event()
-        threading.Thread(target=self._watch, args=(cpu.uc, seconds), daemon=True,
-                         name='pvshadow-watchdog').start()
-
-    def _watch(self, uc, seconds: float) -> None:
-        if self._wake.wait(seconds):
-            return
-        self.fired = True
-        while True:
-            with self._lock:
-                if self._done:
-                    return
-                uc.emu_stop()
-            if self._wake.wait(0.01):
-                return
-
-    def cancel(self) -> None:
-        with self._lock:
-            self._done = True
-        self._wake.set()
-
-
-class _NoWatchdog:
-    """A run without a time limit (the common case: nothing to create or cancel)."""
-    fired = False
-
-    def cancel(self) -> None:
-        pass
-
-
-_NO_WATCHDOG = _NoWatchdog()
 
 
 class PhysicalCpu:
@@ -612,7 +569,8 @@ class PhysicalCpu:
         return pending
 
     def watchdog(self, seconds: Optional[float]):
-        return Watchdog(self, seconds) if seconds else _NO_WATCHDOG
+        """A wall-clock limit for one run (shadow.watchdog)."""
+        return Watchdog(self.uc, seconds) if seconds else NO_WATCHDOG
 
     def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip until a hook stops the CPU; True if it stopped on request."""
