@@ -86,7 +86,9 @@ class MemAccess:
                 return -EINVAL
             self.set_default(access)
             return 0
-        if start == 0 and not all(self.domain.owns(first + i) for i in range(nr)):
+        owns = self.domain.owns
+        if start == 0 and not (owns(first) if nr == 1 else
+                               all(owns(first + i) for i in range(nr))):
             return -EINVAL
         end = min(nr, start + CONTINUATION_CHUNK)
         for i in range(start, end):
@@ -116,27 +118,28 @@ class MemAccess:
     shadow_policy.describe = 'mem_access'      # how ShadowPaging.explain_l1 names it
 
     # --- faults ---------------------------------------------------------------------------------
-    def on_fault(self, vcpu, gw, va: int, error_code: int) -> str:
-        """The guest's tables allow this access; does the frame's access type? RETRY lets
+    def on_fault(self, vcpu, levels, mfn: int, va: int, error_code: int) -> str:
+        """The guest's tables allow this access (levels: the walk's (level, table, index,
+        entry) records; mfn: the frame); does the frame's access type? RETRY lets
         sh_page_fault propagate; HANDLED means an event, a crash or a single step. A
         listener's "emulate" covers the whole access: the walk's A/D updates and the
         access itself."""
         need = access_of_fault(error_code)
         emulate, vcpu.emulate_once = vcpu.emulate_once, False
         if not emulate:
-            gpt = self._gpt_violation(vcpu, gw, va, need)
+            gpt = self._gpt_violation(vcpu, levels, va, need)
             if gpt is not None:
                 return gpt
-        return self._check(vcpu, gw.mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA,
+        return self._check(vcpu, mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA,
                            emulate=emulate)
 
-    def _gpt_violation(self, vcpu, gw, va: int, need: int) -> Optional[str]:
+    def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
-        for lv in gw.levels:
-            wants_ad = not lv.entry & _PAGE_ACCESSED or (
-                lv.level == 1 and need == W and not lv.entry & _PAGE_DIRTY)
-            if wants_ad and not PERMITS[self.get(lv.table_mfn)] & W:
-                outcome = self._check(vcpu, lv.table_mfn, lv.index * 8, va, W,
+        for level, table_mfn, index, entry in levels:
+            wants_ad = not entry & _PAGE_ACCESSED or (
+                level == 1 and need == W and not entry & _PAGE_DIRTY)
+            if wants_ad and not PERMITS[self.get(table_mfn)] & W:
+                outcome = self._check(vcpu, table_mfn, index * 8, va, W,
                                       xen.MEM_ACCESS_FAULT_IN_GPT)
                 if outcome is HANDLED:
                     return HANDLED
@@ -225,9 +228,8 @@ class MemAccess:
         """Put the request on the ring (None), or hand it to the in-hook listener and
         return its answer (whether to emulate). in_fault_hook: the registers are still
         the exception hook's saved copy (read without another context copy)."""
-        req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
-                              flags=xen.VM_EVENT_FLAG_VCPU_PAUSED if pause else 0,
-                              reason=xen.VM_EVENT_REASON_MEM_ACCESS, vcpu_id=vcpu.vcpu_id)
+        req = xen.vm_event_st.from_buffer_copy(_REQUEST_PAUSED if pause else _REQUEST)
+        req.vcpu_id = vcpu.vcpu_id
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
         ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
@@ -263,6 +265,14 @@ class MemAccess:
             if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
                 v.paused_for_event = False
         return 0
+
+
+# A mem_access request's fixed fields, copied into each new request in one go.
+_REQUEST = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                                 reason=xen.VM_EVENT_REASON_MEM_ACCESS))
+_REQUEST_PAUSED = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                                        flags=xen.VM_EVENT_FLAG_VCPU_PAUSED,
+                                        reason=xen.VM_EVENT_REASON_MEM_ACCESS))
 
 
 def access_op(domain, op: xen.xen_mem_access_op, start: int = 0) -> int:

@@ -84,12 +84,13 @@ def xc_shadow_off(domain) -> int:
 # --- mem_access (libxc's xc_mem_access.c / xc_domain.c names) ---------------------------------
 def xc_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
     """XENMEM_access_op set_access, re-issued from the continuation index until done."""
-    from pvshadow.shadow.mem_access import access_op
+    from pvshadow.shadow.abi.xen import EOPNOTSUPP
+    tracker = domain.mem_access
+    if tracker is None:
+        return -EOPNOTSUPP                 # access_op's answer: PG_mem_access is not enabled
     start = 0
-    while True:
-        rc = access_op(domain, xen.xen_mem_access_op(
-            op=xen.XENMEM_access_op_set_access, access=access, domid=domain.domid, nr=nr,
-            pfn=first_pfn), start)
+    while True:                            # access_op's set_access, without the structure
+        rc = tracker.set_access(first_pfn, nr, access, start)
         if rc <= 0:
             return rc
         start = rc

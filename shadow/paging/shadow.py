@@ -164,12 +164,27 @@ class ShadowPaging(PvPaging):
                 return filled
         mem = self.mem
         gw = None
-        if self.access is not None:
+        if self.access is not None and self.regions is None:
+            levels = self._fast_walk(root, va)
+            if levels is not None and self._permits(levels, access):
+                # The access type is checked before the walk sets accessed/dirty bits:
+                # those are writes to guest tables, which the tables' own access may forbid.
+                events, generation = self.access.stats['events'], self.tables_generation
+                if self.access.on_fault(vcpu, levels, (levels[3][3] & ADDR_MASK) >> 12, va,
+                                        error_code) == 'handled':
+                    self.last_outcome = 'access'
+                    return None
+                if self.access.stats['events'] == events or (
+                        self.tables_generation == generation and vcpu.current_table() == root):
+                    return self._fill(root, levels, access)
+                # a listener changed the guest's tables or the root: walk again below
+        if self.access is not None and gw is None:
             # The access type is checked before the walk sets accessed/dirty bits: those
             # are writes to guest tables, which the tables' own access may forbid.
             gw = walk(mem.read_u64, root, va, access, words=mem.q)
             events, generation = self.access.stats['events'], self.tables_generation
-            if gw.ok and self.access.on_fault(vcpu, gw, va, error_code) == 'handled':
+            if gw.ok and self.access.on_fault(vcpu, gw.levels, gw.mfn, va,
+                                              error_code) == 'handled':
                 self.last_outcome = 'access'
                 return None
             if gw.ok and (self.access.stats['events'] == events or (
@@ -219,71 +234,88 @@ class ShadowPaging(PvPaging):
         marks them (last_fault_leaf: the leaf entry). False, having written nothing, for
         anything else (not present, a foreign or I/O frame, a linear walk), which the
         general path then handles."""
+        levels = self._fast_walk(root, va)
+        if levels is None:
+            return False
+        if not self._permits(levels, access):
+            q = self.mem.q
+            for _level, table, index, entry in levels[:3]:
+                if not entry & _PAGE_ACCESSED:
+                    q[(table << 9) + index] = entry | _PAGE_ACCESSED
+            self.last_fault_leaf = levels[3][3]
+            return (access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)) | PFEC_PRESENT
+        self._fill(root, levels, access)
+        return True
+
+    def _fast_walk(self, root: int, va: int):
+        """The walk of va as four (level, table, index, entry) tuples when every level is
+        present, has no reserved bit or superpage, and names the domain's own frame (and
+        va is canonical); None, having read only, for anything else. Unrolled: a loop's
+        tuples and appends cost as much as the reads themselves."""
         q = self.mem.q
         owner = self.frames.owner
         nr = len(owner)
         domid = self.domid
-        # unrolled: a loop's tuples and appends cost as much as the reads themselves
         i4 = (va >> 39) & 511
         e4 = q[(root << 9) + i4]
         if not e4 & _PAGE_PRESENT or e4 & _FAST_BAIL_BITS:
-            return False                 # not present, reserved bits or a superpage
+            return None                  # not present, reserved bits or a superpage
         t3 = (e4 & ADDR_MASK) >> 12
         if t3 >= nr or owner[t3] != domid:
-            return False                 # a foreign or I/O frame, or a hypervisor table
+            return None                  # a foreign or I/O frame, or a hypervisor table
         i3 = (va >> 30) & 511
         e3 = q[(t3 << 9) + i3]
         if not e3 & _PAGE_PRESENT or e3 & _FAST_BAIL_BITS:
-            return False
+            return None
         t2 = (e3 & ADDR_MASK) >> 12
         if t2 >= nr or owner[t2] != domid:
-            return False
+            return None
         i2 = (va >> 21) & 511
         e2 = q[(t2 << 9) + i2]
         if not e2 & _PAGE_PRESENT or e2 & _FAST_BAIL_BITS:
-            return False
+            return None
         t1 = (e2 & ADDR_MASK) >> 12
         if t1 >= nr or owner[t1] != domid:
-            return False
+            return None
         i1 = (va >> 12) & 511
         e1 = q[(t1 << 9) + i1]
         if not e1 & _PAGE_PRESENT or e1 & _FAST_BAIL_BITS:
-            return False
+            return None
         target = (e1 & ADDR_MASK) >> 12
         if target >= nr or owner[target] != domid or (va >> 47) not in (0, 0x1FFFF):
-            return False
-        if access & PFEC_WRITE and not e4 & e3 & e2 & e1 & _PAGE_RW or \
-                access & PFEC_INSN and (e4 | e3 | e2 | e1) & _PAGE_NX:
-            for word, entry in (((root << 9) + i4, e4), ((t3 << 9) + i3, e3),
-                                ((t2 << 9) + i2, e2)):
-                if not entry & _PAGE_ACCESSED:
-                    q[word] = entry | _PAGE_ACCESSED
-            self.last_fault_leaf = e1
-            return (access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)) | PFEC_PRESENT
-        if not e4 & _PAGE_ACCESSED:
-            e4 |= _PAGE_ACCESSED
-            q[(root << 9) + i4] = e4
-        if not e3 & _PAGE_ACCESSED:
-            e3 |= _PAGE_ACCESSED
-            q[(t3 << 9) + i3] = e3
-        if not e2 & _PAGE_ACCESSED:
-            e2 |= _PAGE_ACCESSED
-            q[(t2 << 9) + i2] = e2
-        want = e1 | _PAGE_ACCESSED | (_PAGE_DIRTY if access & PFEC_WRITE else 0)
-        if want != e1:
-            e1 = want
-            q[(t1 << 9) + i1] = e1
-        levels = ((4, root, i4, e4), (3, t3, i3, e3), (2, t2, i2, e2), (1, t1, i1, e1))
+            return None
+        return ((4, root, i4, e4), (3, t3, i3, e3), (2, t2, i2, e2), (1, t1, i1, e1))
+
+    @staticmethod
+    def _permits(levels, access: int) -> bool:
+        """Whether a present walk grants the access (write: RW at every level; fetch: NX
+        at none). The walk does not check US: every PV entry is user-accessible."""
+        e4, e3, e2, e1 = levels[0][3], levels[1][3], levels[2][3], levels[3][3]
+        return not (access & PFEC_WRITE and not e4 & e3 & e2 & e1 & _PAGE_RW or
+                    access & PFEC_INSN and (e4 | e3 | e2 | e1) & _PAGE_NX)
+
+    def _fill(self, root: int, levels, access: int):
+        """Set accessed (and dirty, for a write) as the walk would, then propagate a
+        fast walk into the shadows; returns None (the instruction retries)."""
+        q = self.mem.q
+        out = []
+        for level, table, index, entry in levels:
+            want = entry | _PAGE_ACCESSED
+            if level == 1 and access & PFEC_WRITE:
+                want |= _PAGE_DIRTY
+            if want != entry:
+                q[(table << 9) + index] = want
+            out.append((level, table, index, want))
         try:
-            self._propagate(root, levels)
+            self._propagate(root, out)
         except PoolExhausted:
             self.reclaim()
-            self._propagate(root, levels)
+            self._propagate(root, out)
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
         if self.audit_after_fault:
-            self.check_audit(self._chain(root, levels))
-        return True
+            self.check_audit(self._chain(root, out))
+        return None
 
     def _propagate(self, root: int, levels) -> int:
         """Make the shadow chain for one successful guest walk; returns the sl1e address."""
