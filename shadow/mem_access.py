@@ -145,6 +145,21 @@ class MemAccess:
                     return HANDLED
         return None
 
+    def allows_silently(self, levels, mfn: int, need: int) -> bool:
+        """Whether on_fault would let this walk's access through with no event, grant or
+        state change (every A/D-wanting table writable, the frame's access expressible
+        in a shadow)."""
+        for level, table_mfn, _index, entry in levels:
+            wants_ad = not entry & _PAGE_ACCESSED or (
+                level == 1 and need == W and not entry & _PAGE_DIRTY)
+            if wants_ad and not PERMITS[self.get(table_mfn)] & W:
+                return False
+        access = self.get(mfn)
+        if not PERMITS[access] & need:
+            return False
+        present, writable, executable = SHADOW_RIGHTS[access]
+        return present and (need != W or writable) and (need != X or executable)
+
     def allow_pt_write(self, vcpu, table_mfn: int, va: int, in_fault_hook: bool = True) -> bool:
         """An emulated store into a guest page table honours the table's access.
         in_fault_hook: asked from the #PF hook, before any register was written (else
@@ -264,6 +279,11 @@ class MemAccess:
                 v.emulate_once = True
             if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
                 v.paused_for_event = False
+                fault, v.event_fault = v.event_fault, None
+                if fault is not None and not v.emulate_once:
+                    # The access the vCPU retries: filled now if the answer lets it
+                    # through silently, so it does not fault a second time.
+                    self.domain.paging.prefill(v, *fault)
         return 0
 
 

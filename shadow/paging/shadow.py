@@ -20,6 +20,7 @@ from typing import Callable, Dict, List, Optional, Set, Tuple
 from pvshadow.shadow.abi.xen import DOMID_XEN, HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.pv import PvPaging
+from pvshadow.shadow.mem_access import access_of_fault
 from pvshadow.shadow.paging.types import is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW,
                                _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_USER, PFEC_WRITE,
@@ -173,6 +174,8 @@ class ShadowPaging(PvPaging):
                 if self.access.on_fault(vcpu, levels, (levels[3][3] & ADDR_MASK) >> 12, va,
                                         error_code) == 'handled':
                     self.last_outcome = 'access'
+                    if vcpu.paused_for_event:
+                        vcpu.event_fault = (va, error_code)     # for prefill at resume
                     return None
                 if self.access.stats['events'] == events or (
                         self.tables_generation == generation and vcpu.current_table() == root):
@@ -246,6 +249,25 @@ class ShadowPaging(PvPaging):
             return (access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)) | PFEC_PRESENT
         self._fill(root, levels, access)
         return True
+
+    def prefill(self, vcpu, va: int, error_code: int) -> None:
+        """A vm_event response resumed vCPU: fill the shadow for the access it retries,
+        if the listener's answer lets it through with nothing more to do (no event, no
+        grant, no A/D write a table's access forbids), so the retry does not fault again.
+        Otherwise nothing: the retry faults and is handled as any fault."""
+        access = error_code & (PFEC_WRITE | PFEC_INSN)
+        if not vcpu.kernel_mode:
+            access |= PFEC_USER
+        root = vcpu.current_table()
+        levels = self._fast_walk(root, va)
+        if levels is None or not self._permits(levels, access) or self.regions is not None:
+            return
+        need = access_of_fault(error_code)
+        if self.access is not None and not self.access.allows_silently(
+                levels, (levels[3][3] & ADDR_MASK) >> 12, need):
+            return
+        self._fill(root, levels, access)
+        self.stats['prefilled'] += 1
 
     def _fast_walk(self, root: int, va: int):
         """The walk of va as four (level, table, index, entry) tuples when every level is
