@@ -247,3 +247,22 @@ def test_the_in_hook_listener_sees_the_same_events_as_the_ring(answer):
         assert exit_.clean, exit_.describe()
         streams.append(seen)
     assert streams[0] == streams[1] and streams[0]
+
+
+@pytest.mark.parametrize('relax, prefilled', [(True, True), (False, False)])
+def test_a_resume_that_lets_the_access_through_fills_its_shadow_before_the_retry(relax, prefilled):
+    """A relaxing answer on the ring fills the shadow at resume (the retry does not fault
+    again); a plain resume leaves the retry to fault and ask again."""
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    answers = 0
+    for event in listener.events(timeout=30):
+        answers += 1
+        if relax or answers > 3:
+            event.respond(access='rwx')
+        else:
+            event.respond()
+    assert listener.exit.clean, listener.exit.describe()
+    assert (d.paging.stats['prefilled'] == answers) is prefilled
+    assert d.paging.audit() == []
