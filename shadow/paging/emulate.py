@@ -98,6 +98,7 @@ class PtWriteEmulator:
         # reused while those entries are unchanged, so a store loop walks its code once.
         self._code_pages = {}
         self._decoded = {}                   # instruction bytes -> Store or None
+        self._stores = {}                    # (root, rip) -> (mapping checks, maddr, bytes, Store)
 
     def try_emulate(self, va: int, error_code: int, leaf: Optional[int] = None) -> bool:
         """True when the fault was a page-table store this mode emulates (applied now, or
@@ -121,8 +122,7 @@ class PtWriteEmulator:
         if paging.access is not None and not paging.access.allow_pt_write(v, table_mfn, va):
             return True                    # a vm_event, a crash, or the vCPU paused
         rip = self.cpu.fault_rip                # try_emulate runs in the #PF hook
-        code = self.fetch_code(rip)
-        store = self.decode_store(code, rip) if code else None
+        store = self.store_at(rip)
         if store is not None:
             outcome = self._fast(store, va, table_mfn, level, in_fault_hook=True)
             if outcome is APPLIED:
@@ -132,6 +132,32 @@ class PtWriteEmulator:
                 return False
         v.request_step(StepRequest(va, table_mfn, level, error_code))
         return True
+
+    def store_at(self, rip: int) -> Optional[Store]:
+        """The store the instruction at rip makes, or None: fetch_code and decode_store,
+        remembered per (root, rip) while the code page's mapping and the instruction's
+        bytes are unchanged (a store loop decodes its store once)."""
+        v = self.vcpu
+        mem = v.domain.mem
+        key = (v.current_table(), rip)
+        hit = self._stores.get(key)
+        if hit is not None:
+            checks, maddr, code, store = hit
+            q = mem.q
+            for word, entry in checks:
+                if q[word] != entry:
+                    break
+            else:
+                if mem.view[maddr:maddr + len(code)] == code:
+                    return store
+        code = self.fetch_code(rip)
+        store = self.decode_store(code, rip) if code else None
+        page = self._code_pages.get((key[0], rip >> 12))
+        if code and page is not None and (rip & 0xFFF) + len(code) <= 0x1000:
+            if len(self._stores) > 256:
+                self._stores.clear()
+            self._stores[key] = (page[1], page[0] + (rip & 0xFFF), code, store)
+        return store
 
     def fetch_code(self, rip: int) -> bytes:
         v = self.vcpu

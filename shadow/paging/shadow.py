@@ -240,12 +240,14 @@ class ShadowPaging(PvPaging):
         levels = self._fast_walk(root, va)
         if levels is None:
             return False
-        if not self._permits(levels, access):
+        e4, e3, e2, e1 = levels[0][3], levels[1][3], levels[2][3], levels[3][3]
+        if access & PFEC_WRITE and not e4 & e3 & e2 & e1 & _PAGE_RW or \
+                access & PFEC_INSN and (e4 | e3 | e2 | e1) & _PAGE_NX:   # _permits, inline
             q = self.mem.q
             for _level, table, index, entry in levels[:3]:
                 if not entry & _PAGE_ACCESSED:
                     q[(table << 9) + index] = entry | _PAGE_ACCESSED
-            self.last_fault_leaf = levels[3][3]
+            self.last_fault_leaf = e1
             return (access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)) | PFEC_PRESENT
         self._fill(root, levels, access)
         return True

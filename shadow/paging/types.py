@@ -38,6 +38,7 @@ L1_DISALLOW_MASK = (BASE_DISALLOW_MASK | _PAGE_GNTTAB) & ~_PAGE_GLOBAL
 L1_FASTPATH_FLAGS = (_PAGE_NX | (HIGH_AVAIL_MASK & ~_PAGE_GNTTAB) | 0xE00 | _PAGE_GLOBAL |
                      _PAGE_DIRTY | _PAGE_ACCESSED | _PAGE_USER)
 UPPER_DISALLOW_MASK = BASE_DISALLOW_MASK
+_L1_DISALLOW_PRIVILEGED = L1_DISALLOW_MASK & ~PAGE_CACHE_ATTRS
 # get_page_from_l1e: a frame that is not RAM is MMIO, which a domain without I/O
 # privileges may not map (-EPERM); INVALID_MFN itself is -EINVAL.
 INVALID_MFN = (1 << 40) - 1
@@ -352,7 +353,7 @@ class PageTypes:
             # mod_l1_entry's fast path for sufficiently similar mappings: the same frame
             # with the same rights, only accessed/dirty/user/global/NX or the guest's own
             # bits differ, so the references the old entry holds serve the new one.
-            if disallowed_flags(new, 1, io_privileged=True):
+            if new & _L1_DISALLOW_PRIVILEGED:     # disallowed_flags(new, 1, True), inline
                 return -EINVAL
             q[word] = adjust_guest_entry(new, 1)
             return 0
