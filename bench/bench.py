@@ -266,52 +266,12 @@ def run_touch(n_l1: int, entries_per_l1: int, touches: int, stride: int, **kwarg
 
 
 def trivial_fill_rate(n: int = 20000) -> float:
-    """unicorn-facts item 3: a #PF hook that fills one identity PTE and returns."""
-    import ctypes
-    import struct
-    from keystone import KS_ARCH_X86, KS_MODE_64, Ks
-    from unicorn import UC_HOOK_INTR
-    ks = Ks(KS_ARCH_X86, KS_MODE_64)
-    P, RW = 1, 2
-    pml4, pdpt, pd, pt = 0x100000, 0x101000, 0x102000, 0x110000
-    pages = 16384                                   # 64 MiB of VA: 32 L1 tables
-    uc = Uc(UC_ARCH_X86, UC_MODE_64)
-    uc.mem_map(0, 128 << 20)
-    uc.mem_write(pml4, struct.pack('<Q', pdpt | P | RW))
-    uc.mem_write(pdpt, struct.pack('<Q', pd | P | RW))
-    uc.mem_write(pd, b''.join(struct.pack('<Q', (pt + j * 0x1000) | P | RW) for j in range(32)))
-    uc.mem_write(pt, b''.join(struct.pack('<Q', (i << 12) | P | RW) if i < 1024 else b'\0' * 8
-                              for i in range(pages)))
-    uc.reg_write(x86.UC_X86_REG_CR3, pml4)
-    uc.reg_write(x86.UC_X86_REG_CR4, uc.reg_read(x86.UC_X86_REG_CR4) | CR4_PAE)
-    uc.reg_write(x86.UC_X86_REG_CR0, uc.reg_read(x86.UC_X86_REG_CR0) | CR0_PG | CR0_WP | CR0_PE)
-    n = min(n, pages - 1024)
-    code = bytes(ks.asm(f'mov rcx, {n}; mov rsi, 0x400000; l: mov rax, qword ptr [rsi];'
-                        ' add rsi, 0x1000; dec rcx; jnz l; hlt', 0x1000)[0])
-    uc.mem_write(0x1000, code)
-    uc.reg_write(x86.UC_X86_REG_DR0, 0x1122334455667788)
-    ctx = uc.context_save()
-    base = ctypes.cast(ctx.context, ctypes.c_void_p).value
-    dr0 = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', 0x1122334455667788))
-    old = ctypes.c_int.from_address(base + dr0 + 96)
-    # CR2 read from the same saved context, as pvshadow's hook reads it (a marker finds it)
-    uc.reg_write(x86.UC_X86_REG_CR2, 0x7B7B0000DEAD2000)
-    uc.context_update(ctx)
-    cr2_at = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', 0x7B7B0000DEAD2000))
-    uc.reg_write(x86.UC_X86_REG_CR2, 0)
-    cr2_slot = ctypes.c_uint64.from_address(base + cr2_at)
-    pack = struct.Struct('<Q').pack
-
-    def intr(uc, intno, _):
-        uc.context_update(ctx)
-        old.value = -1
-        cr2 = cr2_slot.value
-        uc.context_restore(ctx)
-        uc.mem_write(pt + 8 * (cr2 >> 12), pack((cr2 & ~0xfff) | P | RW))
-    uc.hook_add(UC_HOOK_INTR, intr)
+    """unicorn-facts item 3: a #PF hook that reads CR2 from the saved context and fills
+    one identity PTE (the fault floor)."""
+    uc, end = _touch_floor(min(n, 16384 - 1024), None)
     start = time.process_time()
-    uc.emu_start(0x1000, 0x1000 + len(code) - 1)
-    return n / (time.process_time() - start)
+    uc.emu_start(0x1000, end)
+    return min(n, 16384 - 1024) / (time.process_time() - start)
 
 
 def _bare_pf_machine(code_asm: str, pages_mapped: int, readonly_page=None):
@@ -382,9 +342,9 @@ def store_trap_rate(n: int = 40000) -> float:
 
 
 def _touch_floor(n: int, on_fault):
-    """The touch loop over n fresh pages on a bare Unicorn; on_fault(uc, cr2) after the
-    hook has read CR2 from the saved context and written the identity PTE. Returns
-    (uc, code end) ready to run from 0x1000."""
+    """The touch loop over n fresh pages on a bare Unicorn; on_fault(uc, cr2), if given,
+    after the hook has read CR2 from the saved context and written the identity PTE.
+    Returns (uc, code end) ready to run from 0x1000."""
     import struct
     from unicorn import UC_HOOK_INTR
     P, RW = 1, 2
@@ -393,14 +353,17 @@ def _touch_floor(n: int, on_fault):
         ' add rsi, 0x1000; dec rcx; jnz l; hlt', 1024)
     pack = struct.Struct('<Q').pack
 
-    def intr(uc, intno, _):
+    def fill(uc, intno, _):
         uc.context_update(ctx)
         old.value = -1
         cr2 = cr2_slot.value
         uc.context_restore(ctx)
         uc.mem_write(pt + 8 * (cr2 >> 12), pack((cr2 & ~0xfff) | P | RW))
-        on_fault(uc, cr2)
-    uc.hook_add(UC_HOOK_INTR, intr)
+
+    def fill_and_call(uc, intno, _):
+        fill(uc, intno, _)
+        on_fault(uc, cr2_slot.value)
+    uc.hook_add(UC_HOOK_INTR, fill if on_fault is None else fill_and_call)
     return uc, 0x1000 + len(code) - 1
 
 

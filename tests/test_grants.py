@@ -4,7 +4,6 @@ import struct
 
 import pytest
 
-from pvshadow.shadow import grant_table as gnttab
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import EBUSY, EINVAL
 from pvshadow.shadow.lifecycle import destroy
