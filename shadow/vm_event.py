@@ -7,6 +7,7 @@ Requests and responses share the slots, as in Xen. The hypervisor side (`VmEvent
 puts requests and consumes responses; `ListenerRing` is the other end, used by the
 in-process listener the toolstack API hands out.
 """
+import ctypes
 import struct
 from collections import deque
 from typing import Optional
@@ -35,10 +36,10 @@ class SharedRing:
         return self.base + xen.RING_HEADER_SIZE + (idx % RING_SIZE) * _ENTRY
 
     def read(self, idx: int) -> xen.vm_event_st:
-        return xen.vm_event_st.from_buffer_copy(self.mem.read(self.slot(idx), _ENTRY))
+        return xen.vm_event_st.from_buffer_copy(self.mem.view, self.slot(idx))   # one copy
 
     def write(self, idx: int, entry: xen.vm_event_st) -> None:
-        self.mem.write(self.slot(idx), bytes(entry))
+        ctypes.memmove(self.mem.host_address + self.slot(idx), ctypes.addressof(entry), _ENTRY)
 
 
 class VmEventChannel(SharedRing):
