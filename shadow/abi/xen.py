@@ -733,7 +733,6 @@ XENMEM_get_mfn_from_pfn = 63                 # the last number memory_op can car
 # Target sets: XEN_DOMCTL_set_target holds one target; these add and remove more.
 XEN_DOMCTL_pvshadow_add_target = 0x8001
 XEN_DOMCTL_pvshadow_remove_target = 0x8002
-XEN_DOMCTL_iomem_permission = 20
 
 
 # --- vcpu.h / xen.h: timers and time ------------------------------------------------------------
