@@ -549,8 +549,11 @@ class PhysicalCpu:
 
     def invalidate_code(self, va: int, size: int) -> None:
         """Memory written behind the CPU's back: drop translations of those bytes, in case
-        they were code."""
+        they were code. Inside the exception hook this leaves QEMU's exception state set,
+        so the next fault would arrive as a double fault (docs/UNICORN.md item 20): it is
+        cleared again here. (uc_mem_write would not do: it drops no translation.)"""
         self.uc.ctl_remove_cache(va, va + size)
+        self._clear_pending_exception()
 
     # --- running ------------------------------------------------------------------------------
     interrupted = False                 # interrupt() was called: the run loops end

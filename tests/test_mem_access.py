@@ -266,3 +266,49 @@ def test_a_resume_that_lets_the_access_through_fills_its_shadow_before_the_retry
     assert listener.exit.clean, listener.exit.describe()
     assert (d.paging.stats['prefilled'] == answers) is prefilled
     assert d.paging.audit() == []
+
+
+PATCHED_CODE = '''
+.equ patch_imm, patch_site + 1
+test_main:
+    call patch_site                  # translated and run once: 1
+    mov rdi, rax
+    mov esi, 1
+    lea rdx, [rip + m_before]
+    call check_eq
+    mov byte ptr [rip + patch_imm], 2    # a store into this very code page
+    call patch_site                  # must run the new bytes: 2
+    mov rdi, rax
+    mov esi, 2
+    lea rdx, [rip + m_after]
+    call check_eq
+    ret
+.align 64
+patch_site:
+    mov eax, 1
+    ret
+m_before: .asciz "patch_site before the store"
+m_after: .asciz "patch_site after the emulated store"
+'''
+
+
+@pytest.mark.parametrize('in_hook', [False, True])
+def test_an_emulated_store_into_code_already_run_takes_effect(tmp_path, in_hook):
+    """A write-watched code page, the store answered "emulate": the hypervisor writes the
+    bytes, and the CPU must not keep running its old translation of them."""
+    from tests.conftest import asm_kernel
+    path = asm_kernel(tmp_path, 'patch', PATCHED_CODE)
+    symbols = load_kernel(path, extra_symbols=('patch_site',)).symbols
+    d = api.boot(path, paging='shadow', audit=True, vm_event_ring=True)
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, symbols['patch_site']))
+    answer = lambda ev: ev.respond(emulate=True)        # noqa: E731
+    if in_hook:
+        exit_ = listener.run(answer, timeout=30)
+    else:
+        for event in listener.events(timeout=30):
+            answer(event)
+        exit_ = listener.exit
+    assert exit_.clean, exit_.describe()
+    assert b'Test result: SUCCESS' in d.console, d.console
+    assert d.stats['stores_emulated'] >= 1
