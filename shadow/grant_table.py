@@ -17,15 +17,15 @@ of another domain's frame also enters the mapper's IOMMU table at BFN = MFN (Xen
 maptrack_tree: read-only while only read-only mappings remain), so the mapper's devices
 reach exactly the frames it holds a mapping of.
 
-Every function returns a GNTST_* status, as the op's status field carries it.
+The map, unmap and copy functions return a GNTST_* status, as the op's status field
+carries it; set_version returns 0 or a negative errno, as the hypercall does.
 """
 import struct
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.abi.xen import EBUSY, EINVAL, ENOMEM
-from pvshadow.shadow.abi.xen import (GNTMAP_application_map, GNTMAP_contains_pte, GNTMAP_device_map,
+from pvshadow.shadow.abi.xen import (EBUSY, EINVAL, ENOMEM, GNTMAP_application_map, GNTMAP_contains_pte, GNTMAP_device_map,
                                      GNTMAP_host_map, GNTMAP_readonly, GNTST_bad_copy_arg,
                                      GNTST_bad_dev_addr, GNTST_bad_domain, GNTST_bad_gntref,
                                      GNTST_bad_handle, GNTST_bad_page, GNTST_general_error,
