@@ -584,6 +584,13 @@ def ledger_refs(d):
                 not m.flags & GNTMAP_readonly
 
 
+def host_mapped(d, mfn: int) -> bool:
+    """Whether d holds a live host mapping of mfn (its shadows may then map the frame)."""
+    gt = d.grants
+    return gt is not None and any(m.pte is not None and m.mfn == mfn
+                                  for m in gt.maptrack.values())
+
+
 def host_entries(d) -> Dict[int, int]:
     """The machine addresses of d's live host grant entries -> the frame each maps."""
     gt = d.grants

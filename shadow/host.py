@@ -74,9 +74,9 @@ class Host:
             grant_pte_dropped(d, table_mfn, entry)
 
     def _grant_mapped(self, domid: int, mfn: int) -> bool:
+        from pvshadow.shadow.grant_table import host_mapped
         d = self.domains.get(domid)
-        return d is not None and d.grants is not None and any(
-            m.pte is not None and m.mfn == mfn for m in d.grants.maptrack.values())
+        return d is not None and host_mapped(d, mfn)
 
     def add_dma_engine(self, owner):
         """A DMA engine for owner (shadow.dma): its register page is the next machine

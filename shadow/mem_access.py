@@ -34,6 +34,19 @@ CONTINUATION_CHUNK = 256            # frames handled per call before a continuat
 RETRY, HANDLED = 'retry', 'handled'
 
 
+def _wants_ad(level: int, entry: int, need: int) -> bool:
+    """Whether a walk for this access sets accessed (or, at the leaf for a write,
+    dirty) in this entry: a write to its table."""
+    return not entry & _PAGE_ACCESSED or (level == 1 and need == W and not entry & _PAGE_DIRTY)
+
+
+def _expressible(access: int, need: int) -> bool:
+    """Whether a shadow entry can grant this access under this access type (else it is
+    let through once under a temporary grant)."""
+    present, writable, executable = SHADOW_RIGHTS[access]
+    return present and (need != W or writable) and (need != X or executable)
+
+
 def access_of_fault(error_code: int) -> int:
     if error_code & PFEC_WRITE:
         return W
@@ -136,9 +149,7 @@ class MemAccess:
     def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
         for level, table_mfn, index, entry in levels:
-            wants_ad = not entry & _PAGE_ACCESSED or (
-                level == 1 and need == W and not entry & _PAGE_DIRTY)
-            if wants_ad and not PERMITS[self.get(table_mfn)] & W:
+            if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
                 outcome = self._check(vcpu, table_mfn, index * 8, va, W,
                                       xen.MEM_ACCESS_FAULT_IN_GPT)
                 if outcome is HANDLED:
@@ -150,15 +161,10 @@ class MemAccess:
         state change (every A/D-wanting table writable, the frame's access expressible
         in a shadow)."""
         for level, table_mfn, _index, entry in levels:
-            wants_ad = not entry & _PAGE_ACCESSED or (
-                level == 1 and need == W and not entry & _PAGE_DIRTY)
-            if wants_ad and not PERMITS[self.get(table_mfn)] & W:
+            if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
                 return False
         access = self.get(mfn)
-        if not PERMITS[access] & need:
-            return False
-        present, writable, executable = SHADOW_RIGHTS[access]
-        return present and (need != W or writable) and (need != X or executable)
+        return bool(PERMITS[access] & need) and _expressible(access, need)
 
     def allow_pt_write(self, vcpu, table_mfn: int, va: int, in_fault_hook: bool = True) -> bool:
         """An emulated store into a guest page table honours the table's access.
@@ -173,9 +179,7 @@ class MemAccess:
                in_fault_hook: bool = True) -> str:
         access = self.get(mfn)
         if PERMITS[access] & need:
-            present, writable, executable = SHADOW_RIGHTS[access]
-            expressible = present and (need != W or writable) and (need != X or executable)
-            if expressible or emulating:
+            if emulating or _expressible(access, need):
                 return RETRY
             return self._grant_once(vcpu, mfn, va, need)
         if emulate:

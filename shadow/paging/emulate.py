@@ -202,8 +202,7 @@ class PtWriteEmulator:
         """Apply the store at RIP to data frame mfn directly (a mem_access "emulate"):
         True when it was a mov/xchg/cmpxchg this path decodes, False to single-step it."""
         rip = self.cpu.rip
-        code = self.fetch_code(rip)
-        store = self.decode_store(code, rip) if code else None
+        store = self.store_at(rip)
         if store is None or self._fast(store, va, mfn, 0) is not APPLIED:
             return False
         self.cpu.invalidate_code(va, store.size)

@@ -38,6 +38,13 @@ DEFAULT_POOL_PAGES = 1024
 L1Policy = Callable[[int, int], int]
 
 
+def _walk_access(vcpu, error_code: int) -> int:
+    """The access a #PF's walk checks: write and fetch from its error code, user from the
+    vCPU's guest mode (the guest kernel runs at CPL3 too)."""
+    access = error_code & (PFEC_WRITE | PFEC_INSN)
+    return access if vcpu.kernel_mode else access | PFEC_USER
+
+
 class PoolExhausted(Exception):
     pass
 
@@ -152,9 +159,7 @@ class ShadowPaging(PvPaging):
         self.last_outcome = 'guest'
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             return error_code               # Xen's own mappings: a genuine fault
-        access = error_code & (PFEC_WRITE | PFEC_INSN)
-        if not vcpu.kernel_mode:
-            access |= PFEC_USER
+        access = _walk_access(vcpu, error_code)
         root = vcpu.current_table()
         if self.access is None and self.regions is None:
             filled = self._fast_fill(root, va, access)
@@ -181,7 +186,7 @@ class ShadowPaging(PvPaging):
                         self.tables_generation == generation and vcpu.current_table() == root):
                     return self._fill(root, levels, access)
                 # a listener changed the guest's tables or the root: walk again below
-        if self.access is not None and gw is None:
+        if self.access is not None:
             # The access type is checked before the walk sets accessed/dirty bits: those
             # are writes to guest tables, which the tables' own access may forbid.
             gw = walk(mem.read_u64, root, va, access, words=mem.q)
@@ -257,9 +262,7 @@ class ShadowPaging(PvPaging):
         if the listener's answer lets it through with nothing more to do (no event, no
         grant, no A/D write a table's access forbids), so the retry does not fault again.
         Otherwise nothing: the retry faults and is handled as any fault."""
-        access = error_code & (PFEC_WRITE | PFEC_INSN)
-        if not vcpu.kernel_mode:
-            access |= PFEC_USER
+        access = _walk_access(vcpu, error_code)
         root = vcpu.current_table()
         levels = self._fast_walk(root, va)
         if levels is None or not self._permits(levels, access) or self.regions is not None:
