@@ -2,7 +2,7 @@
 
 The ring lives in one hypervisor-owned frame with Xen's shared-ring layout (io/ring.h):
 free-running producer indices req_prod / rsp_prod (and the *_event fields), 48 bytes of
-padding, then a power-of-two number of vm_event_st entries (8 for version 1's 304 bytes).
+padding, then a power-of-two number of vm_event_st entries (8 for version 1's 312 bytes).
 Requests and responses share the slots, as in Xen. The hypervisor side (`VmEventChannel`)
 puts requests and consumes responses; `ListenerRing` is the other end, used by the
 in-process listener the toolstack API hands out.

@@ -476,8 +476,10 @@ VM_EVENT_INTERFACE_VERSION = 1
 VM_EVENT_FLAG_VCPU_PAUSED = 1 << 0
 VM_EVENT_FLAG_FOREIGN = 1 << 1
 VM_EVENT_FLAG_DUMMY = 1 << 2
+VM_EVENT_FLAG_ALTERNATE_P2M = 1 << 7      # request: in view altp2m_idx; response: switch to it
 VM_EVENT_REASON_UNKNOWN = 0
 VM_EVENT_REASON_MEM_ACCESS = 1
+VM_EVENT_REASON_MEM_SHARING = 2
 MEM_ACCESS_R = 1 << 0
 MEM_ACCESS_W = 1 << 1
 MEM_ACCESS_X = 1 << 2
@@ -501,18 +503,29 @@ class vm_event_mem_access(Struct):
                 ('_pad', c_uint32)]
 
 
+class vm_event_sharing(Struct):
+    _fields_ = [('gfn', c_uint64), ('p2mt', c_uint32), ('_pad', c_uint32)]
+
+
 class vm_event_st(Struct):
-    """vm_event_request_t and vm_event_response_t (the union u holds mem_access here)."""
+    """vm_event_request_t and vm_event_response_t. The union u is 32 bytes (its largest
+    member, mem_access); mem_sharing overlays its start."""
     _fields_ = [('version', c_uint32), ('flags', c_uint32), ('reason', c_uint32),
-                ('vcpu_id', c_uint32), ('mem_access', vm_event_mem_access),
+                ('vcpu_id', c_uint32), ('altp2m_idx', c_uint16), ('_pad', c_uint16 * 3),
+                ('mem_access', vm_event_mem_access),
                 ('regs', vm_event_regs_x86)]
+
+    @property
+    def mem_sharing(self) -> 'vm_event_sharing':
+        return vm_event_sharing.from_buffer(self, vm_event_st.mem_access.offset)
 
 
 # io/ring.h: a shared ring: req_prod, req_event, rsp_prod, rsp_event, 48 bytes of padding,
 # then the entries; the number of entries is the largest power of two that fits.
 RING_HEADER_SIZE = 64
 
-assert ctypes.sizeof(vm_event_st) == 304
+assert ctypes.sizeof(vm_event_st) == 312
+assert vm_event_st.mem_access.offset == 24
 assert ctypes.sizeof(xen_mem_access_op) == 16
 assert ctypes.sizeof(xen_hvm_set_mem_access) == 16
 
