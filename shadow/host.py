@@ -30,6 +30,8 @@ class Host:
         self.types.grant_pte_dropped = self._grant_pte_dropped
         self.types.grant_mapped = self._grant_mapped
         self.devices = {}                 # mmio mfn -> device model (shadow.dma)
+        from pvshadow.shadow.mem_sharing import MemSharing
+        self.sharing = MemSharing(self)   # frames shared between translated domains
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
         self.store = XenStore()           # one xenstore for every domain

@@ -8,7 +8,7 @@ from pvshadow.shadow.abi.xen import ACCESS_NAMES, DOMID_XEN
 from pvshadow.shadow.ledger import frame_ledger
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.x86 import (LEVEL_NAMES, PFEC_INSN, PFEC_WRITE, _PAGE_NX, _PAGE_PRESENT,
-                               _PAGE_RW, flags_str, pte_mfn, table_index, walk)
+                               _PAGE_RW, flags_str, pte_mfn, table_index)
 from pvshadow.shadow.vcpu import GuestFault
 
 
@@ -66,12 +66,14 @@ def write_virtual(d, va: int, data: bytes) -> None:
     pos = 0
     while pos < len(data):
         chunk = min(len(data) - pos, 0x1000 - ((va + pos) & 0xFFF))
-        gw = walk(d.mem.read_u64, v.current_table(), va + pos)
+        gw = d.paging.debug_walk(v, va + pos)
         if not gw.ok:
             raise GuestFault(f'{va + pos:#x}: {gw.reason}')
         if not d.types.write_frame(gw.maddr, data[pos:pos + chunk], d.domid):
             raise GuestFault(f'{va + pos:#x} is a page table, a descriptor page or not the '
                              'domain\'s')
+        if d.paging.translated:
+            d.paging.guest_wrote(gw.maddr, chunk)
         pos += chunk
     d.cpu.flush_code_cache()
 
@@ -80,7 +82,7 @@ def walk_report(d, va: int, access: str = 'read') -> List[str]:
     """Each level of the guest walk: table frame, index, entry, flags; where it stopped."""
     v = d.running_vcpu()
     want = {'read': 0, 'write': PFEC_WRITE, 'fetch': PFEC_INSN}[access]
-    gw = walk(d.mem.read_u64, v.current_table(), va, want)
+    gw = d.paging.debug_walk(v, va, want)
     mode = 'kernel' if v.kernel_mode else 'user'
     lines = [f'guest walk of {va:#x} ({access}, {mode} tables, root mfn {v.current_table():#x}):']
     for lv in gw.levels:
@@ -105,7 +107,7 @@ def shadow_report(d, va: int) -> List[str]:
     table = d.cpu.reg('cr3') >> 12
     lines = [f'shadow walk of {va:#x} (shadow root mfn {table:#x}, '
              f'shadow of guest L4 {sp.guest_of.get(table, ("?",))[0]:#x}):']
-    gw = walk(d.mem.read_u64, d.running_vcpu().current_table(), va)
+    gw = d.paging.debug_walk(d.running_vcpu(), va)
     for level in (4, 3, 2, 1):
         index = table_index(va, level)
         entry = d.mem.read_u64((table << 12) + index * 8)

@@ -18,7 +18,8 @@ from array import array
 from collections import defaultdict
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
-from pvshadow.shadow.abi.xen import DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
+from pvshadow.shadow.abi.p2m import p2m_ram_shared as _RAM_SHARED
+from pvshadow.shadow.abi.xen import DOMID_COW, DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
 from pvshadow.shadow.machine import PT_TYPES, PageType
 from pvshadow.shadow.paging.types import _PAGE_GNTTAB, is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
@@ -60,7 +61,18 @@ def frame_ledger(frames, types, domains: Iterable) -> Dict[int, List[Ref]]:
                 refs[mfn].append(Ref(f'{name} LDT page {page}', d.domid, PageType.SEG_DESC))
         for mfn, holder, typed in _mapping_refs(d):
             refs[mfn].append(Ref(holder, d.domid, PageType.WRITABLE if typed else None))
+    for mfn, holder in _sharing_refs(domains):
+        refs[mfn].append(Ref(holder, DOMID_COW, PageType.SHARED))
     return refs
+
+
+def _sharing_refs(domains):
+    """(mfn, holder) for the references shared frames' reverse maps hold."""
+    for d in domains:
+        host = getattr(d, 'host', None)
+        if host is not None and host.sharing is not None:
+            return list(host.sharing.ledger_refs())
+    return []
 
 
 def _mapping_refs(d):
@@ -181,6 +193,8 @@ def audit_frames(frames, types, domains) -> List[str]:
             # a grant or IOMMU mapping holds the reference on behalf of the frame's owner
             take(mfn, owner[mfn] if 0 <= mfn < n else -1,
                  PageType.WRITABLE if typed else None, lambda: holder)
+    for mfn, holder in _sharing_refs(domains):
+        take(mfn, DOMID_COW, PageType.SHARED, lambda: holder)
     if count != frames.count or type_count != frames.type_count:
         ledger = frame_ledger(frames, types, domains)
         for mfn, (want, have, want_t, have_t) in enumerate(zip(
@@ -206,6 +220,9 @@ def audit_frames(frames, types, domains) -> List[str]:
             if refs != 1 or not allocated or frames.type_count[mfn]:
                 problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
                                 f'type count {frames.type_count[mfn]}')
+        elif who == DOMID_COW:
+            if not allocated:
+                problems.append(f'{_at(frames, mfn)}: a shared frame without its allocation')
         elif who not in by_id:
             problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
@@ -230,8 +247,10 @@ def _domain_accounts(d, frames) -> List[str]:
                         'frames')
     if d.tot_pages > d.max_pages:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages} over max_pages {d.max_pages}')
+    shared = getattr(d, 'p2m_state', None)
+    shared = {} if shared is None else shared.types
     for pfn, mfn in enumerate(d.p2m):
-        if mfn == INVALID_M2P_ENTRY:
+        if mfn == INVALID_M2P_ENTRY or shared.get(pfn) == _RAM_SHARED:
             continue
         if not frames.is_valid(mfn) or frames.owner[mfn] != d.domid:
             problems.append(f'd{d.domid}: p2m[{pfn:#x}] = {mfn:#x}, a frame it does not own')

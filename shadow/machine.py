@@ -29,6 +29,7 @@ class PageType(IntEnum):
     L3 = 3
     L4 = 4
     SEG_DESC = 5
+    SHARED = 6          # a frame shared between domains, owned by DOMID_COW (mem_sharing)
     WRITABLE = 7
     SHADOW = 8          # a hypervisor frame holding a shadow page table
 

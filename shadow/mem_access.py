@@ -73,9 +73,17 @@ class MemAccess:
         self.in_hook = None
         self.stats = {'violations': 0, 'events': 0, 'relaxed': 0, 'granted_once': 0}
 
+    view = None                              # the altp2m view an event comes from
+
     # --- the tracker ---------------------------------------------------------------------
     def get(self, mfn: int) -> int:
         return self.tracker.get(mfn, self.default)
+
+    host_get = get
+
+    def valid(self, frame: int) -> bool:
+        """Whether set/get_access may name this frame (a PV domain's own mfn)."""
+        return self.domain.owns(frame)
 
     def set_default(self, access: int) -> None:
         self.default = access
@@ -99,7 +107,7 @@ class MemAccess:
                 return -EINVAL
             self.set_default(access)
             return 0
-        owns = self.domain.owns
+        owns = self.valid
         if start == 0 and not (owns(first) if nr == 1 else
                                all(owns(first + i) for i in range(nr))):
             return -EINVAL
@@ -112,9 +120,9 @@ class MemAccess:
         """(rc, access) for one frame, or the default for pfn == ~0."""
         if pfn == xen.ACCESS_START_DEFAULT:
             return 0, self.default
-        if not self.domain.owns(pfn):
+        if not self.valid(pfn):
             return -EINVAL, 0
-        return 0, self.get(pfn)
+        return 0, self.host_get(pfn)
 
     # --- shadows -------------------------------------------------------------------------------
     def shadow_policy(self, target: int, flags: int) -> int:
@@ -252,6 +260,9 @@ class MemAccess:
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
         ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
+        if self.view is not None:
+            req.altp2m_idx = self.view
+            req.flags |= xen.VM_EVENT_FLAG_ALTERNATE_P2M
         vcpu.cpu.snapshot_into(req.regs, in_fault_hook)
         in_hook = self.in_hook if pause else None
         if in_hook is None:
@@ -281,6 +292,10 @@ class MemAccess:
             v = self.domain.vcpus[rsp.vcpu_id]
             if rsp.mem_access.flags & xen.MEM_ACCESS_EMULATE:
                 v.emulate_once = True
+            if rsp.flags & xen.VM_EVENT_FLAG_ALTERNATE_P2M and \
+                    getattr(self.domain, 'p2m_state', None) is not None:
+                from pvshadow.shadow.altp2m import switch_vcpu
+                switch_vcpu(v, rsp.altp2m_idx)     # an invalid view is ignored, as Xen
             if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
                 v.paused_for_event = False
                 fault, v.event_fault = v.event_fault, None
@@ -289,6 +304,58 @@ class MemAccess:
                     # through silently, so it does not fault a second time.
                     self.domain.paging.prefill(v, *fault)
         return 0
+
+
+class TranslatedMemAccess(MemAccess):
+    """mem_access of a translated domain: keyed by gfn, per view. The tracker and
+    default are the host p2m's access; `view` (set by the fault path) says which view an
+    access type is read from or relaxed in, and goes into the request."""
+
+    def host_get(self, gfn: int) -> int:
+        return self.tracker.get(gfn, self.default)
+
+    def get(self, gfn: int) -> int:
+        if self.view:
+            return self.domain.p2m_state.lookup(self.view, gfn).access
+        return self.host_get(gfn)
+
+    def valid(self, gfn: int) -> bool:
+        from pvshadow.shadow.p2m import INVALID_MFN
+        return self.domain.p2m_state.host(gfn).mfn != INVALID_MFN
+
+    def set_default(self, access: int) -> None:
+        self.default = access
+        self.domain.paging.p2m_changed((0,), None, None)
+
+    def set_one(self, gfn: int, access: int) -> None:
+        if self.view:
+            self.domain.p2m_state.set_view_access(self.view, gfn, access)
+        else:
+            self.set_host(gfn, access)
+
+    def set_host(self, gfn: int, access: int) -> None:
+        if access == XENMEM_access_default:
+            self.tracker.pop(gfn, None)
+        else:
+            self.tracker[gfn] = access
+        self.domain.paging.p2m_changed((0,), gfn, self.domain.p2m_state.host(gfn).mfn)
+
+    def _grant_once(self, vcpu, gfn: int, va: int, need: int) -> str:
+        from pvshadow.shadow.paging.emulate import StepRequest
+        self.stats['granted_once'] += 1
+        paging = self.domain.paging
+        mfn = paging.frame_of(vcpu, gfn)
+        if mfn is None:
+            return RETRY
+        paging.set_walk_ad(vcpu, va, PFEC_WRITE if need == W else PFEC_INSN if need == X else 0)
+        if need == W and vcpu.emulator.emulate_store(va, mfn):
+            paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
+            return HANDLED
+        flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
+        if need != X:
+            flags |= _PAGE_NX
+        vcpu.request_step(StepRequest(va, mfn, 0, 0, grant_flags=flags))
+        return HANDLED
 
 
 # A mem_access request's fixed fields, copied into each new request in one go.

@@ -23,7 +23,6 @@ from typing import Optional
 
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import EINVAL
-from pvshadow.shadow.paging.x86 import translate
 
 POLICIES = ('each-switch', 'registration')
 AREA_SIZE = xen.vcpu_runstate_info.size()
@@ -75,8 +74,7 @@ class Runstate:
             self.va = va                      # not serviced while a physical area exists
             return 0
         if d.runstate_policy == 'registration':
-            maddr = translate(d.mem.read_u64, lambda *_: None, caller.current_table(), va,
-                              write=True)
+            maddr = d.paging.translate_va(caller, va, write=True)
             if maddr is None or d.frames.owner[maddr >> 12] != d.domid:
                 return -EINVAL
             rc = self._hold(maddr)
@@ -112,8 +110,7 @@ class Runstate:
         if self.held is not None:
             maddr = self.held
         elif self.va is not None:
-            maddr = translate(d.mem.read_u64, lambda *_: None, self.vcpu.current_table(),
-                              self.va, write=True)
+            maddr = d.paging.translate_va(self.vcpu, self.va, write=True)
             if maddr is None or d.frames.owner[maddr >> 12] != d.domid:
                 self.missed += 1
                 d.log(f'd{d.domid}v{self.vcpu.vcpu_id} failed to walk page-table va '

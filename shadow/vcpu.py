@@ -10,7 +10,7 @@ import struct
 from typing import Optional
 
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.abi.xen import (DOMID_SELF, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
+from pvshadow.shadow.abi.xen import (DOMID_SELF, EINVAL, FLAT_KERNEL_CS64, FLAT_KERNEL_SS64,
                                      HYPERVISOR_VIRT_END, HYPERVISOR_VIRT_START, TI_DPL_MASK,
                                      TI_IF)
 from pvshadow.shadow.bounce import (TBF_INTERRUPT, bounce_user_syscall, create_bounce_frame,
@@ -110,6 +110,8 @@ class VCpu:
         self.emulate_once = False         # the listener asked to let the next access through
         self.emulator = PtWriteEmulator(self)
         self.continuation = None          # (hypercall nr, args) the guest will re-issue
+        self.altp2m_idx = 0               # the p2m view it runs in (translated guests)
+        self.ve_info_gfn = None           # its #VE information page (altp2m notify)
 
     # --- vcpu_info ----------------------------------------------------------------------------
     @property
@@ -143,6 +145,13 @@ class VCpu:
         if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
             raise GuestFault(f'{va:#x} is in the hypervisor area')
         mem = self.domain.mem
+        paging = self.domain.paging
+        if paging.translated:
+            maddr = paging.guest_translate(self, va, write)
+            if maddr is None:
+                raise GuestFault(f'{va:#x}: no {"writable " if write else ""}RAM behind it '
+                                 'in the guest\'s tables and p2m')
+            return maddr
         maddr = translate(mem.read_u64, mem.write_u64, self.current_table(), va, write)
         if maddr is None:
             gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0)
@@ -176,6 +185,8 @@ class VCpu:
             # a foreign frame the domain maps (shadow.xsm) is written as its owner's
             if not d.types.write_frame(maddr, data[pos:pos + chunk], d.frames.owner[maddr >> 12]):
                 raise GuestFault(f'{va:#x} maps a frame that may not be written')
+            if d.paging.translated:
+                d.paging.guest_wrote(maddr, chunk)
             va, pos = va + chunk, pos + chunk
 
     def read_u64(self, va: int) -> int:
@@ -191,7 +202,7 @@ class VCpu:
 
     # --- mode switches ----------------------------------------------------------------------
     def load_cr3(self) -> None:
-        self.cpu.set_cr3(self.domain.paging.cr3_for(self.current_table()))
+        self.cpu.set_cr3(self.domain.paging.cr3_for_vcpu(self))
         if self.domain.paging.mappings_changed is not None:
             self.mappings_changed()
 
@@ -489,6 +500,9 @@ class VCpu:
         if user and mfn == 0:
             rc = 0
         else:
+            mfn = paging.root_frame(mfn)          # a translated guest names a gfn
+            if mfn is None:
+                return -EINVAL
             rc = paging.get_root(mfn)
             if rc:
                 return rc

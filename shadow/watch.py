@@ -17,7 +17,6 @@ from typing import Callable, List, NamedTuple
 
 from unicorn import UC_MEM_WRITE
 
-from pvshadow.shadow.paging.x86 import walk
 
 
 class Watch(NamedTuple):
@@ -83,10 +82,9 @@ class WatchHooks:
         if cpu is None:
             return
         v = self.vcpu
-        mem = v.domain.mem
         for entry in self._hooked:
             watch, maddr, handle = entry
-            gw = walk(mem.read_u64, v.current_table(), watch.va)
+            gw = v.domain.paging.debug_walk(v, watch.va)
             now = gw.maddr if gw.ok else None
             if now == maddr:
                 continue

@@ -32,7 +32,7 @@ from capstone import CS_ARCH_X86, CS_MODE_64, Cs
 from pvshadow.shadow import inspect
 from pvshadow.shadow.abi.xen import ACCESS_BY_NAME, ACCESS_START_DEFAULT
 from pvshadow.shadow.exits import ExitReason, format_registers
-from pvshadow.shadow.paging.x86 import pfec_str, walk
+from pvshadow.shadow.paging.x86 import pfec_str
 from pvshadow.shadow.vcpu import GuestFault
 from pvshadow.tools.interrupt import interruptible
 from pvshadow.tools.tracelog import JsonLog
@@ -129,7 +129,7 @@ class TraceSession:
 
     def _frame_of(self, va: int):
         d = self.domain
-        gw = walk(d.mem.read_u64, d.running_vcpu().current_table(), va)
+        gw = d.paging.debug_walk(d.running_vcpu(), va)
         if gw.ok:
             return gw.mfn
         return gw.levels[-1].entry >> 12 & 0xFFFFFFFFFF if gw.levels and gw.levels[-1].level == 1 \

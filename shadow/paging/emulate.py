@@ -15,7 +15,7 @@ from typing import Optional
 
 from pvshadow.shadow.cpu import ENV_INDEX
 from pvshadow.shadow.disasm import X86_OP_IMM, X86_OP_MEM, X86_OP_REG, decode_one
-from pvshadow.shadow.paging.x86 import ADDR_MASK, PFEC_INSN, leaf_entry, walk
+from pvshadow.shadow.paging.x86 import ADDR_MASK, leaf_entry
 
 _ACCUMULATOR = {1: 'al', 2: 'ax', 4: 'eax', 8: 'rax'}
 _FAST = {'mov', 'xchg', 'cmpxchg'}
@@ -139,7 +139,7 @@ class PtWriteEmulator:
         bytes are unchanged (a store loop decodes its store once)."""
         v = self.vcpu
         mem = v.domain.mem
-        key = (v.current_table(), rip)
+        key = (v.current_table(), rip, v.altp2m_idx)
         hit = self._stores.get(key)
         if hit is not None:
             checks, maddr, code, store = hit
@@ -152,7 +152,7 @@ class PtWriteEmulator:
                     return store
         code = self.fetch_code(rip)
         store = self.decode_store(code, rip) if code else None
-        page = self._code_pages.get((key[0], rip >> 12))
+        page = self._code_pages.get((key[0], rip >> 12, key[2]))
         if code and page is not None and (rip & 0xFFF) + len(code) <= 0x1000:
             if len(self._stores) > 256:
                 self._stores.clear()
@@ -162,8 +162,7 @@ class PtWriteEmulator:
     def fetch_code(self, rip: int) -> bytes:
         v = self.vcpu
         mem = v.domain.mem
-        root = v.current_table()
-        key = (root, rip >> 12)
+        key = (v.current_table(), rip >> 12, v.altp2m_idx)
         hit = self._code_pages.get(key)
         if hit is not None:
             q = mem.q
@@ -172,10 +171,10 @@ class PtWriteEmulator:
                     hit = None
                     break
         if hit is None:
-            gw = walk(mem.read_u64, root, rip, PFEC_INSN)
-            if not gw.ok:
+            page = v.domain.paging.code_page(v, rip)
+            if page is None:
                 return b''
-            hit = (gw.mfn << 12, tuple((lv.entry_maddr >> 3, lv.entry) for lv in gw.levels))
+            hit = (page[0] << 12, page[1])
             if len(self._code_pages) > 64:
                 self._code_pages.clear()
             self._code_pages[key] = hit

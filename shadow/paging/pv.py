@@ -10,7 +10,8 @@ from typing import Optional
 from pvshadow.shadow.abi.xen import EINVAL, VMASST_TYPE_writable_pagetables
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.types import PageTypes
-from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, pte_mfn, table_index
+from pvshadow.shadow.paging.x86 import (PFEC_INSN, _PAGE_PRESENT, GuestWalk, pte_mfn, table_index,
+                                        translate, walk)
 
 LEVEL_OF = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
 PIN_TYPES = {0: PageType.L1, 1: PageType.L2, 2: PageType.L3, 3: PageType.L4}
@@ -61,8 +62,34 @@ class PvPaging:
     last_outcome = 'guest'            # what the last page_fault did (for tracers)
     regions = None                    # read-only regions: shadow paging only
 
+    translated = False                # guest entries name gfns (shadow.paging.translated)
+
     def detach(self) -> None:
         """The domain leaves this mode."""
+
+    def cr3_for_vcpu(self, v) -> int:
+        return self.cr3_for(v.current_table())
+
+    def root_frame(self, frame: int) -> Optional[int]:
+        """The machine frame a base-pointer hypercall names (a PV guest names mfns)."""
+        return frame
+
+    def translate_va(self, vcpu, va: int, write: bool = False) -> Optional[int]:
+        """The machine address behind va in vcpu's current tables, for the hypervisor's
+        own reads and writes (no accessed/dirty update), or None."""
+        return translate(self.mem.read_u64, lambda *_: None, vcpu.current_table(), va, write)
+
+    def debug_walk(self, vcpu, va: int, access: int = 0) -> GuestWalk:
+        """A walk of va for front ends and watchpoints (nothing written)."""
+        return walk(self.mem.read_u64, vcpu.current_table(), va, access)
+
+    def code_page(self, vcpu, rip: int):
+        """(frame, ((entry word, entry) at each level)) of the code page at rip, or None:
+        the emulator's fetch, re-validated by those entries."""
+        gw = walk(self.mem.read_u64, vcpu.current_table(), rip, PFEC_INSN)
+        if not gw.ok:
+            return None
+        return gw.mfn, tuple((lv.entry_maddr >> 3, lv.entry) for lv in gw.levels)
 
     # --- roots ------------------------------------------------------------------------------
     def get_root(self, mfn: int) -> int:

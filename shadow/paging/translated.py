@@ -1,0 +1,677 @@
+"""Shadow paging for translated PV guests (Xen's PV shadow-translate, with altp2m views).
+
+A translated guest's page-table entries name gfns, and its p2m (shadow.p2m) is
+authoritative. The guest's tables are under no PV type rules: the guest writes them as
+ordinary memory, and shadow paging keeps up as Xen's shadow code does for HVM guests:
+
+- the walk (guest_walk) translates each table's gfn through the vCPU's view, and a
+  table is never a shared frame (a walk that meets one unshares it first);
+- _sh_propagate maps the view's effective frame for the leaf gfn with guest rights ∩
+  p2m type (ram_ro and ram_shared read-only, mmio_dm and invalid absent) ∩ the view's
+  access ∩ "a shadowed guest table is never writable";
+- a guest store into a shadowed table traps, is emulated as raw bytes, and every shadow
+  of that entry, in every view, is dropped (sh_validate_guest_entry);
+- a p2m change drops, in the views it touches, every shadow mapping of the old frame and
+  every shadow of it as a table (Xen's shadow_write_p2m_entry).
+
+Shadows are kept per (view, guest table): each view has its own shadow hash, mapping
+index and parents, and a vCPU's switch of view loads that view's root (blowing nothing).
+The ShadowPaging code runs on the active view's set; `_activate` swaps it in.
+"""
+from typing import Dict, List, Optional
+
+from pvshadow.shadow.abi.p2m import p2m_mmio_dm, p2m_ram_ro, p2m_ram_rw, p2m_ram_shared
+from pvshadow.shadow.abi.xen import (DOMID_COW, EINVAL, ENOMEM, HYPERVISOR_VIRT_END,
+                                     HYPERVISOR_VIRT_START, MEM_ACCESS_FAULT_WITH_GLA)
+from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.mem_access import PERMITS, SHADOW_RIGHTS, _expressible, access_of_fault
+from pvshadow.shadow.p2m import INVALID_MFN
+from pvshadow.shadow.paging.shadow import PoolExhausted, ShadowPaging, _walk_access
+from pvshadow.shadow.paging.types import is_guest_l4_slot
+from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX,
+                                        _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER,
+                                        PFEC_INSN, PFEC_PRESENT, PFEC_RSVD, PFEC_USER,
+                                        PFEC_WRITE, GuestWalk, WalkLevel, is_canonical)
+
+_RESERVED = (ADDR_MASK & ~((1 << 40) - 1))
+
+
+class _Set:
+    """One view's shadows."""
+    __slots__ = ('shadow_of', 'guest_of', 'parents', 'maps_of')
+
+    def __init__(self):
+        self.shadow_of, self.guest_of, self.parents, self.maps_of = {}, {}, {}, {}
+
+
+class TranslatedWalk:
+    """What guest_walk saw: levels as (level, table mfn, index, raw entry), the same with
+    each entry's frame translated (what _propagate builds from), the leaf gfn and its
+    effective p2m entry, or the error code of the guest's fault."""
+    __slots__ = ('levels', 'translated', 'gfn', 'entry', 'pfec', 'reason')
+
+    def __init__(self):
+        self.levels, self.translated = [], []
+        self.gfn = self.entry = None
+        self.pfec, self.reason = 0, ''
+
+    @property
+    def ok(self) -> bool:
+        return self.entry is not None
+
+
+class TranslatedPaging(ShadowPaging):
+    translated = True
+
+    def __init__(self, domain, *args, **kwargs):
+        super().__init__(domain.domid, *args, **kwargs)
+        self.domain = domain
+        self.p2m = domain.p2m_state
+        self.p2m.on_change = self.p2m_changed
+        self.view = 0
+        first = _Set()
+        self.shadow_of, self.guest_of, self.parents, self.maps_of = \
+            first.shadow_of, first.guest_of, first.parents, first.maps_of
+        self._sets: Dict[int, _Set] = {0: first}
+        self.types.listeners.pop(self.domid, None)     # no PV type rules here
+        self.stats['unshared_on_write'] = 0
+
+    # --- views --------------------------------------------------------------------------------
+    def _activate(self, idx: int) -> None:
+        if idx == self.view:
+            return
+        s = self._sets.get(idx)
+        if s is None:
+            s = self._sets[idx] = _Set()
+        self.shadow_of, self.guest_of, self.parents, self.maps_of = \
+            s.shadow_of, s.guest_of, s.parents, s.maps_of
+        self.view = idx
+
+    def _each_view(self, views=None):
+        """Activate each view's set in turn (those given, or all), then the first again."""
+        was = self.view
+        for idx in list(self._sets) if views is None else views:
+            if idx in self._sets:
+                self._activate(idx)
+                yield idx
+        self._activate(was)
+
+    def cr3_for_vcpu(self, v) -> int:
+        self._activate(v.altp2m_idx)
+        return self.cr3_for(v.current_table())
+
+    def is_guest_table(self, mfn: int) -> bool:
+        for s in self._sets.values():
+            so = s.shadow_of
+            if (mfn, 1) in so or (mfn, 2) in so or (mfn, 3) in so or (mfn, 4) in so:
+                return True
+        return False
+
+    def get_shadow(self, gmfn: int, level: int) -> int:
+        fresh = (gmfn, level) not in self.shadow_of and not self.is_guest_table(gmfn)
+        smfn = super().get_shadow(gmfn, level)
+        if fresh:
+            # a frame becomes a shadowed table: no view may keep it writable
+            for s in self._sets.values():
+                for maddr in s.maps_of.get(gmfn, ()):
+                    sentry = self.mem.q[maddr >> 3]
+                    if sentry & _PAGE_RW:
+                        self.mem.q[maddr >> 3] = sentry & ~(_PAGE_RW | _PAGE_DIRTY)
+            self.flush_tlb()
+        return smfn
+
+    # --- the p2m's changes --------------------------------------------------------------------------
+    def p2m_changed(self, views, gfn, old_mfn) -> None:
+        """shadow_write_p2m_entry: in the views touched (None: all), drop every shadow
+        mapping of the old frame and every shadow of it as a table; a reset view (gfn
+        None) loses all its shadows. Reloads CR3 when a root shadow went."""
+        reload = False
+        for idx in self._each_view(views):
+            if gfn is None:
+                reload |= bool(self.guest_of)
+                self._blow_active()
+                continue
+            if old_mfn is None or old_mfn == INVALID_MFN:
+                continue
+            self.sh_remove_all_mappings(old_mfn)
+            if (old_mfn, 4) in self.shadow_of:
+                reload = True
+            self.sh_destroy_shadow(old_mfn)
+        self.tables_generation += 1
+        if reload:
+            self.on_blow()
+
+    def _blow_active(self) -> None:
+        for smfn in self.guest_of:
+            self.pool.free(smfn)
+        self.shadow_of.clear()
+        self.guest_of.clear()
+        self.parents.clear()
+        self.maps_of.clear()
+        self.flush_tlb()
+
+    def shadow_blow_tables(self, reload: bool = True) -> int:
+        count = 0
+        for _ in self._each_view():
+            count += len(self.guest_of)
+            self._blow_active()
+        self.stats['blown'] += 1
+        if reload:
+            self.on_blow()
+        return count
+
+    def reclaim(self) -> int:
+        freed = 0
+        active = self.view
+        for idx in self._each_view():
+            if idx != active:
+                freed += len(self.guest_of)
+                self._blow_active()
+        return freed + super().reclaim()
+
+    def detach(self) -> None:
+        self.shadow_blow_tables(reload=False)
+
+    def live_shadows(self) -> int:
+        return sum(len(s.guest_of) for s in self._sets.values())
+
+    # --- the guest walk ---------------------------------------------------------------------------
+    def table_frame(self, gfn: int) -> Optional[int]:
+        """The machine frame of a guest table at gfn in the active view: never a shared
+        frame (unshared first), always the domain's own RAM; None for anything else."""
+        entry = self.p2m.lookup(self.view, gfn)
+        if entry.type == p2m_ram_shared:
+            source = self._source(gfn)
+            if self.p2m.sharing.unshare(self.domain, source):
+                return None                       # out of memory: a fault the guest sees
+            entry = self.p2m.lookup(self.view, gfn)
+        if entry.mfn == INVALID_MFN or entry.type not in (p2m_ram_rw, p2m_ram_ro) or \
+                self.frames.owner[entry.mfn] != self.domid:
+            return None
+        return entry.mfn
+
+    def _source(self, gfn: int) -> int:
+        """The host gfn whose frame the active view shows at gfn."""
+        view = self.p2m.view(self.view) if self.view else None
+        entry = view.entries.get(gfn) if view is not None else None
+        return entry.source if entry is not None else gfn
+
+    def guest_walk(self, root: int, va: int, access: int, set_ad: bool) -> TranslatedWalk:
+        """Walk the guest's tables for va in the active view (KVM's walker shape). With
+        set_ad, accessed bits are set on the way and the leaf's A (and D for a write) on
+        success, as the CPU would."""
+        gw = TranslatedWalk()
+        pfec = access & (PFEC_WRITE | PFEC_USER | PFEC_INSN)
+        if not is_canonical(va):
+            gw.pfec, gw.reason = pfec, 'non-canonical address'
+            return gw
+        q = self.mem.q
+        table = root
+        rw, nx = True, False
+        for level, shift in ((4, 39), (3, 30), (2, 21), (1, 12)):
+            index = (va >> shift) & 511
+            entry = q[(table << 9) + index]
+            gw.levels.append((level, table, index, entry))
+            if not entry & _PAGE_PRESENT:
+                gw.pfec, gw.reason = pfec, f'L{level}: not present'
+                return gw
+            if entry & _RESERVED or entry & _PAGE_PSE:
+                gw.pfec, gw.reason = pfec | PFEC_PRESENT | PFEC_RSVD, f'L{level}: reserved bit'
+                return gw
+            rw &= bool(entry & _PAGE_RW)
+            nx |= bool(entry & _PAGE_NX)
+            gfn = (entry & ADDR_MASK) >> 12
+            if level > 1:
+                child = self.table_frame(gfn)
+                if child is None:
+                    gw.pfec, gw.reason = pfec, f'L{level}: table gfn {gfn:#x} is not RAM'
+                    return gw
+                if set_ad and not entry & _PAGE_ACCESSED:
+                    entry |= _PAGE_ACCESSED
+                    q[(table << 9) + index] = entry
+                    gw.levels[-1] = (level, table, index, entry)
+                gw.translated.append((level, table, index, (entry & ~ADDR_MASK) | (child << 12)))
+                table = child
+        if access & PFEC_WRITE and not rw or access & PFEC_INSN and nx:
+            gw.pfec = pfec | PFEC_PRESENT
+            gw.reason = 'write to a read-only mapping' if access & PFEC_WRITE and not rw \
+                else 'fetch from a no-execute mapping'
+            return gw
+        level, table, index, entry = gw.levels[-1]
+        gw.gfn = (entry & ADDR_MASK) >> 12
+        entry = self.p2m.lookup(self.view, gw.gfn)
+        if entry.mfn != INVALID_MFN and self.view:
+            entry = self.p2m.materialize(self.view, gw.gfn)     # the lazy copy
+        gw.entry = entry
+        if entry.mfn == INVALID_MFN and entry.type != p2m_mmio_dm:
+            gw.entry = None
+            gw.pfec, gw.reason = pfec | PFEC_PRESENT, f'gfn {gw.gfn:#x} has no frame'
+            return gw
+        if set_ad:
+            want = entry | _PAGE_ACCESSED | (_PAGE_DIRTY if access & PFEC_WRITE else 0)
+            if want != entry:
+                q[(table << 9) + index] = entry = want
+                gw.levels[-1] = (level, table, index, entry)
+        mfn = gw.entry.mfn if gw.entry.mfn != INVALID_MFN else 0
+        gw.translated.append((1, table, index, (entry & ~ADDR_MASK) | (mfn << 12)))
+        return gw
+
+    # --- the fault path ---------------------------------------------------------------------------
+    def sh_page_fault(self, vcpu, va: int, error_code: int):
+        self.last_guest_walk = self.last_fault_leaf = None
+        self.last_outcome = 'guest'
+        if HYPERVISOR_VIRT_START <= va < HYPERVISOR_VIRT_END:
+            return error_code
+        self._activate(vcpu.altp2m_idx)
+        access = _walk_access(vcpu, error_code)
+        root = vcpu.current_table()
+        gw = self.guest_walk(root, va, access, set_ad=False)
+        if not gw.ok:
+            self.stats['guest_faults'] += 1
+            self.last_guest_walk = gw
+            return gw.pfec
+        need = access_of_fault(error_code)
+        entry = gw.entry
+        if entry.type == p2m_mmio_dm:
+            return self._mmio(vcpu, gw, va)
+        if need == 2 and entry.type == p2m_ram_shared:
+            return self._unshare_on_write(vcpu, gw)
+        mem_access = self.domain.mem_access
+        if not (PERMITS[entry.access] & need and _expressible(entry.access, need)):
+            mem_access.view = self.view if self.p2m.altp2m_active else None
+            outcome = mem_access._check(vcpu, gw.gfn, va & 0xFFF, va, need,
+                                        MEM_ACCESS_FAULT_WITH_GLA)
+            if outcome == 'handled':
+                self.last_outcome = 'access'
+                return None
+            self._activate(vcpu.altp2m_idx)
+            gw = self.guest_walk(root, va, access, set_ad=False)    # a listener may have
+            if not gw.ok:                                           # changed anything
+                return gw.pfec
+            entry = gw.entry
+        if need == 2:
+            if entry.type == p2m_ram_ro:
+                return self._discard_write(vcpu, va)
+            if self.is_guest_table(entry.mfn):
+                return self._emulate_table_store(vcpu, va, entry.mfn, error_code)
+        gw = self.guest_walk(root, va, access, set_ad=True)
+        if not gw.ok:
+            return gw.pfec
+        self._leaf = gw.entry
+        try:
+            self._propagate(root, gw.translated)
+        except PoolExhausted:
+            self.reclaim()
+            self._activate(vcpu.altp2m_idx)
+            self._propagate(root, gw.translated)
+        self.stats['shadow_fills'] += 1
+        self.last_outcome = 'shadow'
+        if self.audit_after_fault:
+            problems = self._audit_chain(root, gw)
+            if problems:
+                from pvshadow.shadow.paging.shadow import AuditError
+                raise AuditError('; '.join(problems[:5]))
+        return None
+
+    page_fault = sh_page_fault
+
+    def _unshare_on_write(self, vcpu, gw):
+        """A write to a shared frame: unshare the host gfn this view shows, then the
+        store retries on the private copy. Out of memory: the sharing ring's request,
+        or the domain crashed."""
+        source = self._source(gw.gfn)
+        rc = self.p2m.sharing.unshare(self.domain, source)
+        if rc == -ENOMEM:
+            from pvshadow.shadow.mem_sharing import notify_enomem
+            notify_enomem(self.domain, vcpu, source)
+        else:
+            self.stats['unshared_on_write'] += 1
+        self.last_outcome = 'unshare'
+        return None
+
+    def _discard_write(self, vcpu, va: int):
+        """A write to ram_ro: dropped, the instruction completes (Xen's HVM handling)."""
+        store = vcpu.emulator.store_at(vcpu.cpu.fault_rip)
+        if store is None:
+            vcpu.crash(f'a write to read-only RAM at {va:#x} by an instruction pvshadow '
+                       'cannot decode')
+            return None
+        vcpu.cpu.rip = vcpu.cpu.fault_rip + store.length
+        self.stats['ro_writes_discarded'] += 1
+        self.last_outcome = 'discarded'
+        return None
+
+    def _mmio(self, vcpu, gw, va: int):
+        """mmio_dm: the device model's. A decodable store leaves as an mmio exit (the
+        instruction completed); anything else ends the run (internal_error)."""
+        emulator = vcpu.emulator
+        rip = vcpu.cpu.fault_rip
+        store = emulator.store_at(rip)
+        if store is None or store.mnemonic != 'mov':
+            vcpu.request_exit(Exit(ExitReason.INTERNAL_ERROR,
+                                   message=f'an access to mmio_dm gfn {gw.gfn:#x} at {va:#x} '
+                                           'that is not a store pvshadow decodes'))
+            return None
+        value = vcpu.cpu.reg(store.source_reg) if store.source_reg else store.imm
+        address = (gw.gfn << 12) | (va & 0xFFF)
+        vcpu.cpu.rip = rip + store.length
+        vcpu.request_exit(Exit(ExitReason.MMIO, message=f'{store.size}-byte write to mmio_dm '
+                               f'at {address:#x}',
+                               mmio={'address': address, 'gla': va, 'size': store.size,
+                                     'data': value & ((1 << (8 * store.size)) - 1),
+                                     'direction': 'write', 'region': 'mmio_dm', 'romd': False,
+                                     'rip': rip}))
+        self.last_outcome = 'mmio'
+        return None
+
+    def _emulate_table_store(self, vcpu, va: int, mfn: int, error_code: int):
+        """A store into a shadowed guest table: applied as raw bytes, then every shadow
+        of the entries it touched, in every view, is dropped. A store the emulator does
+        not decode unshadows the table (Xen's fallback), unless it is a root in use."""
+        emulator = vcpu.emulator
+        rip = vcpu.cpu.fault_rip
+        store = emulator.store_at(rip)
+        if store is not None and (va & 0xFFF) + store.size <= 0x1000:
+            from pvshadow.shadow.paging.emulate import APPLIED
+            if emulator._fast(store, va, mfn, 0, in_fault_hook=True) is APPLIED:
+                vcpu.cpu.rip = rip + store.length
+                self.table_written(mfn, va & 0xFFF, store.size)
+                self.stats['pt_writes_emulated'] += 1
+                self.last_outcome = 'emulated'
+                return None
+        roots = {r for v in self.domain.vcpus for r in (v.guest_table, v.guest_table_user) if r}
+        if mfn in roots:
+            vcpu.crash(f'an instruction pvshadow cannot emulate wrote the top-level table '
+                       f'at mfn {mfn:#x}')
+            return None
+        for _ in self._each_view():
+            self.sh_destroy_shadow(mfn)
+        self.stats['unshadowed'] += 1
+        return None
+
+    def table_written(self, mfn: int, offset: int, size: int) -> None:
+        """sh_validate_guest_entry in every view for the entries bytes [offset, +size)
+        of guest table mfn cover."""
+        self.tables_generation += 1
+        first, last = offset >> 3, (offset + size - 1) >> 3
+        dropped = False
+        q = self.mem.q
+        for _ in self._each_view():
+            for index in range(first, last + 1):
+                for level in (1, 2, 3, 4):
+                    smfn = self.shadow_of.get((mfn, level))
+                    if smfn is None or level == 4 and not is_guest_l4_slot(index):
+                        continue
+                    maddr = (smfn << 12) + index * 8
+                    current = q[maddr >> 3]
+                    if current & _PAGE_PRESENT:
+                        self._unhook(maddr, current, level)
+                        q[maddr >> 3] = 0
+                        dropped = True
+        if dropped:
+            self.flush_tlb()
+        if self.mappings_changed is not None:
+            self.mappings_changed()
+
+    def _sh_propagate(self, gl1e: int) -> int:
+        """The shadow L1 entry for a translated leaf (gl1e carries the machine frame;
+        self._leaf is its p2m entry in the active view)."""
+        leaf = self._leaf
+        target = (gl1e & ADDR_MASK) >> 12
+        if leaf.mfn != target or leaf.type not in (p2m_ram_rw, p2m_ram_ro, p2m_ram_shared):
+            return 0
+        owner = self.frames.owner[target]
+        if owner != self.domid and not (owner == DOMID_COW and leaf.type == p2m_ram_shared):
+            return 0
+        present, writable, executable = SHADOW_RIGHTS[leaf.access]
+        if not present:
+            return 0
+        flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (gl1e & _PAGE_NX)
+        if gl1e & _PAGE_RW and gl1e & _PAGE_DIRTY and writable and leaf.type == p2m_ram_rw \
+                and not self.is_guest_table(target):
+            flags |= _PAGE_RW | _PAGE_DIRTY
+        if not executable:
+            flags |= _PAGE_NX
+        return (target << 12) | flags
+
+    def prefill(self, vcpu, va: int, error_code: int) -> None:
+        """A resumed vCPU's retry simply faults again here."""
+
+    # --- accesses the hypervisor makes for the guest ---------------------------------------------
+    def guest_translate(self, vcpu, va: int, write: bool) -> Optional[int]:
+        """copy_to/from_guest's translation: the machine address behind va in the vCPU's
+        view, a shared frame unshared first for a write; None when the guest's tables or
+        p2m give none (or a write to ram_ro)."""
+        self._activate(vcpu.altp2m_idx)
+        access = PFEC_WRITE if write else 0
+        gw = self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+        if not gw.ok or gw.entry.mfn == INVALID_MFN:
+            return None
+        if write and gw.entry.type == p2m_ram_shared:
+            if self.p2m.sharing.unshare(self.domain, self._source(gw.gfn)):
+                return None
+            gw = self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+            if not gw.ok:
+                return None
+        if write and gw.entry.type != p2m_ram_rw:
+            return None
+        return (gw.entry.mfn << 12) | (va & 0xFFF)
+
+    def guest_wrote(self, maddr: int, size: int) -> None:
+        """The hypervisor wrote guest memory: a shadowed table's shadows follow."""
+        mfn = maddr >> 12
+        if self.is_guest_table(mfn):
+            self.table_written(mfn, maddr & 0xFFF, size)
+
+    def translate_va(self, vcpu, va: int, write: bool = False) -> Optional[int]:
+        return self.guest_translate(vcpu, va, write)
+
+    def debug_walk(self, vcpu, va: int, access: int = 0) -> GuestWalk:
+        """The walk as x86.walk reports it (raw guest entries; the frame is the view's)."""
+        was = self.view
+        self._activate(vcpu.altp2m_idx)
+        tw = self.guest_walk(vcpu.current_table(), va, access, set_ad=False)
+        self._activate(was)
+        gw = GuestWalk(va=va, access=access,
+                       levels=[WalkLevel(*lv) for lv in tw.levels], pfec=tw.pfec,
+                       reason=tw.reason)
+        if tw.ok and tw.entry.mfn != INVALID_MFN:
+            gw.mfn = tw.entry.mfn
+        elif tw.ok:
+            gw.reason = f'gfn {tw.gfn:#x} is mmio_dm'
+        gw.writable = all(e & _PAGE_RW for _l, _t, _i, e in tw.levels)
+        gw.executable = not any(e & _PAGE_NX for _l, _t, _i, e in tw.levels)
+        return gw
+
+    def find_l1_entry(self, l4_mfn: int, va: int):
+        return None                    # no PV grant mapping by PTE for a translated guest
+
+    def code_page(self, vcpu, rip: int):
+        """(frame, ((entry word, entry), ...)) of the code page at rip, for the emulator."""
+        self._activate(vcpu.altp2m_idx)
+        gw = self.guest_walk(vcpu.current_table(), rip, PFEC_INSN, set_ad=False)
+        if not gw.ok or gw.entry.mfn == INVALID_MFN:
+            return None
+        return gw.entry.mfn, tuple(((t << 9) + i, e) for _l, t, i, e in gw.levels)
+
+    def set_walk_ad(self, vcpu, va: int, access: int) -> None:
+        self._activate(vcpu.altp2m_idx)
+        self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+
+    def frame_of(self, vcpu, gfn: int) -> Optional[int]:
+        entry = self.p2m.lookup(vcpu.altp2m_idx, gfn)
+        return None if entry.mfn == INVALID_MFN else entry.mfn
+
+    def shadow_l1e_maddr(self, vcpu, va: int) -> int:
+        self._activate(vcpu.altp2m_idx)
+        root = vcpu.current_table()
+        gw = self.guest_walk(root, va, 0, set_ad=False)
+        self._leaf = gw.entry
+        return self._propagate(root, gw.translated)
+
+    def prefault_code(self, vcpu, rip: int) -> None:
+        self._activate(vcpu.altp2m_idx)
+        root = vcpu.current_table()
+        for va in {rip & ~0xFFF, (rip + 15) & ~0xFFF}:
+            gw = self.guest_walk(root, va, PFEC_INSN, set_ad=True)
+            if gw.ok and gw.entry.mfn != INVALID_MFN:
+                self._leaf = gw.entry
+                try:
+                    self._propagate(root, gw.translated)
+                except PoolExhausted:
+                    self.reclaim()
+                    self._activate(vcpu.altp2m_idx)
+                    self._propagate(root, gw.translated)
+
+    # --- what a PV guest does with hypercalls, on gfns -------------------------------------------
+    def root_frame(self, gfn: int) -> Optional[int]:
+        """NEW_BASEPTR names a gfn: its host frame, which must be the domain's RAM."""
+        entry = self.p2m.host(gfn)
+        if entry.mfn == INVALID_MFN or entry.type not in (p2m_ram_rw, p2m_ram_ro) or \
+                self.frames.owner[entry.mfn] != self.domid:
+            return None
+        return entry.mfn
+
+    def get_root(self, mfn: int) -> int:
+        return 0 if self.types.get_page(mfn, self.domid) else -EINVAL
+
+    def put_root(self, mfn: int) -> None:
+        self.types.put_page(mfn)
+
+    def pin(self, mfn: int, level: int) -> int:
+        return -EINVAL                 # no PV type system for a translated guest's tables
+
+    def unpin(self, mfn: int) -> int:
+        return -EINVAL
+
+    def table_level(self, mfn: int):
+        return None
+
+    def pt_update(self, ptr: int, val: int, preserve_ad: bool = False,
+                  pg_owner: Optional[int] = None) -> int:
+        """MMU_NORMAL_PT_UPDATE for a translated guest: ptr is a guest-physical address,
+        val an entry naming a gfn; written as the guest would store it."""
+        if pg_owner not in (None, self.domid) or ptr & 7:
+            return -EINVAL
+        entry = self.p2m.host(ptr >> 12)
+        if entry.type == p2m_ram_shared:
+            if self.p2m.sharing.unshare(self.domain, ptr >> 12):
+                return -ENOMEM
+            entry = self.p2m.host(ptr >> 12)
+        if entry.mfn == INVALID_MFN or entry.type != p2m_ram_rw or \
+                self.frames.owner[entry.mfn] != self.domid:
+            return -EINVAL
+        maddr = (entry.mfn << 12) | (ptr & 0xFFF)
+        if preserve_ad:
+            val = val | (self.mem.q[maddr >> 3] & (_PAGE_ACCESSED | _PAGE_DIRTY))
+        self.mem.q[maddr >> 3] = val
+        self.guest_wrote(maddr, 8)
+        return 0
+
+    def update_va_mapping(self, l4_mfn: int, va: int, val: int,
+                          pg_owner: Optional[int] = None) -> int:
+        self._activate(0)
+        q = self.mem.q
+        table = l4_mfn
+        for shift in (39, 30, 21):
+            e = q[(table << 9) + ((va >> shift) & 511)]
+            if not e & _PAGE_PRESENT:
+                return -EINVAL
+            table = self.table_frame((e & ADDR_MASK) >> 12)
+            if table is None:
+                return -EINVAL
+        maddr = (table << 12) + ((va >> 12) & 511) * 8
+        q[maddr >> 3] = val
+        self.guest_wrote(maddr, 8)
+        return 0
+
+    def write_guest_entry(self, *args, **kwargs) -> int:
+        return -EINVAL
+
+    def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
+        return False
+
+    # --- audit ----------------------------------------------------------------------------------------
+    def audit(self) -> List[str]:
+        """Every live shadow entry, in every view, against the guest entry and the view's
+        p2m: an upper entry points at the shadow of the table its gfn names in that view;
+        a leaf maps that view's effective frame, with no right the rules withhold."""
+        problems = []
+        for idx in self._each_view():
+            problems += [f'view {idx}: {p}' for p in self._audit_active()]
+        return problems
+
+    def _audit_active(self) -> List[str]:
+        problems = []
+        q = self.mem.q
+        for smfn, (gmfn, level) in self.guest_of.items():
+            for index in range(512):
+                if level == 4 and not is_guest_l4_slot(index):
+                    continue
+                sentry = q[(smfn << 9) + index]
+                if sentry & _PAGE_PRESENT:
+                    problems += self._check(smfn, gmfn, level, index, sentry,
+                                            q[(gmfn << 9) + index])
+        return problems
+
+    def _check(self, smfn, gmfn, level, index, sentry, gentry) -> List[str]:
+        at = f'shadow L{level} {smfn:#x} (guest {gmfn:#x}) entry {index}'
+        if not gentry & _PAGE_PRESENT or not gentry & _PAGE_ACCESSED:
+            return [f'{at}: present, but the guest entry is not present and accessed']
+        gfn = (gentry & ADDR_MASK) >> 12
+        entry = self.p2m.lookup(self.view, gfn)
+        problems = []
+        if sentry & _PAGE_RW and not gentry & _PAGE_RW:
+            problems.append(f'{at}: writable where the guest entry is not')
+        if level > 1:
+            if self.shadow_of.get((entry.mfn, level - 1)) != (sentry & ADDR_MASK) >> 12:
+                problems.append(f'{at}: does not point at the shadow of gfn {gfn:#x} '
+                                f'(mfn {entry.mfn:#x} in view {self.view})')
+            return problems
+        target = (sentry & ADDR_MASK) >> 12
+        if target != entry.mfn:
+            problems.append(f'{at}: maps mfn {target:#x}, but gfn {gfn:#x} is mfn '
+                            f'{entry.mfn:#x} in view {self.view}')
+        if sentry & _PAGE_RW and (entry.type != p2m_ram_rw or self.is_guest_table(target) or
+                                  not SHADOW_RIGHTS[entry.access][1] or
+                                  not gentry & _PAGE_DIRTY):
+            problems.append(f'{at}: writable, but the rules withhold write from mfn '
+                            f'{target:#x} ({entry.type}, access {entry.access})')
+        if not SHADOW_RIGHTS[entry.access][0]:
+            problems.append(f'{at}: present under access {entry.access}')
+        if self.frames.owner[target] not in (self.domid, DOMID_COW):
+            problems.append(f'{at}: maps mfn {target:#x}, which is not the domain\'s')
+        return problems
+
+    def _audit_chain(self, root: int, gw) -> List[str]:
+        problems = []
+        for maddr in self._chain(root, gw.translated):
+            smfn = maddr >> 12
+            gmfn, level = self.guest_of.get(smfn, (None, None))
+            if gmfn is None:
+                problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
+                continue
+            index = (maddr & 0xFFF) >> 3
+            sentry = self.mem.q[maddr >> 3]
+            if sentry & _PAGE_PRESENT:
+                problems += self._check(smfn, gmfn, level, index, sentry,
+                                        self.mem.q[(gmfn << 9) + index])
+        return problems
+
+    def check_audit(self, entries=None) -> None:
+        from pvshadow.shadow.paging.shadow import AuditError
+        problems = self.audit()
+        if problems:
+            raise AuditError('; '.join(problems[:5]))
+
+    def shared_writable(self, pages) -> List[str]:
+        """Shadow entries, in any view, that map a shared frame writable."""
+        out = []
+        for idx, s in self._sets.items():
+            for mfn in pages:
+                for maddr in s.maps_of.get(mfn, ()):
+                    if self.mem.q[maddr >> 3] & _PAGE_RW:
+                        out.append(f'view {idx}: shadow entry {maddr:#x} maps shared mfn '
+                                   f'{mfn:#x} writable')
+        return out
+
