@@ -7,6 +7,7 @@ the bootstrap stack [rsp at its top]. The region ends on a 4 MiB boundary with a
 512 KiB of padding after the stack, and maps 1:1 onto the first pseudo-physical frames.
 Everything is mapped writable except the page tables, which are read-only.
 """
+from array import array
 from dataclasses import dataclass
 
 from pvshadow.guests.hypercall_page import hypercall_page
@@ -120,8 +121,11 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     if image.hypercall_page is not None:
         # the page holding the address the note gives, as Xen's builder fills it
         write_va(image.hypercall_page & ~(PAGE - 1), hypercall_page())
-    write_va(layout.p2m, d.p2m[:nr_pages].tobytes())
-    l4_mfn = _build_page_tables(d, layout)
+    # A translated guest's "p2m list" is the identity (its frames are its gfns), as
+    # Xen's builder leaves it for an auto-translated guest.
+    write_va(layout.p2m, array('Q', range(nr_pages)).tobytes() if d.translated
+             else d.p2m[:nr_pages].tobytes())
+    root = _build_page_tables(d, layout)
 
     from pvshadow.shadow.console import console_backend
     from pvshadow.shadow.xenstore import xenstore_backend
@@ -138,10 +142,17 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     d.store_evtchn = d.evtchn.backend_port(xenstore_backend(d))
     d.name = name or f'pvshadow-d{d.domid}'
     host.store.introduce(d, d.name)
+    shared_info, store, console = d.shared_info_mfn, d.store_ring_mfn, d.console_ring_mfn
+    if d.translated:
+        # Everything the guest is told names a gfn: shared_info is placed just past its
+        # RAM (where XENMEM_add_to_physmap would put it), the rings at their pfns.
+        shared_info = nr_pages
+        d.p2m_state.set_host_entry(shared_info, d.shared_info_mfn)
+        store, console = layout.pfn(layout.xenstore), layout.pfn(layout.console)
     si = xen.start_info(magic=START_INFO_MAGIC, nr_pages=nr_pages,
-                        shared_info=d.shared_info_mfn << 12, flags=0,
-                        store_mfn=d.store_ring_mfn, store_evtchn=d.store_evtchn,
-                        console_mfn=d.console_ring_mfn, console_evtchn=d.console_evtchn,
+                        shared_info=shared_info << 12, flags=0,
+                        store_mfn=store, store_evtchn=d.store_evtchn,
+                        console_mfn=console, console_evtchn=d.console_evtchn,
                         pt_base=layout.page_tables, nr_pt_frames=layout.nr_pt_frames,
                         mfn_list=layout.p2m, cmd_line=cmdline.encode()[:xen.MAX_GUEST_CMDLINE - 1])
     write_va(layout.start_info, bytes(si))
@@ -149,7 +160,7 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
     mem.write_u64((d.shared_info_mfn << 12) + shared, nr_pages)
 
     v = d.vcpus[0]
-    rc = v.set_guest_table(l4_mfn, user=False)
+    rc = v.set_guest_table(root, user=False)
     if rc:
         raise RuntimeError(f'bootstrap page tables failed validation ({rc})')
     d.entry = (image.entry, layout.stack + PAGE, layout.start_info)
@@ -158,8 +169,11 @@ def _build(host, d, image, layout, nr_pages, memory_mb, cmdline, name) -> None:
 
 
 def _build_page_tables(d: Domain, layout: BootLayout) -> int:
-    """Map [v_start, v_end) 1:1 onto pfns, page-table frames read-only; returns the L4."""
+    """Map [v_start, v_end) 1:1 onto pfns, page-table frames read-only; returns the L4
+    (what a base pointer names: its mfn, or for a translated guest its gfn, whose
+    entries name gfns and whose tables it may write as ordinary memory)."""
     mem = d.mem
+    frame = (lambda pfn: pfn) if d.translated else (lambda pfn: d.p2m[pfn])
     pt_pfns = iter(range(layout.pfn(layout.page_tables),
                          layout.pfn(layout.page_tables) + layout.nr_pt_frames))
     pt_first = layout.pfn(layout.page_tables)
@@ -176,7 +190,7 @@ def _build_page_tables(d: Domain, layout: BootLayout) -> int:
         if key not in tables:
             tables[key] = next_table()
             slot = (parent << 12) + table_index(va, level + 1) * 8
-            mem.write_u64(slot, make_pte(tables[key], UPPER_PROT))
+            mem.write_u64(slot, make_pte(frame(d.pfn_of[tables[key]]), UPPER_PROT))
         return tables[key]
 
     for va in range(layout.v_start, layout.v_end, PAGE):
@@ -184,6 +198,6 @@ def _build_page_tables(d: Domain, layout: BootLayout) -> int:
         l2 = table_for(2, va, l3)
         l1 = table_for(1, va, l2)
         pfn = layout.pfn(va)
-        prot = L1_PROT_RO if pt_first <= pfn < pt_last else L1_PROT
-        mem.write_u64((l1 << 12) + table_index(va, 1) * 8, make_pte(d.p2m[pfn], prot))
-    return l4
+        prot = L1_PROT_RO if pt_first <= pfn < pt_last and not d.translated else L1_PROT
+        mem.write_u64((l1 << 12) + table_index(va, 1) * 8, make_pte(frame(pfn), prot))
+    return frame(d.pfn_of[l4])

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 from pvshadow.guests.image import KernelError
 
-PAGING_MODES = ('direct', 'shadow')
+PAGING_MODES = ('direct', 'shadow', 'translated')
 
 
 @dataclass
@@ -96,7 +96,7 @@ def load_config(path: str) -> DomainSpec:
         raise KernelError(f'{path}: type must be "pv" (only PV guests run here), '
                           f'not {values["type"]!r}')
     if spec.paging not in PAGING_MODES:
-        raise KernelError(f'{path}: paging must be direct or shadow, not {spec.paging!r}')
+        raise KernelError(f'{path}: paging must be direct, shadow or translated, not {spec.paging!r}')
     if values.get('privileged', 0) not in (0, 1):
         raise KernelError(f'{path}: privileged must be 0 or 1')
     if spec.memory_mb <= 0 or not 1 <= spec.vcpus <= 4:

@@ -20,7 +20,7 @@ from pvshadow.shadow.host import Host
 from pvshadow.shadow.paging.shadow import DEFAULT_POOL_PAGES
 from pvshadow.shadow.toolstack import xc_domain_add_target, xc_domain_set_target
 
-PAGING_MODES = ('direct', 'shadow')
+PAGING_MODES = ('direct', 'shadow', 'translated')
 
 
 @dataclass
@@ -88,7 +88,7 @@ def boot(kernel: str, memory_mb: int = 16, paging: str = 'direct', cmdline: str 
     if paging not in PAGING_MODES:
         raise ValueError(f'paging mode {paging!r} is not available (have: {", ".join(PAGING_MODES)})')
     image = load_kernel(kernel, include_dirs=include_dirs)
-    pool_mb = shadow_pool_pages // 256 if paging == 'shadow' else 0
+    pool_mb = shadow_pool_pages // 256 if paging != 'direct' else 0
     host = make_host(machine_mb or max(64, memory_mb * 2 + pool_mb + 32))
     domain = build_domain(host, image, memory_mb=memory_mb, cmdline=cmdline, paging=paging,
                           shadow_pool_pages=shadow_pool_pages, audit=audit,

@@ -71,8 +71,17 @@ class Domain(DomainMemory):
         self.scratch_mfn = scratch_mfn
         self.audit = audit
         self.shadow_pool = ShadowPool(frames, mem, shadow_pool_pages)
-        self.paging = self._make_paging(paging)
+        # A translated guest (paging 'translated'): its entries and hypercalls name gfns,
+        # its p2m (with altp2m views) is authoritative, and it runs in shadow mode.
+        self.translated = paging == 'translated'
         self.mem_access = None            # MemAccess once PG_mem_access is enabled
+        if self.translated:
+            from pvshadow.shadow.p2m import P2m
+            self.p2m_state = P2m(self)
+        self.paging = self._make_paging(paging)
+        if self.translated:
+            from pvshadow.shadow.mem_access import TranslatedMemAccess
+            self.mem_access = TranslatedMemAccess(self)   # the p2m's access, always on
         # The vm_event ring page: the hypervisor's, outside the guest's physmap, and a
         # guest that tries to map it gets -EPERM.
         self.vm_event_ring_mfn = None
@@ -122,17 +131,24 @@ class Domain(DomainMemory):
 
     # --- paging mode -------------------------------------------------------------------------
     def _make_paging(self, mode: str):
+        if self.translated:
+            if mode not in ('shadow', 'translated'):
+                raise ValueError('a translated guest runs in shadow mode only')
+            from pvshadow.shadow.paging.translated import TranslatedPaging
+            return TranslatedPaging(self, self.types, self.flush_tlb, self.xen.l4_slots,
+                                    self.shadow_pool, on_blow=self._reload_roots,
+                                    audit=self.audit, roots_in_use=self._roots_in_use)
         if mode == 'direct':
             return DirectPaging(self.domid, self.types, self.flush_tlb)
         if mode == 'shadow':
             return ShadowPaging(self.domid, self.types, self.flush_tlb, self.xen.l4_slots,
                                 self.shadow_pool, on_blow=self._reload_roots, audit=self.audit,
                                 roots_in_use=self._roots_in_use)
-        raise ValueError(f'unknown paging mode {mode!r} (direct, shadow)')
+        raise ValueError(f'unknown paging mode {mode!r} (direct, shadow, translated)')
 
     def set_paging_mode(self, mode: str) -> None:
         """Switch between direct and shadow paging, at creation or between runs."""
-        if mode == self.paging.name:
+        if mode == self.paging.name or self.translated and mode == 'translated':
             return
         new = self._make_paging(mode)
         new.mappings_changed = self.paging.mappings_changed
@@ -145,7 +161,7 @@ class Domain(DomainMemory):
         """Back guest frames from first_pfn with data as a read-only region (ROM) or a
         device-model-written one (ROMD); writes become mmio exits. Shadow paging only."""
         from pvshadow.shadow.regions import Regions
-        if self.paging.name != 'shadow':
+        if self.paging.name != 'shadow' or self.translated:
             return -EOPNOTSUPP
         if self.paging.regions is None:
             self.paging.regions = Regions(self)
@@ -188,7 +204,10 @@ class Domain(DomainMemory):
         self.cpu.flush_tlb()
 
     def features(self) -> int:
-        return 1 << xen.XENFEAT_mmu_pt_update_preserve_ad
+        bits = 1 << xen.XENFEAT_mmu_pt_update_preserve_ad
+        if self.translated:
+            bits |= 1 << xen.XENFEAT_auto_translated_physmap
+        return bits
 
     # --- console and log ---------------------------------------------------------------------
     def console_write(self, data: bytes) -> None:

@@ -12,6 +12,8 @@ def do_shadow_op(domain, sop: xen.xen_domctl_shadow_op) -> int:
     op = sop.op
     shadowed = domain.paging.name == 'shadow'
     if op == xen.XEN_DOMCTL_SHADOW_OP_OFF:
+        if domain.translated:
+            return -EINVAL                # a translated guest cannot leave shadow mode
         domain.set_paging_mode('direct')
         return 0
     if op in (xen.XEN_DOMCTL_SHADOW_OP_ENABLE, xen.XEN_DOMCTL_SHADOW_OP_ENABLE_TEST):
@@ -45,8 +47,11 @@ def do_vm_event_op(domain, vop: xen.xen_domctl_vm_event_op) -> int:
     """The monitor ring (mem_access listener). ENABLE needs the ring page the domain was
     created with and PG_mem_access shadow mode; it fills vop.port."""
     from pvshadow.shadow.vm_event import VmEventChannel
+    if vop.mode == xen.XEN_DOMCTL_VM_EVENT_OP_SHARING:
+        from pvshadow.shadow.mem_sharing import sharing_ring_op
+        return sharing_ring_op(domain, vop)
     if vop.mode != xen.XEN_DOMCTL_VM_EVENT_OP_MONITOR:
-        return -EOPNOTSUPP                # paging and sharing rings are not modelled
+        return -EOPNOTSUPP                # the paging ring is not modelled
     access = domain.mem_access
     if vop.op == xen.XEN_VM_EVENT_ENABLE:
         if domain.vm_event_ring_mfn is None:

@@ -101,6 +101,8 @@ class Host:
                    audit=audit, vm_event_ring=vm_event_ring, clock=self.clock,
                    max_vcpus=max_vcpus)
         d.host = self
+        if d.translated:
+            d.p2m_state.sharing = self.sharing
         d.is_privileged = privileged
         self.domains[domid] = d
         return d

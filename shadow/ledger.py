@@ -52,9 +52,10 @@ def frame_ledger(frames, types, domains: Iterable) -> Dict[int, List[Ref]]:
     for d in domains:
         for v in d.vcpus:
             name = f'd{d.domid}v{v.vcpu_id}'
+            root_type = None if getattr(d, 'translated', False) else PageType.L4
             for root, what in ((v.guest_table, 'guest_table'), (v.guest_table_user, 'guest_table_user')):
                 if root:
-                    refs[root].append(Ref(f'{name} {what}', d.domid, PageType.L4))
+                    refs[root].append(Ref(f'{name} {what}', d.domid, root_type))
             for mfn in v.gdt_frames:
                 refs[mfn].append(Ref(f'{name} GDT', d.domid, PageType.SEG_DESC))
             for page, mfn in v.ldt_frames.items():
@@ -184,9 +185,10 @@ def audit_frames(frames, types, domains) -> List[str]:
     for d in domains:
         for v in d.vcpus:
             name = f'd{d.domid}v{v.vcpu_id}'
+            root_type = None if getattr(d, 'translated', False) else PageType.L4
             for root in (v.guest_table, v.guest_table_user):
                 if root:
-                    take(root, d.domid, PageType.L4, lambda: f'{name} root')
+                    take(root, d.domid, root_type, lambda: f'{name} root')
             for mfn in list(v.gdt_frames) + list(v.ldt_frames.values()):
                 take(mfn, d.domid, PageType.SEG_DESC, lambda: f'{name} GDT/LDT')
         for mfn, holder, typed in _mapping_refs(d):

@@ -136,6 +136,8 @@ def destroy(host, d) -> int:
         cpu.guest.unload_watches()
         cpu.guest = None
     release_mappings(d)
+    if d.translated:
+        host.sharing.release_domain(d)    # its views, then its shares, drop their references
     for v in d.vcpus:
         v.runstate.destroy()
         destroy_ldt(v)
@@ -167,10 +169,13 @@ def destroy(host, d) -> int:
                 types.put_writable_frame(mfn, holder)
     d.paging.detach()
     d.shadow_pool.release()
-    if d.vm_event_ring_mfn is not None:
-        types.unmappable.pop(d.vm_event_ring_mfn, None)
-        types.put_page(d.vm_event_ring_mfn)
-        d.vm_event_ring_mfn = None
+    for ring in ('vm_event_ring_mfn', 'sharing_ring_mfn'):
+        mfn = getattr(d, ring, None)
+        if mfn is not None:
+            types.unmappable.pop(mfn, None)
+            types.put_page(mfn)
+            setattr(d, ring, None)
+    d.sharing_channel = None
     for mfn in owned:
         if frames.allocated[mfn]:
             frames.allocated[mfn] = 0

@@ -260,3 +260,57 @@ def _source(p2m, key: Key) -> Optional[int]:
     view = p2m.views[key[1]]
     entry = view.entries.get(key[2]) if view is not None else None
     return entry.source if entry is not None else None
+
+
+def notify_enomem(d, vcpu, gfn: int) -> None:
+    """mem_sharing_notify_enomem: the vCPU waits on the sharing ring for its listener to
+    make room (then retries the write), or, with no listener, the domain is crashed."""
+    from pvshadow.shadow.abi import xen
+    from pvshadow.shadow.exits import Exit, ExitReason
+    channel = getattr(d, 'sharing_channel', None)
+    if channel is None:
+        vcpu.crash(f'out of memory unsharing gfn {gfn:#x} of d{d.domid}, and no listener '
+                   'on the sharing ring')
+        return
+    req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                          flags=xen.VM_EVENT_FLAG_VCPU_PAUSED,
+                          reason=xen.VM_EVENT_REASON_MEM_SHARING, vcpu_id=vcpu.vcpu_id)
+    req.mem_sharing.gfn = gfn
+    req.mem_sharing.p2mt = p2m_ram_shared
+    channel.put_request(req)
+    vcpu.paused_for_event = True
+    vcpu.request_exit(Exit(ExitReason.VM_EVENT,
+                           message=f'out of memory unsharing gfn {gfn:#x}: on the sharing ring'))
+
+
+def sharing_ring_op(d, vop) -> int:
+    """XEN_DOMCTL_VM_EVENT_OP_SHARING: enable (a hypervisor ring page), disable, resume
+    (each paused response lets its vCPU retry)."""
+    from pvshadow.shadow.abi import xen
+    from pvshadow.shadow.abi.xen import EBUSY, DOMID_XEN
+    from pvshadow.shadow.vm_event import VmEventChannel
+    if vop.op == xen.XEN_VM_EVENT_ENABLE:
+        if not d.translated:
+            return -EINVAL
+        if getattr(d, 'sharing_channel', None) is not None:
+            return -EBUSY
+        if getattr(d, 'sharing_ring_mfn', None) is None:
+            d.sharing_ring_mfn = d.frames.alloc(DOMID_XEN)
+            d.types.unmappable[d.sharing_ring_mfn] = xen.EPERM
+        d.sharing_channel = VmEventChannel(d.mem, d.sharing_ring_mfn)
+        vop.port = 0
+        return 0
+    channel = getattr(d, 'sharing_channel', None)
+    if channel is None:
+        return -EINVAL
+    if vop.op == xen.XEN_VM_EVENT_DISABLE:
+        d.sharing_channel = None
+        for v in d.vcpus:
+            v.paused_for_event = False
+        return 0
+    if vop.op == xen.XEN_VM_EVENT_RESUME:
+        for rsp in channel.take_responses():
+            if rsp.vcpu_id < len(d.vcpus) and rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
+                d.vcpus[rsp.vcpu_id].paused_for_event = False
+        return 0
+    return -EINVAL

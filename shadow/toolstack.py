@@ -14,7 +14,7 @@ def xc_domain_create(host, max_pages: int, paging: str = 'direct', max_vcpus: in
                      vm_event_ring: bool = False, privileged: bool = False):
     """XEN_DOMCTL_createdomain: (0, domain), an empty domain to build a kernel into, or
     (-EINVAL, None) for a vCPU count or paging mode the host cannot give."""
-    if not 1 <= max_vcpus <= MAX_VIRT_CPUS or paging not in ('direct', 'shadow'):
+    if not 1 <= max_vcpus <= MAX_VIRT_CPUS or paging not in ('direct', 'shadow', 'translated'):
         return -xen.EINVAL, None
     return 0, host.create_domain(max_pages=max_pages, paging=paging,
                                  vm_event_ring=vm_event_ring, max_vcpus=max_vcpus,
@@ -154,3 +154,241 @@ def xc_mem_access_shadow_enable(domain) -> int:
     """PG_mem_access shadow mode (the design's step 3), before any access is set."""
     return xc_shadow_control(domain, xen.XEN_DOMCTL_SHADOW_OP_ENABLE,
                              mode=xen.XEN_DOMCTL_SHADOW_ENABLE_MEM_ACCESS)[0]
+
+
+# --- altp2m (libxc's xc_altp2m.c) -------------------------------------------------------------
+def _altp2m(domain, cmd: int, fill=None, lists=None):
+    """One HVMOP_altp2m command from the toolstack: (rc, the structure after it)."""
+    from pvshadow.shadow.abi import p2m as abi
+    from pvshadow.shadow.altp2m import altp2m_op
+    a = abi.xen_hvm_altp2m_op(version=abi.HVMOP_ALTP2M_INTERFACE_VERSION, cmd=cmd,
+                              domain=domain.domid)
+    if fill is not None:
+        fill(a.u)
+    while True:
+        rc = altp2m_op(domain, a, read_guest=lists)
+        if rc <= 0:
+            return rc, a
+
+
+def xc_altp2m_set_domain_state(domain, state: bool) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    return _altp2m(domain, abi.HVMOP_altp2m_set_domain_state,
+                   lambda u: setattr(u.domain_state, 'state', int(state)))[0]
+
+
+def xc_altp2m_get_domain_state(domain):
+    from pvshadow.shadow.abi import p2m as abi
+    rc, a = _altp2m(domain, abi.HVMOP_altp2m_get_domain_state)
+    return rc, bool(a.u.domain_state.state)
+
+
+def xc_altp2m_create_view(domain, default_access: int = xen.XENMEM_access_default):
+    """(rc, view index)."""
+    from pvshadow.shadow.abi import p2m as abi
+    rc, a = _altp2m(domain, abi.HVMOP_altp2m_create_p2m,
+                    lambda u: setattr(u.view, 'hvmmem_default_access', default_access))
+    return rc, a.u.view.view
+
+
+def xc_altp2m_destroy_view(domain, view: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    return _altp2m(domain, abi.HVMOP_altp2m_destroy_p2m,
+                   lambda u: setattr(u.view, 'view', view))[0]
+
+
+def xc_altp2m_switch_to_view(domain, view: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    return _altp2m(domain, abi.HVMOP_altp2m_switch_p2m,
+                   lambda u: setattr(u.view, 'view', view))[0]
+
+
+def xc_altp2m_get_vcpu_p2m_idx(domain, vcpu_id: int):
+    from pvshadow.shadow.abi import p2m as abi
+    rc, a = _altp2m(domain, abi.HVMOP_altp2m_get_p2m_idx,
+                    lambda u: setattr(u.get_vcpu_p2m_idx, 'vcpu_id', vcpu_id))
+    return rc, a.u.get_vcpu_p2m_idx.altp2m_idx
+
+
+def xc_altp2m_set_mem_access(domain, view: int, gfn: int, access: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.mem_access.view, u.mem_access.gfn, u.mem_access.access = view, gfn, access
+    return _altp2m(domain, abi.HVMOP_altp2m_set_mem_access, fill)[0]
+
+
+def xc_altp2m_set_mem_access_multi(domain, view: int, gfns, accesses) -> int:
+    import struct
+    from pvshadow.shadow.abi import p2m as abi
+    pfns = struct.pack(f'<{len(gfns)}Q', *gfns)
+    acc = bytes(accesses)
+
+    def lists(address: int, size: int) -> bytes:      # the "guest handles" are offsets
+        source, base = (pfns, 0) if address < (1 << 40) else (acc, 1 << 40)
+        return source[address - base:address - base + size]
+
+    def fill(u):
+        m = u.set_mem_access_multi
+        m.view, m.nr, m.pfn_list, m.access_list = view, len(gfns), 0, 1 << 40
+    return _altp2m(domain, abi.HVMOP_altp2m_set_mem_access_multi, fill, lists)[0]
+
+
+def xc_altp2m_get_mem_access(domain, view: int, gfn: int):
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.mem_access.view, u.mem_access.gfn = view, gfn
+    rc, a = _altp2m(domain, abi.HVMOP_altp2m_get_mem_access, fill)
+    return rc, a.u.mem_access.access
+
+
+def xc_altp2m_change_gfn(domain, view: int, old_gfn: int, new_gfn: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.change_gfn.view, u.change_gfn.old_gfn, u.change_gfn.new_gfn = view, old_gfn, new_gfn
+    return _altp2m(domain, abi.HVMOP_altp2m_change_gfn, fill)[0]
+
+
+def xc_altp2m_set_suppress_ve(domain, view: int, gfn: int, suppress: bool) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.suppress_ve.view, u.suppress_ve.gfn = view, gfn
+        u.suppress_ve.suppress_ve = int(suppress)
+    return _altp2m(domain, abi.HVMOP_altp2m_set_suppress_ve, fill)[0]
+
+
+def xc_altp2m_get_suppress_ve(domain, view: int, gfn: int):
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.suppress_ve.view, u.suppress_ve.gfn = view, gfn
+    rc, a = _altp2m(domain, abi.HVMOP_altp2m_get_suppress_ve, fill)
+    return rc, bool(a.u.suppress_ve.suppress_ve)
+
+
+def xc_altp2m_set_vcpu_enable_notify(domain, vcpu_id: int, gfn: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.enable_notify.vcpu_id, u.enable_notify.gfn = vcpu_id, gfn
+    return _altp2m(domain, abi.HVMOP_altp2m_vcpu_enable_notify, fill)[0]
+
+
+def xc_altp2m_set_vcpu_disable_notify(domain, vcpu_id: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    return _altp2m(domain, abi.HVMOP_altp2m_vcpu_disable_notify,
+                   lambda u: setattr(u.disable_notify, 'vcpu_id', vcpu_id))[0]
+
+
+def xc_altp2m_set_visibility(domain, view: int, visible: bool) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.set_visibility.altp2m_idx, u.set_visibility.visible = view, int(visible)
+    return _altp2m(domain, abi.HVMOP_altp2m_set_visibility, fill)[0]
+
+
+# --- memory sharing (libxc's xc_memshr.c) ------------------------------------------------------
+def _memshr(caller, op: int, domid: int, fill=None):
+    """One XENMEM_sharing_op as `caller` (the toolstack's domain: the control domain when
+    None, i.e. the host itself) issues it: (rc, the structure after it)."""
+    from pvshadow.shadow.abi import p2m as abi
+    from pvshadow.shadow.hypercall.mem_sharing import sharing_op
+    mso = abi.xen_mem_sharing_op(op=op, domain=domid)
+    if fill is not None:
+        fill(mso.u)
+    return sharing_op(caller, mso), mso
+
+
+class _Toolstack:
+    """The toolstack's own identity when no control domain runs one: privileged, on the
+    given host, never a target of anything."""
+    is_privileged = True
+    target = None
+    targets = frozenset()
+
+    def __init__(self, host):
+        self.host = host
+
+
+def _caller(domain):
+    return _Toolstack(domain.host)
+
+
+def xc_memshr_control(domain, enable: bool) -> int:
+    from pvshadow.shadow.hypercall.mem_sharing import sharing_control
+    return sharing_control(domain, enable)
+
+
+def xc_memshr_nominate_gfn(domain, gfn: int):
+    """(rc, handle)."""
+    from pvshadow.shadow.abi import p2m as abi
+    rc, mso = _memshr(_caller(domain), abi.XENMEM_sharing_op_nominate_gfn, domain.domid,
+                      lambda u: setattr(u.nominate, 'gfn', gfn))
+    return rc, mso.u.nominate.handle
+
+
+def xc_memshr_share_gfns(source, source_gfn: int, source_handle: int, client, client_gfn: int,
+                         client_handle: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        s = u.share
+        s.source_gfn, s.source_handle, s.client_gfn = source_gfn, source_handle, client_gfn
+        s.client_handle, s.client_domain = client_handle, client.domid
+    return _memshr(_caller(source), abi.XENMEM_sharing_op_share, source.domid, fill)[0]
+
+
+def xc_memshr_add_to_physmap(source, source_gfn: int, source_handle: int, client,
+                             client_gfn: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        s = u.share
+        s.source_gfn, s.source_handle, s.client_gfn = source_gfn, source_handle, client_gfn
+        s.client_domain = client.domid
+    return _memshr(_caller(source), abi.XENMEM_sharing_op_add_physmap, source.domid, fill)[0]
+
+
+def xc_memshr_range_share(source, client, first_gfn: int, last_gfn: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.range.first_gfn, u.range.last_gfn, u.range.client_domain = first_gfn, last_gfn, \
+            client.domid
+    return _memshr(_caller(source), abi.XENMEM_sharing_op_range_share, source.domid, fill)[0]
+
+
+def xc_memshr_debug_gfn(domain, gfn: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    return _memshr(_caller(domain), abi.XENMEM_sharing_op_debug_gfn, domain.domid,
+                   lambda u: setattr(u.debug, 'gfn', gfn))[0]
+
+
+def xc_memshr_audit(host) -> int:
+    """The number of sharing invariants broken (0: all hold; host.sharing.audit() names them)."""
+    return len(host.sharing.audit())
+
+
+def _sharing_ring(domain, op: int):
+    from pvshadow.shadow.domctl import do_vm_event_op
+    vop = xen.xen_domctl_vm_event_op(op=op, mode=xen.XEN_DOMCTL_VM_EVENT_OP_SHARING)
+    return do_vm_event_op(domain, vop)
+
+
+def xc_memshr_ring_enable(domain):
+    """(rc, ring): the sharing ring's listener end."""
+    from pvshadow.shadow.vm_event import ListenerRing
+    rc = _sharing_ring(domain, xen.XEN_VM_EVENT_ENABLE)
+    return rc, (ListenerRing(domain.mem, domain.sharing_ring_mfn) if rc == 0 else None)
+
+
+def xc_memshr_ring_disable(domain) -> int:
+    return _sharing_ring(domain, xen.XEN_VM_EVENT_DISABLE)
+
+
+def xc_memshr_domain_resume(domain) -> int:
+    return _sharing_ring(domain, xen.XEN_VM_EVENT_RESUME)

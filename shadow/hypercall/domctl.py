@@ -13,6 +13,7 @@ import struct
 
 from pvshadow.shadow import lifecycle, xsm
 from pvshadow.shadow.abi import xen
+from pvshadow.shadow.abi.p2m import XEN_DOMCTL_MEM_SHARING_CONTROL, XEN_DOMCTL_mem_sharing_op
 from pvshadow.shadow.abi.xen import EACCES, EINVAL, ENOSYS, ESRCH
 
 
@@ -42,6 +43,13 @@ def do_domctl(v, arg, *_):
     if op.cmd == xen.XEN_DOMCTL_set_target:
         other, = struct.unpack('<H', v.copy_from_guest(u, 2))
         return lifecycle.set_target(host, target, other)
+    if op.cmd == XEN_DOMCTL_mem_sharing_op:
+        # struct xen_domctl_mem_sharing_op { u8 op; union { u8 enable; } u; }
+        sub, enable = struct.unpack('<BB', v.copy_from_guest(u, 2))
+        if sub != XEN_DOMCTL_MEM_SHARING_CONTROL:
+            return -ENOSYS
+        from pvshadow.shadow.hypercall.mem_sharing import sharing_control
+        return sharing_control(target, bool(enable))
     if op.cmd in (xen.XEN_DOMCTL_pvshadow_add_target, xen.XEN_DOMCTL_pvshadow_remove_target):
         other, = struct.unpack('<H', v.copy_from_guest(u, 2))
         change = lifecycle.add_target if op.cmd == xen.XEN_DOMCTL_pvshadow_add_target \

@@ -13,7 +13,8 @@ import struct
 
 from pvshadow.shadow import xsm
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.abi.xen import E2BIG, EACCES, ENOSYS, EPERM, ESRCH
+from pvshadow.shadow.abi.p2m import XENMEM_sharing_op, p2m_invalid, p2m_ram_shared
+from pvshadow.shadow.abi.xen import E2BIG, EACCES, EINVAL, ENOSYS, EPERM, ESRCH, INVALID_M2P_ENTRY
 from pvshadow.shadow.vcpu import GuestFault
 
 _PFN = struct.Struct('<Q')
@@ -50,11 +51,16 @@ def do_memory_op(v, cmd, arg, *_):
             return -ENOSYS                 # only through add_to_physmap_batch
         if not _target_ok(v, domid):
             return -ESRCH
+        if d.translated:
+            return _add_to_physmap(v, arg, space)
         return -EACCES                     # xatp_permission_check: not paging_mode_translate
     if op == xen.XENMEM_memory_map:
         return _memory_map(v, arg)
     if op == xen.XENMEM_get_mfn_from_pfn:
         return _get_mfn_from_pfn(v, arg)
+    if op == XENMEM_sharing_op:
+        from pvshadow.shadow.hypercall.mem_sharing import do_sharing_memop
+        return do_sharing_memop(v, arg)
     if op == xen.XENMEM_access_op:
         # mem_access is for a domain's listener: a guest may not set (or read) its own
         # access (Xen's XSM_DM_PRIV check); its privileged listener goes through
@@ -78,6 +84,8 @@ def do_memory_op(v, cmd, arg, *_):
                                          op | i << xen.MEMOP_EXTENT_SHIFT, arg)
         if op == xen.XENMEM_decrease_reservation:
             return _decrease(v, target, res, start, resume)
+        if target.translated and op == xen.XENMEM_increase_reservation:
+            return start                  # frames with no gfn: docs/ALTP2M_SHARING.md
         return _increase(v, target, res, start, op == xen.XENMEM_populate_physmap, resume)
     return -ENOSYS
 
@@ -135,11 +143,15 @@ def _increase(v, d, res, start, populate, resume):
                 v.translate(slot + 7, write=True)
         except GuestFault:
             return i
-        if populate and (gpfn >= d.max_pages * 4 or d.pfn_valid(gpfn)):
+        if populate and (gpfn >= d.max_pages * 4 or d.pfn_valid(gpfn) or
+                         d.translated and d.p2m_state.host(gpfn).type != p2m_invalid):
             return i
         mfn = d.alloc_frame()
         if mfn is None:
             return i
+        if d.translated:
+            d.p2m_state.set_host_entry(gpfn, mfn)
+            continue                      # a translated guest is not told the mfn
         if populate:
             d.set_p2m(gpfn, mfn)
         if res.extent_start:
@@ -155,9 +167,45 @@ def _decrease(v, d, res, start, resume):
         if v.preempt_check(i - start):
             return resume(i)
         try:
-            mfn = _PFN.unpack(v.copy_from_guest(res.extent_start + i * 8, 8))[0]
+            frame = _PFN.unpack(v.copy_from_guest(res.extent_start + i * 8, 8))[0]
         except GuestFault:
             return i
-        if d.release_frame(mfn):
+        if (release_gfn(d, frame) if d.translated else d.release_frame(frame)):
             return i
     return res.nr_extents
+
+
+def release_gfn(d, gfn: int) -> int:
+    """decrease_reservation of a translated guest's gfn (guest_remove_page): out of the
+    p2m first (views and shadows follow), then the frame's allocation reference; a
+    shared gfn drops its share (the frame goes with its last)."""
+    p2m = d.p2m_state
+    entry = p2m.host(gfn)
+    if entry.type == p2m_ram_shared:
+        return d.host.sharing.unshare(d, gfn, destroy=True)
+    if entry.mfn == INVALID_M2P_ENTRY or entry.mfn in d.xenheap_frames or \
+            not d.owns(entry.mfn) or not d.frames.allocated[entry.mfn]:
+        return -EINVAL
+    p2m.set_host_entry(gfn, INVALID_M2P_ENTRY)
+    return d.release_frame(entry.mfn)
+
+
+def _add_to_physmap(v, arg, space: int) -> int:
+    """XENMEM_add_to_physmap for a translated guest: XENMAPSPACE_shared_info puts the
+    shared_info frame at gpfn (whatever RAM was there is given back). Other spaces are
+    not modelled (-ENOSYS)."""
+    d = v.domain
+    idx, gpfn = struct.unpack('<QQ', v.copy_from_guest(arg + 8, 16))
+    if space != xen.XENMAPSPACE_shared_info:
+        return -ENOSYS
+    if idx != 0 or gpfn >= d.max_pages * 4:
+        return -EINVAL
+    p2m = d.p2m_state
+    for old_gfn, mfn in enumerate(d.p2m):
+        if mfn == d.shared_info_mfn:
+            p2m.set_host_entry(old_gfn, INVALID_M2P_ENTRY)     # it moves
+    old = p2m.host(gpfn)
+    if old.mfn != INVALID_M2P_ENTRY:
+        release_gfn(d, gpfn)
+    p2m.set_host_entry(gpfn, d.shared_info_mfn)
+    return 0

@@ -239,11 +239,11 @@ class TranslatedPaging(ShadowPaging):
             return gw
         level, table, index, entry = gw.levels[-1]
         gw.gfn = (entry & ADDR_MASK) >> 12
-        entry = self.p2m.lookup(self.view, gw.gfn)
-        if entry.mfn != INVALID_MFN and self.view:
-            entry = self.p2m.materialize(self.view, gw.gfn)     # the lazy copy
-        gw.entry = entry
-        if entry.mfn == INVALID_MFN and entry.type != p2m_mmio_dm:
+        effective = self.p2m.lookup(self.view, gw.gfn)
+        if effective.mfn != INVALID_MFN and self.view:
+            effective = self.p2m.materialize(self.view, gw.gfn)     # the lazy copy
+        gw.entry = effective
+        if effective.mfn == INVALID_MFN and effective.type != p2m_mmio_dm:
             gw.entry = None
             gw.pfec, gw.reason = pfec | PFEC_PRESENT, f'gfn {gw.gfn:#x} has no frame'
             return gw

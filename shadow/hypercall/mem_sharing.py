@@ -1,0 +1,97 @@
+"""XENMEM_sharing_op (memory_op 22) and XEN_DOMCTL_mem_sharing_op: memory sharing between
+translated domains (shadow.mem_sharing), for the control domain or a domain privileged
+over the one named (XSM_DM_PRIV), as mem_sharing_memop checks in Xen's order: audit
+first (the number of problems it found), then the domain (-ESRCH), XSM (-EPERM), a
+domain that is not translated (-EOPNOTSUPP; sharing turns itself on for one that is),
+then the operation. The client of share and add_physmap must have sharing on (-EINVAL).
+"""
+from pvshadow.shadow import xsm
+from pvshadow.shadow.abi import p2m as abi
+from pvshadow.shadow.abi.xen import EINVAL, EOPNOTSUPP, EPERM, ESRCH
+
+_GREF = abi.XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG
+
+
+def sharing_control(d, enable: bool) -> int:
+    """mem_sharing_control: only a translated domain can share."""
+    if enable and not d.translated:
+        return -EOPNOTSUPP
+    d.sharing_enabled = bool(enable)
+    return 0
+
+
+def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
+    """One XENMEM_sharing_op; outputs (a handle, a continuation's opaque) go into mso."""
+    host = caller.host
+    sharing = host.sharing
+    if mso.op == abi.XENMEM_sharing_op_audit:
+        return len(sharing.audit())
+    d = xsm.lookup_domain(host, caller, mso.domain)
+    if d is None:
+        return -ESRCH
+    if d is caller:
+        return -EPERM                      # rcu_lock_live_remote_domain_by_id: not oneself
+    rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, d)
+    if rc:
+        return rc
+    if not getattr(d, 'sharing_enabled', False):
+        rc = sharing_control(d, True)
+        if rc:
+            return rc
+    op, u = mso.op, mso.u
+    if op == abi.XENMEM_sharing_op_nominate_gfn:
+        rc, u.nominate.handle = sharing.nominate(d, u.nominate.gfn)
+        return rc
+    if op in (abi.XENMEM_sharing_op_share, abi.XENMEM_sharing_op_add_physmap):
+        s = u.share
+        cd = xsm.lookup_domain(host, caller, s.client_domain)
+        if cd is None or cd is caller:
+            return -ESRCH if cd is None else -EPERM
+        rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, cd)
+        if rc:
+            return rc
+        if not getattr(cd, 'sharing_enabled', False):
+            return -EINVAL
+        if s.source_gfn & _GREF or s.client_gfn & _GREF:
+            return -EINVAL                 # grant references are not translated here
+        if op == abi.XENMEM_sharing_op_share:
+            return sharing.share(d, s.source_gfn, s.source_handle, cd, s.client_gfn,
+                                 s.client_handle)
+        return sharing.add_physmap(d, s.source_gfn, s.source_handle, cd, s.client_gfn)
+    if op == abi.XENMEM_sharing_op_range_share:
+        r = u.range
+        if any(r._pad) or r.opaque and not r.first_gfn <= r.opaque <= r.last_gfn:
+            return -EINVAL
+        cd = xsm.lookup_domain(host, caller, r.client_domain)
+        if cd is None or cd is caller:
+            return -ESRCH if cd is None else -EPERM
+        rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, cd)
+        if rc:
+            return rc
+        if not getattr(cd, 'sharing_enabled', False):
+            return -EINVAL
+        if r.first_gfn > r.last_gfn or r.last_gfn >= max(len(d.p2m), len(cd.p2m)) + (1 << 20):
+            return -EINVAL
+        rc = sharing.range_share(d, cd, r.first_gfn, min(r.last_gfn, len(d.p2m) - 1),
+                                 r.opaque)
+        r.opaque = 0
+        return rc
+    if op == abi.XENMEM_sharing_op_debug_gfn:
+        entry = d.p2m_state.host(u.debug.gfn)
+        d.log(f'mem_sharing debug: d{d.domid} gfn {u.debug.gfn:#x} -> mfn {entry.mfn:#x}, '
+              f'type {abi.P2M_TYPE_NAMES.get(entry.type, entry.type)}')
+        return 0
+    if op in (abi.XENMEM_sharing_op_nominate_gref, abi.XENMEM_sharing_op_debug_gref,
+              abi.XENMEM_sharing_op_debug_mfn, abi.XENMEM_sharing_op_fork,
+              abi.XENMEM_sharing_op_fork_reset):
+        return -EOPNOTSUPP                 # docs/ALTP2M_SHARING.md: not built
+    return -EINVAL
+
+
+def do_sharing_memop(v, arg):
+    mso = v.read_struct(abi.xen_mem_sharing_op, arg)
+    rc = sharing_op(v.domain, mso)
+    if rc >= 0 and mso.op in (abi.XENMEM_sharing_op_nominate_gfn,
+                              abi.XENMEM_sharing_op_range_share):
+        v.copy_to_guest(arg, bytes(mso))
+    return rc
