@@ -69,15 +69,32 @@ class Event:
     def paused(self) -> bool:
         return bool(self.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED)
 
+    @property
+    def reason(self) -> int:
+        return self.request.reason
+
+    @property
+    def view(self) -> Optional[int]:
+        """The altp2m view the event happened in (None: altp2m is off)."""
+        if self.request.flags & xen.VM_EVENT_FLAG_ALTERNATE_P2M:
+            return self.request.altp2m_idx
+        return None
+
     def describe(self) -> str:
-        """One line, as xen-access prints a mem_access event."""
+        """One line, as xen-access prints a mem_access (or single-step) event; with the
+        view for a translated domain, as xen-access's altp2m-aware line."""
+        translated = getattr(self.listener.domain, 'translated', False)
+        if self.reason == xen.VM_EVENT_REASON_SINGLESTEP:
+            return (f'Singlestep: rip={self.request.regs.rip:016x}, vcpu '
+                    f'{self.request.vcpu_id}, altp2m {self.request.altp2m_idx}')
         f = self.flags
         yn = lambda bit: 'y' if f & bit else 'n'      # noqa: E731
         return (f'PAGE ACCESS: {self.access} for GFN {self.gfn:x} (offset {self.offset:06x}) '
                 f'gla {self.gla:016x} (valid: {yn(xen.MEM_ACCESS_GLA_VALID)}; fault in gpt: '
                 f'{yn(xen.MEM_ACCESS_FAULT_IN_GPT)}; fault with gla: '
                 f'{yn(xen.MEM_ACCESS_FAULT_WITH_GLA)}) (vcpu {self.request.vcpu_id} '
-                f'[{"p" if self.paused else "r"}])')
+                f'[{"p" if self.paused else "r"}]' +
+                (f', altp2m view {self.request.altp2m_idx})' if translated else ')'))
 
     def as_dict(self) -> dict:
         """The request as the tracer's vm_event event (integers)."""
@@ -87,10 +104,13 @@ class Event:
     def to_json(self) -> str:
         return json.dumps(self.as_dict())
 
-    def respond(self, emulate: bool = False, access=None) -> None:
-        """Resume the vCPU; optionally change this frame's access first, or let the
-        faulting instruction through once (MEM_ACCESS_EMULATE)."""
-        self.listener.respond(self, emulate=emulate, access=access)
+    def respond(self, emulate: bool = False, access=None, view: Optional[int] = None,
+                toggle_singlestep: bool = False) -> None:
+        """Resume the vCPU; optionally change this frame's access first, let the
+        faulting instruction through once (MEM_ACCESS_EMULATE), switch the vCPU to an
+        altp2m view (VM_EVENT_FLAG_ALTERNATE_P2M), or toggle single-step monitoring."""
+        self.listener.respond(self, emulate=emulate, access=access, view=view,
+                              toggle_singlestep=toggle_singlestep)
 
     in_hook = False                      # answered inside the fault hook (Listener.run)
     emulate = False
@@ -124,22 +144,50 @@ class Listener:
             raise ListenerError(f'get_access of mfn {mfn:#x}: {rc}')
         return ACCESS_NAMES[value]
 
-    def respond(self, event: Event, emulate: bool = False, access=None) -> None:
+    def respond(self, event: Event, emulate: bool = False, access=None,
+                view: Optional[int] = None, toggle_singlestep: bool = False) -> None:
         if event.responded:
             return
         if access is not None:
-            self.set_access(access, event.gfn, 1)
+            if event.view:
+                from pvshadow.shadow.toolstack import xc_altp2m_set_mem_access
+                xc_altp2m_set_mem_access(self.domain, event.view, event.gfn,
+                                         _access_value(access))
+            else:
+                self.set_access(access, event.gfn, 1)
+        flags = (xen.VM_EVENT_FLAG_ALTERNATE_P2M if view is not None else 0) | \
+            (xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP if toggle_singlestep else 0)
         if event.in_hook:
+            if flags:
+                from pvshadow.shadow.mem_access import apply_response_flags
+                apply_response_flags(self.domain.vcpus[event.request.vcpu_id], flags,
+                                     view or 0)
             event.emulate, event.responded = emulate, True
             return
         rsp = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
-                              flags=event.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED,
-                              reason=event.request.reason, vcpu_id=event.request.vcpu_id)
+                              flags=event.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED | flags,
+                              reason=event.request.reason, vcpu_id=event.request.vcpu_id,
+                              altp2m_idx=view or 0)
         rsp.mem_access.gfn = event.gfn
         if emulate:
             rsp.mem_access.flags = xen.MEM_ACCESS_EMULATE
         self.ring.put_response(rsp)
         event.responded = True
+
+    def altp2m_watch(self, default_access) -> int:
+        """xen-access's altp2m modes: altp2m on, a view whose every gfn has
+        default_access, every vCPU switched to it; returns the view."""
+        from pvshadow.shadow.toolstack import (xc_altp2m_create_view,
+                                               xc_altp2m_set_domain_state,
+                                               xc_altp2m_switch_to_view)
+        rc = xc_altp2m_set_domain_state(self.domain, True)
+        if rc == 0:
+            rc, view = xc_altp2m_create_view(self.domain, _access_value(default_access))
+        if rc == 0:
+            rc = xc_altp2m_switch_to_view(self.domain, view)
+        if rc:
+            raise ListenerError(f'altp2m view: {rc} (a translated domain is needed)')
+        return view
 
     def run(self, on_event, timeout: Optional[float] = 60.0, budget: int = 0) -> Exit:
         """Run the domain, calling on_event(event) inside the fault hook for each request

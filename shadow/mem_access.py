@@ -292,10 +292,7 @@ class MemAccess:
             v = self.domain.vcpus[rsp.vcpu_id]
             if rsp.mem_access.flags & xen.MEM_ACCESS_EMULATE:
                 v.emulate_once = True
-            if rsp.flags & xen.VM_EVENT_FLAG_ALTERNATE_P2M and \
-                    getattr(self.domain, 'p2m_state', None) is not None:
-                from pvshadow.shadow.altp2m import switch_vcpu
-                switch_vcpu(v, rsp.altp2m_idx)     # an invalid view is ignored, as Xen
+            apply_response_flags(v, rsp.flags, rsp.altp2m_idx)
             if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
                 v.paused_for_event = False
                 fault, v.event_fault = v.event_fault, None
@@ -304,6 +301,44 @@ class MemAccess:
                     # through silently, so it does not fault a second time.
                     self.domain.paging.prefill(v, *fault)
         return 0
+
+
+def apply_response_flags(v, flags: int, altp2m_idx: int) -> None:
+    """What any vm_event response may ask besides its own reason's answer: a switch of
+    altp2m view (an invalid one is ignored, as Xen does) and toggling single-step
+    monitoring (RFLAGS.TF, owned by the monitor while it is on)."""
+    if flags & xen.VM_EVENT_FLAG_ALTERNATE_P2M and \
+            getattr(v.domain, 'p2m_state', None) is not None:
+        from pvshadow.shadow.altp2m import switch_vcpu
+        switch_vcpu(v, altp2m_idx)
+    if flags & xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP:
+        from pvshadow.shadow.cpu import RFLAGS_TF
+        v.monitor_step = not v.monitor_step
+        cpu = v.cpu
+        if v.entered and cpu.guest is v:
+            rflags = cpu.reg('rflags')
+            cpu.set_reg('rflags', rflags | RFLAGS_TF if v.monitor_step else rflags & ~RFLAGS_TF)
+
+
+def singlestep_event(v) -> None:
+    """VM_EVENT_REASON_SINGLESTEP after one instruction of a monitored vCPU: on the
+    ring, the vCPU paused (hvm_monitor_debug's single-step request)."""
+    access = v.domain.mem_access
+    if access is None or access.channel is None:
+        v.monitor_step = False
+        return
+    req = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
+                          flags=xen.VM_EVENT_FLAG_VCPU_PAUSED,
+                          reason=xen.VM_EVENT_REASON_SINGLESTEP, vcpu_id=v.vcpu_id)
+    p2m = getattr(v.domain, 'p2m_state', None)
+    if p2m is not None and p2m.altp2m_active:
+        req.altp2m_idx = v.altp2m_idx
+        req.flags |= xen.VM_EVENT_FLAG_ALTERNATE_P2M
+    v.cpu.snapshot_into(req.regs, True)
+    access.channel.put_request(req)
+    access.stats['events'] += 1
+    v.paused_for_event = True
+    v.request_exit(Exit(ExitReason.VM_EVENT, message=f'single step at {req.regs.rip:#x}'))
 
 
 class TranslatedMemAccess(MemAccess):

@@ -112,6 +112,7 @@ class VCpu:
         self.continuation = None          # (hypercall nr, args) the guest will re-issue
         self.altp2m_idx = 0               # the p2m view it runs in (translated guests)
         self.ve_info_gfn = None           # its #VE information page (altp2m notify)
+        self.monitor_step = False         # a listener's single-step monitoring (TF is ours)
 
     # --- vcpu_info ----------------------------------------------------------------------------
     @property
@@ -310,6 +311,10 @@ class VCpu:
             action = 'a non-canonical stack access: #SS(0) to the guest'
         elif vector in VECTORS_WITH_ERROR_CODE:
             self.inject_trap(vector, error_code)
+        elif vector == TRAP_debug and self.monitor_step:
+            from pvshadow.shadow.mem_access import singlestep_event
+            singlestep_event(self)                 # the listener's step, not the guest's
+            action = 'single step: a vm_event for the listener'
         elif vector == TRAP_debug:                 # the only #DB Unicorn raises itself: TF
             if self.debug.single_step():
                 action = 'single step (DR6.BS): bounced to the guest'

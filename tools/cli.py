@@ -1,8 +1,9 @@
 """pvshadow: run PV kernels on a shadow-paging hypervisor.
 
-    pvshadow run KERNEL [--memory MB] [--paging direct|shadow] [--audit] [--budget N] [--timeout S]
+    pvshadow run KERNEL [--memory MB] [--paging direct|shadow|translated] [--audit] [--budget N] [--timeout S]
     pvshadow run A.cfg B.cfg ...  (or several KERNELs: one host, every domain together)
-    pvshadow access KERNEL --watch {read,write,exec} [--frames A-B | --pfns A-B] [--json] [--relax]
+    pvshadow access KERNEL --watch {read,write,exec,altp2m_write,altp2m_exec} [--paging shadow|translated]
+                   [--frames A-B | --pfns A-B] [--json] [--relax]
     pvshadow trace KERNEL [--paging direct|shadow] [-x FILE] [--log FILE|-] [--gdb PORT]
     pvshadow test [PATH|NAME ...] [-j N] [--paging direct|shadow|both] [--junit FILE]
     pvshadow list
@@ -21,6 +22,7 @@ import sys
 from pvshadow.guests.config import domain_specs, is_config
 from pvshadow.guests.image import KernelError
 from pvshadow.shadow import api
+from pvshadow.shadow.abi import xen
 from pvshadow.shadow.exits import ExitReason, format_registers
 from pvshadow.tools.interrupt import interruptible
 from pvshadow.tools.options import (OneLineParser, add_guest_options, add_include_option, port,
@@ -195,7 +197,8 @@ def run_several(args) -> int:
     return api.exit_code(results)
 
 
-WATCH_ACCESS = {'write': 'rx', 'exec': 'rw', 'read': 'wx'}
+WATCH_ACCESS = {'write': 'rx', 'exec': 'rw', 'read': 'wx',
+                'altp2m_write': 'rx', 'altp2m_exec': 'rw'}
 
 
 def parse_range(text: str):
@@ -219,8 +222,13 @@ def cmd_access(args) -> int:
     def write_console(data: bytes) -> None:
         console.write(data)
         console.flush()
+    altp2m = args.watch.startswith('altp2m_')
+    if args.paging == 'direct' or altp2m and args.paging != 'translated':
+        print(f'pvshadow: --watch {args.watch} needs --paging '
+              f'{"translated" if altp2m else "shadow or translated"}', file=sys.stderr)
+        return 2
     try:
-        domain = api.boot(args.kernel, memory_mb=args.memory, paging='shadow',
+        domain = api.boot(args.kernel, memory_mb=args.memory, paging=args.paging,
                           cmdline=args.cmdline, audit=args.audit, vm_event_ring=True,
                           console_sink=write_console, include_dirs=args.include_dirs)
         listener = Listener(domain)
@@ -228,7 +236,14 @@ def cmd_access(args) -> int:
         print(f'pvshadow: {exc}', file=sys.stderr)
         return 2
     access = WATCH_ACCESS[args.watch]
-    if args.frames is None and args.pfns is None:
+    view = None
+    if altp2m:
+        if args.frames is not None or args.pfns is not None:
+            print('pvshadow: an altp2m watch covers every gfn (its view\'s default access)',
+                  file=sys.stderr)
+            return 2
+        view = listener.altp2m_watch(access)
+    elif args.frames is None and args.pfns is None:
         listener.set_default_access(access)
     if args.frames is not None:
         first, count = args.frames
@@ -254,6 +269,18 @@ def cmd_access(args) -> int:
             else:
                 sys.stdout.write(event.describe() + '\n')
                 sys.stdout.flush()
+            if view is not None:
+                # xen-access's altp2m loop: the access runs in view 0, one instruction
+                # single-stepped, then the vCPU goes back to the watching view
+                if event.reason == xen.VM_EVENT_REASON_SINGLESTEP:
+                    if log is None:
+                        sys.stdout.write(f'\tSwitching altp2m to view {view}!\n')
+                    event.respond(view=view, toggle_singlestep=True)
+                elif event.view is not None:
+                    event.respond(view=0, toggle_singlestep=True)
+                else:
+                    event.respond()
+                continue
             if args.relax:
                 event.respond(access='rwx')
             else:
@@ -338,7 +365,9 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument('kernel', help='ELF path, asm/ source path, or test-kernel name')
     access.add_argument('--watch', required=True, choices=sorted(WATCH_ACCESS),
                         help='the access that raises an event: write (access rx), exec (rw), '
-                             'read (wx)')
+                             'read (wx); altp2m_write and altp2m_exec (a translated kernel) '
+                             'watch in an altp2m view of that access, each access run in view '
+                             '0 for one single-stepped instruction, as xen-access does')
     where = access.add_mutually_exclusive_group()
     where.add_argument('--frames', type=parse_range, metavar='A-B',
                        help='machine frames to watch (default: every frame, via the default access)')
@@ -349,7 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     access.add_argument('--relax', action='store_true',
                         help='answer by making the frame rwx (one event per frame, as xen-access '
                              'does) instead of letting each access through once')
-    add_guest_options(access, paging_default=None, budget=False)
+    add_guest_options(access, paging_default='shadow', budget=False)
     access.set_defaults(func=cmd_access)
 
     trace = sub.add_parser('trace', help='follow every fault interactively, log it, or attach gdb')
