@@ -1,10 +1,10 @@
-# pvshadow: --paging translated
 # altp2m: a translated kernel using HVMOP_altp2m on itself (Xen's "mixed" mode). It turns
 # altp2m on, makes a view in which gfn A shows page B's frame (change_gfn), switches to
 # it and reads and writes through A, switches back and finds B changed and A untouched;
 # checks the errnos for destroying a view in use, one that is gone and switching to one
 # that does not exist; then a view where page C is read-only: with no listener the write
 # is let through and the view's access for C relaxed to rwx, as Xen does.
+# pvshadow: --paging translated
 .include "pv.inc"
 
 .equ HVMOP_altp2m, 25

@@ -1,4 +1,3 @@
-# pvshadow: --paging translated
 # translated: a translated (auto_translated_physmap) PV kernel. Its page-table entries
 # name gfns: it finds the feature advertised, writes five values into its `watched`
 # page and reads them back, rewrites a scratch L1 entry with a plain store (no writable
@@ -6,6 +5,7 @@
 # mmu_update (a guest-physical address), touches each mapping, and points the entry at
 # a gfn past its RAM, which must fault. Every check holds whether or not a listener
 # watches (`pvshadow access translated --watch altp2m_write`).
+# pvshadow: --paging translated
 .include "pv.inc"
 
 .equ XENVER_get_features, 6

@@ -368,6 +368,11 @@ class Domain(DomainMemory):
         v.load_watches(cpu)
         if v.saved_state is not None:
             cpu.restore_state(v.saved_state)
+            # The root is loaded afresh, as Xen's write_ptbase does at each switch: the
+            # saved CR3 may name a shadow blown or a view left while the vCPU was
+            # descheduled, and a restored context brings no TLB flush (without one, the
+            # next vCPU's accesses could hit the last one's translations).
+            v.load_cr3()
         else:
             regs = dict(v.start_regs)
             rip = regs.pop('rip')
@@ -491,8 +496,10 @@ class Domain(DomainMemory):
                         'waiting for a vm_event response')
         if not v.entered:
             start = self.first_entry(v)
+        elif cpu.guest is not v:
+            self._switch_to(v)                  # another domain's vCPU was on the CPU
+            start = cpu.rip
         else:
-            cpu.guest = v
             self._load_gdt(v)
             v.load_watches(cpu)
             start = cpu.rip

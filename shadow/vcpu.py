@@ -203,6 +203,8 @@ class VCpu:
 
     # --- mode switches ----------------------------------------------------------------------
     def load_cr3(self) -> None:
+        if self.cpu.guest not in (None, self):
+            return          # another vCPU is on the CPU: this one's root loads at its switch-in
         self.cpu.set_cr3(self.domain.paging.cr3_for_vcpu(self))
         if self.domain.paging.mappings_changed is not None:
             self.mappings_changed()

@@ -90,11 +90,19 @@ def plan(paths: List[str], paging: str) -> List[Job]:
     jobs = []
     for path in paths:
         name = os.path.splitext(os.path.basename(path))[0]
-        if kernel_header(path).domains:
+        header = kernel_header(path)
+        if header.domains:
             jobs.append(Job(path, name, None))
+        elif _translated(header.options):
+            jobs.append(Job(path, name, 'translated'))     # it runs no other way
         else:
             jobs += [Job(path, name, mode) for mode in modes]
     return jobs
+
+
+def _translated(options: List[str]) -> bool:
+    return any(word == '--paging' and nxt == 'translated'
+               for word, nxt in zip(options, options[1:]))
 
 
 def run_job(job: Job, timeout: float) -> Job:
@@ -196,8 +204,10 @@ def add_parsers(sub) -> None:
                       help='kernels, or directories to search (default: every built-in kernel)')
     test.add_argument('-j', dest='jobs', type=positive_int, default=os.cpu_count() or 1,
                       metavar='N', help='kernels run at once (default: the number of CPUs)')
-    test.add_argument('--paging', choices=('direct', 'shadow', 'both'), default='both',
-                      help='the paging mode(s) each kernel runs under (both)')
+    test.add_argument('--paging', choices=('direct', 'shadow', 'translated', 'both'),
+                      default='both',
+                      help='the paging mode(s) each kernel runs under (both: direct and '
+                           'shadow; a kernel whose header asks for translated runs so)')
     test.add_argument('--timeout', type=positive_seconds, default=60.0, metavar='S',
                       help='watchdog for each kernel, in seconds (60)')
     test.add_argument('--junit', metavar='FILE', help='also write the results as JUnit XML')
