@@ -23,7 +23,7 @@ from array import array
 from typing import Callable, Dict, List, NamedTuple, Optional
 
 from pvshadow.shadow.abi.p2m import (INVALID_GFN, MAX_ALTP2M, p2m_invalid, p2m_mmio_dm,
-                                     p2m_ram_rw, p2m_ram_shared)
+                                     p2m_ram_ro, p2m_ram_rw, p2m_ram_shared)
 from pvshadow.shadow.abi.xen import (EBUSY, EINVAL, ESRCH, INVALID_M2P_ENTRY,
                                      XENMEM_access_default, XENMEM_access_rwx)
 
@@ -138,6 +138,22 @@ class P2m:
                     self._put(view, vgfn, ViewEntry(mfn, type_, entry.access, gfn,
                                                     entry.suppress_ve))
             # the views' shadows of these gfns: on_change(None, ...) covers every view
+
+    def set_type(self, gfn: int, type_: int, check_only: bool = False) -> int:
+        """HVMOP_set_mem_type's transitions: RAM between ram_rw and ram_ro, and a gfn
+        with no frame to or from mmio_dm (the device model's); -EINVAL for the rest (a
+        shared gfn, or RAM made mmio_dm)."""
+        host = self.host(gfn)
+        if host.mfn != INVALID_MFN and host.type in (p2m_ram_rw, p2m_ram_ro) and \
+                type_ in (p2m_ram_rw, p2m_ram_ro):
+            if not check_only:
+                self.set_host_entry(gfn, host.mfn, type_)
+            return 0
+        if host.mfn == INVALID_MFN and type_ in (p2m_mmio_dm, p2m_invalid):
+            if not check_only:
+                self.set_host_entry(gfn, INVALID_MFN, type_)
+            return 0
+        return -EINVAL
 
     # --- views ------------------------------------------------------------------------------------
     def view(self, idx: int) -> Optional[View]:

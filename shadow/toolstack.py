@@ -291,6 +291,26 @@ def xc_altp2m_set_visibility(domain, view: int, visible: bool) -> int:
     return _altp2m(domain, abi.HVMOP_altp2m_set_visibility, fill)[0]
 
 
+def xc_hvm_set_mem_type(domain, hvmmem_type: int, first_pfn: int, nr: int) -> int:
+    """HVMOP_set_mem_type for a translated domain (shadow.p2m.P2m.set_type): ram_rw and
+    ram_ro on RAM, mmio_dm on gfns with no frame (ram_rw turns such a gfn back into a
+    plain hole). Every gfn is checked before any changes: all or nothing."""
+    from pvshadow.shadow.abi import p2m as abi
+    from pvshadow.shadow.p2m import INVALID_MFN
+    p2m = getattr(domain, 'p2m_state', None)
+    if p2m is None or hvmmem_type not in abi.P2M_TYPE_OF_HVMMEM:
+        return -xen.EINVAL
+    type_ = abi.P2M_TYPE_OF_HVMMEM[hvmmem_type]
+    plan = [(gfn, abi.p2m_invalid if type_ == abi.p2m_ram_rw and
+             p2m.host(gfn).mfn == INVALID_MFN else type_)
+            for gfn in range(first_pfn, first_pfn + nr)]
+    if any(p2m.set_type(gfn, want, check_only=True) for gfn, want in plan):
+        return -xen.EINVAL
+    for gfn, want in plan:
+        p2m.set_type(gfn, want)
+    return 0
+
+
 # --- memory sharing (libxc's xc_memshr.c) ------------------------------------------------------
 def _memshr(caller, op: int, domid: int, fill=None):
     """One XENMEM_sharing_op as `caller` (the toolstack's domain: the control domain when

@@ -409,3 +409,44 @@ def test_a_switch_between_domains_leaves_none_of_the_others_translations(pair):
     assert one.write(A, 1) == 0 and two.write(A, 2) == 0
     assert one.read(A) == (1, 0) and two.read(A) == (2, 0)
     assert one.contents(A) == 1 and two.contents(A) == 2
+
+
+# --- p2m types and views without sharing ---------------------------------------------------------
+def test_a_write_to_ram_ro_is_dropped_and_the_instruction_completes(pair):
+    host, one, _ = pair
+    assert ts.xc_hvm_set_mem_type(one.d, abi.HVMMEM_ram_ro, A, 1) == 0
+    assert one.read(A) == (0x1100, 0)
+    assert one.write(A, 0x42) == 0                      # no fault, nothing written
+    assert one.contents(A) == 0x1100
+    assert ts.xc_hvm_set_mem_type(one.d, abi.HVMMEM_ram_rw, A, 1) == 0
+    assert one.write(A, 0x42) == 0 and one.contents(A) == 0x42
+    ok(host)
+
+
+def test_a_store_to_mmio_dm_leaves_as_an_mmio_exit(pair):
+    host, one, _ = pair
+    hole = one.d.max_pages + 3
+    assert ts.xc_hvm_set_mem_type(one.d, abi.HVMMEM_mmio_dm, A, 1) == -EINVAL   # RAM
+    assert ts.xc_hvm_set_mem_type(one.d, abi.HVMMEM_mmio_dm, hole, 1) == 0
+    exit_, _ = one.step(1, hole, 0x18, 0xABCD)
+    assert exit_.reason is ExitReason.MMIO
+    assert (exit_.mmio['address'], exit_.mmio['data'], exit_.mmio['size']) == \
+        ((hole << 12) + 0x18, 0xABCD, 8)
+    assert one.run().reason is ExitReason.BREAKPOINT      # the store completed
+    ok(host)
+
+
+def test_switching_views_keeps_each_views_shadows(pair):
+    host, one, _ = pair
+    idx = view(one)
+    assert one.read(A) == (0x1100, 0)
+    switch(one, idx)
+    assert one.read(A) == (0x1100, 0)
+    paging = one.d.paging
+    before = {k: dict(s.shadow_of) for k, s in paging._sets.items()}
+    blown = paging.stats['blown']
+    switch(one, 0)
+    switch(one, idx)
+    assert paging.stats['blown'] == blown
+    assert {k: dict(s.shadow_of) for k, s in paging._sets.items()} == before
+    ok(host)

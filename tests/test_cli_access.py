@@ -67,3 +67,32 @@ def test_a_read_watch_over_every_frame_ends_saying_why():
     proc = pvshadow('access', 'hello', '--watch', 'read', '--timeout', '30')
     assert proc.returncode == 6
     assert 'needs a second page granted by mem_access' in proc.stderr
+
+
+TRANSLATED_WATCHED = (load_kernel('translated').symbols['watched'] - VIRT_BASE) >> 12
+
+
+def test_access_altp2m_write_prints_each_event_with_its_view_and_the_kernel_succeeds():
+    """xen-access's altp2m_write on a translated kernel: every write seen in view 1, each
+    let through by a switch to view 0 for one single-stepped instruction and back."""
+    proc = pvshadow('access', 'translated', '--watch', 'altp2m_write')
+    assert proc.returncode == 0, proc.stderr
+    import re
+    lines = proc.stdout.splitlines()
+    # the console shares stdout: an event line may follow "Test result: " on its line
+    events = re.findall(r'PAGE ACCESS: .*?\)\)?(?:, altp2m view \d+\))?$', proc.stdout, re.M)
+    steps = [line for line in lines if line.startswith('Singlestep:')]
+    assert events and all(line.startswith('PAGE ACCESS: -w-') and
+                          line.endswith('(vcpu 0 [p], altp2m view 1)') for line in events)
+    assert len(steps) == len(events) and all(line.endswith('altp2m 0') for line in steps)
+    assert lines.count('\tSwitching altp2m to view 1!') == len(steps)
+    watched = [line for line in events if f'for GFN {TRANSLATED_WATCHED:x} ' in line]
+    assert [line.split('(offset ')[1][:6] for line in watched] == \
+        ['000000', '000008', '000010', '000018', '000020']
+    console = re.sub(r'PAGE ACCESS: .*\n|Singlestep: .*\n|\tSwitching .*\n', '', proc.stdout)
+    assert 'Test result: SUCCESS' in console
+
+
+def test_access_altp2m_modes_need_a_translated_kernel():
+    proc = pvshadow('access', 'memaccess', '--watch', 'altp2m_write', '--paging', 'shadow')
+    assert proc.returncode == 2 and 'needs --paging translated' in proc.stderr

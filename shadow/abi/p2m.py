@@ -17,6 +17,12 @@ p2m_ram_shared = 12
 P2M_TYPE_NAMES = {p2m_ram_rw: 'ram_rw', p2m_invalid: 'invalid', p2m_ram_ro: 'ram_ro',
                   p2m_mmio_dm: 'mmio_dm', p2m_ram_shared: 'ram_shared'}
 
+# hvm/hvm_op.h: HVMOP_set_mem_type's hvmmem_type_t, and the p2m type each becomes
+HVMOP_set_mem_type = 8
+HVMMEM_ram_rw, HVMMEM_ram_ro, HVMMEM_mmio_dm = 0, 1, 2
+P2M_TYPE_OF_HVMMEM = {HVMMEM_ram_rw: p2m_ram_rw, HVMMEM_ram_ro: p2m_ram_ro,
+                      HVMMEM_mmio_dm: p2m_mmio_dm}
+
 INVALID_GFN = (1 << 64) - 1
 SHARED_M2P_ENTRY = (1 << 64) - 2            # the M2P entry of a shared frame (~0 - 1)
 
