@@ -181,7 +181,8 @@ class P2m:
             host = self.host(gfn)
             if host.mfn == INVALID_MFN:
                 return None
-            entry = ViewEntry(host.mfn, host.type, view.default_access, gfn)
+            entry = ViewEntry(host.mfn, host.type, view.default_access, gfn,
+                              suppress_ve=gfn not in self.host_ve)
             self._put(view, gfn, entry)
         return entry
 

@@ -450,3 +450,27 @@ def test_switching_views_keeps_each_views_shadows(pair):
     assert paging.stats['blown'] == blown
     assert {k: dict(s.shadow_of) for k, s in paging._sets.items()} == before
     ok(host)
+
+
+def test_a_view_violation_on_an_unsuppressed_gfn_is_a_ve_while_the_semaphore_is_free(pair):
+    import struct
+    host, one, _ = pair
+    ve_page = O
+    idx = view(one)
+    assert ts.xc_altp2m_set_mem_access(one.d, idx, C, RO) == 0
+    assert ts.xc_altp2m_get_suppress_ve(one.d, idx, C) == (0, True)       # Xen's default
+    assert ts.xc_altp2m_set_suppress_ve(one.d, idx, C, False) == 0
+    assert ts.xc_altp2m_set_vcpu_enable_notify(one.d, 0, ve_page) == 0
+    assert ts.xc_altp2m_set_vcpu_enable_notify(one.d, 0, ve_page) == -EINVAL   # already on
+    one.set_contents(ve_page, 0)
+    switch(one, idx)
+    assert one.write(C, 0x77) == 20                      # #VE, and nothing written
+    assert one.contents(C) == 0x1102
+    info = one.d.mem.read(one.frame(ve_page) << 12, 34)
+    reason, semaphore, qualification, gla, gpa, eptp = struct.unpack('<IIQQQH', info)
+    assert (reason, semaphore, qualification, gpa >> 12, eptp) == \
+        (48, 0xFFFFFFFF, xen.MEM_ACCESS_W, C, idx)
+    # the semaphore is still set: no second #VE; with no listener the access relaxes
+    assert one.write(C, 0x78) == 0 and one.contents(C) == 0x78
+    assert ts.xc_altp2m_set_vcpu_disable_notify(one.d, 0) == 0
+    ok(host)

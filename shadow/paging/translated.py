@@ -18,6 +18,7 @@ Shadows are kept per (view, guest table): each view has its own shadow hash, map
 index and parents, and a vCPU's switch of view loads that view's root (blowing nothing).
 The ShadowPaging code runs on the active view's set; `_activate` swaps it in.
 """
+import struct
 from typing import Dict, List, Optional
 
 from pvshadow.shadow.abi.p2m import p2m_mmio_dm, p2m_ram_ro, p2m_ram_rw, p2m_ram_shared
@@ -34,6 +35,8 @@ from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, 
                                         PFEC_WRITE, GuestWalk, WalkLevel, is_canonical)
 
 _RESERVED = (ADDR_MASK & ~((1 << 40) - 1))
+_EXIT_REASON_EPT_VIOLATION = 48
+_TRAP_virtualisation = 20
 
 
 class _Set:
@@ -277,6 +280,11 @@ class TranslatedPaging(ShadowPaging):
         if need == 2 and entry.type == p2m_ram_shared:
             return self._unshare_on_write(vcpu, gw)
         mem_access = self.domain.mem_access
+        if not PERMITS[entry.access] & need and self.view and \
+                vcpu.ve_info_gfn is not None and not entry.suppress_ve and \
+                self._deliver_ve(vcpu, gw, va, need):
+            self.last_outcome = 've'
+            return None
         if not (PERMITS[entry.access] & need and _expressible(entry.access, need)):
             mem_access.view = self.view if self.p2m.altp2m_active else None
             outcome = mem_access._check(vcpu, gw.gfn, va & 0xFFF, va, need,
@@ -314,6 +322,28 @@ class TranslatedPaging(ShadowPaging):
         return None
 
     page_fault = sh_page_fault
+
+    def _deliver_ve(self, vcpu, gw, va: int, need: int) -> bool:
+        """A violation of the view's access on a gfn whose #VE is not suppressed goes to
+        the guest as a virtualization exception (vector 20) when its #VE information
+        page is free (semaphore 0): the page gets exit reason 48 (EPT violation), the
+        semaphore set, the access as the exit qualification's R/W/X bits, the linear and
+        guest-physical addresses and the view (Xen's ve_info). False: not delivered (the
+        semaphore is still set), the usual vm_event path goes on."""
+        page = self.p2m.host(vcpu.ve_info_gfn)
+        if page.mfn == INVALID_MFN or page.type != p2m_ram_rw or \
+                self.frames.owner[page.mfn] != self.domid:
+            return False
+        base = page.mfn << 12
+        mem = self.mem
+        if int.from_bytes(mem.read(base + 4, 4), 'little'):
+            return False
+        mem.write(base, struct.pack('<IIQQQH', _EXIT_REASON_EPT_VIOLATION, 0xFFFFFFFF, need,
+                                    va, (gw.gfn << 12) | (va & 0xFFF), self.view))
+        self.guest_wrote(base, 34)
+        vcpu.inject_trap(_TRAP_virtualisation)
+        self.stats['ve_delivered'] += 1
+        return True
 
     def _unshare_on_write(self, vcpu, gw):
         """A write to a shared frame: unshare the host gfn this view shows, then the
