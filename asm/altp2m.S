@@ -6,6 +6,7 @@
 # is let through and the view's access for C relaxed to rwx, as Xen does.
 # pvshadow: --paging translated
 .include "pv.inc"
+.include "translated.inc"
 
 .equ HVMOP_altp2m, 25
 .equ ALTP2M_get_domain_state, 1
@@ -209,12 +210,6 @@ clear_u:
     pop rdi
     ret
 
-va_gfn:
-    movabs rax, 0xffffffff80000000
-    neg rax
-    add rax, rdi
-    shr rax, 12
-    ret
 
 m_off: .asciz "altp2m is off at boot"
 m_on: .asciz "set_domain_state(1)"

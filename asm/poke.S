@@ -6,6 +6,7 @@
 # Needs: a harness (tests/translated_host.py) that fills the mailbox at each stop.
 # pvshadow: --paging translated
 .include "pv.inc"
+.include "translated.inc"
 
 .equ OP_WRITE, 1
 .equ OP_READ, 2
@@ -60,36 +61,6 @@ poke_done:
     pop r14
     pop r13
     pop r12
-    ret
-
-# l1e_va_t(rdi = va) -> rax: the virtual address of the L1 entry mapping va (the
-# bootstrap region maps gfn g at 0xffffffff80000000 + g * 4096)
-l1e_va_t:
-    push rbx
-    push rcx
-    push rdx
-    mov rbx, [rip + start_info_ptr]
-    mov rbx, [rbx + SI_pt_base]
-    mov ecx, 39
-l1e_va_t_level:
-    mov rdx, rdi
-    shr rdx, cl
-    and edx, 511
-    cmp ecx, 12
-    je l1e_va_t_found
-    mov rbx, [rbx + rdx * 8]
-    shr rbx, 12
-    and ebx, 0xfffffff
-    shl rbx, 12
-    movabs rax, 0xffffffff80000000
-    add rbx, rax
-    sub ecx, 9
-    jmp l1e_va_t_level
-l1e_va_t_found:
-    lea rax, [rbx + rdx * 8]
-    pop rdx
-    pop rcx
-    pop rbx
     ret
 
 .balign 4096

@@ -7,6 +7,7 @@
 # watches (`pvshadow access translated --watch altp2m_write`).
 # pvshadow: --paging translated
 .include "pv.inc"
+.include "translated.inc"
 
 .equ XENVER_get_features, 6
 .equ XENFEAT_auto_translated_physmap, 2
@@ -122,54 +123,7 @@ after_no_ram:
     pop r12
     ret
 
-# va_gfn(rdi = va in the bootstrap region) -> rax: its gfn (the region maps pfns 1:1)
-va_gfn:
-    movabs rax, 0xffffffff80000000
-    neg rax
-    add rax, rdi
-    shr rax, 12
-    ret
 
-# gfn_va(rdi = gfn) -> rax: where the bootstrap region maps it
-gfn_va:
-    mov rax, rdi
-    shl rax, 12
-    push rcx
-    movabs rcx, 0xffffffff80000000
-    add rax, rcx
-    pop rcx
-    ret
-
-# l1e_va_t(rdi = va) -> rax: the virtual address of the L1 entry mapping va, walking the
-# bootstrap tables by gfn
-l1e_va_t:
-    push rbx
-    push rcx
-    push rdx
-    mov rbx, [rip + start_info_ptr]
-    mov rbx, [rbx + SI_pt_base]
-    mov ecx, 39
-l1e_va_t_level:
-    mov rdx, rdi
-    shr rdx, cl
-    and edx, 511
-    cmp ecx, 12
-    je l1e_va_t_found
-    push rdi
-    mov rdi, [rbx + rdx * 8]
-    shr rdi, 12
-    and edi, 0xfffffff
-    call gfn_va
-    pop rdi
-    mov rbx, rax
-    sub ecx, 9
-    jmp l1e_va_t_level
-l1e_va_t_found:
-    lea rax, [rbx + rdx * 8]
-    pop rdx
-    pop rcx
-    pop rbx
-    ret
 
 m_feature: .asciz "XENFEAT_auto_translated_physmap advertised"
 m_watched: .asciz "the watched page holds what was written"

@@ -20,6 +20,21 @@ def sharing_control(d, enable: bool) -> int:
     return 0
 
 
+def _client(caller, domid: int):
+    """(client domain, 0) for share, add_physmap and range_share, or (None, -errno): it
+    must exist and not be the caller (-ESRCH / -EPERM), pass XSM_DM_PRIV, and have
+    sharing on (-EINVAL)."""
+    cd = xsm.lookup_domain(caller.host, caller, domid)
+    if cd is None or cd is caller:
+        return None, -ESRCH if cd is None else -EPERM
+    rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, cd)
+    if rc:
+        return None, rc
+    if not getattr(cd, 'sharing_enabled', False):
+        return None, -EINVAL
+    return cd, 0
+
+
 def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
     """One XENMEM_sharing_op; outputs (a handle, a continuation's opaque) go into mso."""
     host = caller.host
@@ -44,14 +59,9 @@ def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
         return rc
     if op in (abi.XENMEM_sharing_op_share, abi.XENMEM_sharing_op_add_physmap):
         s = u.share
-        cd = xsm.lookup_domain(host, caller, s.client_domain)
-        if cd is None or cd is caller:
-            return -ESRCH if cd is None else -EPERM
-        rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, cd)
+        cd, rc = _client(caller, s.client_domain)
         if rc:
             return rc
-        if not getattr(cd, 'sharing_enabled', False):
-            return -EINVAL
         if s.source_gfn & _GREF or s.client_gfn & _GREF:
             return -EINVAL                 # grant references are not translated here
         if op == abi.XENMEM_sharing_op_share:
@@ -62,14 +72,9 @@ def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
         r = u.range
         if any(r._pad) or r.opaque and not r.first_gfn <= r.opaque <= r.last_gfn:
             return -EINVAL
-        cd = xsm.lookup_domain(host, caller, r.client_domain)
-        if cd is None or cd is caller:
-            return -ESRCH if cd is None else -EPERM
-        rc = xsm.default_action(xsm.XSM_DM_PRIV, caller, cd)
+        cd, rc = _client(caller, r.client_domain)
         if rc:
             return rc
-        if not getattr(cd, 'sharing_enabled', False):
-            return -EINVAL
         if r.first_gfn > r.last_gfn or r.last_gfn >= max(len(d.p2m), len(cd.p2m)) + (1 << 20):
             return -EINVAL
         rc = sharing.range_share(d, cd, r.first_gfn, min(r.last_gfn, len(d.p2m) - 1),

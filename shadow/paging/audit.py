@@ -100,3 +100,74 @@ def _check_entry(sp, smfn: int, gmfn: int, level: int, index: int, sentry: int,
     if maddr not in sp.maps_of.get(target, ()):
         problems.append(f'{at}: missing from the mappings of mfn {target:#x}')
     return problems
+
+
+# --- translated guests (shadow.paging.translated): one shadow set per altp2m view ------------
+def audit_translated(sp) -> List[str]:
+    """Every live shadow entry, in every view, against the guest entry and the view's
+    p2m: an upper entry points at the shadow of the table its gfn names in that view; a
+    leaf maps that view's effective frame, with no right the rules withhold."""
+    problems: List[str] = []
+    q = sp.mem.q
+    for idx in sp._each_view():
+        for smfn, (gmfn, level) in sp.guest_of.items():
+            for index in range(512):
+                if level == 4 and not is_guest_l4_slot(index):
+                    continue
+                sentry = q[(smfn << 9) + index]
+                if sentry & _PAGE_PRESENT:
+                    problems += [f'view {idx}: {p}' for p in _check_translated(
+                        sp, smfn, gmfn, level, index, sentry, q[(gmfn << 9) + index])]
+    return problems
+
+
+def audit_translated_entries(sp, maddrs) -> List[str]:
+    """The per-fault audit of a translated guest: the entries one fill wrote, in the
+    active view."""
+    problems: List[str] = []
+    q = sp.mem.q
+    for maddr in maddrs:
+        smfn, index = maddr >> 12, (maddr & 0xFFF) >> 3
+        owner = sp.guest_of.get(smfn)
+        if owner is None:
+            problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
+            continue
+        gmfn, level = owner
+        sentry = q[maddr >> 3]
+        if sentry & _PAGE_PRESENT:
+            problems += _check_translated(sp, smfn, gmfn, level, index, sentry,
+                                          q[(gmfn << 9) + index])
+    return problems
+
+
+def _check_translated(sp, smfn, gmfn, level, index, sentry, gentry) -> List[str]:
+    from pvshadow.shadow.abi.p2m import p2m_ram_rw
+    from pvshadow.shadow.abi.xen import DOMID_COW
+    from pvshadow.shadow.mem_access import SHADOW_RIGHTS
+    at = f'shadow L{level} {smfn:#x} (guest {gmfn:#x}) entry {index}'
+    if not gentry & _PAGE_PRESENT or not gentry & _PAGE_ACCESSED:
+        return [f'{at}: present, but the guest entry is not present and accessed']
+    gfn = pte_mfn(gentry)
+    entry = sp.p2m.lookup(sp.view, gfn)
+    problems = []
+    if sentry & _PAGE_RW and not gentry & _PAGE_RW:
+        problems.append(f'{at}: writable where the guest entry is not')
+    if level > 1:
+        if sp.shadow_of.get((entry.mfn, level - 1)) != pte_mfn(sentry):
+            problems.append(f'{at}: does not point at the shadow of gfn {gfn:#x} '
+                            f'(mfn {entry.mfn:#x} in view {sp.view})')
+        return problems
+    target = pte_mfn(sentry)
+    if target != entry.mfn:
+        problems.append(f'{at}: maps mfn {target:#x}, but gfn {gfn:#x} is mfn '
+                        f'{entry.mfn:#x} in view {sp.view}')
+    if sentry & _PAGE_RW and (entry.type != p2m_ram_rw or sp.is_guest_table(target) or
+                              not SHADOW_RIGHTS[entry.access][1] or
+                              not gentry & _PAGE_DIRTY):
+        problems.append(f'{at}: writable, but the rules withhold write from mfn '
+                        f'{target:#x} ({entry.type}, access {entry.access})')
+    if not SHADOW_RIGHTS[entry.access][0]:
+        problems.append(f'{at}: present under access {entry.access}')
+    if sp.frames.owner[target] not in (sp.domid, DOMID_COW):
+        problems.append(f'{at}: maps mfn {target:#x}, which is not the domain\'s')
+    return problems

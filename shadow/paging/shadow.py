@@ -535,17 +535,20 @@ class ShadowPaging(PvPaging):
     def shadow_blow_tables(self, reload: bool = True) -> int:
         """Throw every shadow away (Xen's shadow_blow_tables); returns how many there were."""
         count = len(self.guest_of)
+        self._free_all_shadows()
+        self.stats['blown'] += 1
+        if reload:
+            self.on_blow()
+        return count
+
+    def _free_all_shadows(self) -> None:
         for smfn in self.guest_of:
             self.pool.free(smfn)
         self.shadow_of.clear()
         self.guest_of.clear()
         self.parents.clear()
         self.maps_of.clear()
-        self.stats['blown'] += 1
         self.flush_tlb()
-        if reload:
-            self.on_blow()
-        return count
 
     def reclaim(self) -> int:
         """The pool is empty: free every shadow except the pinned ones (the roots the vCPUs

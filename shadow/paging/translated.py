@@ -132,7 +132,7 @@ class TranslatedPaging(ShadowPaging):
         for idx in self._each_view(views):
             if gfn is None:
                 reload |= bool(self.guest_of)
-                self._blow_active()
+                self._free_all_shadows()
                 continue
             if old_mfn is None or old_mfn == INVALID_MFN:
                 continue
@@ -144,20 +144,11 @@ class TranslatedPaging(ShadowPaging):
         if reload:
             self.on_blow()
 
-    def _blow_active(self) -> None:
-        for smfn in self.guest_of:
-            self.pool.free(smfn)
-        self.shadow_of.clear()
-        self.guest_of.clear()
-        self.parents.clear()
-        self.maps_of.clear()
-        self.flush_tlb()
-
     def shadow_blow_tables(self, reload: bool = True) -> int:
         count = 0
         for _ in self._each_view():
             count += len(self.guest_of)
-            self._blow_active()
+            self._free_all_shadows()
         self.stats['blown'] += 1
         if reload:
             self.on_blow()
@@ -169,7 +160,7 @@ class TranslatedPaging(ShadowPaging):
         for idx in self._each_view():
             if idx != active:
                 freed += len(self.guest_of)
-                self._blow_active()
+                self._free_all_shadows()
         return freed + super().reclaim()
 
     def detach(self) -> None:
@@ -305,13 +296,7 @@ class TranslatedPaging(ShadowPaging):
         gw = self.guest_walk(root, va, access, set_ad=True)
         if not gw.ok:
             return gw.pfec
-        self._leaf = gw.entry
-        try:
-            self._propagate(root, gw.translated)
-        except PoolExhausted:
-            self.reclaim()
-            self._activate(vcpu.altp2m_idx)
-            self._propagate(root, gw.translated)
+        self._fill_translated(vcpu, root, gw)
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
         if self.audit_after_fault:
@@ -535,9 +520,7 @@ class TranslatedPaging(ShadowPaging):
     def shadow_l1e_maddr(self, vcpu, va: int) -> int:
         self._activate(vcpu.altp2m_idx)
         root = vcpu.current_table()
-        gw = self.guest_walk(root, va, 0, set_ad=False)
-        self._leaf = gw.entry
-        return self._propagate(root, gw.translated)
+        return self._fill_translated(vcpu, root, self.guest_walk(root, va, 0, set_ad=False))
 
     def prefault_code(self, vcpu, rip: int) -> None:
         self._activate(vcpu.altp2m_idx)
@@ -545,13 +528,18 @@ class TranslatedPaging(ShadowPaging):
         for va in {rip & ~0xFFF, (rip + 15) & ~0xFFF}:
             gw = self.guest_walk(root, va, PFEC_INSN, set_ad=True)
             if gw.ok and gw.entry.mfn != INVALID_MFN:
-                self._leaf = gw.entry
-                try:
-                    self._propagate(root, gw.translated)
-                except PoolExhausted:
-                    self.reclaim()
-                    self._activate(vcpu.altp2m_idx)
-                    self._propagate(root, gw.translated)
+                self._fill_translated(vcpu, root, gw)
+
+    def _fill_translated(self, vcpu, root: int, gw) -> int:
+        """_propagate a successful walk in the vCPU's view (reclaiming once if the pool
+        is dry); returns the shadow L1 entry's address."""
+        self._leaf = gw.entry
+        try:
+            return self._propagate(root, gw.translated)
+        except PoolExhausted:
+            self.reclaim()
+            self._activate(vcpu.altp2m_idx)
+            return self._propagate(root, gw.translated)
 
     # --- what a PV guest does with hypercalls, on gfns -------------------------------------------
     def root_frame(self, gfn: int) -> Optional[int]:
@@ -621,72 +609,14 @@ class TranslatedPaging(ShadowPaging):
     def emulates_writes_to(self, level: int, vm_assist: int) -> bool:
         return False
 
-    # --- audit ----------------------------------------------------------------------------------------
+    # --- audit (shadow.paging.audit) ---------------------------------------------------------------
     def audit(self) -> List[str]:
-        """Every live shadow entry, in every view, against the guest entry and the view's
-        p2m: an upper entry points at the shadow of the table its gfn names in that view;
-        a leaf maps that view's effective frame, with no right the rules withhold."""
-        problems = []
-        for idx in self._each_view():
-            problems += [f'view {idx}: {p}' for p in self._audit_active()]
-        return problems
-
-    def _audit_active(self) -> List[str]:
-        problems = []
-        q = self.mem.q
-        for smfn, (gmfn, level) in self.guest_of.items():
-            for index in range(512):
-                if level == 4 and not is_guest_l4_slot(index):
-                    continue
-                sentry = q[(smfn << 9) + index]
-                if sentry & _PAGE_PRESENT:
-                    problems += self._check(smfn, gmfn, level, index, sentry,
-                                            q[(gmfn << 9) + index])
-        return problems
-
-    def _check(self, smfn, gmfn, level, index, sentry, gentry) -> List[str]:
-        at = f'shadow L{level} {smfn:#x} (guest {gmfn:#x}) entry {index}'
-        if not gentry & _PAGE_PRESENT or not gentry & _PAGE_ACCESSED:
-            return [f'{at}: present, but the guest entry is not present and accessed']
-        gfn = (gentry & ADDR_MASK) >> 12
-        entry = self.p2m.lookup(self.view, gfn)
-        problems = []
-        if sentry & _PAGE_RW and not gentry & _PAGE_RW:
-            problems.append(f'{at}: writable where the guest entry is not')
-        if level > 1:
-            if self.shadow_of.get((entry.mfn, level - 1)) != (sentry & ADDR_MASK) >> 12:
-                problems.append(f'{at}: does not point at the shadow of gfn {gfn:#x} '
-                                f'(mfn {entry.mfn:#x} in view {self.view})')
-            return problems
-        target = (sentry & ADDR_MASK) >> 12
-        if target != entry.mfn:
-            problems.append(f'{at}: maps mfn {target:#x}, but gfn {gfn:#x} is mfn '
-                            f'{entry.mfn:#x} in view {self.view}')
-        if sentry & _PAGE_RW and (entry.type != p2m_ram_rw or self.is_guest_table(target) or
-                                  not SHADOW_RIGHTS[entry.access][1] or
-                                  not gentry & _PAGE_DIRTY):
-            problems.append(f'{at}: writable, but the rules withhold write from mfn '
-                            f'{target:#x} ({entry.type}, access {entry.access})')
-        if not SHADOW_RIGHTS[entry.access][0]:
-            problems.append(f'{at}: present under access {entry.access}')
-        if self.frames.owner[target] not in (self.domid, DOMID_COW):
-            problems.append(f'{at}: maps mfn {target:#x}, which is not the domain\'s')
-        return problems
+        from pvshadow.shadow.paging.audit import audit_translated
+        return audit_translated(self)
 
     def _audit_chain(self, root: int, gw) -> List[str]:
-        problems = []
-        for maddr in self._chain(root, gw.translated):
-            smfn = maddr >> 12
-            gmfn, level = self.guest_of.get(smfn, (None, None))
-            if gmfn is None:
-                problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
-                continue
-            index = (maddr & 0xFFF) >> 3
-            sentry = self.mem.q[maddr >> 3]
-            if sentry & _PAGE_PRESENT:
-                problems += self._check(smfn, gmfn, level, index, sentry,
-                                        self.mem.q[(gmfn << 9) + index])
-        return problems
+        from pvshadow.shadow.paging.audit import audit_translated_entries
+        return audit_translated_entries(self, self._chain(root, gw.translated))
 
     def check_audit(self, entries=None) -> None:
         from pvshadow.shadow.paging.shadow import AuditError
