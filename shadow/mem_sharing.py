@@ -19,7 +19,7 @@ from typing import Dict, List, Optional, Set, Tuple
 from pvshadow.shadow.abi.p2m import (SHARED_M2P_ENTRY, XENMEM_SHARING_OP_C_HANDLE_INVALID,
                                      XENMEM_SHARING_OP_S_HANDLE_INVALID, p2m_ram_rw,
                                      p2m_ram_shared)
-from pvshadow.shadow.abi.xen import DOMID_COW, E2BIG, EINVAL, ENOMEM
+from pvshadow.shadow.abi.xen import DOMID_COW, E2BIG, EBUSY, EINVAL, ENOMEM, ENOSYS
 from pvshadow.shadow.machine import NO_PFN, PageType
 from pvshadow.shadow.p2m import INVALID_MFN
 
@@ -200,12 +200,83 @@ class MemSharing:
         return 0
 
     def release_domain(self, d) -> None:
-        """Domain destruction: its views, then its host entries, drop their references."""
+        """Domain destruction: its views, then its host entries, drop their references;
+        a fork lets its parent go."""
         p2m = d.p2m_state
         p2m.flush_views()
         for gfn, type_ in list(p2m.types.items()):
             if type_ == p2m_ram_shared:
                 p2m.set_host_entry(gfn, INVALID_MFN)
+        parent, d.fork_parent = getattr(d, 'fork_parent', None), None
+        if parent is not None and parent.pause_count:
+            parent.pause_count -= 1
+
+    # --- forks ----------------------------------------------------------------------------------
+    def fork(self, cd, pd) -> int:
+        """XENMEM_sharing_op_fork: cd (paused, translated, still empty) becomes a fork of
+        pd, which it keeps paused: pd's vCPU state and settings are copied, and cd's
+        memory comes from pd on fault (fork_page). -EBUSY: cd not paused; -EINVAL: not
+        empty, already a fork, or another vCPU count."""
+        if not cd.pause_count:
+            return -EBUSY
+        if getattr(cd, 'fork_parent', None) is not None or cd.tot_pages or \
+                len(cd.vcpus) != len(pd.vcpus) or cd is pd:
+            return -EINVAL
+        cd.fork_parent = pd
+        cd.max_pages = pd.max_pages
+        pd.pause_count += 1                       # domain_pause(parent), until cd goes
+        rc = copy_settings(self.host, cd, pd)
+        if rc:
+            cd.fork_parent = None
+            pd.pause_count -= 1
+        return rc
+
+    def fork_page(self, d, gfn: int, write: bool) -> bool:
+        """mem_sharing_fork_page: give a fork the gfn it faulted on. A read shares the
+        nearest ancestor's frame (nominated there); a write, or a frame that cannot be
+        shared (a page table, one held elsewhere), is copied. False: no ancestor has RAM
+        there, or no memory for the copy."""
+        parent = getattr(d, 'fork_parent', None)
+        if not write:
+            while parent is not None and not parent.dying:
+                rc, handle = self.nominate(parent, gfn)
+                if rc == 0:
+                    return self.add_physmap(parent, gfn, handle, d, gfn) == 0
+                parent = getattr(parent, 'fork_parent', None)
+            parent = d.fork_parent
+        while parent is not None and not parent.dying:
+            host = parent.p2m_state.host(gfn)
+            if host.mfn != INVALID_MFN and host.type in (p2m_ram_rw, p2m_ram_shared) and \
+                    host.mfn not in parent.xenheap_frames:
+                new = d.alloc_frame()
+                if new is None:
+                    return False
+                mem = self.host.mem
+                mem.write(new << 12, mem.read(host.mfn << 12, 4096))
+                d.p2m_state.set_host_entry(gfn, new)
+                return True
+            parent = getattr(parent, 'fork_parent', None)
+        return False
+
+    def fork_reset(self, d, reset_state: bool, reset_memory: bool) -> int:
+        """mem_sharing_fork_reset: the fork's own plain pages (those that could be shared
+        again) go back, to be fetched from the parent afresh; shared entries and pages
+        held elsewhere (its roots) stay. reset_state copies the parent's vCPU state again.
+        -ENOSYS: not a fork."""
+        from pvshadow.shadow.hypercall.memory import release_gfn
+        parent = getattr(d, 'fork_parent', None)
+        if parent is None:
+            return -ENOSYS
+        if reset_memory:
+            frames = self.frames
+            for gfn, mfn in enumerate(d.p2m):
+                if mfn != INVALID_MFN and d.p2m_state.types.get(gfn, p2m_ram_rw) == p2m_ram_rw \
+                        and mfn not in d.xenheap_frames and frames.count[mfn] == 1 and \
+                        not d.paging.is_guest_table(mfn):
+                    release_gfn(d, gfn)
+        if reset_state:
+            return copy_settings(self.host, d, parent)
+        return 0
 
     # --- the audit -------------------------------------------------------------------------------
     def audit(self) -> List[str]:
@@ -254,6 +325,50 @@ class MemSharing:
         for mfn, page in self.pages.items():
             for domid, view, gfn in page.rmap:
                 yield mfn, f'd{domid} view {view} gfn {gfn:#x} (shared)'
+
+
+def copy_settings(host, cd, pd) -> int:
+    """A fork's vCPUs take the parent's state (registers and the PV settings Xen's
+    copy_vcpu_settings carries), its roots are the fork's own copies of the parent's,
+    and its shared_info sits at the parent's gfn with the parent's contents."""
+    cpu = host.cpu
+    current = cpu.guest
+    if current is not None and current.entered:          # off the CPU, state kept
+        current.saved_state = cpu.save_state()
+        current.unload_watches()
+        cpu.guest = None
+    for gfn, mfn in enumerate(pd.p2m):
+        if mfn == pd.shared_info_mfn:
+            if cd.p2m_state.host(gfn).mfn == INVALID_MFN:
+                cd.p2m_state.set_host_entry(gfn, cd.shared_info_mfn)
+            host.mem.write(cd.shared_info_mfn << 12, host.mem.read(mfn << 12, 4096))
+    cd.vm_assist = pd.vm_assist
+    for pv, cv in zip(pd.vcpus, cd.vcpus):
+        for name in ('kernel_mode', 'event_callback', 'failsafe_callback', 'syscall_callback',
+                     'syscall_disables_events', 'kernel_ss', 'kernel_sp', 'gs_base_other',
+                     'guest_cr4', 'iopl', 'online', 'initialised', 'blocked'):
+            setattr(cv, name, getattr(pv, name))
+        cv.trap_ctxt = list(pv.trap_ctxt)
+        cv.other_callbacks = dict(pv.other_callbacks)
+        if not pv.entered or pv.saved_state is None:
+            continue
+        for attr in ('guest_table', 'guest_table_user'):
+            root = getattr(pv, attr)
+            old = getattr(cv, attr)
+            if old:
+                cd.paging.put_root(old)
+                setattr(cv, attr, 0)
+            if not root:
+                continue
+            gfn = pd.pfn_of.get(root)
+            mfn = cd.paging.root_frame(gfn) if gfn is not None else None
+            if mfn is None or cd.paging.get_root(mfn):
+                return -ENOMEM
+            setattr(cv, attr, mfn)
+        cpu.restore_state(pv.saved_state)              # a copy of the parent's context
+        cv.saved_state = cpu.save_state()
+        cv.entered = True
+    return 0
 
 
 def _source(p2m, key: Key) -> Optional[int]:

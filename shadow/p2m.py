@@ -172,6 +172,16 @@ class P2m:
             return host
         return Entry(host.mfn, host.type, view.default_access)
 
+    def lookup_populating(self, idx: int, gfn: int, write: bool) -> Entry:
+        """lookup, but a fork's missing gfn is first fetched from its parent
+        (MemSharing.fork_page: shared for a read, copied for a write)."""
+        entry = self.lookup(idx, gfn)
+        if entry.mfn == INVALID_MFN and entry.type == p2m_invalid and \
+                getattr(self.d, 'fork_parent', None) is not None and \
+                self.sharing.fork_page(self.d, gfn, write):
+            entry = self.lookup(idx, gfn)
+        return entry
+
     def materialize(self, idx: int, gfn: int) -> Optional[ViewEntry]:
         """p2m_altp2m_get_or_propagate: the view's own entry for gfn, copied from the
         host with the view's default access on first use (None: the host has none)."""

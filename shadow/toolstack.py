@@ -388,6 +388,24 @@ def xc_memshr_debug_gfn(domain, gfn: int) -> int:
                    lambda u: setattr(u.debug, 'gfn', gfn))[0]
 
 
+def xc_memshr_fork(parent, child, flags: int = 0) -> int:
+    """XENMEM_sharing_op_fork: child (created empty, translated, paused) becomes a fork
+    of parent, which stays paused while the child lives."""
+    from pvshadow.shadow.abi import p2m as abi
+
+    def fill(u):
+        u.fork.parent_domain, u.fork.flags = parent.domid, flags
+    return _memshr(_caller(child), abi.XENMEM_sharing_op_fork, child.domid, fill)[0]
+
+
+def xc_memshr_fork_reset(child, reset_state: bool = True, reset_memory: bool = True) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    flags = (abi.XENMEM_FORK_RESET_STATE if reset_state else 0) | \
+        (abi.XENMEM_FORK_RESET_MEMORY if reset_memory else 0)
+    return _memshr(_caller(child), abi.XENMEM_sharing_op_fork_reset, child.domid,
+                   lambda u: setattr(u.fork, 'flags', flags))[0]
+
+
 def xc_memshr_audit(host) -> int:
     """The number of sharing invariants broken (0: all hold; host.sharing.audit() names them)."""
     return len(host.sharing.audit())

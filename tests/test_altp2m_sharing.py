@@ -474,3 +474,55 @@ def test_a_view_violation_on_an_unsuppressed_gfn_is_a_ve_while_the_semaphore_is_
     assert one.write(C, 0x78) == 0 and one.contents(C) == 0x78
     assert ts.xc_altp2m_set_vcpu_disable_notify(one.d, 0) == 0
     ok(host)
+
+
+# --- forks -------------------------------------------------------------------------------------------
+def fork_of(host, parent):
+    from tests.translated_host import ForkGuest
+    rc, child = ts.xc_domain_create(host, parent.d.max_pages, paging='translated',
+                                    max_vcpus=len(parent.d.vcpus))
+    assert rc == 0
+    assert ts.xc_memshr_fork(parent.d, child) == -16          # -EBUSY: the child runs
+    assert ts.xc_domain_pause(child) == 0
+    assert ts.xc_memshr_fork(parent.d, child) == 0
+    assert ts.xc_domain_unpause(child) == 0
+    ok(host)
+    return ForkGuest(parent, child)
+
+
+def test_a_fork_reads_its_parents_memory_shared_and_writes_its_own_copy(pair):
+    host, one, _ = pair
+    child = fork_of(host, one)
+    assert one.d.pause_count == 1                     # the parent waits while it lives
+    assert child.read(A) == (0x1100, 0)
+    ok(host)
+    assert child.frame(A) == one.frame(A) and host.frames.owner[one.frame(A)] == DOMID_COW
+    assert child.write(A, 0xC0FFEE) == 0 and child.write(B, 0xB0B) == 0
+    ok(host)
+    assert one.contents(A) == 0x1100 and one.contents(B) == 0x1101
+    assert child.contents(A) == 0xC0FFEE and child.contents(B) == 0xB0B
+    assert child.read(C) == (0x1102, 0)
+
+
+def test_fork_reset_drops_the_forks_own_pages_and_it_fetches_them_again(pair):
+    host, one, _ = pair
+    child = fork_of(host, one)
+    assert child.write(A, 0xC0FFEE) == 0
+    assert ts.xc_memshr_fork_reset(child.d, reset_state=False, reset_memory=True) == 0
+    ok(host)
+    assert child.frame(A) == INVALID_MFN
+    assert child.read(A) == (0x1100, 0)               # from the parent again
+    assert ts.xc_memshr_fork_reset(one.d) == -38      # -ENOSYS: not a fork
+    ok(host)
+
+
+def test_destroying_a_fork_lets_its_parent_go(pair):
+    from pvshadow.shadow.lifecycle import destroy
+    host, one, _ = pair
+    child = fork_of(host, one)
+    assert child.read(A) == (0x1100, 0)
+    destroy(host, child.d)
+    ok(host)
+    assert one.d.pause_count == 0
+    assert one.write(A, 5) == 0 and one.contents(A) == 5
+    ok(host)

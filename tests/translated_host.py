@@ -96,6 +96,20 @@ class PokeGuest:
         self.d.mem.write(self.frame(gfn) << 12, struct.pack('<Q', value))
 
 
+class ForkGuest(PokeGuest):
+    """A fork of a PokeGuest (XENMEM_sharing_op_fork): the same kernel, stopped where its
+    parent stopped, its memory fetched from the parent as it touches it."""
+
+    def __init__(self, parent: PokeGuest, child):
+        self.host, self.d = parent.host, child
+        self.poll, self.mbox_gfn = parent.poll, parent.mbox_gfn
+
+    def _mbox(self, op: int, gfn: int = 0, offset: int = 0, value: int = 0) -> None:
+        if self.d.p2m_state.host(self.mbox_gfn).mfn == INVALID_MFN:
+            assert self.host.sharing.fork_page(self.d, self.mbox_gfn, write=True)
+        super()._mbox(op, gfn, offset, value)
+
+
 def checks(host: Host) -> list:
     """Every invariant: sharing (rmap, counts, ownership, read-only everywhere, views
     following their sources), the frame ledger, each domain's shadows in every view."""

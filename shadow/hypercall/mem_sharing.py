@@ -10,6 +10,7 @@ from pvshadow.shadow.abi import p2m as abi
 from pvshadow.shadow.abi.xen import EINVAL, EOPNOTSUPP, EPERM, ESRCH
 
 _GREF = abi.XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG
+_FORK_WITH_IOMMU_ALLOWED, _FORK_BLOCK_INTERRUPTS = 1 << 0, 1 << 1
 
 
 def sharing_control(d, enable: bool) -> int:
@@ -86,9 +87,29 @@ def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
         d.log(f'mem_sharing debug: d{d.domid} gfn {u.debug.gfn:#x} -> mfn {entry.mfn:#x}, '
               f'type {abi.P2M_TYPE_NAMES.get(entry.type, entry.type)}')
         return 0
+    if op == abi.XENMEM_sharing_op_fork:
+        f = u.fork
+        if f.pad or f.flags & ~(_FORK_WITH_IOMMU_ALLOWED | _FORK_BLOCK_INTERRUPTS):
+            return -EINVAL
+        pd = xsm.lookup_domain(host, caller, f.parent_domain)
+        if pd is None or pd is caller:
+            return -ESRCH if pd is None else -EPERM
+        if len(pd.vcpus) != len(d.vcpus):
+            return -EINVAL
+        if not getattr(pd, 'sharing_enabled', False):
+            rc = sharing_control(pd, True)
+            if rc:
+                return rc
+        return sharing.fork(d, pd)
+    if op == abi.XENMEM_sharing_op_fork_reset:
+        f = u.fork
+        resets = abi.XENMEM_FORK_RESET_STATE | abi.XENMEM_FORK_RESET_MEMORY
+        if f.pad or not f.flags & resets or f.flags & ~resets:
+            return -EINVAL
+        return sharing.fork_reset(d, bool(f.flags & abi.XENMEM_FORK_RESET_STATE),
+                                  bool(f.flags & abi.XENMEM_FORK_RESET_MEMORY))
     if op in (abi.XENMEM_sharing_op_nominate_gref, abi.XENMEM_sharing_op_debug_gref,
-              abi.XENMEM_sharing_op_debug_mfn, abi.XENMEM_sharing_op_fork,
-              abi.XENMEM_sharing_op_fork_reset):
+              abi.XENMEM_sharing_op_debug_mfn):
         return -EOPNOTSUPP                 # docs/ALTP2M_SHARING.md: not built
     return -EINVAL
 

@@ -173,7 +173,7 @@ class TranslatedPaging(ShadowPaging):
     def table_frame(self, gfn: int) -> Optional[int]:
         """The machine frame of a guest table at gfn in the active view: never a shared
         frame (unshared first), always the domain's own RAM; None for anything else."""
-        entry = self.p2m.lookup(self.view, gfn)
+        entry = self.p2m.lookup_populating(self.view, gfn, True)
         if entry.type == p2m_ram_shared:
             source = self._source(gfn)
             if self.p2m.sharing.unshare(self.domain, source):
@@ -233,7 +233,7 @@ class TranslatedPaging(ShadowPaging):
             return gw
         level, table, index, entry = gw.levels[-1]
         gw.gfn = (entry & ADDR_MASK) >> 12
-        effective = self.p2m.lookup(self.view, gw.gfn)
+        effective = self.p2m.lookup_populating(self.view, gw.gfn, bool(access & PFEC_WRITE))
         if effective.mfn != INVALID_MFN and self.view:
             effective = self.p2m.materialize(self.view, gw.gfn)     # the lazy copy
         gw.entry = effective
@@ -544,7 +544,7 @@ class TranslatedPaging(ShadowPaging):
     # --- what a PV guest does with hypercalls, on gfns -------------------------------------------
     def root_frame(self, gfn: int) -> Optional[int]:
         """NEW_BASEPTR names a gfn: its host frame, which must be the domain's RAM."""
-        entry = self.p2m.host(gfn)
+        entry = self.p2m.lookup_populating(0, gfn, True)
         if entry.mfn == INVALID_MFN or entry.type not in (p2m_ram_rw, p2m_ram_ro) or \
                 self.frames.owner[entry.mfn] != self.domid:
             return None
