@@ -35,8 +35,11 @@ def check_descriptor(desc: int):
 
 
 def take_descriptor_page(d, mfn: int) -> bool:
-    """Type a frame as a descriptor page, checking (and fixing up) every descriptor."""
-    if d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
+    """Type a frame as a descriptor page, checking (and fixing up) every descriptor.
+    Never for a translated guest: its shadows hold no type references, so a writable
+    mapping of the frame could outlive the check (it runs on Xen's reserved selectors)."""
+    if getattr(d, 'translated', False) or \
+            d.types.get_page_and_type(mfn, PageType.SEG_DESC, d.domid):
         return False
     checked = [check_descriptor(x) for x in d.mem.frame_u64s(mfn)]
     if None in checked:

@@ -526,3 +526,17 @@ def test_destroying_a_fork_lets_its_parent_go(pair):
     assert one.d.pause_count == 0
     assert one.write(A, 5) == 0 and one.contents(A) == 5
     ok(host)
+
+
+def test_a_translated_guest_gets_no_descriptor_pages(pair):
+    """Its shadows hold no type references, so a writable mapping of a frame could
+    outlive a descriptor-page check: set_gdt and the LDT are refused (it runs on Xen's
+    reserved selectors), and nothing typed is ever written through its mappings."""
+    from pvshadow.shadow.hypercall.descriptors import set_gdt
+    from pvshadow.shadow.segments import take_descriptor_page
+    host, one, _ = pair
+    mfn = one.frame(C)
+    assert set_gdt(one.d.vcpus[0], [mfn], 16) == -EINVAL
+    assert not take_descriptor_page(one.d, mfn)
+    assert host.frames.type_count[mfn] == 0
+    ok(host)

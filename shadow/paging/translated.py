@@ -25,6 +25,7 @@ from pvshadow.shadow.abi.p2m import p2m_mmio_dm, p2m_ram_ro, p2m_ram_rw, p2m_ram
 from pvshadow.shadow.abi.xen import (DOMID_COW, EINVAL, ENOMEM, HYPERVISOR_VIRT_END,
                                      HYPERVISOR_VIRT_START, MEM_ACCESS_FAULT_WITH_GLA)
 from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.mem_access import PERMITS, SHADOW_RIGHTS, _expressible, access_of_fault
 from pvshadow.shadow.p2m import INVALID_MFN
 from pvshadow.shadow.paging.shadow import PoolExhausted, ShadowPaging, _walk_access
@@ -180,9 +181,17 @@ class TranslatedPaging(ShadowPaging):
                 return None                       # out of memory: a fault the guest sees
             entry = self.p2m.lookup(self.view, gfn)
         if entry.mfn == INVALID_MFN or entry.type not in (p2m_ram_rw, p2m_ram_ro) or \
-                self.frames.owner[entry.mfn] != self.domid:
+                self.frames.owner[entry.mfn] != self.domid or \
+                not self.guest_writable(entry.mfn):
             return None
         return entry.mfn
+
+    def guest_writable(self, mfn: int) -> bool:
+        """Whether the guest may write the frame as memory: untyped, or typed writable
+        (a ring or area the hypervisor also writes). Anything the type system protects
+        is never written by a translated guest's walk, stores or mapping."""
+        frames = self.frames
+        return not frames.type_count[mfn] or frames.type[mfn] == PageType.WRITABLE
 
     def _source(self, gfn: int) -> int:
         """The host gfn whose frame the active view shows at gfn."""
@@ -443,7 +452,7 @@ class TranslatedPaging(ShadowPaging):
             return 0
         flags = _PAGE_PRESENT | _PAGE_USER | _PAGE_ACCESSED | (gl1e & _PAGE_NX)
         if gl1e & _PAGE_RW and gl1e & _PAGE_DIRTY and writable and leaf.type == p2m_ram_rw \
-                and not self.is_guest_table(target):
+                and not self.is_guest_table(target) and self.guest_writable(target):
             flags |= _PAGE_RW | _PAGE_DIRTY
         if not executable:
             flags |= _PAGE_NX
@@ -577,7 +586,8 @@ class TranslatedPaging(ShadowPaging):
                 return -ENOMEM
             entry = self.p2m.host(ptr >> 12)
         if entry.mfn == INVALID_MFN or entry.type != p2m_ram_rw or \
-                self.frames.owner[entry.mfn] != self.domid:
+                self.frames.owner[entry.mfn] != self.domid or \
+                not self.guest_writable(entry.mfn):
             return -EINVAL
         maddr = (entry.mfn << 12) | (ptr & 0xFFF)
         if preserve_ad:
