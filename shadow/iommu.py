@@ -63,6 +63,8 @@ class Iommu:
             return None
         if frames.type_count[bfn] and frames.type[bfn] != PageType.WRITABLE:
             return None                  # a page table or descriptor page: unmapped
+        if d.translated and d.paging.is_guest_table(bfn):
+            return bfn, False            # a translated guest's shadowed table: never DMA-written
         return bfn, True
 
     def translate(self, bfn: int, write: bool) -> Optional[int]:
