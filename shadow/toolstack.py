@@ -351,6 +351,22 @@ def xc_memshr_nominate_gfn(domain, gfn: int):
     return rc, mso.u.nominate.handle
 
 
+def xc_memshr_nominate_gref(domain, gref: int):
+    """(rc, handle) for the gfn the domain's grant entry gref names."""
+    from pvshadow.shadow.abi import p2m as abi
+    rc, mso = _memshr(_caller(domain), abi.XENMEM_sharing_op_nominate_gref, domain.domid,
+                      lambda u: setattr(u.nominate, 'gfn', gref))
+    return rc, mso.u.nominate.handle
+
+
+def xc_memshr_share_grefs(source, source_gref: int, source_handle: int, client,
+                          client_gref: int, client_handle: int) -> int:
+    from pvshadow.shadow.abi import p2m as abi
+    flag = abi.XENMEM_SHARING_OP_FIELD_IS_GREF_FLAG
+    return xc_memshr_share_gfns(source, flag | source_gref, source_handle, client,
+                                flag | client_gref, client_handle)
+
+
 def xc_memshr_share_gfns(source, source_gfn: int, source_handle: int, client, client_gfn: int,
                          client_handle: int) -> int:
     from pvshadow.shadow.abi import p2m as abi

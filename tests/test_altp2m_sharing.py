@@ -540,3 +540,23 @@ def test_a_translated_guest_gets_no_descriptor_pages(pair):
     assert not take_descriptor_page(one.d, mfn)
     assert host.frames.type_count[mfn] == 0
     ok(host)
+
+
+def test_nominate_and_share_by_grant_reference(pair):
+    """A translated granter's entries name gfns: nominate_gref and share by grant
+    reference resolve them (mem_sharing_gref_to_gfn)."""
+    import struct
+    host, one, two = pair
+    for g, gfn in ((one, A), (two, B)):
+        g.d.grant_frames.append(g.d.alloc_xenheap_frame('grant table'))
+        g.d.mem.write((g.d.grant_frames[0] << 12) + 5 * 8,
+                      struct.pack('<HHI', xen.GTF_permit_access, 0, gfn))
+    ts.xc_memshr_control(two.d, True)
+    rc, sh = ts.xc_memshr_nominate_gref(one.d, 5)
+    rc2, ch = ts.xc_memshr_nominate_gref(two.d, 5)
+    assert (rc, rc2) == (0, 0)
+    assert ts.xc_memshr_share_grefs(one.d, 5, sh, two.d, 5, ch) == 0
+    ok(host)
+    assert two.frame(B) == one.frame(A) and two.read(B) == (0x1100, 0)
+    assert ts.xc_memshr_nominate_gref(one.d, 4096)[0] == -EINVAL        # past the table
+    ok(host)

@@ -36,6 +36,16 @@ def _client(caller, domid: int):
     return cd, 0
 
 
+def gref_to_gfn(d, gref: int):
+    """mem_sharing_gref_to_gfn: (0, the gfn a translated granter's entry names), or
+    (-EINVAL, None) for a ref past its table."""
+    from pvshadow.shadow.grant_table import table_of
+    gt = table_of(d)
+    if gref >= gt.nr_entries():
+        return -EINVAL, None
+    return 0, gt.frame(gref)
+
+
 def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
     """One XENMEM_sharing_op; outputs (a handle, a continuation's opaque) go into mso."""
     host = caller.host
@@ -58,17 +68,29 @@ def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
     if op == abi.XENMEM_sharing_op_nominate_gfn:
         rc, u.nominate.handle = sharing.nominate(d, u.nominate.gfn)
         return rc
+    if op == abi.XENMEM_sharing_op_nominate_gref:
+        rc, gfn = gref_to_gfn(d, u.nominate.gfn & 0xFFFFFFFF)     # grant_ref overlays gfn
+        if rc:
+            return rc
+        rc, u.nominate.handle = sharing.nominate(d, gfn)
+        return rc
     if op in (abi.XENMEM_sharing_op_share, abi.XENMEM_sharing_op_add_physmap):
         s = u.share
         cd, rc = _client(caller, s.client_domain)
         if rc:
             return rc
-        if s.source_gfn & _GREF or s.client_gfn & _GREF:
-            return -EINVAL                 # grant references are not translated here
+        sgfn, cgfn = s.source_gfn, s.client_gfn
+        if sgfn & _GREF:
+            rc, sgfn = gref_to_gfn(d, sgfn & ~_GREF)
+            if rc:
+                return rc
+        if cgfn & _GREF:
+            rc, cgfn = gref_to_gfn(cd, cgfn & ~_GREF)
+            if rc:
+                return rc
         if op == abi.XENMEM_sharing_op_share:
-            return sharing.share(d, s.source_gfn, s.source_handle, cd, s.client_gfn,
-                                 s.client_handle)
-        return sharing.add_physmap(d, s.source_gfn, s.source_handle, cd, s.client_gfn)
+            return sharing.share(d, sgfn, s.source_handle, cd, cgfn, s.client_handle)
+        return sharing.add_physmap(d, sgfn, s.source_handle, cd, cgfn)
     if op == abi.XENMEM_sharing_op_range_share:
         r = u.range
         if any(r._pad) or r.opaque and not r.first_gfn <= r.opaque <= r.last_gfn:
@@ -108,8 +130,7 @@ def sharing_op(caller, mso: abi.xen_mem_sharing_op) -> int:
             return -EINVAL
         return sharing.fork_reset(d, bool(f.flags & abi.XENMEM_FORK_RESET_STATE),
                                   bool(f.flags & abi.XENMEM_FORK_RESET_MEMORY))
-    if op in (abi.XENMEM_sharing_op_nominate_gref, abi.XENMEM_sharing_op_debug_gref,
-              abi.XENMEM_sharing_op_debug_mfn):
+    if op in (abi.XENMEM_sharing_op_debug_gref, abi.XENMEM_sharing_op_debug_mfn):
         return -EOPNOTSUPP                 # docs/ALTP2M_SHARING.md: not built
     return -EINVAL
 
