@@ -113,6 +113,16 @@ class GrantTable:
             return _U32.unpack(self.d.mem.read(maddr + 4, 4))[0]
         return _U64.unpack(self.d.mem.read(maddr + 8, 8))[0]
 
+    def frame_mfn(self, ref: int) -> int:
+        """The machine frame an entry grants: its frame field, which a translated
+        granter writes as a gfn (its host p2m's RAM; anything else names no frame)."""
+        frame = self.frame(ref)
+        if not getattr(self.d, 'translated', False):
+            return frame
+        from pvshadow.shadow.abi.p2m import p2m_ram_ro, p2m_ram_rw
+        entry = self.d.p2m_state.host(frame)
+        return entry.mfn if entry.type in (p2m_ram_rw, p2m_ram_ro) else -1
+
     def _status_maddr(self, ref: int) -> int:
         if self.version == 1:
             return self._entry_maddr(ref)
@@ -226,7 +236,7 @@ def _map(v, ld, rd, lgt, rgt, op, pins, handle) -> int:
         if rc:
             return rc
         if new_act:
-            mfn = rgt.frame(ref)
+            mfn = rgt.frame_mfn(ref)
             if not types.frames.is_valid(mfn) or types.frames.owner[mfn] != rd.domid or \
                     not types.frames.count[mfn]:
                 rgt.reduce_status_for_pin(ref, Active(ld.domid, 0))
@@ -488,7 +498,7 @@ def _claim(ld, dom, u: int, gref: bool, readonly: bool):
         rc = gt.set_status(act, u, readonly, ld.domid, mapping=False)
         if rc:
             return rc, None
-        mfn = act.mfn if act is not None else gt.frame(u)
+        mfn = act.mfn if act is not None else gt.frame_mfn(u)
         pin = 'dr' if readonly else 'dw'     # held as a transient device pin
         act = gt.active.setdefault(u, Active(ld.domid, mfn))
         act.pins[pin] += 1

@@ -560,3 +560,19 @@ def test_nominate_and_share_by_grant_reference(pair):
     assert two.frame(B) == one.frame(A) and two.read(B) == (0x1100, 0)
     assert ts.xc_memshr_nominate_gref(one.d, 4096)[0] == -EINVAL        # past the table
     ok(host)
+
+
+def test_a_translated_granters_entry_names_a_gfn_a_pv_mapper_gets_its_frame():
+    import struct
+    from tests.grants import GrantGuest
+    host = new_host()
+    granter = PokeGuest(host)
+    mapper = GrantGuest(host, 'shadow', lambda: None)
+    granter.d.grant_frames.append(granter.d.alloc_xenheap_frame('grant table'))
+    granter.d.mem.write((granter.d.grant_frames[0] << 12) + 7 * 8,
+                        struct.pack('<HHI', xen.GTF_permit_access, mapper.d.domid, A))
+    op = mapper.map_grant(granter.domid, 7)
+    assert op.status == 0
+    assert mapper.mapped_mfn() == granter.frame(A)
+    assert mapper.unmap_grant(op.handle) == 0
+    ok(host)
