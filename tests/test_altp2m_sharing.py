@@ -576,3 +576,17 @@ def test_a_translated_granters_entry_names_a_gfn_a_pv_mapper_gets_its_frame():
     assert mapper.mapped_mfn() == granter.frame(A)
     assert mapper.unmap_grant(op.handle) == 0
     ok(host)
+
+
+def test_after_a_view_event_the_toolstacks_set_access_is_the_hosts(pair):
+    """The view an event came from is the event's: a later XENMEM_access_op names the
+    host p2m's access."""
+    host, one, _ = pair
+    idx = view(one)
+    assert ts.xc_altp2m_set_mem_access(one.d, idx, C, RO) == 0
+    switch(one, idx)
+    assert one.write(C, 1) == 0                      # a violation in view 1, relaxed there
+    assert ts.xc_set_mem_access(one.d, RO, B, 1) == 0
+    assert ts.xc_get_mem_access(one.d, B) == (0, RO)
+    assert ts.xc_altp2m_get_mem_access(one.d, idx, B) == (0, RWX)
+    ok(host)

@@ -286,9 +286,14 @@ class TranslatedPaging(ShadowPaging):
             self.last_outcome = 've'
             return None
         if not (PERMITS[entry.access] & need and _expressible(entry.access, need)):
+            # the view this fault's access types are read and relaxed in: for this check
+            # only (a toolstack call later means the host's)
             mem_access.view = self.view if self.p2m.altp2m_active else None
-            outcome = mem_access._check(vcpu, gw.gfn, va & 0xFFF, va, need,
-                                        MEM_ACCESS_FAULT_WITH_GLA)
+            try:
+                outcome = mem_access._check(vcpu, gw.gfn, va & 0xFFF, va, need,
+                                            MEM_ACCESS_FAULT_WITH_GLA)
+            finally:
+                mem_access.view = None
             if outcome == 'handled':
                 self.last_outcome = 'access'
                 return None
