@@ -258,7 +258,8 @@ def cmd_access(args) -> int:
             if not domain.pfn_valid(pfn):
                 print(f'pvshadow: pfn {pfn:#x} is not in the domain', file=sys.stderr)
                 return 2
-            listener.set_access(access, domain.p2m[pfn], 1)
+            # a translated guest's access types are keyed by gfn: its pfn is one
+            listener.set_access(access, pfn if domain.translated else domain.p2m[pfn], 1)
     from pvshadow.tools.tracelog import JsonLog
     log = JsonLog(sys.stdout) if args.json else None
     xen_console = hypervisor_console([domain])

@@ -280,23 +280,33 @@ class TranslatedPaging(ShadowPaging):
         if need == 2 and entry.type == p2m_ram_shared:
             return self._unshare_on_write(vcpu, gw)
         mem_access = self.domain.mem_access
-        if not PERMITS[entry.access] & need and self.view and \
+        # An "emulate" answer lets this access through once, its walk's table writes
+        # included, as MemAccess.on_fault does for PV.
+        emulate, vcpu.emulate_once = vcpu.emulate_once, False
+        if not emulate and not PERMITS[entry.access] & need and self.view and \
                 vcpu.ve_info_gfn is not None and not entry.suppress_ve and \
                 self._deliver_ve(vcpu, gw, va, need):
             self.last_outcome = 've'
             return None
-        if not (PERMITS[entry.access] & need and _expressible(entry.access, need)):
-            # the view this fault's access types are read and relaxed in: for this check
-            # only (a toolstack call later means the host's)
-            mem_access.view = self.view if self.p2m.altp2m_active else None
-            try:
+        # the view this fault's access types are read and relaxed in: for these checks
+        # only (a toolstack call later means the host's)
+        mem_access.view = self.view if self.p2m.altp2m_active else None
+        try:
+            outcome = None
+            if not emulate:
+                # the walk is about to set accessed/dirty bits: writes to those tables,
+                # which the view's access for their gfns may forbid (fault in GPT)
+                outcome = mem_access._gpt_violation(vcpu, self._gpt_levels(gw), va, need)
+            if outcome is None and not (PERMITS[entry.access] & need and
+                                        _expressible(entry.access, need)):
                 outcome = mem_access._check(vcpu, gw.gfn, va & 0xFFF, va, need,
-                                            MEM_ACCESS_FAULT_WITH_GLA)
-            finally:
-                mem_access.view = None
-            if outcome == 'handled':
-                self.last_outcome = 'access'
-                return None
+                                            MEM_ACCESS_FAULT_WITH_GLA, emulate=emulate)
+        finally:
+            mem_access.view = None
+        if outcome == 'handled':
+            self.last_outcome = 'access'
+            return None
+        if outcome is not None:
             self._activate(vcpu.altp2m_idx)
             gw = self.guest_walk(root, va, access, set_ad=False)    # a listener may have
             if not gw.ok:                                           # changed anything
@@ -343,6 +353,16 @@ class TranslatedPaging(ShadowPaging):
         vcpu.inject_trap(_TRAP_virtualisation)
         self.stats['ve_delivered'] += 1
         return True
+
+    def _gpt_levels(self, gw):
+        """The walk's (level, table gfn, index, entry) records, for the GPT check: each
+        table named by its gfn, as a translated guest's access types are."""
+        gfn = self.domain.pfn_of.get(gw.levels[0][1])
+        out = []
+        for level, _table, index, entry in gw.levels:
+            out.append((level, gfn, index, entry))
+            gfn = (entry & ADDR_MASK) >> 12
+        return out
 
     def _unshare_on_write(self, vcpu, gw):
         """A write to a shared frame: unshare the host gfn this view shows, then the
