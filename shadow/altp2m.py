@@ -13,7 +13,6 @@ from pvshadow.shadow.abi import p2m as abi
 from pvshadow.shadow.abi.xen import (EINVAL, EOPNOTSUPP, ESRCH, XENMEM_access_default)
 from pvshadow.shadow.p2m import INVALID_MFN
 
-_COMMANDS = set(range(abi.HVMOP_altp2m_get_domain_state, abi.HVMOP_altp2m_set_visibility + 1))
 MULTI_CHUNK = 0x40                     # Xen's stride between preemption checks
 
 
@@ -29,8 +28,8 @@ def switch_vcpu(v, idx: int) -> bool:
         return False
     if v.altp2m_idx != idx:
         v.altp2m_idx = idx
-        if v.entered and v.cpu.guest is v:
-            v.load_cr3()
+        if v.entered:
+            v.load_cr3()                  # only if it is the vCPU on the CPU
     return True
 
 
@@ -44,8 +43,9 @@ def set_domain_state(d, state: bool) -> int:
         v.ve_info_gfn = None
     if not state:
         p2m.flush_views()
-    if d.cpu.guest is not None and d.cpu.guest.domain is d and d.cpu.guest.entered:
-        d.cpu.guest.load_cr3()
+    for v in d.vcpus:
+        if v.entered:
+            v.load_cr3()                  # only the vCPU on the CPU loads it now
     return 0
 
 

@@ -173,8 +173,7 @@ class MemSharing:
         if destroy:
             p2m.set_host_entry(gfn, INVALID_MFN)
             return 0
-        mine = {k for k in page.rmap if k[0] == d.domid and
-                (k[1] == 0 and k[2] == gfn or k[1] and _source(p2m, k) == gfn)}
+        mine = {k for k in page.rmap if k[0] == d.domid and p2m.source(k[1], k[2]) == gfn}
         if mine == page.rmap:
             # the last user: page_make_private, no copy
             if d.tot_pages >= d.max_pages:
@@ -187,7 +186,6 @@ class MemSharing:
             frames.type[mfn] = PageType.NONE
             frames.owner[mfn] = d.domid
             d.tot_pages += 1
-            p2m.types.pop(gfn, None)
             p2m.set_host_entry(gfn, mfn, p2m_ram_rw)
         else:
             new = d.alloc_frame()
@@ -369,12 +367,6 @@ def copy_settings(host, cd, pd) -> int:
         cv.saved_state = cpu.save_state()
         cv.entered = True
     return 0
-
-
-def _source(p2m, key: Key) -> Optional[int]:
-    view = p2m.views[key[1]]
-    entry = view.entries.get(key[2]) if view is not None else None
-    return entry.source if entry is not None else None
 
 
 def notify_enomem(d, vcpu, gfn: int) -> None:

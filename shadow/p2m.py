@@ -80,43 +80,27 @@ class P2m:
         return Entry(mfn, self.types.get(gfn, p2m_ram_rw), access)
 
     def set_host_entry(self, gfn: int, mfn: int, type_: int = p2m_ram_rw) -> None:
-        if mfn == INVALID_MFN and gfn >= len(self.d.p2m) and type_ == p2m_mmio_dm:
-            self.d.p2m.extend(array('Q', [INVALID_MFN]) * (gfn + 1 - len(self.d.p2m)))
         """Change (or, with INVALID_MFN, drop) the host entry of gfn: the sharing rmap,
         the M2P and reverse map, every view entry sourced from gfn, and the shadows of
         every view follow. The frame references are the caller's."""
         d = self.d
         old = self.host(gfn)
-        sharing = self.sharing
         if old.type == p2m_ram_shared:
-            sharing.rmap_del(old.mfn, (d.domid, 0, gfn))
-        if mfn == INVALID_MFN:
-            if gfn < len(d.p2m):
-                if old.type != p2m_ram_shared and d.pfn_of.get(old.mfn) == gfn:
-                    del d.pfn_of[old.mfn]
-                d.p2m[gfn] = INVALID_MFN
-            if type_ == p2m_mmio_dm:
-                self.types[gfn] = p2m_mmio_dm      # the device model's: an mmio exit
-            else:
-                self.types.pop(gfn, None)
-        elif type_ == p2m_ram_shared:
+            self.sharing.rmap_del(old.mfn, (d.domid, 0, gfn))
+        elif old.mfn != INVALID_MFN and d.pfn_of.get(old.mfn) == gfn:
+            del d.pfn_of[old.mfn]
+        if mfn != INVALID_MFN and type_ != p2m_ram_shared:
+            d.set_p2m(gfn, mfn)                   # the array, the reverse map and the M2P
+        elif gfn < len(d.p2m) or mfn != INVALID_MFN or type_ == p2m_mmio_dm:
             if gfn >= len(d.p2m):
                 d.p2m.extend(array('Q', [INVALID_MFN]) * (gfn + 1 - len(d.p2m)))
-            if old.mfn != INVALID_MFN and old.type != p2m_ram_shared and \
-                    d.pfn_of.get(old.mfn) == gfn:
-                del d.pfn_of[old.mfn]
             d.p2m[gfn] = mfn
-            self.types[gfn] = p2m_ram_shared
-            sharing.rmap_add(mfn, (d.domid, 0, gfn))
+        if type_ == p2m_ram_rw or mfn == INVALID_MFN and type_ != p2m_mmio_dm:
+            self.types.pop(gfn, None)             # mmio_dm: the device model's, no frame
         else:
-            if old.mfn != INVALID_MFN and old.type != p2m_ram_shared and \
-                    d.pfn_of.get(old.mfn) == gfn:
-                del d.pfn_of[old.mfn]
-            d.set_p2m(gfn, mfn)
-            if type_ == p2m_ram_rw:
-                self.types.pop(gfn, None)
-            else:
-                self.types[gfn] = type_
+            self.types[gfn] = type_
+        if type_ == p2m_ram_shared:
+            self.sharing.rmap_add(mfn, (d.domid, 0, gfn))
         self._propagate_change(gfn, mfn, type_)
         self.on_change(None, gfn, old.mfn)
 
@@ -261,11 +245,9 @@ class P2m:
         view = self.views[idx]
         if access == XENMEM_access_default:
             access = view.default_access
-        entry = view.entries.get(gfn)
+        entry = self.materialize(idx, gfn)
         if entry is None:
-            entry = self.materialize(idx, gfn)
-            if entry is None:
-                return -ESRCH
+            return -ESRCH
         entry.access = access
         self.on_change((idx,), gfn, entry.mfn)
         return 0
@@ -296,17 +278,11 @@ class P2m:
         self.on_change((idx,), old_gfn, old.mfn if old is not None else self.host(old_gfn).mfn)
         return 0
 
-    def active_views(self) -> List[int]:
-        return [0] + [v.idx for v in self.views[1:] if v is not None]
-
-    def gfns_naming(self, mfn: int) -> List[tuple]:
-        """(view, gfn) of every materialized entry naming mfn (the host's too)."""
-        d = self.d
-        out = [(0, gfn) for gfn, m in enumerate(d.p2m) if m == mfn]
-        for view in self.views[1:]:
-            if view is not None:
-                out += [(view.idx, g) for g, e in view.entries.items() if e.mfn == mfn]
-        return out
+    def source(self, idx: int, gfn: int) -> int:
+        """The host gfn whose frame view idx shows at gfn (its own, unless remapped)."""
+        view = self.view(idx) if idx else None
+        entry = view.entries.get(gfn) if view is not None else None
+        return entry.source if entry is not None else gfn
 
     def audit(self) -> List[str]:
         """Every view entry shows its source's host frame and type."""
