@@ -72,8 +72,7 @@ def write_virtual(d, va: int, data: bytes) -> None:
         if not d.types.write_frame(gw.maddr, data[pos:pos + chunk], d.domid):
             raise GuestFault(f'{va + pos:#x} is a page table, a descriptor page or not the '
                              'domain\'s')
-        if d.paging.translated:
-            d.paging.guest_wrote(gw.maddr, chunk)
+        d.paging.guest_wrote(gw.maddr, chunk)
         pos += chunk
     d.cpu.flush_code_cache()
 

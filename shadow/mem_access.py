@@ -233,16 +233,20 @@ class MemAccess:
                                in_fault_hook=False)
         return HANDLED                     # a plain resume: the access faults again
 
-    def _grant_once(self, vcpu, mfn: int, va: int, need: int) -> str:
+    def _grant_once(self, vcpu, frame: int, va: int, need: int) -> str:
         """Run the faulting instruction once with a mapping that grants `need`; the walk
-        sets its accessed/dirty bits first, as the access itself would."""
+        sets its accessed/dirty bits first, as the access itself would. frame: the key
+        the access type was read by (a PV guest's mfn, a translated guest's gfn, which
+        its paging mode turns into the frame)."""
         from pvshadow.shadow.paging.emulate import StepRequest
-        from pvshadow.shadow.paging.x86 import walk
         self.stats['granted_once'] += 1
-        mem = self.domain.mem
-        walk(mem.read_u64, vcpu.current_table(), va,
-             PFEC_WRITE if need == W else PFEC_INSN if need == X else 0, write_u64=mem.write_u64)
+        paging = self.domain.paging
+        mfn = paging.frame_of(vcpu, frame)
+        if mfn is None:
+            return RETRY
+        paging.set_walk_ad(vcpu, va, PFEC_WRITE if need == W else PFEC_INSN if need == X else 0)
         if need == W and vcpu.emulator.emulate_store(va, mfn):
+            paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
             return HANDLED                 # emulated as Xen does: no single step
         flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
         if need != X:
@@ -374,23 +378,6 @@ class TranslatedMemAccess(MemAccess):
         else:
             self.tracker[gfn] = access
         self.domain.paging.p2m_changed((0,), gfn, self.domain.p2m_state.host(gfn).mfn)
-
-    def _grant_once(self, vcpu, gfn: int, va: int, need: int) -> str:
-        from pvshadow.shadow.paging.emulate import StepRequest
-        self.stats['granted_once'] += 1
-        paging = self.domain.paging
-        mfn = paging.frame_of(vcpu, gfn)
-        if mfn is None:
-            return RETRY
-        paging.set_walk_ad(vcpu, va, PFEC_WRITE if need == W else PFEC_INSN if need == X else 0)
-        if need == W and vcpu.emulator.emulate_store(va, mfn):
-            paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
-            return HANDLED
-        flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
-        if need != X:
-            flags |= _PAGE_NX
-        vcpu.request_step(StepRequest(va, mfn, 0, 0, grant_flags=flags))
-        return HANDLED
 
 
 # A mem_access request's fixed fields, copied into each new request in one go.

@@ -186,8 +186,7 @@ class VCpu:
             # a foreign frame the domain maps (shadow.xsm) is written as its owner's
             if not d.types.write_frame(maddr, data[pos:pos + chunk], d.frames.owner[maddr >> 12]):
                 raise GuestFault(f'{va:#x} maps a frame that may not be written')
-            if d.paging.translated:
-                d.paging.guest_wrote(maddr, chunk)
+            d.paging.guest_wrote(maddr, chunk)       # a translated guest's shadows follow
             va, pos = va + chunk, pos + chunk
 
     def read_u64(self, va: int) -> int:

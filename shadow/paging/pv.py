@@ -83,6 +83,19 @@ class PvPaging:
         """A walk of va for front ends and watchpoints (nothing written)."""
         return walk(self.mem.read_u64, vcpu.current_table(), va, access)
 
+    def set_walk_ad(self, vcpu, va: int, access: int) -> None:
+        """The accessed/dirty bits a walk of va for this access sets, as the CPU would."""
+        walk(self.mem.read_u64, vcpu.current_table(), va, access, write_u64=self.mem.write_u64)
+
+    def frame_of(self, vcpu, frame: int) -> Optional[int]:
+        """The machine frame a frame number from the guest's view names (a PV guest
+        names mfns)."""
+        return frame
+
+    def guest_wrote(self, maddr: int, size: int) -> None:
+        """The hypervisor wrote guest memory directly: a mode that shadows tables without
+        type rules follows (a PV table is never written this way)."""
+
     def code_page(self, vcpu, rip: int):
         """(frame, ((entry word, entry) at each level)) of the code page at rip, or None:
         the emulator's fetch, re-validated by those entries."""

@@ -452,13 +452,11 @@ class ShadowPaging(PvPaging):
         """A guest entry changed: drop its shadow entry, in every shadow of the table (it
         is seen at lower levels too through linear entries); the next access rebuilds
         them. True when a shadow entry went (the TLB may cache it)."""
-        if level == 4 and not is_guest_l4_slot(index):
-            return False
         dropped = False
         for seen_as in range(level, 0, -1):
             smfn = self.shadow_of.get((gmfn, seen_as))
-            if smfn is None:
-                continue
+            if smfn is None or seen_as == 4 and not is_guest_l4_slot(index):
+                continue                    # an L4's Xen slots are the hypervisor's
             maddr = (smfn << 12) + index * 8
             current = self.mem.read_u64(maddr)
             if current & _PAGE_PRESENT:
@@ -618,6 +616,10 @@ class ShadowPaging(PvPaging):
         from pvshadow.shadow.paging.audit import audit_shadows
         return audit_shadows(self)
 
+    def audit_entries(self, maddrs) -> List[str]:
+        from pvshadow.shadow.paging.audit import audit_entries
+        return audit_entries(self, maddrs)
+
     def _chain(self, root: int, levels) -> List[int]:
         """The shadow entries one guest walk's propagation wrote (L4 down to L1), from
         its (level, table, index, entry) records."""
@@ -632,11 +634,7 @@ class ShadowPaging(PvPaging):
     def check_audit(self, entries: Optional[List[int]] = None) -> None:
         """Raise AuditError for any broken rule: in the given shadow entries (the cheap
         per-fault audit), or everywhere (the full audit)."""
-        if entries is not None:
-            from pvshadow.shadow.paging.audit import audit_entries
-            problems = audit_entries(self, entries)
-        else:
-            problems = self.audit()
+        problems = self.audit() if entries is None else self.audit_entries(entries)
         if problems:
             raise AuditError('; '.join(problems[:5]) + (f' (+{len(problems) - 5} more)'
                                                          if len(problems) > 5 else ''))

@@ -29,7 +29,6 @@ from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.mem_access import PERMITS, SHADOW_RIGHTS, _expressible, access_of_fault
 from pvshadow.shadow.p2m import INVALID_MFN
 from pvshadow.shadow.paging.shadow import PoolExhausted, ShadowPaging, _walk_access
-from pvshadow.shadow.paging.types import is_guest_l4_slot
 from pvshadow.shadow.paging.x86 import (ADDR_MASK, _PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX,
                                         _PAGE_PRESENT, _PAGE_PSE, _PAGE_RW, _PAGE_USER,
                                         PFEC_INSN, PFEC_PRESENT, PFEC_RSVD, PFEC_USER,
@@ -72,11 +71,9 @@ class TranslatedPaging(ShadowPaging):
         self.domain = domain
         self.p2m = domain.p2m_state
         self.p2m.on_change = self.p2m_changed
-        self.view = 0
-        first = _Set()
-        self.shadow_of, self.guest_of, self.parents, self.maps_of = \
-            first.shadow_of, first.guest_of, first.parents, first.maps_of
-        self._sets: Dict[int, _Set] = {0: first}
+        self._sets: Dict[int, _Set] = {}
+        self.view = None
+        self._activate(0)
         self.types.listeners.pop(self.domid, None)     # no PV type rules here
         self.stats['unshared_on_write'] = 0
 
@@ -115,13 +112,8 @@ class TranslatedPaging(ShadowPaging):
         fresh = (gmfn, level) not in self.shadow_of and not self.is_guest_table(gmfn)
         smfn = super().get_shadow(gmfn, level)
         if fresh:
-            # a frame becomes a shadowed table: no view may keep it writable
-            for s in self._sets.values():
-                for maddr in s.maps_of.get(gmfn, ()):
-                    sentry = self.mem.q[maddr >> 3]
-                    if sentry & _PAGE_RW:
-                        self.mem.q[maddr >> 3] = sentry & ~(_PAGE_RW | _PAGE_DIRTY)
-            self.flush_tlb()
+            for _ in self._each_view():      # a new table: no view may keep it writable
+                self.sh_remove_write_access(gmfn)
         return smfn
 
     # --- the p2m's changes --------------------------------------------------------------------------
@@ -195,9 +187,7 @@ class TranslatedPaging(ShadowPaging):
 
     def _source(self, gfn: int) -> int:
         """The host gfn whose frame the active view shows at gfn."""
-        view = self.p2m.view(self.view) if self.view else None
-        entry = view.entries.get(gfn) if view is not None else None
-        return entry.source if entry is not None else gfn
+        return self.p2m.source(self.view, gfn)
 
     def guest_walk(self, root: int, va: int, access: int, set_ad: bool) -> TranslatedWalk:
         """Walk the guest's tables for va in the active view (KVM's walker shape). With
@@ -258,6 +248,11 @@ class TranslatedPaging(ShadowPaging):
         mfn = gw.entry.mfn if gw.entry.mfn != INVALID_MFN else 0
         gw.translated.append((1, table, index, (entry & ~ADDR_MASK) | (mfn << 12)))
         return gw
+
+    def _walk_vcpu(self, vcpu, va: int, access: int, set_ad: bool) -> TranslatedWalk:
+        """guest_walk of va in the vCPU's view and current tables."""
+        self._activate(vcpu.altp2m_idx)
+        return self.guest_walk(vcpu.current_table(), va, access, set_ad)
 
     # --- the fault path ---------------------------------------------------------------------------
     def sh_page_fault(self, vcpu, va: int, error_code: int):
@@ -324,10 +319,7 @@ class TranslatedPaging(ShadowPaging):
         self.stats['shadow_fills'] += 1
         self.last_outcome = 'shadow'
         if self.audit_after_fault:
-            problems = self._audit_chain(root, gw)
-            if problems:
-                from pvshadow.shadow.paging.shadow import AuditError
-                raise AuditError('; '.join(problems[:5]))
+            self.check_audit(self._chain(root, gw.translated))
         return None
 
     page_fault = sh_page_fault
@@ -442,21 +434,11 @@ class TranslatedPaging(ShadowPaging):
         """sh_validate_guest_entry in every view for the entries bytes [offset, +size)
         of guest table mfn cover."""
         self.tables_generation += 1
-        first, last = offset >> 3, (offset + size - 1) >> 3
         dropped = False
-        q = self.mem.q
         for _ in self._each_view():
-            for index in range(first, last + 1):
-                for level in (1, 2, 3, 4):
-                    smfn = self.shadow_of.get((mfn, level))
-                    if smfn is None or level == 4 and not is_guest_l4_slot(index):
-                        continue
-                    maddr = (smfn << 12) + index * 8
-                    current = q[maddr >> 3]
-                    if current & _PAGE_PRESENT:
-                        self._unhook(maddr, current, level)
-                        q[maddr >> 3] = 0
-                        dropped = True
+            for index in range(offset >> 3, ((offset + size - 1) >> 3) + 1):
+                # the table's level is unknown here: every level it is seen at
+                dropped |= self.sh_validate_guest_entry(mfn, index, 4)
         if dropped:
             self.flush_tlb()
         if self.mappings_changed is not None:
@@ -491,15 +473,14 @@ class TranslatedPaging(ShadowPaging):
         """copy_to/from_guest's translation: the machine address behind va in the vCPU's
         view, a shared frame unshared first for a write; None when the guest's tables or
         p2m give none (or a write to ram_ro)."""
-        self._activate(vcpu.altp2m_idx)
         access = PFEC_WRITE if write else 0
-        gw = self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+        gw = self._walk_vcpu(vcpu, va, access, set_ad=True)
         if not gw.ok or gw.entry.mfn == INVALID_MFN:
             return None
         if write and gw.entry.type == p2m_ram_shared:
             if self.p2m.sharing.unshare(self.domain, self._source(gw.gfn)):
                 return None
-            gw = self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+            gw = self._walk_vcpu(vcpu, va, access, set_ad=True)
             if not gw.ok:
                 return None
         if write and gw.entry.type != p2m_ram_rw:
@@ -518,8 +499,7 @@ class TranslatedPaging(ShadowPaging):
     def debug_walk(self, vcpu, va: int, access: int = 0) -> GuestWalk:
         """The walk as x86.walk reports it (raw guest entries; the frame is the view's)."""
         was = self.view
-        self._activate(vcpu.altp2m_idx)
-        tw = self.guest_walk(vcpu.current_table(), va, access, set_ad=False)
+        tw = self._walk_vcpu(vcpu, va, access, set_ad=False)
         self._activate(was)
         gw = GuestWalk(va=va, access=access,
                        levels=[WalkLevel(*lv) for lv in tw.levels], pfec=tw.pfec,
@@ -537,24 +517,21 @@ class TranslatedPaging(ShadowPaging):
 
     def code_page(self, vcpu, rip: int):
         """(frame, ((entry word, entry), ...)) of the code page at rip, for the emulator."""
-        self._activate(vcpu.altp2m_idx)
-        gw = self.guest_walk(vcpu.current_table(), rip, PFEC_INSN, set_ad=False)
+        gw = self._walk_vcpu(vcpu, rip, PFEC_INSN, set_ad=False)
         if not gw.ok or gw.entry.mfn == INVALID_MFN:
             return None
         return gw.entry.mfn, tuple(((t << 9) + i, e) for _l, t, i, e in gw.levels)
 
     def set_walk_ad(self, vcpu, va: int, access: int) -> None:
-        self._activate(vcpu.altp2m_idx)
-        self.guest_walk(vcpu.current_table(), va, access, set_ad=True)
+        self._walk_vcpu(vcpu, va, access, set_ad=True)
 
     def frame_of(self, vcpu, gfn: int) -> Optional[int]:
         entry = self.p2m.lookup(vcpu.altp2m_idx, gfn)
         return None if entry.mfn == INVALID_MFN else entry.mfn
 
     def shadow_l1e_maddr(self, vcpu, va: int) -> int:
-        self._activate(vcpu.altp2m_idx)
-        root = vcpu.current_table()
-        return self._fill_translated(vcpu, root, self.guest_walk(root, va, 0, set_ad=False))
+        return self._fill_translated(vcpu, vcpu.current_table(),
+                                     self._walk_vcpu(vcpu, va, 0, set_ad=False))
 
     def prefault_code(self, vcpu, rip: int) -> None:
         self._activate(vcpu.altp2m_idx)
@@ -649,15 +626,9 @@ class TranslatedPaging(ShadowPaging):
         from pvshadow.shadow.paging.audit import audit_translated
         return audit_translated(self)
 
-    def _audit_chain(self, root: int, gw) -> List[str]:
+    def audit_entries(self, maddrs) -> List[str]:
         from pvshadow.shadow.paging.audit import audit_translated_entries
-        return audit_translated_entries(self, self._chain(root, gw.translated))
-
-    def check_audit(self, entries=None) -> None:
-        from pvshadow.shadow.paging.shadow import AuditError
-        problems = self.audit()
-        if problems:
-            raise AuditError('; '.join(problems[:5]))
+        return audit_translated_entries(self, maddrs)
 
     def shared_writable(self, pages) -> List[str]:
         """Shadow entries, in any view, that map a shared frame writable."""
