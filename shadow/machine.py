@@ -85,7 +85,8 @@ NO_PFN = 0xFFFFFFFF                    # FrameTable.pfn of a frame in no physmap
 class FrameTable:
     """Per machine frame: owner domain, type, type count, general refcount, pinned,
     allocated, the pfn its owner's physmap gives it, and whether it must be scrubbed
-    before its next use: 19 bytes a frame, in flat arrays.
+    before its next use, and whether a shadow ever mapped it executable: 20 bytes a
+    frame, in flat arrays.
 
     The allocator hands out frames never used since the machine memory was mapped (zero,
     as the anonymous mapping gives them, so never cleared: touching them would commit
@@ -104,6 +105,10 @@ class FrameTable:
         self.allocated = bytearray(nr_frames)
         self.pfn = array('I', [NO_PFN]) * nr_frames
         self.scrub = bytearray(nr_frames)
+        # Mapped executable by a shadow since the machine started (never cleared): only
+        # such a frame can have translated code the CPU would run stale after the
+        # hypervisor writes it (PvPaging.may_hold_code).
+        self.executable = bytearray(nr_frames)
         self._lo, self._hi = 0, nr_frames   # the fresh range
         self._freed = array('I')            # freed frames; the last is reused first
 

@@ -312,3 +312,86 @@ def test_an_emulated_store_into_code_already_run_takes_effect(tmp_path, in_hook)
     assert exit_.clean, exit_.describe()
     assert b'Test result: SUCCESS' in d.console, d.console
     assert d.stats['stores_emulated'] >= 1
+
+
+ALIASED_CODE = '''
+.equ patch_imm, patch_site + 1
+test_main:
+    call patch_site                  # translated and run once: 1
+    mov rdi, rax
+    mov esi, 1
+    lea rdx, [rip + m_before]
+    call check_eq
+    call scratch_va
+    mov rbx, rax                     # a second, data-only (NX) mapping of the code frame
+    lea rdi, [rip + patch_site]
+    call va_maddr
+    and rax, -4096
+    or rax, PTE_P | PTE_RW | PTE_A | PTE_D
+    bts rax, 63
+    mov rsi, rax
+    mov rdi, rbx
+    call map_va
+    mov rdi, rax
+    xor esi, esi
+    lea rdx, [rip + m_alias]
+    call check_eq
+    lea rax, [rip + patch_imm]
+    and eax, 0xfff
+    mov byte ptr [rbx + rax], 2      # the store, through the alias
+    call patch_site                  # must run the new bytes: 2
+    mov rdi, rax
+    mov esi, 2
+    lea rdx, [rip + m_after]
+    call check_eq
+    ret
+.align 64
+patch_site:
+    mov eax, 1
+    ret
+m_before: .asciz "patch_site before the store"
+m_alias: .asciz "mapping the alias"
+m_after: .asciz "patch_site after the store through the alias"
+'''
+
+
+@pytest.mark.parametrize('in_hook', [False, True])
+def test_an_emulated_store_through_a_data_alias_of_code_takes_effect(tmp_path, in_hook):
+    """The watched store goes through a second mapping of the code frame that cannot
+    fetch (NX): the CPU finds no translation by that address, so the hypervisor must
+    drop the frame's translations some other way."""
+    from tests.conftest import asm_kernel
+    path = asm_kernel(tmp_path, 'alias', ALIASED_CODE)
+    symbols = load_kernel(path, extra_symbols=('patch_site',)).symbols
+    d = api.boot(path, paging='shadow', audit=True, vm_event_ring=True)
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, symbols['patch_site']))
+    answer = lambda ev: ev.respond(emulate=True)        # noqa: E731
+    if in_hook:
+        exit_ = listener.run(answer, timeout=30)
+    else:
+        for event in listener.events(timeout=30):
+            answer(event)
+        exit_ = listener.exit
+    assert exit_.clean, exit_.describe()
+    assert b'Test result: SUCCESS' in d.console, d.console
+    assert d.stats['stores_emulated'] == 1
+
+
+def test_an_emulated_store_into_a_frame_never_executable_keeps_the_translations(tmp_path):
+    """Only a frame some mapping made executable can have translated code: a store into
+    a data frame mapped NX everywhere drops nothing."""
+    from tests.conftest import asm_kernel
+    path = asm_kernel(tmp_path, 'patch', PATCHED_CODE)
+    d = api.boot(path, paging='shadow', audit=True, vm_event_ring=True)
+    dropped = []
+    d.cpu.flush_code_cache = lambda: dropped.append('all')
+    d.cpu.invalidate_code = lambda va, size: dropped.append(va)
+    data_mfn = d.types.frames.nr_frames - 1
+    assert not d.types.frames.executable[data_mfn]
+    d.paging.code_written(d.vcpus[0], 0x1000, data_mfn, 8)
+    assert dropped == []
+    symbols_mfn = mfn_of(d, load_kernel(path, extra_symbols=('patch_site',))
+                         .symbols['patch_site'])
+    assert d.types.frames.executable[symbols_mfn]      # the kernel's text, mapped executable
+

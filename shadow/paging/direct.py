@@ -6,8 +6,8 @@ trapped and emulated as Xen's ptwr does. A refused update returns the Xen errno 
 changes nothing.
 """
 from pvshadow.shadow.paging.pv import PvPaging
-from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESENT, _PAGE_RW, _PAGE_USER,
-                               make_pte, walk)
+from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
+                                        _PAGE_USER, make_pte, walk)
 
 
 class DirectPaging(PvPaging):
@@ -27,6 +27,8 @@ class DirectPaging(PvPaging):
         gw = walk(self.mem.read_u64, vcpu.current_table(), va)
         maddr = gw.levels[-1].entry_maddr
         saved = self.mem.read_u64(maddr)
+        if not flags & _PAGE_NX:
+            self.frames.executable[scratch_mfn] = 1
         self.mem.write_u64(maddr, make_pte(scratch_mfn, (flags or _PAGE_PRESENT | _PAGE_RW |
                                                          _PAGE_ACCESSED | _PAGE_DIRTY) | _PAGE_USER))
         return lambda: self.mem.write_u64(maddr, saved)

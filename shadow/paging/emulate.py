@@ -204,7 +204,7 @@ class PtWriteEmulator:
         store = self.store_at(rip)
         if store is None or self._fast(store, va, mfn, 0) is not APPLIED:
             return False
-        self.cpu.invalidate_code(va, store.size)
+        self.vcpu.domain.paging.code_written(self.vcpu, va, mfn, store.size)
         self.cpu.rip = rip + store.length
         return True
 

@@ -10,7 +10,7 @@ from typing import Optional
 from pvshadow.shadow.abi.xen import EINVAL, VMASST_TYPE_writable_pagetables
 from pvshadow.shadow.machine import PageType
 from pvshadow.shadow.paging.types import PageTypes
-from pvshadow.shadow.paging.x86 import (PFEC_INSN, _PAGE_PRESENT, GuestWalk, pte_mfn, table_index,
+from pvshadow.shadow.paging.x86 import (PFEC_INSN, PFEC_USER, _PAGE_PRESENT, GuestWalk, pte_mfn, table_index,
                                         translate, walk)
 
 LEVEL_OF = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
@@ -95,6 +95,22 @@ class PvPaging:
     def guest_wrote(self, maddr: int, size: int) -> None:
         """The hypervisor wrote guest memory directly: a mode that shadows tables without
         type rules follows (a PV table is never written this way)."""
+
+    def code_written(self, vcpu, va: int, mfn: int, size: int) -> None:
+        """The hypervisor wrote size bytes of frame mfn at va behind the CPU's back (an
+        emulated store): drop any translated code the CPU holds of them. Only a frame some
+        mapping ever made executable can have any (FrameTable.executable). The CPU finds
+        a frame's translations by an address that maps it executable now, and drops every
+        alias's with them (they are kept by physical page); with no such mapping of va
+        (a write-only watch, say), the whole translation cache goes."""
+        if not self.frames.executable[mfn]:
+            return
+        cpu = vcpu.cpu
+        if walk(self.mem.read_u64, self.cr3_for_vcpu(vcpu) >> 12, va,
+                PFEC_INSN | PFEC_USER).ok:
+            cpu.invalidate_code(va, size)
+        else:
+            cpu.flush_code_cache()
 
     def code_page(self, vcpu, rip: int):
         """(frame, ((entry word, entry) at each level)) of the code page at rip, or None:

@@ -415,7 +415,11 @@ class ShadowPaging(PvPaging):
             flags |= _PAGE_RW | _PAGE_DIRTY
         for policy in self.l1_policies:
             flags = policy(target, flags)
-        return (target << 12) | flags if flags & _PAGE_PRESENT else 0
+        if not flags & _PAGE_PRESENT:
+            return 0
+        if not flags & _PAGE_NX:
+            frames.executable[target] = 1
+        return (target << 12) | flags
 
     def explain_l1(self, gl1e: int) -> List[Tuple[str, str]]:
         """Which rights the shadow L1 entry lacks compared with the guest's, and why."""
@@ -608,6 +612,8 @@ class ShadowPaging(PvPaging):
         elif saved & _PAGE_PRESENT:
             nx = flags & saved & _PAGE_NX
             flags = (flags | (saved & (_PAGE_RW | _PAGE_DIRTY))) & ~_PAGE_NX | nx
+        if not flags & _PAGE_NX and self.frames.is_valid(mfn):
+            self.frames.executable[mfn] = 1
         self.mem.write_u64(maddr, make_pte(mfn, flags | _PAGE_USER))
         return lambda: self.mem.write_u64(maddr, saved)
 

@@ -463,6 +463,8 @@ class TranslatedPaging(ShadowPaging):
             flags |= _PAGE_RW | _PAGE_DIRTY
         if not executable:
             flags |= _PAGE_NX
+        elif not flags & _PAGE_NX:
+            self.frames.executable[target] = 1
         return (target << 12) | flags
 
     def prefill(self, vcpu, va: int, error_code: int) -> None:

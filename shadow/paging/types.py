@@ -252,6 +252,8 @@ class PageTypes:
             if entry & _PAGE_RW and self.get_page_type(mfn, PageType.WRITABLE, owner):
                 self.put_page(mfn)
                 return -EBUSY
+            if not entry & _PAGE_NX:
+                self.frames.executable[mfn] = 1     # direct mode's CPU may run code from it
             return 0
         rc = self.get_page_and_type(mfn, _TABLE_TYPE[level - 1], domid)
         if rc == -EINVAL and table_mfn is not None and \
@@ -355,6 +357,8 @@ class PageTypes:
             # bits differ, so the references the old entry holds serve the new one.
             if new & _L1_DISALLOW_PRIVILEGED:     # disallowed_flags(new, 1, True), inline
                 return -EINVAL
+            if not new & _PAGE_NX:
+                self.frames.executable[pte_mfn(new)] = 1
             q[word] = adjust_guest_entry(new, 1)
             return 0
         if new & _PAGE_PRESENT:
