@@ -139,12 +139,14 @@ class MemAccess:
     shadow_policy.describe = 'mem_access'      # how ShadowPaging.explain_l1 names it
 
     # --- faults ---------------------------------------------------------------------------------
-    def on_fault(self, vcpu, levels, mfn: int, va: int, error_code: int) -> str:
+    def on_fault(self, vcpu, levels, mfn: int, va: int, error_code: int,
+                 leaf_walk: bool = False) -> str:
         """The guest's tables allow this access (levels: the walk's (level, table, index,
         entry) records; mfn: the frame); does the frame's access type? RETRY lets
         sh_page_fault propagate; HANDLED means an event, a crash or a single step. A
         listener's "emulate" covers the whole access: the walk's A/D updates and the
-        access itself."""
+        access itself. leaf_walk: levels is a four-level walk to a 4 KiB leaf, whose
+        A/D bits a grant sets without walking again."""
         need = access_of_fault(error_code)
         emulate, vcpu.emulate_once = vcpu.emulate_once, False
         if not emulate:
@@ -152,7 +154,7 @@ class MemAccess:
             if gpt is not None:
                 return gpt
         return self._check(vcpu, mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA,
-                           emulate=emulate)
+                           emulate=emulate, levels=levels if leaf_walk else None)
 
     def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
@@ -184,22 +186,22 @@ class MemAccess:
 
     def _check(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
                emulating: bool = False, emulate: bool = False,
-               in_fault_hook: bool = True) -> str:
+               in_fault_hook: bool = True, levels=None) -> str:
         access = self.get(mfn)
         if PERMITS[access] & need:
             if emulating or _expressible(access, need):
                 return RETRY
-            return self._grant_once(vcpu, mfn, va, need)
+            return self._grant_once(vcpu, mfn, va, need, levels)
         if emulate:
             # Let this access through once: a page-table store goes ahead; a data access
             # runs under a grant.
-            return RETRY if emulating else self._grant_once(vcpu, mfn, va, need)
+            return RETRY if emulating else self._grant_once(vcpu, mfn, va, need, levels)
         if vcpu.step_grant and not emulating:
             # The instruction already runs under one grant and needs another: an event
             # here would be answered by a grant the next fault (the first one again)
             # consumes, forever. A store is emulated; anything else ends the run
             # (request_step: internal_error), as docs/MEM_ACCESS.md says.
-            return self._grant_once(vcpu, mfn, va, need)
+            return self._grant_once(vcpu, mfn, va, need, levels)
         self.stats['violations'] += 1
         if access == XENMEM_access_rx2rw and need == W:
             self.set_one(mfn, XENMEM_access_rw)
@@ -233,21 +235,26 @@ class MemAccess:
                                in_fault_hook=False)
         return HANDLED                     # a plain resume: the access faults again
 
-    def _grant_once(self, vcpu, frame: int, va: int, need: int) -> str:
+    def _grant_once(self, vcpu, frame: int, va: int, need: int, levels=None) -> str:
         """Run the faulting instruction once with a mapping that grants `need`; the walk
-        sets its accessed/dirty bits first, as the access itself would. frame: the key
-        the access type was read by (a PV guest's mfn, a translated guest's gfn, which
-        its paging mode turns into the frame)."""
-        from pvshadow.shadow.paging.emulate import StepRequest
+        sets its accessed/dirty bits first, as the access itself would (on the fault's
+        own four-level walk when levels is given). frame: the key the access type was
+        read by (a PV guest's mfn, a translated guest's gfn, which its paging mode turns
+        into the frame)."""
         self.stats['granted_once'] += 1
         paging = self.domain.paging
         mfn = paging.frame_of(vcpu, frame)
         if mfn is None:
             return RETRY
-        paging.set_walk_ad(vcpu, va, PFEC_WRITE if need == W else PFEC_INSN if need == X else 0)
+        pfec = PFEC_WRITE if need == W else PFEC_INSN if need == X else 0
+        if levels is not None:
+            paging.set_levels_ad(levels, pfec)
+        else:
+            paging.set_walk_ad(vcpu, va, pfec)
         if need == W and vcpu.emulator.emulate_store(va, mfn):
             paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
             return HANDLED                 # emulated as Xen does: no single step
+        from pvshadow.shadow.paging.emulate import StepRequest
         flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
         if need != X:
             flags |= _PAGE_NX

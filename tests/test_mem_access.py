@@ -52,6 +52,22 @@ def test_a_write_watch_reports_each_write_to_the_page():
     assert d.stats['stores_emulated'] == 5 and d.stats['mem_access_single_steps'] == 0
 
 
+def test_an_in_hook_emulate_answer_is_applied_in_the_faulting_hook():
+    """Answered inside the hook, "emulate" needs no second fault: the store is applied
+    where the ring's resume would have the retry apply it."""
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    faults = []
+    d.tracer = lambda record: faults.append(record) if record.get('vector') == 14 and \
+        record['error_code'] & 2 and \
+        SYMBOLS['watched'] <= record['va'] < SYMBOLS['watched'] + 0x1000 else None
+    exit_ = listener.run(lambda ev: ev.respond(emulate=True), timeout=30)
+    assert exit_.clean and b'Test result: SUCCESS' in d.console, d.console
+    assert listener.events_seen == 5 and d.stats['stores_emulated'] == 5
+    assert len(faults) == 5, faults
+
+
 def test_an_exec_watch_reports_each_fetch_from_the_page():
     d = boot()
     listener = Listener(d)
@@ -394,4 +410,3 @@ def test_an_emulated_store_into_a_frame_never_executable_keeps_the_translations(
     symbols_mfn = mfn_of(d, load_kernel(path, extra_symbols=('patch_site',))
                          .symbols['patch_site'])
     assert d.types.frames.executable[symbols_mfn]      # the kernel's text, mapped executable
-

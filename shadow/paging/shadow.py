@@ -176,8 +176,14 @@ class ShadowPaging(PvPaging):
                 # The access type is checked before the walk sets accessed/dirty bits:
                 # those are writes to guest tables, which the tables' own access may forbid.
                 events, generation = self.access.stats['events'], self.tables_generation
-                if self.access.on_fault(vcpu, levels, (levels[3][3] & ADDR_MASK) >> 12, va,
-                                        error_code) == 'handled':
+                mfn = (levels[3][3] & ADDR_MASK) >> 12
+                outcome = self.access.on_fault(vcpu, levels, mfn, va, error_code, True)
+                if outcome == 'handled' and vcpu.emulate_once and \
+                        self._unchanged_since(vcpu, root, generation):
+                    # A listener answered "emulate" inside this hook: what the retry
+                    # would do (the same walk, as nothing changed), done in this fault.
+                    outcome = self.access.on_fault(vcpu, levels, mfn, va, error_code, True)
+                if outcome == 'handled':
                     self.last_outcome = 'access'
                     if vcpu.paused_for_event:
                         vcpu.event_fault = (va, error_code)     # for prefill at resume
@@ -232,6 +238,28 @@ class ShadowPaging(PvPaging):
         return None
 
     page_fault = sh_page_fault
+
+    def _unchanged_since(self, vcpu, root: int, generation: int) -> bool:
+        """Whether the fault being handled would retry as it was taken: no guest table or
+        root changed since its walk, no exit or pause is pending, and RIP still names
+        the faulting instruction."""
+        return self.tables_generation == generation and vcpu.current_table() == root and \
+            vcpu.exit is None and not vcpu.paused_for_event and \
+            vcpu.cpu.rip == vcpu.cpu.fault_rip
+
+    def set_levels_ad(self, levels, access: int):
+        """Set accessed (and dirty, for a write) on a fast walk's entries, as the CPU's
+        walk would; returns the records with the entries as written."""
+        q = self.mem.q
+        out = []
+        for level, table, index, entry in levels:
+            want = entry | _PAGE_ACCESSED
+            if level == 1 and access & PFEC_WRITE:
+                want |= _PAGE_DIRTY
+            if want != entry:
+                q[(table << 9) + index] = want
+            out.append((level, table, index, want))
+        return out
 
     def _fast_fill(self, root: int, va: int, access: int):
         """The common faults, on plain ints and tuples, with the general path's walk, A/D
@@ -324,15 +352,7 @@ class ShadowPaging(PvPaging):
     def _fill(self, root: int, levels, access: int):
         """Set accessed (and dirty, for a write) as the walk would, then propagate a
         fast walk into the shadows; returns None (the instruction retries)."""
-        q = self.mem.q
-        out = []
-        for level, table, index, entry in levels:
-            want = entry | _PAGE_ACCESSED
-            if level == 1 and access & PFEC_WRITE:
-                want |= _PAGE_DIRTY
-            if want != entry:
-                q[(table << 9) + index] = want
-            out.append((level, table, index, want))
+        out = self.set_levels_ad(levels, access)
         try:
             self._propagate(root, out)
         except PoolExhausted:
