@@ -49,6 +49,9 @@ GPRS = ('rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'rsp',
 REG = {name: getattr(x86, 'UC_X86_REG_' + name.upper()) for name in
        GPRS + ('rip', 'rflags', 'cs', 'ss', 'ds', 'es', 'fs', 'gs', 'fs_base', 'gs_base',
                'cr0', 'cr2', 'cr3', 'cr4')}
+# registers uc_reg_read fills as 64 bits, which reg() reads with no binding layer
+_REG64 = {REG[name] for name in GPRS + ('rip', 'rflags', 'fs_base', 'gs_base', 'cr0', 'cr2',
+                                        'cr3', 'cr4')}
 # QEMU's order of env->regs[]
 _ENV_ORDER = ('rax', 'rcx', 'rdx', 'rbx', 'rsp', 'rbp', 'rsi', 'rdi',
               'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15')
@@ -143,6 +146,8 @@ class PhysicalCpu:
         self._rip_pointers = (ctypes.c_void_p * 1)(ctypes.addressof(self._rip_value))
         self._rip_read = ctypes.c_uint64()         # RIP and RFLAGS read the same direct way
         self._rip_read_pointer = ctypes.byref(self._rip_read)
+        self._reg_value = ctypes.c_uint64()
+        self._reg_pointer = ctypes.byref(self._reg_value)
         self._rflags_value = ctypes.c_uint64()
         self._rflags_pointer = ctypes.byref(self._rflags_value)
         # The CPU as it comes out of reset into long mode, at CPL0: every vCPU's first
@@ -393,7 +398,12 @@ class PhysicalCpu:
 
     # --- registers --------------------------------------------------------------------------
     def reg(self, name: str) -> int:
-        return self.uc.reg_read(REG[name] if name in REG else _reg_id(name))
+        reg_id = REG[name] if name in REG else _reg_id(name)
+        if reg_id in _REG64:
+            if _UC_REG_READ(self._uch, reg_id, self._reg_pointer):
+                raise CpuError(f'reading {name} failed')
+            return self._reg_value.value
+        return self.uc.reg_read(reg_id)
 
     def set_reg(self, name: str, value: int) -> None:
         self.ctx_fresh = False
