@@ -216,7 +216,7 @@ def plant_tree(domain, image, n_l1: int, entries_per_l1: int, distinct: bool = F
     pfns = iter(range(len(domain.p2m) - 1, 0, -1))
     take = lambda: domain.p2m[next(pfns)]        # noqa: E731
     upper = 0x27                                   # P RW US A
-    leaf = 0x67                                    # P RW US A D
+    leaf = 0x67 | 1 << 63                          # P RW US A D NX: data, as a W^X kernel maps it
     data = take()
     l3 = take()
     l2s = [take() for _ in range((n_l1 + 511) // 512)]
@@ -246,6 +246,12 @@ def prepare_touch(n_l1: int, entries_per_l1: int, touches: int, stride: int, pag
     domain = build_domain(host, image, memory_mb=memory_mb, paging=paging,
                           shadow_pool_pages=pool_pages, vm_event_ring=True)
     l3, datas = plant_tree(domain, image, n_l1, entries_per_l1, distinct)
+    if write:
+        # Commit the host pages behind the data frames now: the first store into a fresh
+        # anonymous page costs the host (not pvshadow) tens of microseconds, and varies.
+        q = domain.mem.q
+        for mfn in datas:
+            q[mfn << 9] = 0
     l4 = domain.vcpus[0].guest_table
     for symbol, value in (('window_l3_mfn', l3), ('touch_count', touches),
                           ('stride_pages', stride), ('touch_write', int(write))):
