@@ -34,6 +34,8 @@ except ImportError:                      # pragma: no cover - other binding layo
 _UC_REG_WRITE = _uclib.uc_reg_write
 _UC_REG_WRITE_BATCH = _uclib.uc_reg_write_batch
 _UC_REG_READ = _uclib.uc_reg_read
+_UC_CONTEXT_SAVE = _uclib.uc_context_save
+_UC_CONTEXT_RESTORE = _uclib.uc_context_restore
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
@@ -137,6 +139,7 @@ class PhysicalCpu:
         uc.hook_add(UC_HOOK_INSN_INVALID, self._on_invalid_opcode)
         self._user_insn_hook = None  # watch_user_instructions
         self._code_hook_depth = 0    # inside a UC_HOOK_CODE callback (the rip setter)
+        self._in_exception_hook = False  # inside _on_interrupt's handling (the rip setter)
         # RIP written through libunicorn directly: the binding's generic path costs 2.6 us
         # (reg_write) and 6.3 us (reg_write_batch) against 1.0 and 1.4 here.
         self._uch = uc._uch
@@ -171,6 +174,7 @@ class PhysicalCpu:
         if dr0 < 0:
             raise CpuError('cannot locate the exception state in the Unicorn context')
         self._ctx = ctx
+        self._ctx_handle = ctx.context       # for libunicorn's context calls, made directly
         self._ctx_base = base
         self._error_code = ctypes.c_int.from_address(base + dr0 - 16)
         self._is_int = ctypes.c_int.from_address(base + dr0 - 12)
@@ -251,30 +255,35 @@ class PhysicalCpu:
     def load_gdt(self, base: int, limit: int):
         """GDTR, written only when it changes (a restart reloads the running vCPU's)."""
         if self._gdtr != (base, limit):
+            self.ctx_fresh = False
             self.uc.reg_write(x86.UC_X86_REG_GDTR, (0, base, limit, 0))
             self._gdtr = (base, limit)
 
     def load_ldt(self, selector: int, base: int, limit: int):
         """LDTR as lldt of a present LDT descriptor would leave it (or null)."""
         flags = _LDT_DESCRIPTOR_FLAGS if selector else 0
+        self.ctx_fresh = False
         self.uc.reg_write(x86.UC_X86_REG_LDTR, (selector, base, limit, flags))
 
     # --- hooks ----------------------------------------------------------------------------
     def _on_interrupt(self, uc, vector, _user):
-        ctx = self._ctx
-        uc.context_update(ctx)
+        handle = self._ctx_handle
+        if _UC_CONTEXT_SAVE(self._uch, handle):
+            raise CpuError('saving the CPU context failed')
         error_code = self._error_code.value & 0xFFFFFFFF
         software = self._is_int.value != 0
         self.fault_cr2 = self._cr2.value        # what a #PF left in CR2, without a reg_read
         self.fault_rip = self._rip.value        # the faulting instruction, likewise
         self._old_exception.value = -1
-        uc.context_restore(ctx)
+        if _UC_CONTEXT_RESTORE(self._uch, handle):
+            raise CpuError('restoring the CPU context failed')
         self.ctx_fresh = True                   # the saved copy is the CPU's, until a write
         if self._io_refused is not None and vector == 1:
             # the I/O breakpoint _refuse_port pointed at the port: undo the access's
             # effect on RAX and fault on the instruction instead
             rip, rax = self._io_refused
             self._io_refused = None
+            self.ctx_fresh = False
             uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
             uc.reg_write(x86.UC_X86_REG_RAX, rax)
             self.rip = rip
@@ -288,7 +297,11 @@ class PhysicalCpu:
             if self._double_faults <= 3:
                 return
         self._double_faults = 0
-        self.guest.on_exception(vector, error_code, software)
+        self._in_exception_hook = True
+        try:
+            self.guest.on_exception(vector, error_code, software)
+        finally:
+            self._in_exception_hook = False
 
     def _on_invalid_opcode(self, uc, _user):
         # Unicorn never raises #UD to the interrupt hook: an undefined opcode (ud2, and
@@ -358,6 +371,7 @@ class PhysicalCpu:
 
     def _refuse_port(self, port: int) -> None:
         uc = self.uc
+        self.ctx_fresh = False
         self._io_refused = (uc.reg_read(x86.UC_X86_REG_RIP), uc.reg_read(x86.UC_X86_REG_RAX))
         uc.reg_write(x86.UC_X86_REG_DR3, port)
 
@@ -444,6 +458,15 @@ class PhysicalCpu:
 
     @rip.setter
     def rip(self, value: int) -> None:
+        if self._in_exception_hook and self.ctx_fresh:
+            # The exception hook's copy is the CPU's state: the new RIP goes into it, and
+            # the CPU goes on from there when the hook returns, as from an exception
+            # return. uc_reg_write of RIP would also make Unicorn leave its execution
+            # loop and enter it again (quit_request), a few microseconds a store.
+            self._rip.value = value & 0xFFFFFFFFFFFFFFFF
+            if _UC_CONTEXT_RESTORE(self._uch, self._ctx_handle):
+                raise CpuError('restoring the CPU context failed')
+            return
         self.ctx_fresh = False
         # Unicorn adds the syscall length after the syscall hook returns.
         if self._in_syscall:
@@ -499,6 +522,7 @@ class PhysicalCpu:
 
     def reset(self) -> None:
         """Back to the state after power-on (long mode, CPL0, nothing loaded)."""
+        self.ctx_fresh = False
         self.uc.context_restore(self._reset_state)
         self._gdtr = None
         self.flush_tlb()
@@ -509,6 +533,7 @@ class PhysicalCpu:
 
     def restore_state(self, state) -> None:
         self._gdtr = None
+        self.ctx_fresh = False
         self.uc.context_restore(state)
 
     def load_code_and_stack(self, cs: int, cs_desc: int, ss: int, ss_desc: int) -> None:
@@ -542,6 +567,7 @@ class PhysicalCpu:
 
     def set_cr3(self, maddr: int) -> None:
         """Load a new root; flushes the TLB as the hardware does."""
+        self.ctx_fresh = False
         self.uc.reg_write(x86.UC_X86_REG_CR3, maddr)
 
     def flush_tlb(self) -> None:
