@@ -247,7 +247,11 @@ class Domain(DomainMemory):
         v.request_exit(Exit(ExitReason.SHUTDOWN, shutdown_code=reason))
 
     def timers_armed(self) -> bool:
-        return any(v.next_deadline() is not None for v in self.vcpus if v.online)
+        for v in self.vcpus:
+            if v.online and (v.singleshot is not None or v.poll_deadline is not None or
+                             v.periodic is not None):
+                return True                 # next_deadline() is not None, without the list
+        return False
 
     @property
     def virtual_time(self) -> int:
@@ -347,8 +351,11 @@ class Domain(DomainMemory):
 
     def _multi(self) -> bool:
         """Whether the run needs slices: several vCPUs, or a timer to keep."""
-        online = [v for v in self.vcpus if v.online]
-        return len(online) > 1 or (online and online[0] is not self.vcpus[0]) or \
+        vcpus = self.vcpus
+        if len(vcpus) == 1:
+            return self.timers_armed()
+        online = [v for v in vcpus if v.online]
+        return len(online) > 1 or (online and online[0] is not vcpus[0]) or \
             self.timers_armed()
 
     def _switch_to(self, v: VCpu) -> None:

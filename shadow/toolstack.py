@@ -84,10 +84,9 @@ def xc_shadow_off(domain) -> int:
 # --- mem_access (libxc's xc_mem_access.c / xc_domain.c names) ---------------------------------
 def xc_set_mem_access(domain, access: int, first_pfn: int, nr: int) -> int:
     """XENMEM_access_op set_access, re-issued from the continuation index until done."""
-    from pvshadow.shadow.abi.xen import EOPNOTSUPP
     tracker = domain.mem_access
     if tracker is None:
-        return -EOPNOTSUPP                 # access_op's answer: PG_mem_access is not enabled
+        return -xen.EOPNOTSUPP             # access_op's answer: PG_mem_access is not enabled
     start = 0
     while True:                            # access_op's set_access, without the structure
         rc = tracker.set_access(first_pfn, nr, access, start)
@@ -142,7 +141,10 @@ def xc_mem_access_disable(domain) -> int:
 
 
 def xc_mem_access_resume(domain) -> int:
-    return _vm_event_op(domain, xen.XEN_VM_EVENT_RESUME)[0]
+    access = domain.mem_access              # do_vm_event_op's resume, without the structure
+    if access is None or access.channel is None:
+        return -xen.EINVAL
+    return access.resume()
 
 
 def xc_domain_set_access_required(domain, required: bool) -> int:
