@@ -283,9 +283,9 @@ class MemAccess:
             from pvshadow.shadow.vm_event import mem_access_record
             self.domain.tracer(mem_access_record(req))
         if in_hook is not None:
-            answer = bool(in_hook(req))    # answered now: whether to emulate
-            vcpu.cpu.ctx_fresh = False     # the listener may have written registers
-            return answer
+            # answered now: whether to emulate (a register the listener wrote through
+            # the CPU marks the exception hook's context copy stale)
+            return bool(in_hook(req))
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT,
