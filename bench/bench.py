@@ -513,8 +513,11 @@ def bench_events(repeat: int, pages: int = 4096) -> None:
                 print(f'  events {name}, {how}: round {round_ + 1}/{repeat}', file=sys.stderr,
                       flush=True)
                 floors.append(in_hook_call_rate() if in_hook else stop_restart_rate())
-                base = timed(False, None, in_hook)[0]
+                # the unwatched run before and after the watched one: their mean cancels a
+                # drift across the round, and one slow run weighs half
+                before = timed(False, None, in_hook)[0]
                 t, count = timed(True, answer, in_hook)
+                base = (before + timed(False, None, in_hook)[0]) / 2
                 rates.append(count / max(t - base, 1e-9))
             r, lo, hi = _median_spread(rates)
             ratio, rlo, rhi = _median_spread([a / b for a, b in zip(rates, floors)])
