@@ -314,12 +314,14 @@ class PhysicalCpu:
         # A stop requested inside a hook can leave env->old_exception set too, and the
         # first fault after restarting would then arrive as a double fault. (And the
         # I/O trap's hflags bit stays set, whatever the run before did.)
-        ctx = self._ctx
-        self.uc.context_update(ctx)
+        handle = self._ctx_handle
+        if _UC_CONTEXT_SAVE(self._uch, handle):
+            raise CpuError('saving the CPU context failed')
         if self._old_exception.value != -1 or not self._hflags.value & _HF_IOBPT:
             self._old_exception.value = -1
             self._hflags.value |= _HF_IOBPT
-            self.uc.context_restore(ctx)
+            if _UC_CONTEXT_RESTORE(self._uch, handle):
+                raise CpuError('restoring the CPU context failed')
 
     def add_code_breakpoint(self, va: int):
         """Call guest.on_breakpoint(va) whenever the instruction at va is about to run."""

@@ -52,18 +52,22 @@ class VmEventChannel(SharedRing):
         self.req_free_from = 0           # responses consumed free request slots
         self.backlog = deque()           # requests waiting for a free slot
 
-    def free_slots(self) -> int:
-        return RING_SIZE - (self.index(REQ_PROD) - self.rsp_cons)
-
     def put_request(self, req: xen.vm_event_st) -> None:
-        self.backlog.append(req)
-        self.flush_backlog()
+        """On the ring if a slot is free and nothing waits before it; else queued."""
+        if self.backlog or not self._put(req):
+            self.backlog.append(req)
 
     def flush_backlog(self) -> None:
-        while self.backlog and self.free_slots() > 0:
-            prod = self.index(REQ_PROD)
-            self.write(prod, self.backlog.popleft())
-            self.set_index(REQ_PROD, prod + 1)
+        while self.backlog and self._put(self.backlog[0]):
+            self.backlog.popleft()
+
+    def _put(self, req: xen.vm_event_st) -> bool:
+        prod = self.index(REQ_PROD)
+        if prod - self.rsp_cons >= RING_SIZE:
+            return False
+        self.write(prod, req)
+        self.set_index(REQ_PROD, prod + 1)
+        return True
 
     def take_responses(self):
         out = []
