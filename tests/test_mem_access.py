@@ -284,7 +284,7 @@ def test_a_resume_that_lets_the_access_through_fills_its_shadow_before_the_retry
     assert d.paging.audit() == []
 
 
-PATCHED_CODE = '''
+_PATCH_KERNEL = '''
 .equ patch_imm, patch_site + 1
 test_main:
     call patch_site                  # translated and run once: 1
@@ -292,7 +292,7 @@ test_main:
     mov esi, 1
     lea rdx, [rip + m_before]
     call check_eq
-    mov byte ptr [rip + patch_imm], 2    # a store into this very code page
+{store}
     call patch_site                  # must run the new bytes: 2
     mov rdi, rax
     mov esi, 2
@@ -304,16 +304,18 @@ patch_site:
     mov eax, 1
     ret
 m_before: .asciz "patch_site before the store"
+m_alias: .asciz "mapping the alias"
 m_after: .asciz "patch_site after the emulated store"
 '''
+PATCHED_CODE = _PATCH_KERNEL.format(store='''\
+    mov byte ptr [rip + patch_imm], 2    # a store into this very code page''')
 
 
-@pytest.mark.parametrize('in_hook', [False, True])
-def test_an_emulated_store_into_code_already_run_takes_effect(tmp_path, in_hook):
-    """A write-watched code page, the store answered "emulate": the hypervisor writes the
-    bytes, and the CPU must not keep running its old translation of them."""
+def _emulate_stores_into_patch_site(tmp_path, source: str, in_hook: bool):
+    """Run a kernel with patch_site's frame write-watched, every store answered
+    "emulate" in the hook or through the ring; it must report SUCCESS."""
     from tests.conftest import asm_kernel
-    path = asm_kernel(tmp_path, 'patch', PATCHED_CODE)
+    path = asm_kernel(tmp_path, 'patch', source)
     symbols = load_kernel(path, extra_symbols=('patch_site',)).symbols
     d = api.boot(path, paging='shadow', audit=True, vm_event_ring=True)
     listener = Listener(d)
@@ -327,17 +329,18 @@ def test_an_emulated_store_into_code_already_run_takes_effect(tmp_path, in_hook)
         exit_ = listener.exit
     assert exit_.clean, exit_.describe()
     assert b'Test result: SUCCESS' in d.console, d.console
+    return d
+
+
+@pytest.mark.parametrize('in_hook', [False, True])
+def test_an_emulated_store_into_code_already_run_takes_effect(tmp_path, in_hook):
+    """A write-watched code page, the store answered "emulate": the hypervisor writes the
+    bytes, and the CPU must not keep running its old translation of them."""
+    d = _emulate_stores_into_patch_site(tmp_path, PATCHED_CODE, in_hook)
     assert d.stats['stores_emulated'] >= 1
 
 
-ALIASED_CODE = '''
-.equ patch_imm, patch_site + 1
-test_main:
-    call patch_site                  # translated and run once: 1
-    mov rdi, rax
-    mov esi, 1
-    lea rdx, [rip + m_before]
-    call check_eq
+ALIASED_CODE = _PATCH_KERNEL.format(store='''\
     call scratch_va
     mov rbx, rax                     # a second, data-only (NX) mapping of the code frame
     lea rdi, [rip + patch_site]
@@ -354,21 +357,7 @@ test_main:
     call check_eq
     lea rax, [rip + patch_imm]
     and eax, 0xfff
-    mov byte ptr [rbx + rax], 2      # the store, through the alias
-    call patch_site                  # must run the new bytes: 2
-    mov rdi, rax
-    mov esi, 2
-    lea rdx, [rip + m_after]
-    call check_eq
-    ret
-.align 64
-patch_site:
-    mov eax, 1
-    ret
-m_before: .asciz "patch_site before the store"
-m_alias: .asciz "mapping the alias"
-m_after: .asciz "patch_site after the store through the alias"
-'''
+    mov byte ptr [rbx + rax], 2      # the store, through the alias''')
 
 
 @pytest.mark.parametrize('in_hook', [False, True])
@@ -376,21 +365,7 @@ def test_an_emulated_store_through_a_data_alias_of_code_takes_effect(tmp_path, i
     """The watched store goes through a second mapping of the code frame that cannot
     fetch (NX): the CPU finds no translation by that address, so the hypervisor must
     drop the frame's translations some other way."""
-    from tests.conftest import asm_kernel
-    path = asm_kernel(tmp_path, 'alias', ALIASED_CODE)
-    symbols = load_kernel(path, extra_symbols=('patch_site',)).symbols
-    d = api.boot(path, paging='shadow', audit=True, vm_event_ring=True)
-    listener = Listener(d)
-    listener.set_access('rx', mfn_of(d, symbols['patch_site']))
-    answer = lambda ev: ev.respond(emulate=True)        # noqa: E731
-    if in_hook:
-        exit_ = listener.run(answer, timeout=30)
-    else:
-        for event in listener.events(timeout=30):
-            answer(event)
-        exit_ = listener.exit
-    assert exit_.clean, exit_.describe()
-    assert b'Test result: SUCCESS' in d.console, d.console
+    d = _emulate_stores_into_patch_site(tmp_path, ALIASED_CODE, in_hook)
     assert d.stats['stores_emulated'] == 1
 
 
