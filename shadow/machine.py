@@ -85,7 +85,7 @@ NO_PFN = 0xFFFFFFFF                    # FrameTable.pfn of a frame in no physmap
 class FrameTable:
     """Per machine frame: owner domain, type, type count, general refcount, pinned,
     allocated, the pfn its owner's physmap gives it, and whether it must be scrubbed
-    before its next use, and whether a shadow ever mapped it executable: 20 bytes a
+    before its next use, and whether a mapping ever made it executable: 19 bytes a
     frame, in flat arrays.
 
     The allocator hands out frames never used since the machine memory was mapped (zero,
