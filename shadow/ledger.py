@@ -86,9 +86,10 @@ def _mapping_refs(d):
 
 def in_use(frames) -> List[int]:
     """Frames with an owner or a reference of any kind (the rest are plainly free)."""
-    return [mfn for mfn, (owner, count, type_count, allocated) in enumerate(zip(
-        frames.owner, frames.count, frames.type_count, frames.allocated))
-        if owner != DOMID_INVALID or count or type_count or allocated]
+    owner, count, type_count, allocated = \
+        frames.owner, frames.count, frames.type_count, frames.allocated
+    return [mfn for mfn in frames.touched() if owner[mfn] != DOMID_INVALID or count[mfn] or
+            type_count[mfn] or allocated[mfn]]
 
 
 def _table_refs(refs, frames, mem, table: int, level: int, domid: int) -> None:
@@ -138,6 +139,8 @@ def audit_frames(frames, types, domains) -> List[str]:
             type_count[mfn] += 1
             claimed[mfn].add(ptype)
 
+    if not frames.fresh_is_pristine():
+        problems.append('a frame never handed out has an owner, a reference or a type')
     mem = types.mem
     from pvshadow.shadow.grant_table import host_entries
     grant_entries = {}
@@ -213,9 +216,11 @@ def audit_frames(frames, types, domains) -> List[str]:
         elif frames.type[mfn] in PT_TYPES and PageType.WRITABLE in kinds:
             problems.append(f'{_at(frames, mfn)}: a page table with a writable reference')
     by_id = {d.domid for d in domains}
-    for mfn, (who, refs, allocated) in enumerate(zip(owner, frames.count, frames.allocated)):
+    for mfn in frames.touched():
+        who = owner[mfn]
         if who == DOMID_INVALID:
             continue
+        refs, allocated = frames.count[mfn], frames.allocated[mfn]
         if not refs:
             problems.append(f'{_at(frames, mfn)}: free but still owned')
         elif who == DOMID_XEN:
@@ -242,8 +247,9 @@ def _domain_accounts(d, frames) -> List[str]:
     given back but still referenced (Xen frees, and uncharges, only at the last
     reference)."""
     problems = []
-    owned = [m for m, (owner, count) in enumerate(zip(frames.owner, frames.count))
-             if owner == d.domid and count and m not in d.xenheap_frames]
+    owner, count = frames.owner, frames.count
+    owned = [m for m in frames.touched()
+             if owner[m] == d.domid and count[m] and m not in d.xenheap_frames]
     if not d.dying and len(owned) != d.tot_pages:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages}, but it owns {len(owned)} '
                         'frames')
@@ -251,12 +257,13 @@ def _domain_accounts(d, frames) -> List[str]:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages} over max_pages {d.max_pages}')
     shared = getattr(d, 'p2m_state', None)
     shared = {} if shared is None else shared.types
+    n, reverse, domid = frames.nr_frames, frames.pfn, d.domid   # d.pfn_of's column
     for pfn, mfn in enumerate(d.p2m):
-        if mfn == INVALID_M2P_ENTRY or shared.get(pfn) == _RAM_SHARED:
+        if mfn == INVALID_M2P_ENTRY or shared and shared.get(pfn) == _RAM_SHARED:
             continue
-        if not frames.is_valid(mfn) or frames.owner[mfn] != d.domid:
+        if not 0 <= mfn < n or owner[mfn] != domid:
             problems.append(f'd{d.domid}: p2m[{pfn:#x}] = {mfn:#x}, a frame it does not own')
-        elif d.pfn_of.get(mfn) != pfn:
+        elif reverse[mfn] != pfn:
             problems.append(f'd{d.domid}: p2m[{pfn:#x}] = {mfn:#x}, reverse map says '
                             f'{d.pfn_of.get(mfn)}')
     for mfn in d.xenheap_frames:

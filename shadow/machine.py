@@ -6,6 +6,7 @@ through a memoryview without a Unicorn call. The frame table is a set of flat ar
 indexed by machine frame number (Xen's struct page_info, one column per field).
 """
 import ctypes
+import itertools
 import mmap
 import struct
 from array import array
@@ -114,6 +115,24 @@ class FrameTable:
 
     def is_valid(self, mfn: int) -> bool:
         return 0 <= mfn < self.nr_frames
+
+    def touched(self):
+        """Every frame that ever left the fresh range: the rest have never been handed out,
+        so they have no owner, reference or type (what a whole-table scan may skip, once
+        fresh_is_pristine has said so)."""
+        return itertools.chain(range(self._lo), range(self._hi, self.nr_frames))
+
+    def fresh_is_pristine(self) -> bool:
+        """Whether every frame of the fresh range is as the table began: no owner, no
+        reference, no type, not allocated (checked a column slice at a time)."""
+        lo, hi = self._lo, self._hi
+        n = hi - lo
+        if n <= 0:
+            return True
+        return self.owner[lo:hi] == array('H', [DOMID_INVALID]) * n and \
+            not any(self.count[lo:hi]) and not any(self.type_count[lo:hi]) and \
+            not any(self.allocated[lo:hi]) and not any(self.type[lo:hi]) and \
+            not any(self.pinned[lo:hi])
 
     def free_frames(self) -> int:
         return self._hi - self._lo + len(self._freed)
