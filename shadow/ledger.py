@@ -15,7 +15,7 @@ writable. (Xen's own audit_domains,
 without its locks.)
 """
 from array import array
-from collections import defaultdict
+from collections import Counter, defaultdict
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from pvshadow.shadow.abi.p2m import p2m_ram_shared as _RAM_SHARED
@@ -216,6 +216,7 @@ def audit_frames(frames, types, domains) -> List[str]:
         elif frames.type[mfn] in PT_TYPES and PageType.WRITABLE in kinds:
             problems.append(f'{_at(frames, mfn)}: a page table with a writable reference')
     by_id = {d.domid for d in domains}
+    owned = Counter()                   # domid -> frames it owns with a reference left
     for mfn in frames.touched():
         who = owner[mfn]
         if who == DOMID_INVALID:
@@ -223,7 +224,9 @@ def audit_frames(frames, types, domains) -> List[str]:
         refs, allocated = frames.count[mfn], frames.allocated[mfn]
         if not refs:
             problems.append(f'{_at(frames, mfn)}: free but still owned')
-        elif who == DOMID_XEN:
+            continue
+        owned[who] += 1
+        if who == DOMID_XEN:
             if refs != 1 or not allocated or frames.type_count[mfn]:
                 problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
                                 f'type count {frames.type_count[mfn]}')
@@ -233,7 +236,8 @@ def audit_frames(frames, types, domains) -> List[str]:
         elif who not in by_id:
             problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
-        problems.extend(_domain_accounts(d, frames))
+        xenheap = sum(1 for m in d.xenheap_frames if owner[m] == d.domid and frames.count[m])
+        problems.extend(_domain_accounts(d, frames, owned[d.domid] - xenheap))
     return problems
 
 
@@ -242,17 +246,14 @@ def _at(frames, mfn: int) -> str:
         f'type {PageType(frames.type[mfn]).name})'
 
 
-def _domain_accounts(d, frames) -> List[str]:
-    """tot_pages counts every frame the domain owns outside the xenheap: allocated, or
-    given back but still referenced (Xen frees, and uncharges, only at the last
-    reference)."""
+def _domain_accounts(d, frames, owned: int) -> List[str]:
+    """tot_pages counts every frame the domain owns outside the xenheap (owned, counted
+    by the caller): allocated, or given back but still referenced (Xen frees, and
+    uncharges, only at the last reference)."""
     problems = []
-    owner, count = frames.owner, frames.count
-    owned = [m for m in frames.touched()
-             if owner[m] == d.domid and count[m] and m not in d.xenheap_frames]
-    if not d.dying and len(owned) != d.tot_pages:
-        problems.append(f'd{d.domid}: tot_pages {d.tot_pages}, but it owns {len(owned)} '
-                        'frames')
+    owner = frames.owner
+    if not d.dying and owned != d.tot_pages:
+        problems.append(f'd{d.domid}: tot_pages {d.tot_pages}, but it owns {owned} frames')
     if d.tot_pages > d.max_pages:
         problems.append(f'd{d.domid}: tot_pages {d.tot_pages} over max_pages {d.max_pages}')
     shared = getattr(d, 'p2m_state', None)
