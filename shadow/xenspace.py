@@ -26,6 +26,10 @@ GDT_VCPU_PAGES = 32                       # a vCPU's GDT and LDT pages
 
 
 LDT_PAGES = 16                            # 8192 descriptors
+# an LDT page: writable, supervisor-only (the CPU sets descriptors' accessed bits)
+_LDT_PAGE_FLAGS = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX
+_GDT_RUN = struct.Struct(f'<{GDT_PAGES}Q')
+_LDT_RUN = struct.Struct(f'<{LDT_PAGES}Q')
 LDT_SELECTOR = (7168 + 10) << 3           # Xen's LDT_ENTRY, in its reserved GDT page
 
 
@@ -97,7 +101,7 @@ class XenSpace:
         """A vCPU's GDT area: its frames first, writable but supervisor-only as Xen maps
         them (the CPU sets descriptors' accessed bits; the guest at CPL3 cannot reach
         them), then empty pages, and Xen's reserved page."""
-        base = gdt_va(vcpu_id)
+        entries = []
         for page in range(GDT_PAGES):
             flags = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
             if page < len(frames):
@@ -105,8 +109,14 @@ class XenSpace:
                 flags |= _PAGE_RW | _PAGE_DIRTY
             else:
                 frame = self.gdt_frame if page == FIRST_RESERVED_GDT_PAGE else self.zero_frame
-            self.map(base + page * PAGE_SIZE, frame, flags)
+            entries.append(make_pte(frame, flags))
+        self.mem.write(self._area_l1e(vcpu_id), _GDT_RUN.pack(*entries))
         self._gdt_mapped[vcpu_id] = None
+
+    def _area_l1e(self, vcpu_id: int) -> int:
+        """The L1 entry of a vCPU's first GDT page: its GDT and LDT pages follow it in the
+        same table (the areas are 32 pages each from a 2 MiB boundary, 16 to a table)."""
+        return self._l1e_maddr(gdt_va(vcpu_id), create=_TABLE)
 
     def install_gdt(self, v) -> bool:
         """Make v's area map v's GDT frames and the LDT pages it has mapped so far
@@ -116,14 +126,12 @@ class XenSpace:
         previous = self._gdt_mapped.get(v.vcpu_id)
         if previous == key:
             return False
-        if previous is not None and previous[0] is not v:
-            for page in range(LDT_PAGES):
-                mfn = v.ldt_frames.get(page)
-                if mfn is None:
-                    self.unmap(ldt_va(v.vcpu_id) + page * PAGE_SIZE)
-                else:
-                    self.map_ldt_page(v.vcpu_id, page, mfn)
         self.map_gdt(v.vcpu_id, v.gdt_frames)
+        if previous is not None and previous[0] is not v:
+            ldt = v.ldt_frames
+            self.mem.write(self._area_l1e(v.vcpu_id) + GDT_PAGES * 8, _LDT_RUN.pack(*(
+                0 if ldt.get(page) is None else make_pte(ldt[page], _LDT_PAGE_FLAGS)
+                for page in range(LDT_PAGES))))
         self._gdt_mapped[v.vcpu_id] = key
         return True
 
@@ -136,9 +144,7 @@ class XenSpace:
                 self.unmap(ldt_va(v.vcpu_id) + page * PAGE_SIZE)
 
     def map_ldt_page(self, vcpu_id: int, page: int, mfn: int) -> None:
-        # writable, supervisor-only: the CPU sets descriptors' accessed bits
-        self.map(ldt_va(vcpu_id) + page * PAGE_SIZE, mfn,
-                 _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX)
+        self.map(ldt_va(vcpu_id) + page * PAGE_SIZE, mfn, _LDT_PAGE_FLAGS)
 
     def unmap(self, va: int) -> None:
         maddr = self._l1e_maddr(va, create=None)
