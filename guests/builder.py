@@ -19,7 +19,7 @@ from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_PRESE
                                make_pte, table_index)
 
 PAGE = 4096
-MB4 = 4 << 20
+MB2, MB4 = 2 << 20, 4 << 20
 # libxenguest's x86_64 lvl_prot: L1 entries are kernel mappings (no US), which Xen's
 # adjust_guest_l1e turns into US plus the guest-kernel bit when it validates the tables.
 L1_PROT = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED
@@ -193,11 +193,14 @@ def _build_page_tables(d: Domain, layout: BootLayout) -> int:
             mem.write_u64(slot, make_pte(frame(d.pfn_of[tables[key]]), UPPER_PROT))
         return tables[key]
 
-    for va in range(layout.v_start, layout.v_end, PAGE):
-        l3 = table_for(3, va, l4)
-        l2 = table_for(2, va, l3)
-        l1 = table_for(1, va, l2)
-        pfn = layout.pfn(va)
-        prot = L1_PROT_RO if pt_first <= pfn < pt_last and not d.translated else L1_PROT
-        mem.write_u64((l1 << 12) + table_index(va, 1) * 8, make_pte(frame(pfn), prot))
+    va = layout.v_start
+    while va < layout.v_end:             # one L1 table's run of entries at a time
+        l1 = table_for(1, va, table_for(2, va, table_for(3, va, l4)))
+        run_end = min(layout.v_end, (va | (MB2 - 1)) + 1)
+        entries = []
+        for pfn in range(layout.pfn(va), layout.pfn(run_end)):
+            prot = L1_PROT_RO if pt_first <= pfn < pt_last and not d.translated else L1_PROT
+            entries.append(make_pte(frame(pfn), prot))
+        mem.write((l1 << 12) + table_index(va, 1) * 8, array('Q', entries).tobytes())
+        va = run_end
     return frame(d.pfn_of[l4])
