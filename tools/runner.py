@@ -1,7 +1,9 @@
 """pvshadow test and pvshadow list: many kernels as a regression run, the way xtf-runner
 runs XTF's tests.
 
-Each (kernel, paging mode) runs as its own `pvshadow run` process, N at a time; a kernel
+Each (kernel, paging mode) runs as its own `pvshadow run` process, N at a time (forked
+from this one, whose interpreter and imports it shares, so a kernel costs no interpreter
+start: the process per kernel keeps one kernel's crash from touching the others); a kernel
 whose header names the domains to run (`# pvshadow-run:`) runs once, as that host. The
 outcome is read from the process's exit code (SUCCESS 0, SKIP 3, ERROR 4, FAILURE 5,
 CRASH 6, and 2 for a kernel that cannot be used, counted as ERROR); the run prints a
@@ -9,6 +11,8 @@ live progress line on a terminal, then one line per kernel under "Combined test
 results:", and exits with the worst code. --junit writes the same as JUnit XML.
 """
 import os
+import select
+import signal
 import subprocess
 import sys
 import time
@@ -105,10 +109,15 @@ def _translated(options: List[str]) -> bool:
                for word, nxt in zip(options, options[1:]))
 
 
+def _run_argv(job: Job, timeout: float) -> List[str]:
+    argv = ['run', job.kernel, '--timeout', str(timeout)]
+    return argv + ['--paging', job.paging] if job.paging else argv
+
+
 def run_job(job: Job, timeout: float) -> Job:
-    cmd = [sys.executable, '-m', 'pvshadow', 'run', job.kernel, '--timeout', str(timeout)]
-    if job.paging:
-        cmd += ['--paging', job.paging]
+    """One job in a fresh `pvshadow run` process (for callers that may have threads, as
+    pytest does: cmd_test forks instead)."""
+    cmd = [sys.executable, '-m', 'pvshadow'] + _run_argv(job, timeout)
     start = time.monotonic()
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout + 30,
@@ -120,6 +129,112 @@ def run_job(job: Job, timeout: float) -> Job:
         job.output = f'{exc.stdout or ""}{exc.stderr or ""}\npvshadow test: no answer in time'
     job.seconds = time.monotonic() - start
     return job
+
+
+class _Child:
+    """One job's `pvshadow run`, forked from this process: its stdout and stderr come
+    back through pipes, its exit code through waitpid."""
+
+    def __init__(self, job: Job, timeout: float):
+        self.job, self.started = job, time.monotonic()
+        self.deadline = self.started + timeout + 30
+        self.output = {}                     # read end -> bytes read so far
+        ends = [os.pipe(), os.pipe()]
+        sys.stdout.flush()
+        sys.stderr.flush()
+        self.pid = os.fork()
+        if self.pid == 0:
+            _child_main(job, timeout, ends)  # never returns
+        for read_end, write_end in ends:
+            os.close(write_end)
+            self.output[read_end] = b''
+        self.out_fd, self.err_fd = ends[0][0], ends[1][0]
+        self.open_fds = set(self.output)     # the pipes not at their end yet
+
+    def read(self, fd: int) -> None:
+        data = os.read(fd, 1 << 16)
+        if data:
+            self.output[fd] += data
+        else:
+            os.close(fd)
+            self.open_fds.discard(fd)
+
+    def finish(self, killed: bool = False) -> Job:
+        """Reap the child (killing it first if asked) and fill in the job."""
+        if killed:
+            # what the pipes hold now, without waiting for an end that a process the
+            # child started (an assembler, say) could keep from coming
+            os.kill(self.pid, signal.SIGKILL)
+            for fd in list(self.open_fds):
+                os.set_blocking(fd, False)
+                try:
+                    while fd in self.open_fds:
+                        self.read(fd)
+                except BlockingIOError:
+                    os.close(fd)
+                    self.open_fds.discard(fd)
+        for fd in list(self.open_fds):
+            while fd in self.open_fds:
+                self.read(fd)
+        _, status = os.waitpid(self.pid, 0)
+        job = self.job
+        text = (self.output[self.out_fd] + self.output[self.err_fd]).decode(errors='replace')
+        if killed:
+            job.outcome, job.output = 'CRASH', text + '\npvshadow test: no answer in time'
+        else:
+            code = os.waitstatus_to_exitcode(status)
+            job.outcome, job.output = OUTCOME_OF_CODE.get(code, 'CRASH'), text
+        job.seconds = time.monotonic() - self.started
+        return job
+
+
+def _child_main(job: Job, timeout: float, ends) -> None:
+    code = 70                                # EX_SOFTWARE, should main itself fail
+    try:
+        for (read_end, write_end), fd in zip(ends, (1, 2)):
+            os.close(read_end)
+            os.dup2(write_end, fd)
+            os.close(write_end)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.close(null)
+        from pvshadow.tools.cli import main
+        code = main(_run_argv(job, timeout))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    except BaseException:                    # noqa: B902 - reported, as a process would
+        import traceback
+        traceback.print_exc()
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code & 0xFF)
+
+
+def run_forked(jobs: List[Job], timeout: float, parallel: int):
+    """Run the jobs, `parallel` children at a time; yields each job as it finishes. On
+    KeyboardInterrupt (the terminal's SIGINT reaches the children too, which stop) the
+    running ones are reaped and the interrupt goes on up."""
+    pending, running = list(jobs), {}
+    try:
+        while pending or running:
+            while pending and len(running) < parallel:
+                child = _Child(pending.pop(0), timeout)
+                running[child.pid] = child
+            fds = {fd: child for child in running.values() for fd in child.open_fds}
+            wait = max(0.0, min(c.deadline for c in running.values()) - time.monotonic())
+            for fd in select.select(list(fds), [], [], wait)[0] if fds else ():
+                fds[fd].read(fd)
+            now = time.monotonic()
+            for pid, child in list(running.items()):
+                if not child.open_fds or now > child.deadline:
+                    del running[pid]
+                    yield child.finish(killed=bool(child.open_fds))
+    finally:
+        for child in running.values():
+            child.finish()
 
 
 def write_junit(path: str, jobs: List[Job]) -> None:
@@ -155,17 +270,15 @@ def cmd_test(args) -> int:
     live = sys.stderr.isatty()
     done = 0
     width = max(len(j.label) for j in jobs) + 2
-    from concurrent.futures import ThreadPoolExecutor
-    pool = ThreadPoolExecutor(max_workers=args.jobs)
+    import pvshadow.tools.cli                # noqa: F401 - imported once, for every child
     try:
-        for job in pool.map(lambda j: run_job(j, args.timeout), jobs):
+        for job in run_forked(jobs, args.timeout, args.jobs):
             done += 1
             if live:
                 print(f'\r[{done}/{len(jobs)}] {job.label:{width}} {job.outcome:8}', end='',
                       file=sys.stderr, flush=True)
     except KeyboardInterrupt:
         # the kernels running got the terminal's SIGINT too, and stop; the rest never start
-        pool.shutdown(wait=True, cancel_futures=True)
         finished = sum(1 for job in jobs if job.outcome)
         print(f'\npvshadow test: interrupted with {finished} of {len(jobs)} finished',
               file=sys.stderr)
@@ -173,7 +286,6 @@ def cmd_test(args) -> int:
             if job.outcome:
                 print(f'{job.label:{width}} {job.outcome}')
         return 130
-    pool.shutdown()
     if live:
         print(file=sys.stderr)
     for job in jobs:
