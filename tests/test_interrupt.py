@@ -63,7 +63,7 @@ def test_ctrl_c_ends_a_test_run_with_130_and_what_had_finished(tmp_path):
     child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'test', str(kernel), 'hello',
                                            '--paging', 'direct', '-j', '2'],
                           cwd=ROOT, encoding='utf-8', timeout=30)
-    time.sleep(3)
+    child.expect(r'hello-direct\s+SUCCESS')       # the live progress line: hello is done
     child.sendintr()
     child.expect(pexpect.EOF)
     child.close()
