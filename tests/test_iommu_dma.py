@@ -215,3 +215,14 @@ def test_the_control_domain_manages_target_sets_with_domctls(paging):
     assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_remove_target, b, c) == 0
     assert g.b.lookup_foreign(c, g.pfn)[0] == -EPERM
     assert _domctl_target(control, xen.XEN_DOMCTL_pvshadow_remove_target, b, c) == -ENOENT
+
+
+def test_making_a_device_mapping_executable_in_place_is_an_ordinary_update(g):
+    """Flipping NX on a mapping of the device's registers takes mod_l1_entry's fast path
+    (same frame, same rights): the frame is past RAM, which no per-frame record covers."""
+    from pvshadow.shadow.paging.x86 import _PAGE_NX, _PAGE_PRESENT, _PAGE_RW, make_pte
+    engine = g.host.add_dma_engine(g.b.d)
+    flags = _PAGE_PRESENT | _PAGE_RW
+    assert g.b.map(g.b.scratch, make_pte(engine.mfn, flags | _PAGE_NX)) == 0
+    assert g.b.map(g.b.scratch, make_pte(engine.mfn, flags)) == 0
+    assert g.b.map(g.b.scratch, make_pte(engine.mfn, flags | _PAGE_NX)) == 0

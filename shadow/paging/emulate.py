@@ -200,6 +200,8 @@ class PtWriteEmulator:
     def emulate_store(self, va: int, mfn: int) -> bool:
         """Apply the store at RIP to data frame mfn directly (a mem_access "emulate"):
         True when it was a mov/xchg/cmpxchg this path decodes, False to single-step it."""
+        if not self.vcpu.domain.frames.is_valid(mfn):
+            return False                   # a device's registers: not memory to write
         rip = self.cpu.rip
         store = self.store_at(rip)
         if store is None or self._fast(store, va, mfn, 0) is not APPLIED:

@@ -357,8 +357,9 @@ class PageTypes:
             # bits differ, so the references the old entry holds serve the new one.
             if new & _L1_DISALLOW_PRIVILEGED:     # disallowed_flags(new, 1, True), inline
                 return -EINVAL
-            if not new & _PAGE_NX:
-                self.frames.executable[pte_mfn(new)] = 1
+            target = pte_mfn(new)
+            if not new & _PAGE_NX and target < self.frames.nr_frames:   # not a device's
+                self.frames.executable[target] = 1
             q[word] = adjust_guest_entry(new, 1)
             return 0
         if new & _PAGE_PRESENT:
