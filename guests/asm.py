@@ -102,7 +102,6 @@ def preprocess(source: str, path: str, depth: int = 0, search=()) -> Source:
 
 def _load_asm(path: str, text: str, extra_symbols: tuple, search=()):
     source = preprocess(text, path, search=search)
-    check_pitfalls(source, path)
     text = source.text
     # Symbol addresses come from a trailer of .quad directives read back after assembly.
     aligned = tuple(name for name in _PAGE_ALIGNED if re.search(rf'^{name}:', text, re.M))
@@ -117,6 +116,10 @@ def _load_asm(path: str, text: str, extra_symbols: tuple, search=()):
     cached = _disk_cache_get(text + trailer)
     if cached is not None:
         return cached
+    # What keystone would hang or crash on, or silently get wrong: only a source about
+    # to be assembled needs the check (a cached one passed it; a change of these rules
+    # changes _DISK_CACHE_VERSION).
+    check_pitfalls(source, path)
     for _attempt in range(3):
         code = assemble(text + trailer, VIRT_BASE, path, source)
         body, tail = code[:-8 * len(names)], code[-8 * len(names):]
