@@ -37,11 +37,13 @@ def audit_shadows(sp) -> List[str]:
     return problems
 
 
-def audit_entries(sp, maddrs) -> List[str]:
+def audit_entries(sp, maddrs, check=None) -> List[str]:
     """The cheap audit after a fault (Xen's per-operation audit): only the shadow entries
-    it wrote, each against its guest entry and the propagation rules."""
+    it wrote, each against its guest entry and the propagation rules (check: a paging
+    mode's own rules, _check_entry's by default)."""
+    check = check or _check_entry
     problems: List[str] = []
-    mem = sp.mem
+    q = sp.mem.q
     for maddr in maddrs:
         smfn, index = maddr >> 12, (maddr & 0xFFF) >> 3
         owner = sp.guest_of.get(smfn)
@@ -49,8 +51,8 @@ def audit_entries(sp, maddrs) -> List[str]:
             problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
             continue
         gmfn, level = owner
-        problems.extend(_check_entry(sp, smfn, gmfn, level, index, mem.read_u64(maddr),
-                                     mem.read_u64((gmfn << 12) + index * 8)))
+        problems.extend(check(sp, smfn, gmfn, level, index, q[maddr >> 3],
+                              q[(gmfn << 9) + index]))
     return problems
 
 
@@ -124,26 +126,15 @@ def audit_translated(sp) -> List[str]:
 def audit_translated_entries(sp, maddrs) -> List[str]:
     """The per-fault audit of a translated guest: the entries one fill wrote, in the
     active view."""
-    problems: List[str] = []
-    q = sp.mem.q
-    for maddr in maddrs:
-        smfn, index = maddr >> 12, (maddr & 0xFFF) >> 3
-        owner = sp.guest_of.get(smfn)
-        if owner is None:
-            problems.append(f'shadow entry {maddr:#x}: not in a live shadow')
-            continue
-        gmfn, level = owner
-        sentry = q[maddr >> 3]
-        if sentry & _PAGE_PRESENT:
-            problems += _check_translated(sp, smfn, gmfn, level, index, sentry,
-                                          q[(gmfn << 9) + index])
-    return problems
+    return audit_entries(sp, maddrs, _check_translated)
 
 
 def _check_translated(sp, smfn, gmfn, level, index, sentry, gentry) -> List[str]:
     from pvshadow.shadow.abi.p2m import p2m_ram_rw
     from pvshadow.shadow.abi.xen import DOMID_COW
     from pvshadow.shadow.mem_access import SHADOW_RIGHTS
+    if not sentry & _PAGE_PRESENT:
+        return []
     at = f'shadow L{level} {smfn:#x} (guest {gmfn:#x}) entry {index}'
     if not gentry & _PAGE_PRESENT or not gentry & _PAGE_ACCESSED:
         return [f'{at}: present, but the guest entry is not present and accessed']
