@@ -43,12 +43,9 @@ test_main:
     call altp2m_ok
 
     # view 1: everything rwx, gfn A showing page B
-    call clear_u
-    mov word ptr [rip + aop + 18], ACCESS_rwx
-    mov edi, ALTP2M_create_p2m
-    lea rdx, [rip + m_create]
-    call altp2m_ok
-    movzx r12d, word ptr [rip + aop + 16]
+    mov edi, ACCESS_rwx
+    call create_view
+    mov r12, rax
     mov rdi, r12
     mov esi, 1
     lea rdx, [rip + m_first_view]
@@ -87,11 +84,9 @@ test_main:
     call clear_u
     mov [rip + aop + 16], r12w
     mov edi, ALTP2M_destroy_p2m
-    call altp2m
-    mov rdi, rax
     mov rsi, RC_EBUSY
     lea rdx, [rip + m_destroy_busy]
-    call check_eq
+    call altp2m_rc
 
     xor edi, edi
     call switch_view
@@ -112,27 +107,20 @@ test_main:
     call clear_u
     mov [rip + aop + 16], r12w
     mov edi, ALTP2M_destroy_p2m
-    call altp2m
-    mov rdi, rax
     mov rsi, RC_EBUSY
     lea rdx, [rip + m_destroy_gone]
-    call check_eq
+    call altp2m_rc
     call clear_u
     mov word ptr [rip + aop + 16], 5
     mov edi, ALTP2M_switch_p2m
-    call altp2m
-    mov rdi, rax
     mov rsi, RC_EINVAL
     lea rdx, [rip + m_switch_none]
-    call check_eq
+    call altp2m_rc
 
     # view 1 again: page C read-only in it
-    call clear_u
-    mov word ptr [rip + aop + 18], ACCESS_rwx
-    mov edi, ALTP2M_create_p2m
-    lea rdx, [rip + m_create]
-    call altp2m_ok
-    movzx r12d, word ptr [rip + aop + 16]
+    mov edi, ACCESS_rwx
+    call create_view
+    mov r12, rax
     call clear_u
     mov [rip + aop + 16], r12w
     mov word ptr [rip + aop + 18], ACCESS_r
@@ -180,14 +168,30 @@ altp2m:
     lea rsi, [rip + aop]
     jmp hc_hvm_op
 
-# altp2m_ok(rdi = cmd, rdx = message): the command must return 0
-altp2m_ok:
+# altp2m_rc(rdi = cmd, rsi = the return code it must give, rdx = message)
+altp2m_rc:
     push rdx
+    push rsi
     call altp2m
+    pop rsi
     pop rdx
     mov rdi, rax
-    xor esi, esi
     jmp check_eq
+
+# altp2m_ok(rdi = cmd, rdx = message): the command must return 0
+altp2m_ok:
+    xor esi, esi
+    jmp altp2m_rc
+
+# create_view(rdi = default access) -> rax: a new view
+create_view:
+    call clear_u
+    mov [rip + aop + 18], di
+    mov edi, ALTP2M_create_p2m
+    lea rdx, [rip + m_create]
+    call altp2m_ok
+    movzx eax, word ptr [rip + aop + 16]
+    ret
 
 # switch_view(rdi = view)
 switch_view:
