@@ -188,8 +188,8 @@ class ShadowPaging(PvPaging):
                     if vcpu.paused_for_event:
                         vcpu.event_fault = (va, error_code)     # for prefill at resume
                     return None
-                if self.access.stats['events'] == events or (
-                        self.tables_generation == generation and vcpu.current_table() == root):
+                if self.access.stats['events'] == events or \
+                        self._walk_holds(vcpu, root, generation):
                     return self._fill(root, levels, access)
                 # a listener changed the guest's tables or the root: walk again below
         if self.access is not None:
@@ -201,8 +201,8 @@ class ShadowPaging(PvPaging):
                                               error_code) == 'handled':
                 self.last_outcome = 'access'
                 return None
-            if gw.ok and (self.access.stats['events'] == events or (
-                    self.tables_generation == generation and vcpu.current_table() == root)):
+            if gw.ok and (self.access.stats['events'] == events or
+                          self._walk_holds(vcpu, root, generation)):
                 # Nothing changed the guest's tables or the root (a listener that answered
                 # in the hook may have changed access types only): set A/D on this walk.
                 gw = set_accessed_dirty(gw, mem.write_u64)
@@ -239,13 +239,16 @@ class ShadowPaging(PvPaging):
 
     page_fault = sh_page_fault
 
+    def _walk_holds(self, vcpu, root: int, generation: int) -> bool:
+        """Whether a walk made at this generation of guest-table changes, from this root,
+        still gives what a new one would (a listener may have changed either)."""
+        return self.tables_generation == generation and vcpu.current_table() == root
+
     def _unchanged_since(self, vcpu, root: int, generation: int) -> bool:
-        """Whether the fault being handled would retry as it was taken: no guest table or
-        root changed since its walk, no exit or pause is pending, and RIP still names
-        the faulting instruction."""
-        return self.tables_generation == generation and vcpu.current_table() == root and \
-            vcpu.exit is None and not vcpu.paused_for_event and \
-            vcpu.cpu.rip == vcpu.cpu.fault_rip
+        """Whether the fault being handled would retry as it was taken: its walk holds,
+        no exit or pause is pending, and RIP still names the faulting instruction."""
+        return self._walk_holds(vcpu, root, generation) and vcpu.exit is None and \
+            not vcpu.paused_for_event and vcpu.cpu.rip == vcpu.cpu.fault_rip
 
     def set_levels_ad(self, levels, access: int):
         """Set accessed (and dirty, for a write) on a fast walk's entries, as the CPU's
