@@ -248,9 +248,8 @@ class Domain(DomainMemory):
 
     def timers_armed(self) -> bool:
         for v in self.vcpus:
-            if v.online and (v.singleshot is not None or v.poll_deadline is not None or
-                             v.periodic is not None):
-                return True                 # next_deadline() is not None, without the list
+            if v.online and v.has_deadline():
+                return True
         return False
 
     @property

@@ -460,6 +460,11 @@ class VCpu:
         self.continuation = (nr, args)
         return NO_RETURN
 
+    def has_deadline(self) -> bool:
+        """next_deadline() is not None, without building its list (asked at every run)."""
+        return self.singleshot is not None or self.poll_deadline is not None or \
+            bool(self.periodic)
+
     def next_deadline(self):
         deadlines = [t for t in (self.singleshot, self.poll_deadline,
                                  self.periodic[1] if self.periodic else None) if t is not None]
