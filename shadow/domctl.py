@@ -71,8 +71,16 @@ def do_vm_event_op(domain, vop: xen.xen_domctl_vm_event_op) -> int:
             v.paused_for_event = False
         return 0
     if vop.op == xen.XEN_VM_EVENT_RESUME:
-        return access.resume()
+        return vm_event_resume(domain)
     return -EINVAL
+
+
+def vm_event_resume(domain) -> int:
+    """XEN_VM_EVENT_RESUME on the monitor ring (the toolstack calls it directly)."""
+    access = domain.mem_access
+    if access is None or access.channel is None:
+        return -EINVAL
+    return access.resume()
 
 
 def do_set_access_required(domain, required: bool) -> int:

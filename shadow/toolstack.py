@@ -4,7 +4,7 @@ Each takes the Domain object where libxc takes (xch, domid), and returns what li
 function returns (0 or a negative errno) with any outputs after it.
 """
 from pvshadow.shadow.abi import xen
-from pvshadow.shadow.domctl import do_shadow_op
+from pvshadow.shadow.domctl import do_shadow_op, vm_event_resume
 
 MAX_VIRT_CPUS = 4                 # what the domain model gives a guest
 
@@ -141,10 +141,7 @@ def xc_mem_access_disable(domain) -> int:
 
 
 def xc_mem_access_resume(domain) -> int:
-    access = domain.mem_access              # do_vm_event_op's resume, without the structure
-    if access is None or access.channel is None:
-        return -xen.EINVAL
-    return access.resume()
+    return vm_event_resume(domain)           # without building the domctl structure
 
 
 def xc_domain_set_access_required(domain, required: bool) -> int:
