@@ -10,6 +10,7 @@ thread queries, H and T, and a target description (qXfer:features:read): gdb's a
 segment registers, so gdb sets the architecture itself and shows fs_base and gs_base
 (x87 and SSE registers are reported unavailable).
 """
+import os
 import socket
 import sys
 
@@ -228,13 +229,14 @@ class GdbStub:
         import select
         import threading
         done = threading.Event()
+        wake_r, wake_w = os.pipe()      # ends the watcher's select the moment the run stops
         cpu = self.session.domain.cpu
 
         def watch():
             while not done.is_set():
                 try:
-                    if not select.select([self.conn], [], [], 0.05)[0]:
-                        continue
+                    if wake_r in select.select([self.conn, wake_r], [], [])[0]:
+                        return
                 except (OSError, ValueError):
                     return
                 try:
@@ -247,7 +249,7 @@ class GdbStub:
                 elif not byte:
                     return                # gdb went away: the run ends by itself
                 else:
-                    done.wait(0.05)       # a packet for after the stop: leave it queued
+                    done.wait()           # a packet for after the stop: leave it queued
         watcher = threading.Thread(target=watch, daemon=True) \
             if isinstance(self.conn, socket.socket) else None
         if watcher is not None:
@@ -256,8 +258,11 @@ class GdbStub:
             exit_ = self.session.run(budget=1 if step else 0)
         finally:
             done.set()
+            os.write(wake_w, b'x')
             if watcher is not None:
                 watcher.join(timeout=1)
+            os.close(wake_r)
+            os.close(wake_w)
         return self.stop_reply(exit_)
 
     def _remove_conditions(self, matching) -> None:
@@ -382,6 +387,9 @@ def serve(session, port: int, ready=None, out=None) -> int:
     try:
         while True:                       # after a detach, the next gdb may attach
             conn, _ = listener.accept()
+            # the ack and the reply are two small writes: without this, Nagle holds the
+            # reply until gdb's delayed ack (40 ms a packet, a second for an attach)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if not _serve_connection(session, conn):
                 return 0
     finally:
