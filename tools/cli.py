@@ -30,6 +30,7 @@ from pvshadow.tools.options import (OneLineParser, add_guest_options, add_includ
 
 
 def _write_console(data: bytes) -> None:
+    sys.stdout.flush()          # what was printed before the guest wrote comes before it
     sys.stdout.buffer.write(data)
     sys.stdout.buffer.flush()
 
@@ -220,6 +221,7 @@ def cmd_access(args) -> int:
     console = sys.stderr.buffer if args.json else sys.stdout.buffer
 
     def write_console(data: bytes) -> None:
+        sys.stdout.flush()      # the events printed before the guest wrote come before it
         console.write(data)
         console.flush()
     altp2m = args.watch.startswith('altp2m_')
