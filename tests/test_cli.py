@@ -1,20 +1,15 @@
 """`pvshadow run`: console output, exit status, and one-line refusals of bad input."""
 import os
-import subprocess
 import sys
 
 import pytest
 
+from tests.cli import pvshadow, pvshadow_process
 from tests.conftest import ROOT, asm_kernel
 
 
-def pvshadow(*args, timeout=120):
-    return subprocess.run([sys.executable, '-m', 'pvshadow', *args], cwd=ROOT, text=True,
-                          capture_output=True, timeout=timeout)
-
-
 def test_run_hello_prints_the_greeting_and_exits_zero():
-    proc = pvshadow('run', 'hello')
+    proc = pvshadow_process('run', 'hello')      # the entry point itself, in a fresh interpreter
     assert proc.returncode == 0, proc.stderr
     assert 'Hello from a PV guest on pvshadow!' in proc.stdout
     assert 'Test result: SUCCESS' in proc.stdout

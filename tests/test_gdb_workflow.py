@@ -4,10 +4,9 @@ name, and a second gdb after the first detached."""
 import shutil
 import signal
 import subprocess
-import sys
 import time
 
-from tests.conftest import ROOT
+from tests.cli import ForkedCommand
 from tests.test_trace import ENTRY, free_port, needs_gdb, run_gdb
 
 LOOP = '''.include "pv.inc"
@@ -21,9 +20,7 @@ hello: .asciz "looping now\\n"
 
 
 def _server(kernel, port):
-    server = subprocess.Popen([sys.executable, '-m', 'pvshadow', 'trace', kernel, '--gdb',
-                               str(port), '--timeout', '0'], cwd=ROOT, stdout=subprocess.PIPE,
-                              text=True)
+    server = ForkedCommand('trace', kernel, '--gdb', port, '--timeout', '0')
     assert 'waiting for gdb' in server.stdout.readline()
     return server
 
@@ -52,11 +49,20 @@ def test_an_interrupt_stops_a_looping_guest(tmp_path):
     port = free_port()
     server = _server(str(kernel), port)
     try:
-        gdb = subprocess.Popen(_gdb_args(port, 'continue', 'info registers rip', 'kill'),
+        # gdb's output line by line (stdbuf), to see when it has attached and continued
+        line_buffered = ['stdbuf', '-oL'] if shutil.which('stdbuf') else []
+        gdb = subprocess.Popen(line_buffered + _gdb_args(port, 'continue', 'info registers rip',
+                                                         'kill'),
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        time.sleep(2)
+        seen = ''
+        while line_buffered and ' in ?? ()' not in seen:      # attached, at the entry
+            line = gdb.stdout.readline()
+            assert line, gdb.stderr.read()
+            seen += line
+        time.sleep(0.3 if line_buffered else 2)     # continued, and spinning by now
         gdb.send_signal(signal.SIGINT)
         out, err = gdb.communicate(timeout=30)
+        out = seen + out
     finally:
         server.wait(timeout=30)
     assert 'received signal SIGINT' in out, out + err

@@ -1,6 +1,7 @@
 """Ctrl-C at a terminal stops a running guest at once: `run` reports where it was and
 exits 130, `trace` comes back to its prompt, `access` prints its summary; never a
 KeyboardInterrupt traceback."""
+import os
 import sys
 import time
 
@@ -13,8 +14,11 @@ from tests.test_gdb_workflow import LOOP
 def _spawn(tmp_path, *args):
     kernel = tmp_path / 'loop.S'
     kernel.write_text(LOOP)
+    # pexpect is a terminal that never answers prompt_toolkit's cursor-position request:
+    # without NO_CPR the prompt waits 2 s for the answer before drawing
     return pexpect.spawn(sys.executable, ['-m', 'pvshadow', *args[:1], str(kernel), *args[1:]],
-                         cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200))
+                         cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200),
+                         env=dict(os.environ, PROMPT_TOOLKIT_NO_CPR='1'))
 
 
 def test_ctrl_c_ends_run_within_a_second_with_130_and_where_the_guest_was(tmp_path):

@@ -1,12 +1,10 @@
 """Read-only regions (ROM, ROMD): reads at full speed, writes as mmio exits to a device
 model, unemulatable writes as internal_error, on the `rom` kernel under shadow paging."""
-import subprocess
-import sys
 
 from pvshadow.shadow import api
 from pvshadow.shadow.abi.xen import EOPNOTSUPP
 from pvshadow.shadow.exits import ExitReason
-from tests.conftest import ROOT
+from tests.cli import pvshadow
 
 CONTENT = b'ROM-TEST' + bytes(range(8, 64))
 ROM_PFN, ROMD_PFN = 0xF00, 0xF01
@@ -85,10 +83,8 @@ def test_regions_need_shadow_paging():
 def test_pvshadow_run_prints_each_mmio_exit_when_asked(tmp_path):
     rom = tmp_path / 'rom.bin'
     rom.write_bytes(CONTENT)
-    proc = subprocess.run([sys.executable, '-m', 'pvshadow', 'run', 'rom', '--rom',
-                           f'{rom}@{ROM_PFN:#x}', '--romd', f'{rom}@{ROMD_PFN:#x}',
-                           '--trace-mmio', '--cmdline', f'rom={ROM_PFN:x} rmd={ROMD_PFN:x}'],
-                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    proc = pvshadow('run', 'rom', '--rom', f'{rom}@{ROM_PFN:#x}', '--romd', f'{rom}@{ROMD_PFN:#x}',
+                    '--trace-mmio', '--cmdline', f'rom={ROM_PFN:x} rmd={ROMD_PFN:x}', timeout=60)
     mmio = [line for line in proc.stderr.splitlines() if line.startswith('mmio:')]
     assert len(mmio) == 2 and 'gpa 0xf00008' in mmio[0] and 'data 0x1234' in mmio[0]
     assert 'gpa 0xf01010' in mmio[1] and 'data 0x5678' in mmio[1]

@@ -11,6 +11,7 @@ import pytest
 
 from pvshadow.guests.kernels import load_kernel
 from pvshadow.shadow import api
+from tests.cli import ForkedCommand, pvshadow
 from tests.conftest import ROOT
 
 HELLO = load_kernel('hello', extra_symbols=('pv_entry', 'start_info_ptr'))
@@ -22,8 +23,7 @@ COMMANDS = ['break fault guest', 'run', 'faults 3', 'walk 0x1000',
 
 
 def trace(*args, stdin=None, timeout=120):
-    return subprocess.run([sys.executable, '-m', 'pvshadow', 'trace', *args], cwd=ROOT,
-                          text=True, capture_output=True, timeout=timeout, input=stdin)
+    return pvshadow('trace', *args, input=stdin, timeout=timeout)
 
 
 def run_script(tmp_path, commands, kernel='pagetables'):
@@ -71,7 +71,9 @@ def test_the_prompt_gives_the_same_output_as_the_script(tmp_path):
     pexpect = pytest.importorskip('pexpect')
     script_out = run_script(tmp_path, COMMANDS)
     child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'trace', 'pagetables'], cwd=ROOT,
-                          encoding='utf-8', timeout=60, env=dict(os.environ, TERM='dumb'))
+                          encoding='utf-8', timeout=60,
+                          env=dict(os.environ, TERM='dumb', PROMPT_TOOLKIT_NO_CPR='1'))
+    child.delaybeforesend = None                # pexpect's default waits 50 ms a line
     child.expect_exact('(pvshadow) ')
     typed = []
     for command in COMMANDS:
@@ -162,8 +164,7 @@ def run_gdb(kernel, *commands):
     return what gdb printed."""
     port = free_port()
     kernels = kernel if isinstance(kernel, list) else [kernel]
-    server = subprocess.Popen([sys.executable, '-m', 'pvshadow', 'trace', *kernels, '--gdb',
-                               str(port)], cwd=ROOT, stdout=subprocess.PIPE, text=True)
+    server = ForkedCommand('trace', *kernels, '--gdb', port)
     try:
         assert 'waiting for gdb' in server.stdout.readline()
         args = ['gdb', '-nx', '-batch', '-ex', f'target remote 127.0.0.1:{port}']

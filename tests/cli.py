@@ -1,0 +1,152 @@
+"""The command line as the tests run it: `pvshadow ARGS` in a forked copy of the test
+process, calling the same main() that `python -m pvshadow` calls.
+
+A forked child is a process like the real one (its own exit status, its own fds 0-2,
+its own signals, nothing it does reaches the test's memory) but it skips what a fresh
+interpreter pays on every call, starting Python and importing Unicorn, keystone and the
+hypervisor: about 0.13 s a call, against a run of a few milliseconds. The few tests
+about the entry point itself (`python -m pvshadow`, the installed script) start a real
+interpreter with subprocess.
+"""
+import io
+import os
+import select
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+from tests.conftest import ROOT
+
+
+def _become_the_command(args, cwd, stdin_fd, out_fd, err_fd):
+    """In the child: fds 0-2 and the sys streams as a fresh interpreter would have them,
+    default signal handling, then main(); never returns."""
+    code = 1
+    try:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        for fd, target in ((stdin_fd, 0), (out_fd, 1), (err_fd, 2)):
+            os.dup2(fd, target)
+        os.chdir(cwd)
+        sys.stdin = sys.__stdin__ = open(0, encoding='utf-8', closefd=False)
+        sys.stdout = sys.__stdout__ = open(1, 'w', encoding='utf-8', closefd=False)
+        sys.stderr = sys.__stderr__ = open(2, 'w', encoding='utf-8', errors='backslashreplace',
+                                           closefd=False, buffering=1)
+        sys.argv = ['pvshadow', *args]
+        from pvshadow.tools.cli import main
+        try:
+            code = main(list(args))
+        except SystemExit as exc:
+            code = exc.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
+    except BaseException:                       # what an uncaught exception prints
+        traceback.print_exc()
+        code = 1
+    finally:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            os._exit(code & 0xff)
+
+
+def _flush_ours() -> None:
+    """Before a fork: nothing of ours left buffered for the child to write again."""
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (ValueError, io.UnsupportedOperation):
+            pass
+
+
+def _wait(pid: int, timeout: float) -> int:
+    """The child's status as subprocess gives it (-N for a signal), or TimeoutExpired."""
+    deadline = time.monotonic() + timeout
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        pidfd = None
+    try:
+        while True:
+            done, status = os.waitpid(pid, os.WNOHANG)
+            if done:
+                return os.waitstatus_to_exitcode(status)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+                raise subprocess.TimeoutExpired(['pvshadow'], timeout)
+            if pidfd is not None:
+                select.select([pidfd], [], [], left)
+            else:
+                time.sleep(min(left, 0.002))
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
+
+
+def pvshadow(*args, timeout=120, input=None, cwd=ROOT) -> subprocess.CompletedProcess:
+    """Run `pvshadow ARGS` (input: text for its stdin, else /dev/null); its exit status
+    and text output, as subprocess.run(capture_output=True, text=True) gives them."""
+    args = [str(a) for a in args]
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err, \
+            tempfile.TemporaryFile() as stdin:
+        if input is not None:
+            stdin.write(input.encode())
+            stdin.seek(0)
+            stdin_fd = stdin.fileno()
+        else:
+            stdin_fd = os.open(os.devnull, os.O_RDONLY)
+        _flush_ours()
+        pid = os.fork()
+        if pid == 0:
+            _become_the_command(args, cwd, stdin_fd, out.fileno(), err.fileno())
+        if input is None:
+            os.close(stdin_fd)
+        returncode = _wait(pid, timeout)
+        out.seek(0)
+        err.seek(0)
+        text = [f.read().decode('utf-8', 'replace') for f in (out, err)]
+    return subprocess.CompletedProcess(['pvshadow', *args], returncode, *text)
+
+
+class ForkedCommand:
+    """`pvshadow ARGS` running beside the test, as subprocess.Popen(stdout=PIPE, text=True)
+    would give it: its stdout to read, wait() and kill(); stderr stays the test's."""
+
+    def __init__(self, *args, cwd=ROOT):
+        read_end, write_end = os.pipe()
+        stdin_fd = os.open(os.devnull, os.O_RDONLY)
+        _flush_ours()
+        self.pid = os.fork()
+        if self.pid == 0:
+            os.close(read_end)
+            _become_the_command([str(a) for a in args], cwd, stdin_fd, write_end, 2)
+        os.close(write_end)
+        os.close(stdin_fd)
+        self.stdout = os.fdopen(read_end, encoding='utf-8')
+        self.returncode = None
+
+    def wait(self, timeout=None) -> int:
+        if self.returncode is None:
+            self.returncode = _wait(self.pid, 1e9 if timeout is None else timeout)
+            self.stdout.close()
+        return self.returncode
+
+    def kill(self) -> None:
+        if self.returncode is None:
+            os.kill(self.pid, signal.SIGKILL)
+            self.wait()
+
+
+def pvshadow_process(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
+    """`python -m pvshadow ARGS` in a fresh interpreter: for what is about the entry point."""
+    return subprocess.run([sys.executable, '-m', 'pvshadow', *map(str, args)], cwd=ROOT,
+                          text=True, capture_output=True, timeout=timeout, **kwargs)
