@@ -16,13 +16,14 @@ without its locks.)
 """
 from array import array
 from collections import Counter, defaultdict
+from operator import itemgetter
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from pvshadow.shadow.abi.p2m import p2m_ram_shared as _RAM_SHARED
 from pvshadow.shadow.abi.xen import DOMID_COW, DOMID_INVALID, DOMID_XEN, INVALID_M2P_ENTRY
 from pvshadow.shadow.machine import PT_TYPES, PageType
 from pvshadow.shadow.paging.types import _PAGE_GNTTAB, is_guest_l4_slot
-from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, pte_mfn
+from pvshadow.shadow.paging.x86 import _PAGE_PRESENT, _PAGE_RW, ADDR_MASK, pte_mfn
 
 _LEVEL = {PageType.L1: 1, PageType.L2: 2, PageType.L3: 3, PageType.L4: 4}
 _BELOW = {2: PageType.L1, 3: PageType.L2, 4: PageType.L3}
@@ -146,35 +147,42 @@ def audit_frames(frames, types, domains) -> List[str]:
     grant_entries = {}
     for d in domains:
         grant_entries.update(host_entries(d))
-    for mfn in in_use(frames):
-        ptype = frames.type[mfn]
-        if frames.pinned[mfn]:
-            take(mfn, owner[mfn], PageType(ptype), lambda: 'a pin')
-        if not frames.type_count[mfn] or ptype not in _LEVEL:
+    for mfn in _indices(frames.pinned, 1):
+        take(mfn, owner[mfn], PageType(frames.type[mfn]), lambda: 'a pin')
+    mapped_writable = bytearray(n)          # L1 entries' typed references, as a column
+    for mfn in sorted(m for t in PT_TYPES for m in _indices(frames.type, t)):
+        if not frames.type_count[mfn]:
             continue
-        level, domid = _LEVEL[ptype], owner[mfn]
-        for index, entry in enumerate(mem.frame_u64s(mfn)):
-            if not entry & _PAGE_PRESENT or (level == 4 and not is_guest_l4_slot(index)):
-                continue
-            target = pte_mfn(entry)
+        level, domid = _LEVEL[frames.type[mfn]], owner[mfn]
+        entries = mem.frame_u64s(mfn)
+        present = [i for i, entry in enumerate(entries) if entry & _PAGE_PRESENT]
+        for index in present:
+            entry = entries[index]
+            target = (entry & ADDR_MASK) >> 12
             if level > 1:
-                if target == mfn:
-                    continue                  # a linear entry to its own table
+                if target == mfn or level == 4 and not is_guest_l4_slot(index):
+                    continue                  # a linear entry to its own table; Xen's slots
                 typed = _upper_ref_type(frames, target, level)
                 if typed is _TYPE_OF[level] and entry & _PAGE_RW:
                     problems.append(f'{_at(frames, mfn)} entry {index}: a writable linear '
                                     f'page-table entry')
+            elif entry & _PAGE_GNTTAB:
+                if grant_entries.get((mfn << 12) + index * 8) != target:
+                    problems.append(f'{_at(frames, mfn)} entry {index}: a grant entry '
+                                    f'for mfn {target:#x} with no live host mapping')
+                continue                 # its reference is its maptrack record's
+            elif target < n and owner[target] == domid:
+                count[target] += 1       # the common case: an own frame, without a call
+                if entry & _PAGE_RW:
+                    type_count[target] += 1
+                    mapped_writable[target] = 1
+                continue
+            elif target >= n and types.iomem_permitted(domid, target):
+                continue                 # a device's registers: no reference
             else:
-                if entry & _PAGE_GNTTAB:
-                    if grant_entries.get((mfn << 12) + index * 8) != target:
-                        problems.append(f'{_at(frames, mfn)} entry {index}: a grant entry '
-                                        f'for mfn {target:#x} with no live host mapping')
-                    continue             # its reference is its maptrack record's
-                if target >= n and types.iomem_permitted(domid, target):
-                    continue             # a device's registers: no reference
                 typed = PageType.WRITABLE if entry & _PAGE_RW else None
             if 0 <= target < n and owner[target] == domid:
-                count[target] += 1           # the common case, without a call
+                count[target] += 1
                 if typed is not None:
                     type_count[target] += 1
                     claimed[target].add(typed)
@@ -209,7 +217,11 @@ def audit_frames(frames, types, domains) -> List[str]:
                 problems.append(f'{_at(frames, mfn)}: refcount {have}, type count {have_t}; '
                                 f'held by {want} ({_names(held) or "nothing"}), '
                                 f'{want_t} of them typed')
+    for mfn in _not_typed_writable(mapped_writable, frames.type):
+        claimed[mfn].add(PageType.WRITABLE)   # (the rest agree with their frames' type)
     for mfn, kinds in claimed.items():
+        if mapped_writable[mfn]:
+            kinds.add(PageType.WRITABLE)
         if kinds != {frames.type[mfn]}:
             problems.append(f'{_at(frames, mfn)}: referenced as '
                             f'{", ".join(sorted(k.name for k in kinds))}')
@@ -217,28 +229,59 @@ def audit_frames(frames, types, domains) -> List[str]:
             problems.append(f'{_at(frames, mfn)}: a page table with a writable reference')
     by_id = {d.domid for d in domains}
     owned = Counter()                   # domid -> frames it owns with a reference left
-    for mfn in frames.touched():
-        who = owner[mfn]
-        if who == DOMID_INVALID:
-            continue
-        refs, allocated = frames.count[mfn], frames.allocated[mfn]
-        if not refs:
-            problems.append(f'{_at(frames, mfn)}: free but still owned')
-            continue
-        owned[who] += 1
-        if who == DOMID_XEN:
-            if refs != 1 or not allocated or frames.type_count[mfn]:
-                problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
-                                f'type count {frames.type_count[mfn]}')
-        elif who == DOMID_COW:
-            if not allocated:
-                problems.append(f'{_at(frames, mfn)}: a shared frame without its allocation')
-        elif who not in by_id:
-            problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
+    for lo, hi in frames.touched_ranges():
+        owned.update(owner[lo:hi])
+    owned.pop(DOMID_INVALID, None)
+    # An allocated frame's count includes its allocation (the comparison above holds it
+    # to that), so only a frame without one can be owned and unreferenced.
+    for lo, hi in frames.touched_ranges():
+        for mfn in _indices(frames.allocated, 0, lo, hi):
+            if owner[mfn] != DOMID_INVALID and not frames.count[mfn]:
+                problems.append(f'{_at(frames, mfn)}: free but still owned')
+                owned[owner[mfn]] -= 1
+    for mfn in _indices(owner, DOMID_XEN):
+        refs = frames.count[mfn]
+        if refs and (refs != 1 or not frames.allocated[mfn] or frames.type_count[mfn]):
+            problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
+                            f'type count {frames.type_count[mfn]}')
+    for mfn in _indices(owner, DOMID_COW):
+        if frames.count[mfn] and not frames.allocated[mfn]:
+            problems.append(f'{_at(frames, mfn)}: a shared frame without its allocation')
+    for who in set(owned) - by_id - {DOMID_XEN, DOMID_COW}:
+        for mfn in _indices(owner, who):
+            if frames.count[mfn]:
+                problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
         xenheap = sum(1 for m in d.xenheap_frames if owner[m] == d.domid and frames.count[m])
         problems.extend(_domain_accounts(d, frames, owned[d.domid] - xenheap))
     return problems
+
+
+def _indices(column, value: int, lo: int = 0, hi: Optional[int] = None):
+    """Where a flat column holds value, found by the column's own (C) search."""
+    hi = len(column) if hi is None else hi
+    index = column.index
+    i = lo
+    while True:
+        try:
+            i = index(value, i, hi)
+        except ValueError:
+            return
+        yield i
+        i += 1
+
+
+_ONLY_WRITABLE = bytes(int(t == PageType.WRITABLE) for t in range(256))
+
+
+def _not_typed_writable(mapped_writable: bytearray, types: bytearray) -> List[int]:
+    """Frames an L1 entry maps writable whose type is not WRITABLE: the two columns
+    compared whole as integers, so the frames that agree cost nothing each."""
+    disagree = int.from_bytes(mapped_writable, 'little') & \
+        ~int.from_bytes(types.translate(_ONLY_WRITABLE), 'little')
+    if not disagree:
+        return []
+    return list(_indices(disagree.to_bytes(len(types), 'little'), 1))
 
 
 def _at(frames, mfn: int) -> str:
@@ -259,7 +302,15 @@ def _domain_accounts(d, frames, owned: int) -> List[str]:
     shared = getattr(d, 'p2m_state', None)
     shared = {} if shared is None else shared.types
     n, reverse, domid = frames.nr_frames, frames.pfn, d.domid   # d.pfn_of's column
-    for pfn, mfn in enumerate(d.p2m):
+    p2m = d.p2m
+    if len(p2m) > 1 and not shared and max(p2m) < n:
+        # no hole and nothing shared: gather the owner and reverse map of every frame at
+        # once (C), and look pfn by pfn only if something disagrees
+        gather = itemgetter(*p2m)
+        if gather(owner).count(domid) == len(p2m) and \
+                gather(reverse) == tuple(range(len(p2m))):
+            p2m = ()
+    for pfn, mfn in enumerate(p2m):
         if mfn == INVALID_M2P_ENTRY or shared and shared.get(pfn) == _RAM_SHARED:
             continue
         if not 0 <= mfn < n or owner[mfn] != domid:
