@@ -212,3 +212,28 @@ def test_dropping_a_table_with_a_linear_entry_releases_its_target(world):
     assert types.mod_entry(a, 3, 4, make_pte(b, P), DOM) == 0
     types.put_page_and_type(a)
     assert frames.type_count[a] == 0 and frames.type_count[b] == 1 and types.linear == {}
+
+
+def test_validating_an_l1_takes_each_entrys_references_and_adjusts_it_as_xen_does(world):
+    """The validation's inline path (own RAM frames) and its general one (here a frame
+    of another owner, refused) agree with get_page_from_entry and adjust_guest_entry."""
+    from pvshadow.shadow.paging.types import adjust_guest_entry
+    from pvshadow.shadow.paging.x86 import _PAGE_GLOBAL, _PAGE_NX
+    mem, frames, types, mine, xen_frame, _ = world
+    l1, ro, rw, user = mine[:4]
+    entries = {0: make_pte(ro, P | _PAGE_NX), 1: make_pte(rw, P | RW),
+               2: make_pte(user, P | RW | _PAGE_USER), 3: make_pte(rw, P | RW | _PAGE_GLOBAL)}
+    for index, entry in entries.items():
+        mem.write_u64((l1 << 12) + index * 8, entry)
+    assert types.get_page_and_type(l1, PageType.L1, DOM) == 0
+    assert [frames.count[m] for m in (ro, rw, user)] == [2, 3, 2]
+    assert [frames.type_count[m] for m in (ro, rw, user)] == [0, 2, 1]
+    assert [frames.executable[m] for m in (ro, rw, user)] == [0, 1, 1]
+    assert [mem.read_u64((l1 << 12) + i * 8) for i in entries] == \
+        [adjust_guest_entry(e, 1) for e in entries.values()]
+    types.put_page_and_type(l1)
+    assert [frames.count[m] for m in (ro, rw, user)] == [1, 1, 1]
+    mem.write_u64((l1 << 12) + 8 * 8, make_pte(xen_frame, P))
+    assert types.get_page_and_type(l1, PageType.L1, DOM) == -EBUSY
+    assert [frames.count[m] for m in (ro, rw, user)] == [1, 1, 1]     # all given back
+    assert [frames.type_count[m] for m in (ro, rw, user)] == [0, 0, 0]

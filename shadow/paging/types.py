@@ -7,6 +7,7 @@ type count is zero. Validating a table takes these references for every entry; t
 type reference going away releases them again. Functions return 0 or a negative Xen
 errno, as the hypercalls that call them do.
 """
+import struct
 from collections import Counter
 from typing import Callable, Dict, Optional
 
@@ -307,6 +308,8 @@ class PageTypes:
     # --- whole tables -----------------------------------------------------------------------
     def validate_table(self, mfn: int, level: int, domid: int) -> int:
         entries = self.mem.frame_u64s(mfn)
+        if level == 1:
+            return self._validate_l1(mfn, entries, domid)
         base = mfn << 12
         taken = []
         for index, entry in enumerate(entries):
@@ -325,6 +328,51 @@ class PageTypes:
                 self.mem.write_u64(base + index * 8, adjusted)
         if level == 4:
             self.install_xen_l4_slots(mfn)
+        return 0
+
+    def _validate_l1(self, mfn: int, entries, domid: int) -> int:
+        """validate_table for an L1. The common entry, a RAM frame of the table's own
+        domain with no cache attributes and no conflicting type, takes its references
+        inline (get_page, then get_page_type(WRITABLE) if RW); any other goes through
+        get_page_from_entry. The adjusted entries are written back in one store."""
+        frames = self.frames
+        owner, count, type_count = frames.owner, frames.count, frames.type_count
+        types, executable, n = frames.type, frames.executable, frames.nr_frames
+        unmappable, writable = self.unmappable, PageType.WRITABLE
+        taken = []
+        adjusted = None
+        for index, entry in enumerate(entries):
+            if not entry & _PAGE_PRESENT:
+                continue
+            target = (entry & ADDR_MASK) >> 12
+            if not entry & L1_DISALLOW_MASK and target < n and owner[target] == domid and \
+                    count[target] and target not in unmappable and \
+                    (not entry & _PAGE_RW or not type_count[target] or types[target] == writable):
+                count[target] += 1
+                if entry & _PAGE_RW:
+                    if not type_count[target]:
+                        types[target] = writable
+                    type_count[target] += 1
+                if not entry & _PAGE_NX:
+                    executable[target] = 1      # direct mode's CPU may run code from it
+            else:
+                rc = self.get_page_from_entry(entry, 1, domid, table_mfn=mfn)
+                if rc:
+                    for i in reversed(taken):
+                        self.put_page_from_entry(entries[i], 1, mfn)
+                    if adjusted is not None:    # as Xen leaves them: adjusted in place
+                        self.mem.write(mfn << 12, struct.pack('<512Q', *adjusted))
+                    return rc
+            taken.append(index)
+            new = entry if entry & _PAGE_USER else entry | _PAGE_GUEST_KERNEL | _PAGE_USER
+            if not new & _PAGE_GUEST_KERNEL:        # adjust_guest_entry(entry, 1), inline
+                new |= _PAGE_GLOBAL | _PAGE_USER
+            if new != entry:
+                if adjusted is None:
+                    adjusted = list(entries)
+                adjusted[index] = new
+        if adjusted is not None:
+            self.mem.write(mfn << 12, struct.pack('<512Q', *adjusted))
         return 0
 
     def devalidate_table(self, mfn: int, level: int) -> None:
