@@ -86,6 +86,16 @@ def test_the_audit_reports_a_shadow_pointing_at_the_wrong_frame():
     assert any('shadow maps mfn' in p for p in sp.audit())
 
 
+def test_the_audit_reports_a_shadow_l4_whose_xen_slot_was_cleared():
+    d = booted('hello', paging='shadow')
+    d.run(timeout=10)
+    sp = d.paging
+    smfn = next(s for s, (_, level) in sp.guest_of.items() if level == 4)
+    slot = next(i for i, value in sp.xen_l4_slots.items() if value)
+    d.mem.write_u64((smfn << 12) + slot * 8, 0)       # not present: still checked
+    assert any(f'slot {slot}: Xen slot differs' in p for p in sp.audit())
+
+
 def test_a_small_pool_reclaims_unpinned_shadows_instead_of_failing():
     d = booted('usermode', paging='shadow', shadow_pool_pages=6, audit=True)
     exit_ = d.run(timeout=30)

@@ -11,6 +11,9 @@ from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _
                                pte_mfn)
 
 
+_XEN_SLOTS = [i for i in range(512) if not is_guest_l4_slot(i)]
+
+
 def audit_shadows(sp) -> List[str]:
     """The full audit: every live shadow, every entry, and the back-references."""
     problems: List[str] = []
@@ -26,9 +29,13 @@ def audit_shadows(sp) -> List[str]:
             # seen at its own level, or lower through linear page-table entries
             problems.append(f'{where}: the guest frame is no longer a table of level '
                             f'{level} or above')
-        guest = mem.frame_u64s(gmfn)
-        for index, sentry in enumerate(mem.frame_u64s(smfn)):
-            problems.extend(_check_entry(sp, smfn, gmfn, level, index, sentry, guest[index]))
+        guest, shadow = mem.frame_u64s(gmfn), mem.frame_u64s(smfn)
+        # a not-present shadow entry agrees with any guest entry: only the present ones,
+        # and an L4's Xen slots, have anything to check
+        present = [i for i, sentry in enumerate(shadow) if sentry & _PAGE_PRESENT]
+        for index in sorted(set(present).union(_XEN_SLOTS)) if level == 4 else present:
+            problems.extend(_check_entry(sp, smfn, gmfn, level, index, shadow[index],
+                                         guest[index]))
     for target, refs in sp.maps_of.items():
         for maddr in refs:
             sentry = mem.read_u64(maddr)
