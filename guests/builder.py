@@ -197,10 +197,12 @@ def _build_page_tables(d: Domain, layout: BootLayout) -> int:
     while va < layout.v_end:             # one L1 table's run of entries at a time
         l1 = table_for(1, va, table_for(2, va, table_for(3, va, l4)))
         run_end = min(layout.v_end, (va | (MB2 - 1)) + 1)
-        entries = []
-        for pfn in range(layout.pfn(va), layout.pfn(run_end)):
-            prot = L1_PROT_RO if pt_first <= pfn < pt_last and not d.translated else L1_PROT
-            entries.append(make_pte(frame(pfn), prot))
-        mem.write((l1 << 12) + table_index(va, 1) * 8, array('Q', entries).tobytes())
+        first, end = layout.pfn(va), layout.pfn(run_end)
+        targets = range(first, end) if d.translated else d.p2m[first:end]
+        entries = array('Q', [(target << 12) | L1_PROT for target in targets])
+        if not d.translated:            # the page-table frames in this run: read-only
+            for pfn in range(max(first, pt_first), min(end, pt_last)):
+                entries[pfn - first] = make_pte(frame(pfn), L1_PROT_RO)
+        mem.write((l1 << 12) + table_index(va, 1) * 8, entries.tobytes())
         va = run_end
     return frame(d.pfn_of[l4])

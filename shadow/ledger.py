@@ -247,16 +247,16 @@ def audit_frames(frames, types, domains) -> List[str]:
             if owner[mfn] != DOMID_INVALID and not frames.count[mfn]:
                 problems.append(f'{_at(frames, mfn)}: free but still owned')
                 owned[owner[mfn]] -= 1
-    for mfn in _owned_by(owner, DOMID_XEN):
+    for mfn in frames.owned_by(DOMID_XEN):
         refs = frames.count[mfn]
         if refs and (refs != 1 or not frames.allocated[mfn] or frames.type_count[mfn]):
             problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
                             f'type count {frames.type_count[mfn]}')
-    for mfn in _owned_by(owner, DOMID_COW):
+    for mfn in frames.owned_by(DOMID_COW):
         if frames.count[mfn] and not frames.allocated[mfn]:
             problems.append(f'{_at(frames, mfn)}: a shared frame without its allocation')
     for who in set(owned) - by_id - {DOMID_XEN, DOMID_COW}:
-        for mfn in _owned_by(owner, who):
+        for mfn in frames.owned_by(who):
             if frames.count[mfn]:
                 problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
@@ -291,20 +291,6 @@ def _indices(column, value: int, lo: int = 0, hi: Optional[int] = None):
             return
         yield i
         i += 1
-
-
-def _owned_by(owner, domid: int) -> List[int]:
-    """The frames owner (a column of 16-bit domids) gives to domid: a byte search, each
-    hit kept only where it starts an element."""
-    raw, pattern, found = owner.tobytes(), domid.to_bytes(2, 'little'), []
-    i = raw.find(pattern)
-    while i >= 0:
-        if i & 1:
-            i = raw.find(pattern, i + 1)
-            continue
-        found.append(i >> 1)
-        i = raw.find(pattern, i + 2)
-    return found
 
 
 _ONLY_WRITABLE = bytes(int(t == PageType.WRITABLE) for t in range(256))

@@ -158,7 +158,7 @@ def destroy(host, d) -> int:
         other.targets.discard(d)
         if other.target is d:
             other.target = None
-    owned = [m for m, owner in enumerate(frames.owner) if owner == d.domid]
+    owned = frames.owned_by(d.domid)
     for mfn in owned:
         if frames.pinned[mfn]:
             frames.pinned[mfn] = 0

@@ -11,7 +11,7 @@ import mmap
 import struct
 from array import array
 from enum import IntEnum
-from typing import NewType
+from typing import List, NewType
 
 from pvshadow.shadow.abi.xen import DOMID_INVALID, DOMID_XEN
 
@@ -122,6 +122,19 @@ class FrameTable:
         fresh_is_pristine has said so)."""
         return itertools.chain(range(self._lo), range(self._hi, self.nr_frames))
 
+    def owned_by(self, domid: int) -> List[int]:
+        """The frames domid owns, in order: a byte search of the owner column, each hit
+        kept where it starts an element (C speed; the column has a frame per 2 bytes)."""
+        raw, pattern, found = self.owner.tobytes(), domid.to_bytes(2, 'little'), []
+        i = raw.find(pattern)
+        while i >= 0:
+            if i & 1:
+                i = raw.find(pattern, i + 1)
+                continue
+            found.append(i >> 1)
+            i = raw.find(pattern, i + 2)
+        return found
+
     def touched_ranges(self):
         """touched(), as (first, end) ranges of frame numbers."""
         return (0, self._lo), (self._hi, self.nr_frames)
@@ -133,8 +146,9 @@ class FrameTable:
         n = hi - lo
         if n <= 0:
             return True
-        def all_zero(column) -> bool:       # the slice's bytes, searched in C
-            return not memoryview(column)[lo:hi].tobytes().strip(b'\0')
+        def all_zero(column) -> bool:       # the slice's bytes, compared in C
+            part = memoryview(column)[lo:hi]
+            return part.tobytes() == bytes(part.nbytes)
         return self.owner[lo:hi].tobytes() == array('H', [DOMID_INVALID]).tobytes() * n and \
             all(map(all_zero, (self.count, self.type_count, self.allocated, self.type,
                                self.pinned)))

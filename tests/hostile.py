@@ -133,7 +133,7 @@ class Guest:
 def memory_snapshot(d):
     """Which frames the domain owns, and every byte in them (but its grant frames, where
     the hypervisor marks a grant in use with GTF_reading/GTF_writing)."""
-    owned = [mfn for mfn, owner in enumerate(d.frames.owner) if owner == d.domid]
+    owned = d.frames.owned_by(d.domid)
     view = d.mem.view
     return owned, b''.join(view[mfn << 12:(mfn + 1) << 12] for mfn in owned
                            if mfn not in d.grant_frames)

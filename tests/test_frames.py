@@ -1,6 +1,9 @@
 """The frame table's allocator: fresh frames handed out untouched, freed frames scrubbed
 by their next user and reused first, bulk runs in the single allocator's order, and a
 bounded number of bytes of bookkeeping per machine frame."""
+from hypothesis import given
+from hypothesis import strategies as st
+
 from pvshadow.shadow.abi.xen import DOMID_INVALID
 from pvshadow.shadow.machine import NO_PFN, FrameTable
 
@@ -54,3 +57,13 @@ def test_bookkeeping_stays_within_64_bytes_a_frame():
                     ('owner', 'type', 'type_count', 'count', 'pinned', 'allocated', 'pfn',
                      'scrub')) / 1024
     assert per_frame <= 64
+
+
+@given(st.lists(st.sampled_from([0x7FF2, 0x7FF4, 1, 2, 0xF27F, 0x7F7F, 0xF2F2, 0x7FF3]),
+                min_size=1, max_size=64), st.sampled_from([0x7FF2, 1, 0xF2F2, 0x7F7F]))
+def test_owned_by_finds_exactly_a_domains_frames_whatever_their_neighbours_bytes(owners, domid):
+    """The byte search must not take two neighbours' bytes for one owner."""
+    frames = FrameTable(len(owners))
+    for mfn, owner in enumerate(owners):
+        frames.owner[mfn] = owner
+    assert frames.owned_by(domid) == [m for m, owner in enumerate(owners) if owner == domid]
