@@ -6,8 +6,7 @@ Conventions of an asm/ kernel (the shared include sets them up):
 - the symbol `hypercall_page` names a page-aligned page for Xen's stubs.
 These play the part of the ELF notes ENTRY, VIRT_BASE and HYPERCALL_PAGE.
 """
-import hashlib
-import json
+import marshal
 import os
 import re
 import select
@@ -294,24 +293,35 @@ _cache = {}
 # Assembled kernels are also kept on disk, keyed by the preprocessed source (includes
 # and the symbol trailer in it) and this format's version, so a kernel is assembled once
 # per machine, not once per run: keystone in its sandbox is most of a short run's time.
-_DISK_CACHE_VERSION = 1
+_DISK_CACHE_VERSION = 2                 # 2: marshal, not JSON (json's import is 2 ms a run)
+
+try:                                    # the built-in SHA-256: hashlib would load OpenSSL
+    from _sha2 import sha256            # first, 3 ms of every run's start (3.12+)
+except ImportError:
+    try:
+        from _sha256 import sha256      # (3.11)
+    except ImportError:
+        from hashlib import sha256
 
 
 def _disk_cache_path(text: str) -> Optional[str]:
     if os.environ.get('PVSHADOW_NO_CACHE'):
         return None
     base = os.environ.get('XDG_CACHE_HOME') or os.path.join(os.path.expanduser('~'), '.cache')
-    digest = hashlib.sha256(f'{_DISK_CACHE_VERSION}\0{text}'.encode()).hexdigest()
-    return os.path.join(base, 'pvshadow', 'asm', digest + '.json')
+    digest = sha256(f'{_DISK_CACHE_VERSION}\0{text}'.encode()).hexdigest()
+    return os.path.join(base, 'pvshadow', 'asm', digest + '.marshal')
 
 
 def _disk_cache_get(text: str):
     path = _disk_cache_path(text)
     try:
-        with open(path, encoding='utf-8') as f:
-            entry = json.load(f)
-        return bytes.fromhex(entry['body']), {k: int(v) for k, v in entry['symbols'].items()}
-    except (OSError, TypeError, ValueError, KeyError, AttributeError):
+        with open(path, 'rb') as f:
+            body, symbols = marshal.load(f)
+        if not isinstance(body, bytes) or not all(
+                isinstance(k, str) and isinstance(v, int) for k, v in symbols.items()):
+            return None
+        return body, symbols
+    except (OSError, TypeError, ValueError, EOFError, AttributeError):
         return None                      # absent, unreadable or damaged: assemble again
 
 
@@ -322,8 +332,8 @@ def _disk_cache_put(text: str, body: bytes, symbols: dict) -> None:
     try:
         os.makedirs(os.path.dirname(path), exist_ok=True)
         tmp = f'{path}.{os.getpid()}.tmp'
-        with open(tmp, 'w', encoding='utf-8') as f:
-            json.dump({'body': body.hex(), 'symbols': symbols}, f)
+        with open(tmp, 'wb') as f:
+            marshal.dump((bytes(body), dict(symbols)), f)
         os.replace(tmp, path)
     except OSError:
         pass                             # a read-only home: no cache, nothing lost
