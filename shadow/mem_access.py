@@ -156,8 +156,22 @@ class MemAccess:
         return self._check(vcpu, mfn, va & 0xFFF, va, need, xen.MEM_ACCESS_FAULT_WITH_GLA,
                            emulate=emulate, levels=levels if leaf_walk else None)
 
+    def _tables_unwatched(self, levels) -> bool:
+        """Whether no table of this walk can refuse the walk's A/D writes: the default
+        lets tables be written and none of them has an access type of its own (the
+        common case, decided without reading each table's type)."""
+        if not PERMITS[self.default] & W:
+            return False
+        tracker = self.tracker
+        for _level, table_mfn, _index, _entry in levels:
+            if table_mfn in tracker:
+                return False
+        return True
+
     def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
+        if self._tables_unwatched(levels):
+            return None
         for level, table_mfn, index, entry in levels:
             if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
                 outcome = self._check(vcpu, table_mfn, index * 8, va, W,
@@ -170,9 +184,10 @@ class MemAccess:
         """Whether on_fault would let this walk's access through with no event, grant or
         state change (every A/D-wanting table writable, the frame's access expressible
         in a shadow)."""
-        for level, table_mfn, _index, entry in levels:
-            if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
-                return False
+        if not self._tables_unwatched(levels):
+            for level, table_mfn, _index, entry in levels:
+                if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
+                    return False
         access = self.get(mfn)
         return bool(PERMITS[access] & need) and _expressible(access, need)
 
@@ -359,6 +374,9 @@ class TranslatedMemAccess(MemAccess):
 
     def host_get(self, gfn: int) -> int:
         return self.tracker.get(gfn, self.default)
+
+    def _tables_unwatched(self, levels) -> bool:
+        return False                    # a view's types are not in the host's tracker
 
     def get(self, gfn: int) -> int:
         if self.view:
