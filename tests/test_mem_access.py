@@ -68,6 +68,19 @@ def test_an_in_hook_emulate_answer_is_applied_in_the_faulting_hook():
     assert len(faults) == 5, faults
 
 
+def test_a_watched_page_table_reports_the_walks_dirty_bit_write_as_a_fault_in_gpt():
+    """With a default that lets tables be written, a table with an access type of its own
+    still refuses the walk's accessed/dirty write: the first store to `watched` sets the
+    dirty bit in its L1 entry, an event on the table (MEM_ACCESS_FAULT_IN_GPT)."""
+    d = boot()
+    listener = Listener(d)
+    l1 = walk(d.mem.read_u64, d.vcpus[0].guest_table, SYMBOLS['watched']).levels[-1].table_mfn
+    assert listener.set_access('rx', l1) == 0
+    gpt = [e for e in finish(listener) if e.flags & xen.MEM_ACCESS_FAULT_IN_GPT]
+    assert gpt and all(e.gfn == l1 and e.access == '-w-' for e in gpt)
+    assert ((SYMBOLS['watched'] >> 12) & 511) * 8 in [e.offset for e in gpt]
+
+
 def test_an_exec_watch_reports_each_fetch_from_the_page():
     d = boot()
     listener = Listener(d)
