@@ -270,7 +270,7 @@ def _own_frames_only(entries, owner, domid: int, n: int) -> bool:
     and none is a grant entry: then each is one reference (and a WRITABLE one if RW),
     taken in bulk."""
     present = [e for e in entries if e & _PAGE_PRESENT]
-    if not present or any(e & _PAGE_GNTTAB for e in present):
+    if not present or any(map(_PAGE_GNTTAB.__and__, present)):
         return not present
     targets = [(e & ADDR_MASK) >> 12 for e in present]
     if max(targets) >= n:
