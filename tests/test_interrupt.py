@@ -16,9 +16,14 @@ def _spawn(tmp_path, *args):
     kernel.write_text(LOOP)
     # pexpect is a terminal that never answers prompt_toolkit's cursor-position request:
     # without NO_CPR the prompt waits 2 s for the answer before drawing
-    return pexpect.spawn(sys.executable, ['-m', 'pvshadow', *args[:1], str(kernel), *args[1:]],
-                         cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200),
-                         env=dict(os.environ, PROMPT_TOOLKIT_NO_CPR='1'))
+    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', *args[:1], str(kernel), *args[1:]],
+                          cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200),
+                          env=dict(os.environ, PROMPT_TOOLKIT_NO_CPR='1'))
+    # pexpect's fixed waits: 50 ms before each line sent, 100 ms at close (the command
+    # has ended by then: each test closes after EOF)
+    child.delaybeforesend = None
+    child.delayafterclose = 0
+    return child
 
 
 def test_ctrl_c_ends_run_within_a_second_with_130_and_where_the_guest_was(tmp_path):
