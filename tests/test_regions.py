@@ -59,7 +59,7 @@ def test_an_unemulatable_write_ends_with_internal_error_and_its_bytes():
 def test_the_retry_option_leaves_the_guest_retrying():
     d = boot('brk=1')
     d.paging.regions.retry_unemulatable = True
-    exit_ = api.run_with_device_model(d, plus_one, timeout=1.0)
+    exit_ = api.run_with_device_model(d, plus_one, timeout=0.25)   # ~17,000 retries by then
     assert exit_.reason is ExitReason.TIMEOUT
     assert d.paging.regions.stats['unemulatable'] > 10
 
