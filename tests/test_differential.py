@@ -14,26 +14,37 @@ from tests.oracle.harness import (WINDOW_SLOTS, Config, describe_access, describ
 
 
 def flag_set(*bits):
-    return st.lists(st.sampled_from(bits), unique=True).map(lambda fs: sum(fs))
+    """Any subset of the bits, drawn as one integer (shrinking towards none of them)."""
+    return st.integers(0, (1 << len(bits)) - 1).map(
+        lambda m: sum(bit for i, bit in enumerate(bits) if m >> i & 1))
 
 
 # Half the upper-level entries are fully permissive, so the leaf's rights decide often.
 UPPER_FLAGS = st.one_of(st.just(_PAGE_RW | _PAGE_USER),
                         flag_set(_PAGE_RW, _PAGE_USER, _PAGE_NX, _PAGE_ACCESSED))
 LEAF_FLAGS = flag_set(_PAGE_RW, _PAGE_USER, _PAGE_NX, _PAGE_ACCESSED, _PAGE_DIRTY)
+# The strategies a case draws from, built once (hypothesis's cost is per strategy object
+# as much as per draw).
+ONE_IN_EIGHT = st.integers(0, 7)
+UP_TO = {n: st.integers(0, n - 1) for n in (1, 2, 3)}
+ONE_OR_TWO, ONE_TO_THREE = st.integers(1, 2), st.integers(1, 3)
+PAGES = st.lists(st.tuples(st.sampled_from(WINDOW_SLOTS), st.integers(0, 1), st.integers(0, 1),
+                           st.integers(0, 2)), min_size=1, max_size=3)
+STEPS = {n: st.lists(st.tuples(UP_TO[n], st.integers(0, 2), st.booleans()),
+                     min_size=2, max_size=12) for n in (1, 2, 3)}
 
 
 @st.composite
 def configs(draw):
-    n3, n2, n1 = (draw(st.integers(1, 2)) for _ in range(3))
-    ndata = draw(st.integers(1, 3))
+    n3, n2, n1 = (draw(ONE_OR_TWO) for _ in range(3))
+    ndata = draw(ONE_TO_THREE)
 
     def table(indices, children, flags):
         out = {}
         for index in indices:
-            if draw(st.integers(0, 7)) == 0:
+            if draw(ONE_IN_EIGHT) == 0:
                 continue                              # not present
-            out[index] = (draw(st.integers(0, children - 1)), _PAGE_PRESENT | draw(flags))
+            out[index] = (draw(UP_TO[children]), _PAGE_PRESENT | draw(flags))
         return out
 
     cfg = Config(l4=table(WINDOW_SLOTS, n3, UPPER_FLAGS),
@@ -43,11 +54,8 @@ def configs(draw):
                  ndata=ndata)
     # A few pages, many accesses over them: an earlier access builds the shadow a later
     # one goes through, which is where stale or over-generous shadows show.
-    pages = draw(st.lists(st.tuples(st.sampled_from(WINDOW_SLOTS), st.integers(0, 1),
-                                    st.integers(0, 1), st.integers(0, 2)),
-                          min_size=1, max_size=3))
-    steps = draw(st.lists(st.tuples(st.integers(0, len(pages) - 1), st.integers(0, 2),
-                                    st.booleans()), min_size=2, max_size=12))
+    pages = draw(PAGES)
+    steps = draw(STEPS[len(pages)])
     cfg.accesses = [pages[p] + (kind, user) for p, kind, user in steps]
     return cfg
 
