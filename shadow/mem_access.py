@@ -59,6 +59,9 @@ def rights_str(bits: int) -> str:
     return ('r' if bits & R else '-') + ('w' if bits & W else '-') + ('x' if bits & X else '-')
 
 
+_RIGHTS = {bits: rights_str(bits) for bits in range(8)}
+
+
 class MemAccess:
     """The access tracker of one domain, and what happens on a violation."""
 
@@ -303,9 +306,8 @@ class MemAccess:
             return bool(in_hook(req))
         if pause:
             vcpu.paused_for_event = True
-        vcpu.request_exit(Exit(ExitReason.VM_EVENT,
-                               message=f'{rights_str(need)} on mfn {mfn:#x} at {va:#x}'
-                                       + ('' if pause else ' (vCPU not paused)')))
+        vcpu.request_exit(Exit(ExitReason.VM_EVENT, message=f'{_RIGHTS[need]} on mfn {mfn:#x} '
+                               f'at {va:#x}{"" if pause else " (vCPU not paused)"}'))
 
     # --- the listener's side ------------------------------------------------------------------
     def resume(self) -> int:

@@ -13,7 +13,8 @@ from pvshadow.shadow.listener import Listener
 from pvshadow.shadow.paging.x86 import walk
 from pvshadow.shadow.toolstack import (xc_domain_set_access_required, xc_get_mem_access,
                               xc_hvm_get_mem_access, xc_hvm_set_mem_access,
-                              xc_mem_access_shadow_enable, xc_set_mem_access)
+                              xc_mem_access_resume, xc_mem_access_shadow_enable,
+                              xc_set_mem_access)
 
 SYMBOLS = load_kernel('memaccess', extra_symbols=('watched', 'exec_page')).symbols
 
@@ -295,6 +296,28 @@ def test_a_resume_that_lets_the_access_through_fills_its_shadow_before_the_retry
     assert listener.exit.clean, listener.exit.describe()
     assert (d.paging.stats['prefilled'] == answers) is prefilled
     assert d.paging.audit() == []
+
+
+@pytest.mark.parametrize('tables_changed', [False, True])
+def test_the_resume_fill_reuses_the_faults_walk_only_if_no_guest_table_changed(tables_changed):
+    """The walk the fault made is kept for the fill at resume; a guest-table change in
+    between (the generation count) makes the fill walk again."""
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    walks = []
+    fast_walk = d.paging._fast_walk
+    for event in listener.events(timeout=30):
+        if tables_changed:
+            d.paging.tables_generation += 1
+        walks.clear()
+        d.paging._fast_walk = lambda root, va: walks.append(va) or fast_walk(root, va)
+        event.respond(access='rwx')
+        xc_mem_access_resume(d)             # what events() does next, watched here
+        d.paging._fast_walk = fast_walk
+        assert walks == ([event.gla] if tables_changed else []), walks
+        break
+    assert d.paging.stats['prefilled'] == 1
 
 
 _PATCH_KERNEL = '''

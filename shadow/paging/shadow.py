@@ -185,8 +185,8 @@ class ShadowPaging(PvPaging):
                     outcome = self.access.on_fault(vcpu, levels, mfn, va, error_code, True)
                 if outcome == 'handled':
                     self.last_outcome = 'access'
-                    if vcpu.paused_for_event:
-                        vcpu.event_fault = (va, error_code)     # for prefill at resume
+                    if vcpu.paused_for_event:         # for prefill at resume, with this
+                        vcpu.event_fault = (va, error_code, (root, levels, generation))
                     return None
                 if self.access.stats['events'] == events or \
                         self._walk_holds(vcpu, root, generation):
@@ -288,15 +288,21 @@ class ShadowPaging(PvPaging):
         self._fill(root, levels, access)
         return True
 
-    def prefill(self, vcpu, va: int, error_code: int) -> None:
+    def prefill(self, vcpu, va: int, error_code: int, walk=None) -> None:
         """A vm_event response resumed vCPU: fill the shadow for the access it retries,
         if the listener's answer lets it through with nothing more to do (no event, no
         grant, no A/D write a table's access forbids), so the retry does not fault again.
-        Otherwise nothing: the retry faults and is handled as any fault."""
+        Otherwise nothing: the retry faults and is handled as any fault. walk: the
+        fault's own (root, levels, generation), used if it still holds."""
         access = _walk_access(vcpu, error_code)
-        root = vcpu.current_table()
-        levels = self._fast_walk(root, va)
-        if levels is None or not self._permits(levels, access) or self.regions is not None:
+        if walk is not None and self._walk_holds(vcpu, walk[0], walk[2]):
+            root, levels = walk[0], walk[1]     # permitted when taken, and nothing changed
+        else:
+            root = vcpu.current_table()
+            levels = self._fast_walk(root, va)
+            if levels is None or not self._permits(levels, access):
+                return
+        if self.regions is not None:
             return
         need = access_of_fault(error_code)
         if self.access is not None and not self.access.allows_silently(

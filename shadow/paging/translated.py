@@ -467,7 +467,7 @@ class TranslatedPaging(ShadowPaging):
             self.frames.executable[target] = 1
         return (target << 12) | flags
 
-    def prefill(self, vcpu, va: int, error_code: int) -> None:
+    def prefill(self, vcpu, va: int, error_code: int, walk=None) -> None:
         """A resumed vCPU's retry simply faults again here."""
 
     # --- accesses the hypervisor makes for the guest ---------------------------------------------
