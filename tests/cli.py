@@ -16,45 +16,21 @@ import subprocess
 import sys
 import tempfile
 import time
-import traceback
 
+from pvshadow.tools.runner import cli_main, run_as_process
 from tests.conftest import ROOT
 
 
 def _become_the_command(args, cwd, stdin_fd, out_fd, err_fd):
-    """In the child: fds 0-2 and the sys streams as a fresh interpreter would have them,
-    default signal handling, then main(); never returns."""
-    code = 1
+    """In the child: fds 0-2 on the given ones, then the command as a process of its own
+    (pvshadow.tools.runner.run_as_process, what `pvshadow test` forks too); never returns."""
     try:
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for fd, target in ((stdin_fd, 0), (out_fd, 1), (err_fd, 2)):
             os.dup2(fd, target)
         os.chdir(cwd)
-        sys.stdin = sys.__stdin__ = open(0, encoding='utf-8', closefd=False)
-        sys.stdout = sys.__stdout__ = open(1, 'w', encoding='utf-8', closefd=False)
-        sys.stderr = sys.__stderr__ = open(2, 'w', encoding='utf-8', errors='backslashreplace',
-                                           closefd=False, buffering=1)
-        sys.argv = ['pvshadow', *args]
-        from pvshadow.tools.cli import main
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-        if code is None:
-            code = 0
-        elif not isinstance(code, int):
-            print(code, file=sys.stderr)
-            code = 1
-    except BaseException:                       # what an uncaught exception prints
-        traceback.print_exc()
-        code = 1
-    finally:
-        try:
-            sys.stdout.flush()
-            sys.stderr.flush()
-        finally:
-            os._exit(code & 0xff)
+    except BaseException:
+        os._exit(70)
+    run_as_process(cli_main, args)
 
 
 def _flush_ours() -> None:

@@ -188,22 +188,48 @@ class _Child:
 
 
 def _child_main(job: Job, timeout: float, ends) -> None:
-    code = 70                                # EX_SOFTWARE, should main itself fail
+    for (read_end, write_end), fd in zip(ends, (1, 2)):
+        os.close(read_end)
+        os.dup2(write_end, fd)
+        os.close(write_end)
+    null = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(null, 0)
+    os.close(null)
+    run_as_process(cli_main, _run_argv(job, timeout))
+
+
+def cli_main(argv):
+    from pvshadow.tools.cli import main
+    return main(argv)
+
+
+def run_as_process(main, argv: List[str]) -> None:
+    """The rest of a forked child's life, as a fresh `pvshadow ARGV` process would live
+    it on the fds 0-2 its caller set up: sys streams opened on them afresh, Python's
+    default signal handling, main(argv); then the exit status a process would have (an
+    uncaught exception's traceback and 1). Never returns."""
+    code = 1
     try:
-        for (read_end, write_end), fd in zip(ends, (1, 2)):
-            os.close(read_end)
-            os.dup2(write_end, fd)
-            os.close(write_end)
-        null = os.open(os.devnull, os.O_RDONLY)
-        os.dup2(null, 0)
-        os.close(null)
-        from pvshadow.tools.cli import main
-        code = main(_run_argv(job, timeout))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        sys.stdin = sys.__stdin__ = open(0, encoding='utf-8', closefd=False)
+        sys.stdout = sys.__stdout__ = open(1, 'w', encoding='utf-8', closefd=False)
+        sys.stderr = sys.__stderr__ = open(2, 'w', encoding='utf-8', errors='backslashreplace',
+                                           closefd=False, buffering=1)
+        sys.argv = ['pvshadow', *argv]
+        try:
+            code = main(argv)
+        except SystemExit as exc:
+            code = exc.code
+        if code is None:
+            code = 0
+        elif not isinstance(code, int):
+            print(code, file=sys.stderr)
+            code = 1
     except BaseException:                    # noqa: B902 - reported, as a process would
         import traceback
         traceback.print_exc()
+        code = 1
     finally:
         try:
             sys.stdout.flush()
