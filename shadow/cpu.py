@@ -322,6 +322,7 @@ class PhysicalCpu:
             self._hflags.value |= _HF_IOBPT
             if _UC_CONTEXT_RESTORE(self._uch, handle):
                 raise CpuError('restoring the CPU context failed')
+        return self._rip.value            # where the CPU is (the copy just taken says)
 
     def add_code_breakpoint(self, va: int):
         """Call guest.on_breakpoint(va) whenever the instruction at va is about to run."""
@@ -613,12 +614,15 @@ class PhysicalCpu:
         """A wall-clock limit for one run (shadow.watchdog)."""
         return Watchdog(self.uc, seconds) if seconds else NO_WATCHDOG
 
-    def run(self, rip: int, count: int = 0, timeout_us: int = 0) -> bool:
-        """Run from rip until a hook stops the CPU; True if it stopped on request."""
+    def run(self, rip: Optional[int], count: int = 0, timeout_us: int = 0) -> bool:
+        """Run from rip (None: from where the CPU is) until a hook stops the CPU; True if
+        it stopped on request."""
         if self.interrupted:
             return True                   # asked to stop before it started: run nothing
         self._stopped = False
-        self._clear_pending_exception()
+        here = self._clear_pending_exception()
+        if rip is None:
+            rip = here
         if count:
             # count= works by instrumenting each instruction as it is translated; blocks
             # already in the cache were translated without that and would run to their

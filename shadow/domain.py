@@ -349,13 +349,14 @@ class Domain(DomainMemory):
         self.cpu.stop()
 
     def _multi(self) -> bool:
-        """Whether the run needs slices: several vCPUs, or a timer to keep."""
+        """Whether the run needs slices: a vCPU but the first online, or a timer to keep
+        (asked at every restart: no list built)."""
         vcpus = self.vcpus
-        if len(vcpus) == 1:
-            return self.timers_armed()
-        online = [v for v in vcpus if v.online]
-        return len(online) > 1 or (online and online[0] is not vcpus[0]) or \
-            self.timers_armed()
+        for v in vcpus[1:]:
+            if v.online:
+                return True
+        first = vcpus[0]
+        return first.online and first.has_deadline()
 
     def _switch_to(self, v: VCpu) -> None:
         cpu = self.cpu
@@ -508,7 +509,8 @@ class Domain(DomainMemory):
         else:
             self._load_gdt(v)
             v.load_watches(cpu)
-            start = cpu.rip
+            # from where the CPU is: cpu.run reads it from the context copy it takes
+            start = cpu.rip if self.breakpoints else None
         if start in self.breakpoints:
             self.skip_breakpoint = start        # continuing from a breakpoint stop
         began = time.monotonic()
