@@ -18,6 +18,7 @@ from pvshadow.shadow.machine import MachineMemory
 _ENTRY = xen.vm_event_st.size()
 RING_SIZE = 1 << ((4096 - xen.RING_HEADER_SIZE) // _ENTRY).bit_length() - 1
 _IDX = struct.Struct('<I')
+_SLOTS = xen.RING_HEADER_SIZE              # the entries follow the shared-ring header
 REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT = 0, 4, 8, 12
 
 
@@ -33,7 +34,7 @@ class SharedRing:
         _IDX.pack_into(self.mem.view, self.base + field, value & 0xFFFFFFFF)
 
     def slot(self, idx: int) -> int:
-        return self.base + xen.RING_HEADER_SIZE + (idx % RING_SIZE) * _ENTRY
+        return self.base + _SLOTS + (idx % RING_SIZE) * _ENTRY
 
     def read(self, idx: int) -> xen.vm_event_st:
         return xen.vm_event_st.from_buffer_copy(self.mem.view, self.slot(idx))   # one copy
@@ -62,11 +63,13 @@ class VmEventChannel(SharedRing):
             self.backlog.popleft()
 
     def _put(self, req: xen.vm_event_st) -> bool:
-        prod = self.index(REQ_PROD)
+        view, base = self.mem.view, self.base          # (index, write, set_index, inline:
+        prod = _IDX.unpack_from(view, base + REQ_PROD)[0]      # once per event)
         if prod - self.rsp_cons >= RING_SIZE:
             return False
-        self.write(prod, req)
-        self.set_index(REQ_PROD, prod + 1)
+        ctypes.memmove(self.mem.host_address + base + _SLOTS + (prod % RING_SIZE) * _ENTRY,
+                       ctypes.addressof(req), _ENTRY)
+        _IDX.pack_into(view, base + REQ_PROD, (prod + 1) & 0xFFFFFFFF)
         return True
 
     def take_responses(self):
@@ -87,16 +90,18 @@ class ListenerRing(SharedRing):
         self.req_cons = self.index(RSP_PROD)
 
     def get_request(self) -> Optional[xen.vm_event_st]:
-        if self.req_cons == self.index(REQ_PROD):
+        cons, view, base = self.req_cons, self.mem.view, self.base
+        if cons == _IDX.unpack_from(view, base + REQ_PROD)[0]:
             return None
-        req = self.read(self.req_cons)
-        self.req_cons += 1
-        return req
+        self.req_cons = cons + 1
+        return xen.vm_event_st.from_buffer_copy(view, base + _SLOTS + (cons % RING_SIZE) * _ENTRY)
 
     def put_response(self, rsp: xen.vm_event_st) -> None:
-        prod = self.index(RSP_PROD)
-        self.write(prod, rsp)
-        self.set_index(RSP_PROD, prod + 1)
+        view, base = self.mem.view, self.base
+        prod = _IDX.unpack_from(view, base + RSP_PROD)[0]
+        ctypes.memmove(self.mem.host_address + base + _SLOTS + (prod % RING_SIZE) * _ENTRY,
+                       ctypes.addressof(rsp), _ENTRY)
+        _IDX.pack_into(view, base + RSP_PROD, (prod + 1) & 0xFFFFFFFF)
 
 
 def mem_access_record(req) -> dict:
