@@ -190,6 +190,8 @@ class PhysicalCpu:
         if first < 0 or raw[first:first + 128] != struct.pack('<16Q', *markers):
             raise CpuError('cannot locate the general registers in the Unicorn context')
         self._gprs_at = first
+        # the 16 registers as bytes, for a copy into a request without a ctypes call
+        self._gprs_bytes = memoryview((ctypes.c_char * 128).from_address(base + first)).cast('B')
         for reg in _ENV_ORDER:
             uc.reg_write(REG[reg], 0)
         # rip, cr2, cr3 and the FS/GS bases the same way (rflags is computed lazily by
@@ -508,7 +510,7 @@ class PhysicalCpu:
         made."""
         if not (in_fault_hook and self.ctx_fresh):
             self.uc.context_update(self._ctx)
-        ctypes.memmove(ctypes.addressof(regs), self._ctx_base + self._gprs_at, 128)
+        memoryview(regs).cast('B')[:128] = self._gprs_bytes
         for name, slot in self._env_slots:     # rip, cr2, cr3, fs_base, gs_base
             setattr(regs, name, slot.value)
         if self._in_syscall:

@@ -67,8 +67,8 @@ class VmEventChannel(SharedRing):
         prod = _IDX.unpack_from(view, base + REQ_PROD)[0]      # once per event)
         if prod - self.rsp_cons >= RING_SIZE:
             return False
-        ctypes.memmove(self.mem.host_address + base + _SLOTS + (prod % RING_SIZE) * _ENTRY,
-                       ctypes.addressof(req), _ENTRY)
+        slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
+        view[slot:slot + _ENTRY] = memoryview(req).cast('B')
         _IDX.pack_into(view, base + REQ_PROD, (prod + 1) & 0xFFFFFFFF)
         return True
 
@@ -99,8 +99,8 @@ class ListenerRing(SharedRing):
     def put_response(self, rsp: xen.vm_event_st) -> None:
         view, base = self.mem.view, self.base
         prod = _IDX.unpack_from(view, base + RSP_PROD)[0]
-        ctypes.memmove(self.mem.host_address + base + _SLOTS + (prod % RING_SIZE) * _ENTRY,
-                       ctypes.addressof(rsp), _ENTRY)
+        slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
+        view[slot:slot + _ENTRY] = memoryview(rsp).cast('B')
         _IDX.pack_into(view, base + RSP_PROD, (prod + 1) & 0xFFFFFFFF)
 
 
