@@ -37,6 +37,14 @@ def _access_value(access) -> int:
     return ACCESS_BY_NAME[access] if isinstance(access, str) else int(access)
 
 
+# What a response is built from, once per event: a template and the flags it may carry.
+_vm_event_st = xen.vm_event_st
+_RESPONSE = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION))
+_ALTERNATE_P2M, _TOGGLE_SINGLESTEP = (xen.VM_EVENT_FLAG_ALTERNATE_P2M,
+                                      xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP)
+_VCPU_PAUSED, _EMULATE = xen.VM_EVENT_FLAG_VCPU_PAUSED, xen.MEM_ACCESS_EMULATE
+
+
 class Event:
     def __init__(self, listener: 'Listener', request: xen.vm_event_st):
         self.listener = listener
@@ -148,29 +156,31 @@ class Listener:
                 view: Optional[int] = None, toggle_singlestep: bool = False) -> None:
         if event.responded:
             return
+        request = event.request
         if access is not None:
             if event.view:
                 from pvshadow.shadow.toolstack import xc_altp2m_set_mem_access
                 xc_altp2m_set_mem_access(self.domain, event.view, event.gfn,
                                          _access_value(access))
             else:
-                self.set_access(access, event.gfn, 1)
-        flags = (xen.VM_EVENT_FLAG_ALTERNATE_P2M if view is not None else 0) | \
-            (xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP if toggle_singlestep else 0)
+                xc_set_mem_access(self.domain, _access_value(access), request.mem_access.gfn, 1)
+        flags = (_ALTERNATE_P2M if view is not None else 0) | \
+            (_TOGGLE_SINGLESTEP if toggle_singlestep else 0)
         if event.in_hook:
             if flags:
                 from pvshadow.shadow.mem_access import apply_response_flags
-                apply_response_flags(self.domain.vcpus[event.request.vcpu_id], flags,
-                                     view or 0)
+                apply_response_flags(self.domain.vcpus[request.vcpu_id], flags, view or 0)
             event.emulate, event.responded = emulate, True
             return
-        rsp = xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
-                              flags=event.request.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED | flags,
-                              reason=event.request.reason, vcpu_id=event.request.vcpu_id,
-                              altp2m_idx=view or 0)
-        rsp.mem_access.gfn = event.gfn
+        rsp = _vm_event_st.from_buffer_copy(_RESPONSE)       # version set, the rest zero
+        rsp.flags = request.flags & _VCPU_PAUSED | flags
+        rsp.reason, rsp.vcpu_id = request.reason, request.vcpu_id
+        if view:
+            rsp.altp2m_idx = view
+        ma = rsp.mem_access
+        ma.gfn = request.mem_access.gfn
         if emulate:
-            rsp.mem_access.flags = xen.MEM_ACCESS_EMULATE
+            ma.flags = _EMULATE
         self.ring.put_response(rsp)
         event.responded = True
 
