@@ -284,11 +284,11 @@ class MemAccess:
         """Put the request on the ring (None), or hand it to the in-hook listener and
         return its answer (whether to emulate). in_fault_hook: the registers are still
         the exception hook's saved copy (read without another context copy)."""
-        req = xen.vm_event_st.from_buffer_copy(_REQUEST_PAUSED if pause else _REQUEST)
+        req = _vm_event_st.from_buffer_copy(_REQUEST_PAUSED if pause else _REQUEST)
         req.vcpu_id = vcpu.vcpu_id
         ma = req.mem_access
         ma.gfn, ma.offset, ma.gla = mfn, offset, va
-        ma.flags = need | xen.MEM_ACCESS_GLA_VALID | kind
+        ma.flags = need | _GLA_VALID | kind
         if self.view is not None:
             req.altp2m_idx = self.view
             req.flags |= xen.VM_EVENT_FLAG_ALTERNATE_P2M
@@ -314,14 +314,17 @@ class MemAccess:
         """XEN_VM_EVENT_RESUME: act on every response on the ring."""
         if self.channel is None:
             return -EINVAL
+        vcpus = self.domain.vcpus
         for rsp in self.channel.take_responses():
-            if rsp.vcpu_id >= len(self.domain.vcpus):
+            if rsp.vcpu_id >= len(vcpus):
                 continue
-            v = self.domain.vcpus[rsp.vcpu_id]
-            if rsp.mem_access.flags & xen.MEM_ACCESS_EMULATE:
+            v = vcpus[rsp.vcpu_id]
+            if rsp.mem_access.flags & _EMULATE:
                 v.emulate_once = True
-            apply_response_flags(v, rsp.flags, rsp.altp2m_idx)
-            if rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
+            flags = rsp.flags
+            if flags & _RESPONSE_EXTRAS:
+                apply_response_flags(v, flags, rsp.altp2m_idx)
+            if flags & _VCPU_PAUSED:
                 v.paused_for_event = False
                 fault, v.event_fault = v.event_fault, None
                 if fault is not None and not v.emulate_once:
@@ -406,6 +409,12 @@ class TranslatedMemAccess(MemAccess):
             self.tracker[gfn] = access
         self.domain.paging.p2m_changed((0,), gfn, self.domain.p2m_state.host(gfn).mfn)
 
+
+_vm_event_st = xen.vm_event_st
+_EMULATE, _VCPU_PAUSED = xen.MEM_ACCESS_EMULATE, xen.VM_EVENT_FLAG_VCPU_PAUSED
+# what apply_response_flags acts on
+_RESPONSE_EXTRAS = xen.VM_EVENT_FLAG_ALTERNATE_P2M | xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP
+_GLA_VALID = xen.MEM_ACCESS_GLA_VALID
 
 # A mem_access request's fixed fields, copied into each new request in one go.
 _REQUEST = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
