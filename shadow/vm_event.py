@@ -7,7 +7,6 @@ Requests and responses share the slots, as in Xen. The hypervisor side (`VmEvent
 puts requests and consumes responses; `ListenerRing` is the other end, used by the
 in-process listener the toolstack API hands out.
 """
-import ctypes
 import struct
 from collections import deque
 from typing import Optional
@@ -30,17 +29,21 @@ class SharedRing:
     def index(self, field: int) -> int:
         return _IDX.unpack_from(self.mem.view, self.base + field)[0]
 
-    def set_index(self, field: int, value: int) -> None:
-        _IDX.pack_into(self.mem.view, self.base + field, value & 0xFFFFFFFF)
-
     def slot(self, idx: int) -> int:
         return self.base + _SLOTS + (idx % RING_SIZE) * _ENTRY
 
     def read(self, idx: int) -> xen.vm_event_st:
         return xen.vm_event_st.from_buffer_copy(self.mem.view, self.slot(idx))   # one copy
 
-    def write(self, idx: int, entry: xen.vm_event_st) -> None:
-        ctypes.memmove(self.mem.host_address + self.slot(idx), ctypes.addressof(entry), _ENTRY)
+    def push(self, field: int, entry: xen.vm_event_st) -> None:
+        """entry into the slot the producer index at field names, then that index on
+        (the caller has checked there is room): a memoryview copy and two index moves,
+        once per event."""
+        view, base = self.mem.view, self.base
+        prod = _IDX.unpack_from(view, base + field)[0]
+        slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
+        view[slot:slot + _ENTRY] = memoryview(entry).cast('B')
+        _IDX.pack_into(view, base + field, (prod + 1) & 0xFFFFFFFF)
 
 
 class VmEventChannel(SharedRing):
@@ -63,13 +66,9 @@ class VmEventChannel(SharedRing):
             self.backlog.popleft()
 
     def _put(self, req: xen.vm_event_st) -> bool:
-        view, base = self.mem.view, self.base          # (index, write, set_index, inline:
-        prod = _IDX.unpack_from(view, base + REQ_PROD)[0]      # once per event)
-        if prod - self.rsp_cons >= RING_SIZE:
+        if self.index(REQ_PROD) - self.rsp_cons >= RING_SIZE:
             return False
-        slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
-        view[slot:slot + _ENTRY] = memoryview(req).cast('B')
-        _IDX.pack_into(view, base + REQ_PROD, (prod + 1) & 0xFFFFFFFF)
+        self.push(REQ_PROD, req)
         return True
 
     def take_responses(self):
@@ -97,11 +96,7 @@ class ListenerRing(SharedRing):
         return xen.vm_event_st.from_buffer_copy(view, base + _SLOTS + (cons % RING_SIZE) * _ENTRY)
 
     def put_response(self, rsp: xen.vm_event_st) -> None:
-        view, base = self.mem.view, self.base
-        prod = _IDX.unpack_from(view, base + RSP_PROD)[0]
-        slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
-        view[slot:slot + _ENTRY] = memoryview(rsp).cast('B')
-        _IDX.pack_into(view, base + RSP_PROD, (prod + 1) & 0xFFFFFFFF)
+        self.push(RSP_PROD, rsp)
 
 
 def mem_access_record(req) -> dict:
