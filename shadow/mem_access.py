@@ -171,26 +171,30 @@ class MemAccess:
                 return False
         return True
 
-    def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
-        """The walk is about to set A/D bits in a guest table: a write to that table."""
+    def _tables_refusing_ad(self, levels, need: int):
+        """(table, index) of each entry whose A/D write this walk needs and whose table's
+        access type refuses writes; each asked when reached (an answer for one table may
+        change the next one's type)."""
         if self._tables_unwatched(levels):
-            return None
+            return
         for level, table_mfn, index, entry in levels:
             if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
-                outcome = self._check(vcpu, table_mfn, index * 8, va, W,
-                                      xen.MEM_ACCESS_FAULT_IN_GPT)
-                if outcome is HANDLED:
-                    return HANDLED
+                yield table_mfn, index
+
+    def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
+        """The walk is about to set A/D bits in a guest table: a write to that table."""
+        for table_mfn, index in self._tables_refusing_ad(levels, need):
+            if self._check(vcpu, table_mfn, index * 8, va, W,
+                           xen.MEM_ACCESS_FAULT_IN_GPT) is HANDLED:
+                return HANDLED
         return None
 
     def allows_silently(self, levels, mfn: int, need: int) -> bool:
         """Whether on_fault would let this walk's access through with no event, grant or
         state change (every A/D-wanting table writable, the frame's access expressible
         in a shadow)."""
-        if not self._tables_unwatched(levels):
-            for level, table_mfn, _index, entry in levels:
-                if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
-                    return False
+        if next(self._tables_refusing_ad(levels, need), None) is not None:
+            return False
         access = self.get(mfn)
         return bool(PERMITS[access] & need) and _expressible(access, need)
 
