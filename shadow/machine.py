@@ -120,7 +120,7 @@ class FrameTable:
         """Every frame that ever left the fresh range: the rest have never been handed out,
         so they have no owner, reference or type (what a whole-table scan may skip, once
         fresh_is_pristine has said so)."""
-        return itertools.chain(range(self._lo), range(self._hi, self.nr_frames))
+        return itertools.chain.from_iterable(range(*r) for r in self.touched_ranges())
 
     def owned_by(self, domid: int) -> List[int]:
         """The frames domid owns, in order: a byte search of the owner column, each hit
