@@ -89,11 +89,11 @@ class ListenerRing(SharedRing):
         self.req_cons = self.index(RSP_PROD)
 
     def get_request(self) -> Optional[xen.vm_event_st]:
-        cons, view, base = self.req_cons, self.mem.view, self.base
-        if cons == _IDX.unpack_from(view, base + REQ_PROD)[0]:
+        cons = self.req_cons
+        if cons == self.index(REQ_PROD):
             return None
         self.req_cons = cons + 1
-        return xen.vm_event_st.from_buffer_copy(view, base + _SLOTS + (cons % RING_SIZE) * _ENTRY)
+        return self.read(cons)
 
     def put_response(self, rsp: xen.vm_event_st) -> None:
         self.push(RSP_PROD, rsp)
