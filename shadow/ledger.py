@@ -16,7 +16,6 @@ without its locks.)
 """
 from array import array
 from collections import Counter, defaultdict
-from operator import itemgetter
 from typing import Dict, Iterable, List, NamedTuple, Optional
 
 from pvshadow.shadow.abi.p2m import p2m_ram_shared as _RAM_SHARED
@@ -120,11 +119,14 @@ def audit_frames(frames, types, domains) -> List[str]:
     """Every way the frame table disagrees with the ledger, as sentences. The counts are
     recomputed into flat arrays and compared whole; only frames that disagree are looked
     at one by one (with their holders named), so the audit is cheap enough to run after
-    every hypercall."""
+    every hypercall. The L1 tables that map only their own domain's RAM (nearly all of
+    them) are counted together, as arrays (numpy); every other entry one by one."""
+    import numpy as np                   # here: inspecting one frame needs no numpy
     domains = list(domains)
     n = frames.nr_frames
     owner = frames.owner
-    count = array('I', iter(frames.allocated))      # the allocation references
+    # References other than allocations and bulk-counted L1 entries, one at a time.
+    count = array('I', bytes(4 * n))
     type_count = array('I', bytes(4 * n))
     claimed: Dict[int, set] = defaultdict(set)        # mfn -> types referenced as
     problems: List[str] = []
@@ -150,20 +152,17 @@ def audit_frames(frames, types, domains) -> List[str]:
     for mfn in _indices(frames.pinned, 1):
         take(mfn, owner[mfn], PageType(frames.type[mfn]), lambda: 'a pin')
     mapped_writable = bytearray(n)          # L1 entries' typed references, as a column
-    for mfn in sorted(m for t in PT_TYPES for m in _indices(frames.type, t)):
-        if not frames.type_count[mfn]:
+    tables = sorted(m for t in PT_TYPES for m in _indices(frames.type, t)
+                    if frames.type_count[m])
+    owner_np = _column(owner, np.uint16)
+    bulk = _OwnL1s(mem, owner_np, n, [m for m in tables if frames.type[m] == PageType.L1])
+    for mfn in tables:
+        if mfn in bulk.tables:
             continue
         level, domid = _LEVEL[frames.type[mfn]], owner[mfn]
         entries = mem.frame_u64s(mfn)
-        if level == 1 and _own_frames_only(entries, owner, domid, n):
-            for target in [(e & ADDR_MASK) >> 12 for e in entries if e & _PAGE_PRESENT]:
-                count[target] += 1
-            for target in [(e & ADDR_MASK) >> 12 for e in entries
-                           if e & _PAGE_PRESENT and e & _PAGE_RW]:
-                type_count[target] += 1
-                mapped_writable[target] = 1
-            continue
-        present = [i for i, entry in enumerate(entries) if entry & _PAGE_PRESENT]
+        present = np.flatnonzero(np.frombuffer(mem.read(mfn << 12, 4096), np.uint64)
+                                 & _PAGE_PRESENT).tolist()
         for index in present:
             entry = entries[index]
             target = (entry & ADDR_MASK) >> 12
@@ -216,16 +215,21 @@ def audit_frames(frames, types, domains) -> List[str]:
                  PageType.WRITABLE if typed else None, lambda: holder)
     for mfn, holder in _sharing_refs(domains):
         take(mfn, DOMID_COW, PageType.SHARED, lambda: holder)
-    if count != frames.count or type_count != frames.type_count:
+    allocated = _column(frames.allocated, np.uint8)
+    want = np.frombuffer(count, np.uint32) + bulk.count + allocated
+    want_t = np.frombuffer(type_count, np.uint32) + bulk.type_count
+    have, have_t = _column(frames.count, np.uint32), _column(frames.type_count, np.uint32)
+    wrong = np.flatnonzero((want != have) | (want_t != have_t))
+    if len(wrong):
         ledger = frame_ledger(frames, types, domains)
-        for mfn, (want, have, want_t, have_t) in enumerate(zip(
-                count, frames.count, type_count, frames.type_count)):
-            if want != have or want_t != have_t:
-                held = ledger.get(mfn, ())
-                problems.append(f'{_at(frames, mfn)}: refcount {have}, type count {have_t}; '
-                                f'held by {want} ({_names(held) or "nothing"}), '
-                                f'{want_t} of them typed')
-    for mfn in _not_typed_writable(mapped_writable, frames.type):
+        for mfn in wrong.tolist():
+            held = ledger.get(mfn, ())
+            problems.append(f'{_at(frames, mfn)}: refcount {have[mfn]}, type count '
+                            f'{have_t[mfn]}; held by {want[mfn]} ({_names(held) or "nothing"}), '
+                            f'{want_t[mfn]} of them typed')
+    mapped_writable = np.frombuffer(mapped_writable, np.uint8).astype(bool) | bulk.writable
+    type_column = _column(frames.type, np.uint8)
+    for mfn in np.flatnonzero(mapped_writable & (type_column != PageType.WRITABLE)).tolist():
         claimed[mfn].add(PageType.WRITABLE)   # (the rest agree with their frames' type)
     for mfn, kinds in claimed.items():
         if mapped_writable[mfn]:
@@ -238,25 +242,27 @@ def audit_frames(frames, types, domains) -> List[str]:
     by_id = {d.domid for d in domains}
     owned = Counter()                   # domid -> frames it owns with a reference left
     for lo, hi in frames.touched_ranges():
-        owned.update(owner[lo:hi])
+        domids, times = np.unique(owner_np[lo:hi], return_counts=True)
+        owned.update(dict(zip(domids.tolist(), times.tolist())))
     owned.pop(DOMID_INVALID, None)
     # An allocated frame's count includes its allocation (the comparison above holds it
     # to that), so only a frame without one can be owned and unreferenced.
     for lo, hi in frames.touched_ranges():
-        for mfn in _indices(frames.allocated, 0, lo, hi):
-            if owner[mfn] != DOMID_INVALID and not frames.count[mfn]:
-                problems.append(f'{_at(frames, mfn)}: free but still owned')
-                owned[owner[mfn]] -= 1
-    for mfn in frames.owned_by(DOMID_XEN):
+        loose = (allocated[lo:hi] == 0) & (owner_np[lo:hi] != DOMID_INVALID) & \
+            (have[lo:hi] == 0)
+        for mfn in (np.flatnonzero(loose) + lo).tolist():
+            problems.append(f'{_at(frames, mfn)}: free but still owned')
+            owned[owner[mfn]] -= 1
+    for mfn in np.flatnonzero(owner_np == DOMID_XEN).tolist():
         refs = frames.count[mfn]
         if refs and (refs != 1 or not frames.allocated[mfn] or frames.type_count[mfn]):
             problems.append(f'{_at(frames, mfn)}: a hypervisor frame with refcount {refs}, '
                             f'type count {frames.type_count[mfn]}')
-    for mfn in frames.owned_by(DOMID_COW):
+    for mfn in np.flatnonzero(owner_np == DOMID_COW).tolist():
         if frames.count[mfn] and not frames.allocated[mfn]:
             problems.append(f'{_at(frames, mfn)}: a shared frame without its allocation')
     for who in set(owned) - by_id - {DOMID_XEN, DOMID_COW}:
-        for mfn in frames.owned_by(who):
+        for mfn in np.flatnonzero(owner_np == who).tolist():
             if frames.count[mfn]:
                 problems.append(f'{_at(frames, mfn)}: owned by no domain on this host')
     for d in domains:
@@ -265,18 +271,42 @@ def audit_frames(frames, types, domains) -> List[str]:
     return problems
 
 
-def _own_frames_only(entries, owner, domid: int, n: int) -> bool:
-    """Whether every present entry of an L1 maps a RAM frame of the table's own domain,
-    and none is a grant entry: then each is one reference (and a WRITABLE one if RW),
-    taken in bulk."""
-    present = [e for e in entries if e & _PAGE_PRESENT]
-    if not present or any(map(_PAGE_GNTTAB.__and__, present)):
-        return not present
-    targets = [(e & ADDR_MASK) >> 12 for e in present]
-    if max(targets) >= n:
-        return False
-    owners = itemgetter(*targets)(owner) if len(targets) > 1 else (owner[targets[0]],)
-    return owners.count(domid) == len(targets)
+def _column(column, dtype):
+    """A copy of a frame-table column as a numpy array (a copy: a view would pin the
+    column's buffer, which must stay free to change)."""
+    import numpy as np
+    return np.frombuffer(column, dtype).copy()
+
+
+class _OwnL1s:
+    """The L1 tables every present entry of which maps a RAM frame of the table's own
+    domain, with no grant entry among them: each entry is one reference on its target
+    (and a WRITABLE one if RW), counted for all such tables at once."""
+
+    def __init__(self, mem, owner, n: int, l1s: List[int]):
+        import numpy as np
+        self.count = self.type_count = 0
+        self.writable = False
+        self.tables = set()
+        if not l1s:
+            return
+        entries = np.frombuffer(b''.join(mem.view[m << 12:(m + 1) << 12] for m in l1s),
+                                np.uint64).reshape(len(l1s), 512)
+        present = (entries & _PAGE_PRESENT) != 0
+        targets = (entries & ADDR_MASK) >> 12
+        in_ram = targets < n
+        own = owner[np.where(present & in_ram, targets, 0)] == \
+            owner[np.array(l1s)][:, None]
+        clean = ~(present & ((entries & _PAGE_GNTTAB) != 0)).any(axis=1) & \
+            (~present | (in_ram & own)).all(axis=1)
+        if not clean.any():
+            return
+        self.tables = {m for m, ok in zip(l1s, clean.tolist()) if ok}
+        mapped = present & clean[:, None]
+        writable = mapped & ((entries & _PAGE_RW) != 0)
+        self.count = np.bincount(targets[mapped].astype(np.intp), minlength=n)
+        self.type_count = np.bincount(targets[writable].astype(np.intp), minlength=n)
+        self.writable = self.type_count != 0
 
 
 def _indices(column, value: int, lo: int = 0, hi: Optional[int] = None):
@@ -291,19 +321,6 @@ def _indices(column, value: int, lo: int = 0, hi: Optional[int] = None):
             return
         yield i
         i += 1
-
-
-_ONLY_WRITABLE = bytes(int(t == PageType.WRITABLE) for t in range(256))
-
-
-def _not_typed_writable(mapped_writable: bytearray, types: bytearray) -> List[int]:
-    """Frames an L1 entry maps writable whose type is not WRITABLE: the two columns
-    compared whole as integers, so the frames that agree cost nothing each."""
-    disagree = int.from_bytes(mapped_writable, 'little') & \
-        ~int.from_bytes(types.translate(_ONLY_WRITABLE), 'little')
-    if not disagree:
-        return []
-    return list(_indices(disagree.to_bytes(len(types), 'little'), 1))
 
 
 def _at(frames, mfn: int) -> str:
@@ -325,13 +342,16 @@ def _domain_accounts(d, frames, owned: int) -> List[str]:
     shared = {} if shared is None else shared.types
     n, reverse, domid = frames.nr_frames, frames.pfn, d.domid   # d.pfn_of's column
     p2m = d.p2m
-    if len(p2m) > 1 and not shared and max(p2m) < n:
-        # no hole and nothing shared: gather the owner and reverse map of every frame at
-        # once (C), and look pfn by pfn only if something disagrees
-        gather = itemgetter(*p2m)
-        if gather(owner).count(domid) == len(p2m) and \
-                gather(reverse) == tuple(range(len(p2m))):
-            p2m = ()
+    if p2m and not shared:
+        import numpy as np
+        # nothing shared: the owner and reverse map of every frame at once, and pfn by
+        # pfn only if something disagrees (a hole included)
+        mfns = _column(p2m, np.uint64)
+        if (mfns < n).all():
+            mfns = mfns.astype(np.intp)
+            if (_column(owner, np.uint16)[mfns] == domid).all() and \
+                    (_column(reverse, np.uint32)[mfns] == np.arange(len(mfns))).all():
+                p2m = ()
     for pfn, mfn in enumerate(p2m):
         if mfn == INVALID_M2P_ENTRY or shared and shared.get(pfn) == _RAM_SHARED:
             continue
