@@ -2,7 +2,10 @@ import os
 import shutil
 import sys
 
+import numpy  # noqa: F401 - the ledger audit's, imported once here for every forked child
 import pytest
+
+pytest_plugins = ['pytester']         # the pytest plugin's own tests run pytest in-process
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
