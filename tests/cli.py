@@ -33,8 +33,12 @@ def _become_the_command(args, cwd, stdin_fd, out_fd, err_fd):
     run_as_process(cli_main, args)
 
 
-def _flush_ours() -> None:
-    """Before a fork: nothing of ours left buffered for the child to write again."""
+def _before_fork() -> None:
+    """Nothing of ours left buffered for the child to write again, and the command
+    line's parser built here, once, for every child to inherit (as `pvshadow test`'s
+    jobs do)."""
+    from pvshadow.tools.cli import build_parser
+    build_parser()
     for stream in (sys.stdout, sys.stderr):
         try:
             stream.flush()
@@ -80,7 +84,7 @@ def pvshadow(*args, timeout=120, input=None, cwd=ROOT) -> subprocess.CompletedPr
             stdin_fd = stdin.fileno()
         else:
             stdin_fd = os.open(os.devnull, os.O_RDONLY)
-        _flush_ours()
+        _before_fork()
         pid = os.fork()
         if pid == 0:
             _become_the_command(args, cwd, stdin_fd, out.fileno(), err.fileno())
@@ -100,7 +104,7 @@ class ForkedCommand:
     def __init__(self, *args, cwd=ROOT):
         read_end, write_end = os.pipe()
         stdin_fd = os.open(os.devnull, os.O_RDONLY)
-        _flush_ours()
+        _before_fork()
         self.pid = os.fork()
         if self.pid == 0:
             os.close(read_end)

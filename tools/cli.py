@@ -17,6 +17,7 @@ be used. With several domains, each console line is prefixed with its domain's n
 the status is the worst of all domains.
 """
 import argparse
+import functools
 import sys
 
 from pvshadow.guests.config import domain_specs, is_config
@@ -333,7 +334,11 @@ class _VersionAction(argparse.Action):
         parser.exit(0)
 
 
+@functools.lru_cache(maxsize=1)
 def build_parser() -> argparse.ArgumentParser:
+    """The command line's parser, built once a process: a forked `pvshadow test` job (or
+    a test's forked command) parses with its parent's, without argparse's 9 ms of set-up
+    (most of it gettext looking for translations of its messages)."""
     parser = OneLineParser(prog='pvshadow', description=__doc__.split('\n\n')[0])
     parser.add_argument('--version', action=_VersionAction, nargs=0,
                         help="show the program's version number and exit")
