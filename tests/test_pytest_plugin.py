@@ -33,17 +33,34 @@ why: .asciz "no hardware for it"
 
 
 def pytest_in(directory, *args):
+    """A pytest run over a user's directory in a fresh interpreter, as a user starts it."""
     return subprocess.run([sys.executable, '-m', 'pytest', '-p', 'pvshadow', '-p',
                            'no:cacheprovider', '-rs', *args, str(directory)],
                           cwd=directory, capture_output=True, text=True, timeout=300)
 
 
-def test_a_users_kernel_is_collected_and_passes_in_both_modes(tmp_path):
-    (tmp_path / 'test_mine.S').write_text(MINE)
-    proc = pytest_in(tmp_path, '-v')
-    assert proc.returncode == 0, proc.stdout
-    assert 'test_mine.S::direct PASSED' in proc.stdout
-    assert 'test_mine.S::shadow PASSED' in proc.stdout
+@pytest.fixture
+def user_dir(pytester, monkeypatch):
+    """A user's scratch directory for pytest_here: no plugin loads there but pvshadow's
+    (not this suite's hypothesis, xdist and the rest)."""
+    monkeypatch.setenv('PYTEST_DISABLE_PLUGIN_AUTOLOAD', '1')
+    return pytester
+
+
+def pytest_here(pytester, *args):
+    """The same run inside this process (pytester), as pytest tests its own plugins: the
+    session, collection and reports are pytest's own, without starting an interpreter."""
+    result = pytester.runpytest_inprocess('-p', 'pvshadow.tools.pytest_plugin', '-p',
+                                          'no:cacheprovider', '-rs', *args)
+    return result.ret, result.stdout.str()
+
+
+def test_a_users_kernel_is_collected_and_passes_in_both_modes(user_dir):
+    user_dir.path.joinpath('test_mine.S').write_text(MINE)
+    ret, out = pytest_here(user_dir, '-v')
+    assert ret == 0, out
+    assert 'test_mine.S::direct PASSED' in out
+    assert 'test_mine.S::shadow PASSED' in out
 
 
 def test_it_works_under_xdist(tmp_path):
@@ -55,25 +72,25 @@ def test_it_works_under_xdist(tmp_path):
     assert '4 passed' in proc.stdout
 
 
-def test_a_failure_fails_with_the_console_and_a_skip_skips_with_its_reason(tmp_path):
-    (tmp_path / 'test_fails.S').write_text(FAILING)
-    (tmp_path / 'test_skips.S').write_text(SKIPPING)
-    proc = pytest_in(tmp_path)
-    assert proc.returncode == 1
-    assert 'FAILURE: test_fails.S (direct)' in proc.stdout
-    assert 'the frame moved' in proc.stdout
-    assert 'no hardware for it' in proc.stdout
-    assert '2 failed, 2 skipped' in proc.stdout
+def test_a_failure_fails_with_the_console_and_a_skip_skips_with_its_reason(user_dir):
+    user_dir.path.joinpath('test_fails.S').write_text(FAILING)
+    user_dir.path.joinpath('test_skips.S').write_text(SKIPPING)
+    ret, out = pytest_here(user_dir)
+    assert ret == 1
+    assert 'FAILURE: test_fails.S (direct)' in out
+    assert 'the frame moved' in out
+    assert 'no hardware for it' in out
+    assert '2 failed, 2 skipped' in out
 
 
-def test_the_ini_option_chooses_the_files_and_modes(tmp_path):
-    (tmp_path / 'mine.kernel.S').write_text(MINE)
-    (tmp_path / 'test_ignored.S').write_text(FAILING)
-    (tmp_path / 'pytest.ini').write_text('[pytest]\npvshadow_kernels = *.kernel.S\n'
-                                         'pvshadow_paging = shadow\n')
-    proc = pytest_in(tmp_path, '-v')
-    assert proc.returncode == 0, proc.stdout
-    assert 'mine.kernel.S::shadow PASSED' in proc.stdout and '1 passed' in proc.stdout
+def test_the_ini_option_chooses_the_files_and_modes(user_dir):
+    user_dir.path.joinpath('mine.kernel.S').write_text(MINE)
+    user_dir.path.joinpath('test_ignored.S').write_text(FAILING)
+    user_dir.path.joinpath('pytest.ini').write_text('[pytest]\npvshadow_kernels = *.kernel.S\n'
+                                                    'pvshadow_paging = shadow\n')
+    ret, out = pytest_here(user_dir, '-v')
+    assert ret == 0, out
+    assert 'mine.kernel.S::shadow PASSED' in out and '1 passed' in out
 
 
 def test_the_fixture_drives_a_kernel_from_python(pvshadow):
