@@ -27,7 +27,18 @@ def test_a_header_with_an_unbalanced_quote_is_refused_in_one_line(tmp_path):
         kernel_header(str(path))
 
 
-@pytest.mark.parametrize('kernel', ['rom', 'runstate', 'pingpong', 'foreignmap'])
+KERNELS_WITH_A_HEADER = sorted(
+    name[:-2] for name in os.listdir(os.path.join(ROOT, 'asm')) if name.endswith('.S') and
+    (kernel_header(os.path.join(ROOT, 'asm', name)).options or
+     kernel_header(os.path.join(ROOT, 'asm', name)).domains))
+
+
+def test_the_kernels_that_need_options_are_there():
+    assert {'rom', 'runstate', 'pingpong', 'foreignmap', 'dma', 'poke'} <= \
+        set(KERNELS_WITH_A_HEADER)
+
+
+@pytest.mark.parametrize('kernel', KERNELS_WITH_A_HEADER)
 def test_kernels_that_need_options_pass_standalone(kernel):
     proc = pvshadow('run', kernel)
     assert proc.returncode == 0, proc.stdout + proc.stderr

@@ -3,7 +3,9 @@ reported as xtf-runner does."""
 import os
 import xml.etree.ElementTree as ET
 
+from pvshadow.guests.header import kernel_header
 from pvshadow.guests.kernels import kernel_names
+from pvshadow.tools.runner import collect, plan
 from tests.conftest import ROOT, asm_kernel
 from tests.test_cli import pvshadow
 
@@ -22,14 +24,28 @@ def _combined(stdout):
     return dict(line.rsplit(None, 1) for line in lines[at + 1:])
 
 
-def test_every_builtin_kernel_passes_in_both_modes():
-    proc = pvshadow('test', os.path.join(ROOT, 'asm'), '-j', '2', timeout=600)
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    results = _combined(proc.stdout)
-    assert set(results.values()) == {'SUCCESS'}
+def test_the_builtin_directory_plans_every_kernel_in_the_modes_it_runs_in():
+    jobs = plan(collect([os.path.join(ROOT, 'asm')]), 'both')
+    labels = [job.label for job in jobs]
+    assert len(labels) == len(set(labels))
     for name in kernel_names():
-        assert f'{name}-direct' in results and f'{name}-shadow' in results or \
-            name in results or f'{name}-translated' in results
+        header = kernel_header(os.path.join(ROOT, 'asm', name + '.S'))
+        if header.domains:
+            assert name in labels                      # once, as the host it names
+        elif '--paging translated' in ' '.join(header.options):
+            assert f'{name}-translated' in labels and f'{name}-direct' not in labels
+        else:
+            assert f'{name}-direct' in labels and f'{name}-shadow' in labels
+
+
+def test_plain_header_translated_and_host_kernels_pass_through_the_runner():
+    """One of each kind of job, two at a time (every kernel passing on its own is
+    tests/test_kernels.py's and tests/test_header.py's)."""
+    proc = pvshadow('test', 'hello', 'runstate', 'translated', 'pingpong', '-j', '2')
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert _combined(proc.stdout) == {
+        'hello-direct': 'SUCCESS', 'hello-shadow': 'SUCCESS', 'runstate-direct': 'SUCCESS',
+        'runstate-shadow': 'SUCCESS', 'translated-translated': 'SUCCESS', 'pingpong': 'SUCCESS'}
 
 
 def test_a_failing_kernel_makes_the_run_exit_5_and_is_reported(tmp_path):
