@@ -10,15 +10,19 @@ import pytest
 from tests.conftest import ROOT
 
 
+BUILD_WHEEL = 'import sys; from setuptools import build_meta; build_meta.build_wheel(sys.argv[1])'
+
+
 @pytest.fixture(scope='module')
 def wheel(tmp_path_factory):
     out = tmp_path_factory.mktemp('wheel')
-    # with the setuptools and wheel already installed when there are (1 s), else in
-    # pip's isolated build environment (4 s: it installs setuptools first)
-    for isolation in (['--no-build-isolation'], []):
-        proc = subprocess.run([sys.executable, '-m', 'pip', 'wheel', '--no-deps', *isolation,
-                               '-q', '-w', str(out), ROOT], capture_output=True, text=True,
-                              timeout=300)
+    # The project's build backend (pyproject.toml), called as a frontend calls it: with
+    # the setuptools already installed (0.6 s), else through pip's isolated build
+    # environment (4 s: it installs setuptools first).
+    for command in ([sys.executable, '-c', BUILD_WHEEL, str(out)],
+                    [sys.executable, '-m', 'pip', 'wheel', '--no-deps', '-q', '-w', str(out),
+                     ROOT]):
+        proc = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
         if not proc.returncode:
             break
     if proc.returncode:
