@@ -26,10 +26,15 @@ def _spawn(tmp_path, *args):
     return child
 
 
+# The guest prints, then reaches its spin loop within a few instructions: a tenth of a
+# second is margin enough for the interrupt to find it there.
+SPINNING = 0.1
+
+
 def test_ctrl_c_ends_run_within_a_second_with_130_and_where_the_guest_was(tmp_path):
     child = _spawn(tmp_path, 'run', '--timeout', '0')
     child.expect('looping now')
-    time.sleep(0.3)
+    time.sleep(SPINNING)
     sent = time.monotonic()
     child.sendintr()
     child.expect(pexpect.EOF)
@@ -45,7 +50,7 @@ def test_ctrl_c_in_trace_returns_to_the_prompt(tmp_path):
     child.expect(r'\(pvshadow\)')
     child.sendline('run')
     child.expect('looping now')
-    time.sleep(0.3)
+    time.sleep(SPINNING)
     child.sendintr()
     child.expect(r'interrupted: d1v0 at \S+ <spin>')
     child.expect(r'\(pvshadow\)')
@@ -58,7 +63,7 @@ def test_ctrl_c_in_trace_returns_to_the_prompt(tmp_path):
 def test_ctrl_c_in_access_prints_the_summary(tmp_path):
     child = _spawn(tmp_path, 'access', '--watch', 'write', '--relax', '--timeout', '0')
     child.expect('looping now')
-    time.sleep(0.3)
+    time.sleep(SPINNING)
     child.sendintr()
     child.expect(pexpect.EOF)
     child.close()
