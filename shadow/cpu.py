@@ -122,6 +122,47 @@ def _reg_id(name: str) -> int:
     return REG[name]
 
 
+_CONTEXT_FIELDS = None     # (context size, DR0's offset, env->regs', {name: offset})
+
+
+def _locate_context_fields(uc, ctx, base: int):
+    """Where a saved context (CPUX86State) holds DR0 (error_code, exception_is_int,
+    exception_next_eip, dr[8], 4 pointers, old_exception: the exception state is found
+    from it), the 16 general registers, and rip, cr2, cr3 and the FS/GS bases: each found
+    by writing a marker into the register and searching the saved bytes for it. The
+    registers are left as they were (rflags is computed lazily by QEMU, so it always
+    comes from the binding)."""
+    marker = 0x1122334455667788
+    uc.reg_write(x86.UC_X86_REG_DR0, marker)
+    uc.context_update(ctx)
+    dr0 = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', marker))
+    uc.reg_write(x86.UC_X86_REG_DR0, 0)
+    if dr0 < 0:
+        raise CpuError('cannot locate the exception state in the Unicorn context')
+    before = uc.reg_read_batch([REG[reg] for reg in _ENV_ORDER])
+    markers = [0x5A5A000000000000 | (i << 8) | 0xA5 for i in range(16)]
+    uc.reg_write_batch([(REG[reg], value) for reg, value in zip(_ENV_ORDER, markers)])
+    uc.context_update(ctx)
+    raw = ctypes.string_at(base, ctx.size)
+    uc.reg_write_batch([(REG[reg], value) for reg, value in zip(_ENV_ORDER, before)])
+    first = raw.find(struct.pack('<Q', markers[0]))
+    if first < 0 or raw[first:first + 128] != struct.pack('<16Q', *markers):
+        raise CpuError('cannot locate the general registers in the Unicorn context')
+    env_at = {}
+    for name, marker in (('rip', 0x7A7A0000DEAD1000), ('cr2', 0x7B7B0000DEAD2000),
+                         ('cr3', 0x00000000DEAD3000), ('fs_base', 0x7D7D0000DEAD4000),
+                         ('gs_base', 0x7E7E0000DEAD5000)):
+        before = uc.reg_read(REG[name])
+        uc.reg_write(REG[name], marker)
+        uc.context_update(ctx)
+        at = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', marker))
+        uc.reg_write(REG[name], before)
+        if at < 0:
+            raise CpuError(f'cannot locate {name} in the Unicorn context')
+        env_at[name] = at
+    return ctx.size, dr0, first, env_at
+
+
 class CpuError(Exception):
     """Unicorn refused to go on (an internal error, not a guest fault)."""
 
@@ -180,19 +221,17 @@ class PhysicalCpu:
 
     # --- set-up -------------------------------------------------------------------------
     def _init_exception_state(self):
-        """Locate env->error_code, exception_is_int and old_exception in a saved context
-        (CPUX86State: error_code, exception_is_int, exception_next_eip, dr[8], 4 pointers,
-        old_exception), by writing a marker into DR0."""
+        """Views into a saved context of the fields the hooks read and patch: env->
+        error_code, exception_is_int and old_exception; the general registers; rip, cr2,
+        cr3 and the FS/GS bases. Their offsets are libunicorn's layout of CPUX86State,
+        found once a process (_locate_context_fields)."""
+        global _CONTEXT_FIELDS
         uc = self.uc
-        marker = 0x1122334455667788
-        uc.reg_write(x86.UC_X86_REG_DR0, marker)
         ctx = uc.context_save()
         base = ctypes.cast(ctx.context, ctypes.c_void_p).value
-        raw = ctypes.string_at(base, ctx.size)
-        uc.reg_write(x86.UC_X86_REG_DR0, 0)
-        dr0 = raw.find(struct.pack('<Q', marker))
-        if dr0 < 0:
-            raise CpuError('cannot locate the exception state in the Unicorn context')
+        if _CONTEXT_FIELDS is None or _CONTEXT_FIELDS[0] != ctx.size:
+            _CONTEXT_FIELDS = _locate_context_fields(uc, ctx, base)
+        _, dr0, first, env_at = _CONTEXT_FIELDS
         self._ctx = ctx
         self._ctx_handle = ctx.context       # for libunicorn's context calls, made directly
         self._ctx_base = base
@@ -201,33 +240,10 @@ class PhysicalCpu:
         self._old_exception = ctypes.c_int.from_address(base + dr0 + 64 + 32)
         # env->regs[16] (rax, rcx, rdx, rbx, rsp, rbp, rsi, rdi, r8-r15): read from the
         # saved context, 16 registers cost one context_update instead of 16 binding calls.
-        markers = [0x5A5A000000000000 | (i << 8) | 0xA5 for i in range(16)]
-        for reg, marker in zip(_ENV_ORDER, markers):
-            uc.reg_write(REG[reg], marker)
-        uc.context_update(ctx)
-        raw = ctypes.string_at(base, ctx.size)
-        first = raw.find(struct.pack('<Q', markers[0]))
-        if first < 0 or raw[first:first + 128] != struct.pack('<16Q', *markers):
-            raise CpuError('cannot locate the general registers in the Unicorn context')
         self._gprs_at = first
         # the 16 registers as bytes, for a copy into a request without a ctypes call
         self._gprs_bytes = memoryview((ctypes.c_char * 128).from_address(base + first)).cast('B')
-        for reg in _ENV_ORDER:
-            uc.reg_write(REG[reg], 0)
-        # rip, cr2, cr3 and the FS/GS bases the same way (rflags is computed lazily by
-        # QEMU, so it always comes from the binding).
-        self._env_at = {}
-        for name, marker in (('rip', 0x7A7A0000DEAD1000), ('cr2', 0x7B7B0000DEAD2000),
-                             ('cr3', 0x00000000DEAD3000), ('fs_base', 0x7D7D0000DEAD4000),
-                             ('gs_base', 0x7E7E0000DEAD5000)):
-            before = uc.reg_read(REG[name])
-            uc.reg_write(REG[name], marker)
-            uc.context_update(ctx)
-            at = ctypes.string_at(base, ctx.size).find(struct.pack('<Q', marker))
-            uc.reg_write(REG[name], before)
-            if at < 0:
-                raise CpuError(f'cannot locate {name} in the Unicorn context')
-            self._env_at[name] = at
+        self._env_at = env_at
         self._env_slots = [(name, ctypes.c_uint64.from_address(base + at))
                            for name, at in self._env_at.items()]
         self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
