@@ -312,11 +312,10 @@ class PageTypes:
             return self._validate_l1(mfn, entries, domid)
         base = mfn << 12
         taken = []
-        for index, entry in enumerate(entries):
+        for index in [i for i, entry in enumerate(entries) if entry & _PAGE_PRESENT]:
             if level == 4 and not is_guest_l4_slot(index):
                 continue
-            if not entry & _PAGE_PRESENT:
-                continue
+            entry = entries[index]
             rc = self.get_page_from_entry(entry, level, domid, table_mfn=mfn)
             if rc:
                 for i in reversed(taken):
@@ -376,11 +375,10 @@ class PageTypes:
         return 0
 
     def devalidate_table(self, mfn: int, level: int) -> None:
-        for index, entry in enumerate(self.mem.frame_u64s(mfn)):
-            if level == 4 and not is_guest_l4_slot(index):
-                continue
-            if entry & _PAGE_PRESENT:
-                self.put_page_from_entry(entry, level, mfn)
+        entries = self.mem.frame_u64s(mfn)
+        for index in [i for i, entry in enumerate(entries) if entry & _PAGE_PRESENT]:
+            if level != 4 or is_guest_l4_slot(index):
+                self.put_page_from_entry(entries[index], level, mfn)
 
     def install_xen_l4_slots(self, l4_mfn: int) -> None:
         """init_xen_l4_slots: the hypervisor's own slots, the same in every address space."""
