@@ -153,7 +153,7 @@ class VCpu:
                 raise GuestFault(f'{va:#x}: no {"writable " if write else ""}RAM behind it '
                                  'in the guest\'s tables and p2m')
             return maddr
-        maddr = translate(mem.read_u64, mem.write_u64, self.current_table(), va, write)
+        maddr = translate(mem.q, self.current_table(), va, write)
         if maddr is None:
             gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0)
             raise GuestFault(f'{va:#x}: {gw.reason}')

@@ -91,8 +91,8 @@ class GrantGuest(Guest):
     def mapped_mfn(self, va=None):
         """The frame va maps in the guest's current tables (None: not present)."""
         from pvshadow.shadow.paging.x86 import translate
-        maddr = translate(self.d.mem.read_u64, lambda *_: None, self.v.current_table(),
-                          self.scratch if va is None else va)
+        maddr = translate(self.d.mem.q, self.v.current_table(),
+                          self.scratch if va is None else va, set_ad=False)
         return None if maddr is None else maddr >> 12
 
 

@@ -42,7 +42,7 @@ class Guest:
     # --- the guest's memory, written as the guest itself would ---------------------------------
     def maddr(self, va: int) -> int:
         mem = self.d.mem
-        return translate(mem.read_u64, lambda *_: None, self.v.guest_table, va)
+        return translate(mem.q, self.v.guest_table, va, set_ad=False)
 
     def poke(self, va: int, data: bytes) -> int:
         pos = 0
@@ -56,8 +56,8 @@ class Guest:
         """Write what lands in writable guest memory the guest's tables map; skip the
         rest (an argument buffer that is unmapped, read-only or the hypervisor's)."""
         for pos in range(0, len(data), 8):
-            maddr = translate(self.d.mem.read_u64, lambda *_: None, self.v.current_table(),
-                              (va + pos) & 0xFFFFFFFFFFFFFFFF, True)
+            maddr = translate(self.d.mem.q, self.v.current_table(),
+                              (va + pos) & 0xFFFFFFFFFFFFFFFF, True, set_ad=False)
             if maddr is not None and self.d.frames.owner[maddr >> 12] == self.d.domid and \
                     (maddr & 0xFFF) <= 0xFF8:
                 self.d.mem.write(maddr, data[pos:pos + 8])

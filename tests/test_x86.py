@@ -2,7 +2,8 @@
 from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_PSE,
                                _PAGE_RW, _PAGE_USER, PFEC_INSN, PFEC_PRESENT, PFEC_RSVD,
                                PFEC_USER, PFEC_WRITE, canonical, flags_str, is_canonical,
-                               make_pte, pfec_str, pte_mfn, table_index, va_of, walk)
+                               make_pte, pfec_str, pte_mfn, table_index, translate, va_of,
+                               walk)
 
 P, RW, US, A, D = _PAGE_PRESENT, _PAGE_RW, _PAGE_USER, _PAGE_ACCESSED, _PAGE_DIRTY
 VA = 0xFFFFFFFF80201000
@@ -108,3 +109,36 @@ def test_walk_sets_upper_accessed_bits_even_when_a_lower_level_faults():
     assert not gw.ok
     assert mem[(1 << 12) + table_index(VA, 4) * 8] & A
     assert mem[(3 << 12) + table_index(VA, 2) * 8] & A
+
+
+def _words(mem: Memory, frames: int = 0x100):
+    """The dict memory as a uint64 view of `frames` frames, as MachineMemory.q is."""
+    words = memoryview(bytearray(frames << 12)).cast('Q')
+    for maddr, value in mem.items():
+        words[maddr >> 3] = value
+    return words
+
+
+def test_translate_agrees_with_walk_on_the_address_and_the_accessed_dirty_bits():
+    for flags in (P | RW, P, P | RW | A | D, 0):
+        for access in (0, PFEC_WRITE):
+            by_walk, by_translate = tables(l3=flags | P, l1=flags), tables(l3=flags | P, l1=flags)
+            gw = walk(by_walk.read, 1, VA | 0x10, access, write_u64=by_walk.write)
+            words = _words(by_translate)
+            maddr = translate(words, 1, VA | 0x10, write=bool(access))
+            assert maddr == (gw.maddr if gw.ok else None)
+            assert all(words[a >> 3] == v for a, v in by_walk.items())
+
+
+def test_translate_without_set_ad_writes_nothing():
+    mem = tables()
+    words = _words(mem)
+    assert translate(words, 1, VA, write=True, set_ad=False) == 0x99 << 12
+    assert all(words[a >> 3] == v for a, v in mem.items())
+
+
+def test_translate_refuses_a_frame_past_the_end_of_memory_at_any_level():
+    assert translate(_words(tables(data_mfn=0x100)), 1, VA) is None
+    past = tables()
+    past[(2 << 12) + table_index(VA, 3) * 8] = make_pte(0x1000, P | RW)
+    assert translate(_words(past), 1, VA) is None

@@ -77,7 +77,7 @@ class PvPaging:
     def translate_va(self, vcpu, va: int, write: bool = False) -> Optional[int]:
         """The machine address behind va in vcpu's current tables, for the hypervisor's
         own reads and writes (no accessed/dirty update), or None."""
-        return translate(self.mem.read_u64, lambda *_: None, vcpu.current_table(), va, write)
+        return translate(self.mem.q, vcpu.current_table(), va, write, set_ad=False)
 
     def debug_walk(self, vcpu, va: int, access: int = 0) -> GuestWalk:
         """A walk of va for front ends and watchpoints (nothing written)."""

@@ -207,35 +207,42 @@ def set_accessed_dirty(gw: GuestWalk, write_u64: Callable[[int, int], None]) -> 
     return gw
 
 
-def translate(read_u64: Callable[[int], int], write_u64: Callable[[int, int], None], l4_mfn: int,
-              va: int, write: bool = False, max_phys_bits: int = 40):
-    """The machine address behind va, or None: walk()'s answer and A/D updates for a
-    read or write, without building the walk record (the hypervisor's own accesses)."""
+def translate(words, l4_mfn: int, va: int, write: bool = False, set_ad: bool = True,
+              max_phys_bits: int = 40) -> Optional[int]:
+    """The machine address behind va, or None: walk()'s answer, and its A/D updates for a
+    read or write unless set_ad is False, without building the walk record (the
+    hypervisor's own accesses). words: machine memory as uint64s (MachineMemory.q); a
+    frame past its end, at any level, is no translation."""
     if (va >> 47) not in (0, 0x1FFFF):
         return None
+    limit = len(words) >> 9
     table = l4_mfn
     rw = True
-    entries = []
-    for shift in (39, 30, 21, 12):
-        maddr = (table << 12) + ((va >> shift) & 511) * 8
-        entry = read_u64(maddr)
-        if not entry & _PAGE_PRESENT or (entry & ADDR_MASK) >> max_phys_bits:
-            return None
-        if shift in (30, 21) and entry & _PAGE_PSE or shift == 39 and entry & _PAGE_PSE:
+    for shift in (39, 30, 21):
+        index = (table << 9) + ((va >> shift) & 511)
+        entry = words[index]
+        if not entry & _PAGE_PRESENT or entry & _PAGE_PSE or (entry & ADDR_MASK) >> max_phys_bits:
             return None
         if not entry & _PAGE_RW:
             rw = False
-        if shift != 12 and not entry & _PAGE_ACCESSED:
-            write_u64(maddr, entry | _PAGE_ACCESSED)
-        entries.append((maddr, entry))
+        if set_ad and not entry & _PAGE_ACCESSED:
+            words[index] = entry | _PAGE_ACCESSED
         table = (entry & ADDR_MASK) >> 12
-    if write and not rw:
+        if table >= limit:
+            return None
+    index = (table << 9) + ((va >> 12) & 511)
+    entry = words[index]
+    if not entry & _PAGE_PRESENT or (entry & ADDR_MASK) >> max_phys_bits or \
+            write and not (rw and entry & _PAGE_RW):
         return None
-    maddr, entry = entries[-1]
-    want = entry | _PAGE_ACCESSED | (_PAGE_DIRTY if write else 0)
-    if want != entry:
-        write_u64(maddr, want)
-    return (table << 12) | (va & 0xFFF)
+    frame = (entry & ADDR_MASK) >> 12
+    if frame >= limit:
+        return None
+    if set_ad:
+        want = entry | _PAGE_ACCESSED | (_PAGE_DIRTY if write else 0)
+        if want != entry:
+            words[index] = want
+    return (frame << 12) | (va & 0xFFF)
 
 
 def leaf_entry(words, l4_mfn: int, va: int) -> Optional[int]:
