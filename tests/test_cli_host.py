@@ -8,6 +8,10 @@ from tests.test_cli import pvshadow
 from tests.test_trace import needs_gdb, run_gdb
 
 CONFIGS = [os.path.join(ROOT, 'configs', name) for name in ('backend.cfg', 'frontend.cfg')]
+# a shorter pair (one exchange, not a thousand) for what is about the tracer's view of
+# several domains
+FOREIGN = [os.path.join(ROOT, 'configs', name)
+           for name in ('foreign-back.cfg', 'foreign-client.cfg')]
 
 
 def test_a_backend_and_a_frontend_find_each_other_through_the_xenstore_and_exit_zero():
@@ -70,22 +74,22 @@ def test_trace_follows_several_domains_and_names_each_events_domain(tmp_path):
     script = tmp_path / 'script'
     script.write_text('domain\nbreak hypercall sched_op\nrun\ndomain 2\nregs\ndelete all\n'
                       'run\ndomain\nquit\n')
-    proc = trace(*CONFIGS, '-x', str(script))
+    proc = trace(*FOREIGN, '-x', str(script))
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
-    assert '* d1 backend: 1 vCPUs, direct paging, running' in out
-    assert '  d2 frontend: 1 vCPUs, shadow paging, running' in out
+    assert '* d1 back: 1 vCPUs, shadow paging, running' in out
+    assert '  d2 client: 1 vCPUs, direct paging, running' in out
     assert 'stopped: d1v0: hypercall sched_op(' in out or 'stopped: d2v0: hypercall sched_op(' in out
-    assert '* d2 frontend: 1 vCPUs, shadow paging' in out
-    assert 'd1 backend: 1 vCPUs, direct paging, shutdown: poweroff' in out
-    assert 'frontend: Test result: SUCCESS' in out
+    assert '* d2 client: 1 vCPUs, direct paging' in out
+    assert 'd1 back: 1 vCPUs, shadow paging, shutdown: poweroff' in out
+    assert 'client: Test result: SUCCESS' in out
 
 
 def test_the_trace_log_of_several_domains_names_the_domain_of_every_event(tmp_path):
     import json
     from tests.test_trace import trace
     log = tmp_path / 'log.jsonl'
-    proc = trace(*CONFIGS, '--log', str(log))
+    proc = trace(*FOREIGN, '--log', str(log))
     assert proc.returncode == 0, proc.stderr
     events = [json.loads(line) for line in log.read_text().splitlines()]
     assert {e['domid'] for e in events} == {1, 2}

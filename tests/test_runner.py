@@ -41,11 +41,11 @@ def test_the_builtin_directory_plans_every_kernel_in_the_modes_it_runs_in():
 def test_plain_header_translated_and_host_kernels_pass_through_the_runner():
     """One of each kind of job, two at a time (every kernel passing on its own is
     tests/test_kernels.py's and tests/test_header.py's)."""
-    proc = pvshadow('test', 'hello', 'runstate', 'translated', 'pingpong', '-j', '2')
+    proc = pvshadow('test', 'hello', 'runstate', 'translated', 'foreignmap', '-j', '2')
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert _combined(proc.stdout) == {
         'hello-direct': 'SUCCESS', 'hello-shadow': 'SUCCESS', 'runstate-direct': 'SUCCESS',
-        'runstate-shadow': 'SUCCESS', 'translated-translated': 'SUCCESS', 'pingpong': 'SUCCESS'}
+        'runstate-shadow': 'SUCCESS', 'translated-translated': 'SUCCESS', 'foreignmap': 'SUCCESS'}
 
 
 def test_a_failing_kernel_makes_the_run_exit_5_and_is_reported(tmp_path):
