@@ -30,6 +30,7 @@ LDT_PAGES = 16                            # 8192 descriptors
 _LDT_PAGE_FLAGS = _PAGE_PRESENT | _PAGE_RW | _PAGE_ACCESSED | _PAGE_DIRTY | _PAGE_NX
 _GDT_RUN = struct.Struct(f'<{GDT_PAGES}Q')
 _LDT_RUN = struct.Struct(f'<{LDT_PAGES}Q')
+_NO_LDT = bytes(_LDT_RUN.size)
 LDT_SELECTOR = (7168 + 10) << 3           # Xen's LDT_ENTRY, in its reserved GDT page
 
 
@@ -68,6 +69,8 @@ class XenSpace:
         self._fill_gdt()
         self.mem.write(self.trampoline_frame << 12, b'\x48\xcf')      # iretq
         self._gdt_mapped = {}            # vCPU id -> (vCPU, its frames) in that area
+        self._gdt_packed = {}            # vCPU -> (its GDT frames, their area entries)
+        self._area_l1es = {}             # vCPU id -> maddr of its area's first L1 entry
         self.map_gdt(0, [])
         self.map(TRAMPOLINE_VA, self.trampoline_frame, _PAGE_PRESENT | _PAGE_ACCESSED)
         self.map(XEN_STACK_VA, self.stack_frame, _TABLE | _PAGE_NX)
@@ -100,6 +103,10 @@ class XenSpace:
         """A vCPU's GDT area: its frames first, writable but supervisor-only as Xen maps
         them (the CPU sets descriptors' accessed bits; the guest at CPL3 cannot reach
         them), then empty pages, and Xen's reserved page."""
+        self.mem.write(self._area_l1e(vcpu_id), self._gdt_run(frames))
+        self._gdt_mapped[vcpu_id] = None
+
+    def _gdt_run(self, frames) -> bytes:
         entries = []
         for page in range(GDT_PAGES):
             flags = _PAGE_PRESENT | _PAGE_ACCESSED | _PAGE_NX
@@ -109,33 +116,45 @@ class XenSpace:
             else:
                 frame = self.gdt_frame if page == FIRST_RESERVED_GDT_PAGE else self.zero_frame
             entries.append(make_pte(frame, flags))
-        self.mem.write(self._area_l1e(vcpu_id), _GDT_RUN.pack(*entries))
-        self._gdt_mapped[vcpu_id] = None
+        return _GDT_RUN.pack(*entries)
 
     def _area_l1e(self, vcpu_id: int) -> int:
         """The L1 entry of a vCPU's first GDT page: its GDT and LDT pages follow it in the
-        same table (the areas are 32 pages each from a 2 MiB boundary, 16 to a table)."""
-        return self._l1e_maddr(gdt_va(vcpu_id), create=_TABLE)
+        same table (the areas are 32 pages each from a 2 MiB boundary, 16 to a table).
+        The hypervisor's tables are never freed, so each area's is found once."""
+        maddr = self._area_l1es.get(vcpu_id)
+        if maddr is None:
+            maddr = self._area_l1es[vcpu_id] = self._l1e_maddr(gdt_va(vcpu_id), create=_TABLE)
+        return maddr
 
     def install_gdt(self, v) -> bool:
         """Make v's area map v's GDT frames and the LDT pages it has mapped so far
         (another domain's vCPU with the same id may have used it); True if the mappings
-        changed (the caller flushes the TLB)."""
-        key = (v, tuple(v.gdt_frames))
+        changed (the caller flushes the TLB). Each vCPU's GDT entries are packed once
+        for each set of frames it loads (a switch between domains rewrites the area)."""
+        frames = tuple(v.gdt_frames)
+        key = (v, frames)
         previous = self._gdt_mapped.get(v.vcpu_id)
         if previous == key:
             return False
-        self.map_gdt(v.vcpu_id, v.gdt_frames)
+        packed = self._gdt_packed.get(v)
+        if packed is None or packed[0] != frames:
+            packed = self._gdt_packed[v] = (frames, self._gdt_run(frames))
+        area = self._area_l1e(v.vcpu_id)
         if previous is not None and previous[0] is not v:
+            # another vCPU's area before: this one's LDT pages too, GDT and LDT one store
             ldt = v.ldt_frames
-            self.mem.write(self._area_l1e(v.vcpu_id) + GDT_PAGES * 8, _LDT_RUN.pack(*(
+            self.mem.write(area, packed[1] + (_NO_LDT if not ldt else _LDT_RUN.pack(*(
                 0 if ldt.get(page) is None else make_pte(ldt[page], _LDT_PAGE_FLAGS)
-                for page in range(LDT_PAGES))))
+                for page in range(LDT_PAGES)))))
+        else:
+            self.mem.write(area, packed[1])
         self._gdt_mapped[v.vcpu_id] = key
         return True
 
     def forget_gdt(self, v) -> None:
         """v's domain is going: if v's frames are what its area maps, map nothing there."""
+        self._gdt_packed.pop(v, None)
         previous = self._gdt_mapped.get(v.vcpu_id)
         if previous is not None and previous[0] is v:
             self.map_gdt(v.vcpu_id, [])

@@ -41,6 +41,19 @@ def test_three_domains_run_together_to_their_own_verdicts(modes):
     assert host.scheduler.switches > 2          # they took turns
 
 
+@pytest.mark.parametrize('modes', MODES, ids='-'.join)
+def test_two_domains_using_ldts_find_their_own_after_every_switch(modes):
+    """Their vCPU 0s share the hypervisor's GDT/LDT area: each switch-in maps that
+    vCPU's LDT pages there again (slices of ten instructions: dozens of switches)."""
+    host = Host(160)
+    host.scheduler.slice = 10
+    domains = [_boot(host, 'ldt', paging) for paging in modes]
+    exits = host.run(timeout=30)
+    assert all(e.exit.clean for e in exits), [e.describe() for e in exits]
+    assert [_verdict(d) for d in domains] == ['SUCCESS'] * 2
+    assert host.scheduler.switches > 20
+
+
 def test_a_domain_that_crashes_leaves_the_others_running():
     host = Host(160)
     crasher = _boot(host, 'hello', 'direct')
