@@ -171,11 +171,12 @@ def test_run_host_boots_a_backend_and_frontend_that_meet_through_the_xenstore(mo
     from pvshadow.guests.config import DomainSpec
     from pvshadow.shadow.api import run_host
     back, front = modes
+    # ten round trips once they have met (rnd= is hex): the thousand are the test above's
     results = run_host([
-        DomainSpec('pingpong', name='back', memory_mb=8, cmdline='xst=1 rol=0', peer='front',
-                   paging=back),
-        DomainSpec('pingpong', name='front', memory_mb=8, cmdline='xst=1 rol=1', peer='back',
-                   paging=front)])
+        DomainSpec('pingpong', name='back', memory_mb=8, cmdline='xst=1 rol=0 rnd=a',
+                   peer='front', paging=back),
+        DomainSpec('pingpong', name='front', memory_mb=8, cmdline='xst=1 rol=1 rnd=a',
+                   peer='back', paging=front)])
     assert [(r.domain.name, r.verdict) for r in results] == [('back', 'SUCCESS'),
                                                              ('front', 'SUCCESS')]
     assert all(r.exit.clean for r in results)
