@@ -126,6 +126,43 @@ class ForkedCommand:
             self.wait()
 
 
+class PtyCommand:
+    """`pvshadow ARGS` at a terminal of its own: forked as the other commands are, on a
+    pseudo-terminal that is its controlling terminal (so ^C typed there is its SIGINT),
+    driven through pexpect on the master side. env: variables set in the child only."""
+
+    def __init__(self, *args, cwd=ROOT, env=None, timeout=30, dimensions=(24, 80)):
+        import pty
+        import termios
+        from pexpect import fdpexpect
+        _before_fork()
+        self.pid, fd = pty.fork()
+        if self.pid == 0:
+            try:
+                os.chdir(cwd)
+                os.environ.update(env or {})
+            except BaseException:
+                os._exit(70)
+            run_as_process(cli_main, [str(a) for a in args])
+        termios.tcsetwinsize(fd, dimensions)
+        self.fd = fd
+        self.child = fdpexpect.fdspawn(fd, encoding='utf-8', timeout=timeout)
+        self.exitstatus = None
+
+    def __getattr__(self, name):              # expect, sendline, before, ...
+        return getattr(self.child, name)
+
+    def sendintr(self) -> None:
+        """^C, as typed at the terminal: the line discipline makes it SIGINT."""
+        self.child.send('\x03')
+
+    def close(self, timeout: float = 30) -> int:
+        if self.exitstatus is None:
+            self.exitstatus = _wait(self.pid, timeout)
+            os.close(self.fd)
+        return self.exitstatus
+
+
 def pvshadow_process(*args, timeout=120, **kwargs) -> subprocess.CompletedProcess:
     """`python -m pvshadow ARGS` in a fresh interpreter: for what is about the entry point."""
     return subprocess.run([sys.executable, '-m', 'pvshadow', *map(str, args)], cwd=ROOT,

@@ -1,29 +1,21 @@
 """Ctrl-C at a terminal stops a running guest at once: `run` reports where it was and
 exits 130, `trace` comes back to its prompt, `access` prints its summary; never a
 KeyboardInterrupt traceback."""
-import os
-import sys
 import time
 
 import pexpect
 
-from tests.conftest import ROOT
+from tests.cli import PtyCommand
 from tests.test_gdb_workflow import LOOP
 
 
 def _spawn(tmp_path, *args):
     kernel = tmp_path / 'loop.S'
     kernel.write_text(LOOP)
-    # pexpect is a terminal that never answers prompt_toolkit's cursor-position request:
-    # without NO_CPR the prompt waits 2 s for the answer before drawing
-    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', *args[:1], str(kernel), *args[1:]],
-                          cwd=ROOT, encoding='utf-8', timeout=20, dimensions=(40, 200),
-                          env=dict(os.environ, PROMPT_TOOLKIT_NO_CPR='1'))
-    # pexpect's fixed waits: 50 ms before each line sent, 100 ms at close (the command
-    # has ended by then: each test closes after EOF)
-    child.delaybeforesend = None
-    child.delayafterclose = 0
-    return child
+    # a terminal that never answers prompt_toolkit's cursor-position request: without
+    # NO_CPR the prompt waits 2 s for the answer before drawing
+    return PtyCommand(*args[:1], kernel, *args[1:], env={'PROMPT_TOOLKIT_NO_CPR': '1'},
+                      timeout=20, dimensions=(40, 200))
 
 
 # The guest prints, then reaches its spin loop within a few instructions: a tenth of a
@@ -74,9 +66,7 @@ def test_ctrl_c_in_access_prints_the_summary(tmp_path):
 def test_ctrl_c_ends_a_test_run_with_130_and_what_had_finished(tmp_path):
     kernel = tmp_path / 'loop.S'
     kernel.write_text(LOOP)
-    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'test', str(kernel), 'hello',
-                                           '--paging', 'direct', '-j', '2'],
-                          cwd=ROOT, encoding='utf-8', timeout=30)
+    child = PtyCommand('test', kernel, 'hello', '--paging', 'direct', '-j', '2', timeout=30)
     child.expect(r'hello-direct\s+SUCCESS')       # the live progress line: hello is done
     child.sendintr()
     child.expect(pexpect.EOF)

@@ -5,7 +5,6 @@ import os
 import shutil
 import socket
 import subprocess
-import sys
 
 import pytest
 
@@ -69,11 +68,10 @@ def test_breakpoints_at_an_address_and_on_hypercalls(tmp_path):
 
 def test_the_prompt_gives_the_same_output_as_the_script(tmp_path):
     pexpect = pytest.importorskip('pexpect')
+    from tests.cli import PtyCommand
     script_out = run_script(tmp_path, COMMANDS)
-    child = pexpect.spawn(sys.executable, ['-m', 'pvshadow', 'trace', 'pagetables'], cwd=ROOT,
-                          encoding='utf-8', timeout=60,
-                          env=dict(os.environ, TERM='dumb', PROMPT_TOOLKIT_NO_CPR='1'))
-    child.delaybeforesend = None                # pexpect's default waits 50 ms a line
+    child = PtyCommand('trace', 'pagetables', timeout=60,
+                       env={'TERM': 'dumb', 'PROMPT_TOOLKIT_NO_CPR': '1'})
     child.expect_exact('(pvshadow) ')
     typed = []
     for command in COMMANDS:
@@ -84,6 +82,7 @@ def test_the_prompt_gives_the_same_output_as_the_script(tmp_path):
         else:
             child.expect_exact('(pvshadow) ')
             typed.append(child.before)
+    assert child.close() == 0
     seen = '\n'.join(part.replace('\r\n', '\n') for part in typed)
     for line in script_out.splitlines():
         if line.strip():
