@@ -134,9 +134,17 @@ def memory_snapshot(d):
     """Which frames the domain owns, and every byte in them (but its grant frames, where
     the hypervisor marks a grant in use with GTF_reading/GTF_writing)."""
     owned = d.frames.owned_by(d.domid)
+    runs, start = [], None                 # runs of consecutive frames, one slice each
+    for prev, mfn in zip([None] + owned, owned + [None]):
+        if mfn is not None and mfn in d.grant_frames:
+            mfn = None
+        if start is None:
+            start = mfn
+        elif mfn != prev + 1:
+            runs.append((start, prev + 1))
+            start = mfn
     view = d.mem.view
-    return owned, b''.join(view[mfn << 12:(mfn + 1) << 12] for mfn in owned
-                           if mfn not in d.grant_frames)
+    return owned, b''.join(view[a << 12:b << 12] for a, b in runs)
 
 
 def grant_read_only(victim, ref: int, domid: int, mfn: int) -> None:
