@@ -163,6 +163,18 @@ def test_only_the_engines_owner_may_map_its_register_page(g):
     assert g.b.map(g.b.scratch, (engine.mfn + 1) << 12 | RW) == -EPERM
 
 
+def test_a_hypercall_buffer_on_the_devices_registers_is_efault(g):
+    """The hypervisor's copies to and from a guest reach RAM only: a buffer the backend
+    maps onto its device's register page (past the end of RAM) is -EFAULT, both ways."""
+    from tests.hostile import RW
+    engine = g.host.add_dma_engine(g.b.d)
+    assert g.b.map(g.b.scratch, engine.mfn << 12 | RW) == 0
+    assert g.b.call(xen.HYPERVISOR_xen_version, xen.XENVER_extraversion, g.b.scratch) == \
+        -xen.EFAULT
+    assert g.b.call(xen.HYPERVISOR_event_channel_op, xen.EVTCHNOP_send, g.b.scratch) == \
+        -xen.EFAULT
+
+
 CRASHING = '''.include "pv.inc"
 test_main:
     mov dword ptr [rip + shutdown_reason], SHUTDOWN_crash
