@@ -55,3 +55,12 @@ def test_every_builtin_kernel_source_parses_its_header():
     for name in os.listdir(os.path.join(ROOT, 'asm')):
         if name.endswith('.S'):
             kernel_header(os.path.join(ROOT, 'asm', name))
+
+
+def test_every_builtin_kernel_runs_in_one_of_the_kernel_tests():
+    """Each asm/ kernel passes in test_kernels (both modes, or translated) or here
+    (standalone, its header's options), so `pvshadow test asm` would pass whole."""
+    from tests.test_kernels import KERNELS, TRANSLATED_KERNELS
+    from pvshadow.guests.kernels import kernel_names
+    assert set(kernel_names()) == set(KERNELS) | set(TRANSLATED_KERNELS) | \
+        set(KERNELS_WITH_A_HEADER)
