@@ -21,13 +21,16 @@ from pvshadow.tools.runner import cli_main, run_as_process
 from tests.conftest import ROOT
 
 
-def _become_the_command(args, cwd, stdin_fd, out_fd, err_fd):
-    """In the child: fds 0-2 on the given ones, then the command as a process of its own
-    (pvshadow.tools.runner.run_as_process, what `pvshadow test` forks too); never returns."""
+def _become_the_command(args, cwd, stdin_fd=0, out_fd=1, err_fd=2, env=None):
+    """In the child: fds 0-2 on the given ones, env's variables set, then the command as
+    a process of its own (pvshadow.tools.runner.run_as_process, what `pvshadow test`
+    forks too); never returns."""
     try:
         for fd, target in ((stdin_fd, 0), (out_fd, 1), (err_fd, 2)):
-            os.dup2(fd, target)
+            if fd != target:
+                os.dup2(fd, target)
         os.chdir(cwd)
+        os.environ.update(env or {})
     except BaseException:
         os._exit(70)
     run_as_process(cli_main, args)
@@ -137,13 +140,8 @@ class PtyCommand:
         from pexpect import fdpexpect
         _before_fork()
         self.pid, fd = pty.fork()
-        if self.pid == 0:
-            try:
-                os.chdir(cwd)
-                os.environ.update(env or {})
-            except BaseException:
-                os._exit(70)
-            run_as_process(cli_main, [str(a) for a in args])
+        if self.pid == 0:                     # (pty.fork has put fds 0-2 on the terminal)
+            _become_the_command([str(a) for a in args], cwd, env=env)
         termios.tcsetwinsize(fd, dimensions)
         self.fd = fd
         self.child = fdpexpect.fdspawn(fd, encoding='utf-8', timeout=timeout)
