@@ -156,7 +156,9 @@ class VCpu:
         maddr = translate(mem.q, self.current_table(), va, write)
         if maddr is None:
             gw = walk(mem.read_u64, self.current_table(), va, PFEC_WRITE if write else 0)
-            raise GuestFault(f'{va:#x}: {gw.reason}')
+            # a walk translate() refused though it succeeds: its frame is past RAM
+            raise GuestFault(f'{va:#x}: ' + (gw.reason if not gw.ok else
+                                              'maps a frame past the end of RAM'))
         d = self.domain
         owner = d.frames.owner[maddr >> 12]
         if owner != d.domid and not d.types.may_map_foreign(d.domid, owner):

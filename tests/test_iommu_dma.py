@@ -8,6 +8,7 @@ from pvshadow.shadow import dma
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import EBUSY, ENOENT, EPERM
 from pvshadow.shadow.lifecycle import destroy, remove_target
+from pvshadow.shadow.vcpu import GuestFault
 from tests.grants import GrantHost
 
 pytestmark = pytest.mark.parametrize('paging', ['direct', 'shadow'])
@@ -173,6 +174,8 @@ def test_a_hypercall_buffer_on_the_devices_registers_is_efault(g):
         -xen.EFAULT
     assert g.b.call(xen.HYPERVISOR_event_channel_op, xen.EVTCHNOP_send, g.b.scratch) == \
         -xen.EFAULT
+    with pytest.raises(GuestFault, match='maps a frame past the end of RAM'):
+        g.b.v.translate(g.b.scratch)
 
 
 CRASHING = '''.include "pv.inc"
