@@ -244,15 +244,14 @@ def audit_frames(frames, types, domains) -> List[str]:
     for lo, hi in frames.touched_ranges():
         domids, times = np.unique(owner_np[lo:hi], return_counts=True)
         owned.update(dict(zip(domids.tolist(), times.tolist())))
-    owned.pop(DOMID_INVALID, None)
-    # An allocated frame's count includes its allocation (the comparison above holds it
-    # to that), so only a frame without one can be owned and unreferenced.
-    for lo, hi in frames.touched_ranges():
+        # An allocated frame's count includes its allocation (the comparison above holds
+        # it to that), so only a frame without one can be owned and unreferenced.
         loose = (allocated[lo:hi] == 0) & (owner_np[lo:hi] != DOMID_INVALID) & \
             (have[lo:hi] == 0)
         for mfn in (np.flatnonzero(loose) + lo).tolist():
             problems.append(f'{_at(frames, mfn)}: free but still owned')
             owned[owner[mfn]] -= 1
+    owned.pop(DOMID_INVALID, None)
     for mfn in np.flatnonzero(owner_np == DOMID_XEN).tolist():
         refs = frames.count[mfn]
         if refs and (refs != 1 or not frames.allocated[mfn] or frames.type_count[mfn]):
