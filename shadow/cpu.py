@@ -62,6 +62,14 @@ _GPRS16 = struct.Struct('<16Q')
 ENV_INDEX = {name: i for i, name in enumerate(_ENV_ORDER)}   # fault_gpr's names
 _SNAPSHOT_NAMES = _ENV_ORDER + ('rip', 'rflags', 'cr2', 'cr3', 'fs_base', 'gs_base')
 _CONTEXT_NAMES = _SNAPSHOT_NAMES + ('cs', 'ss')
+# vm_event_regs_x86 after its 16 general registers: rflags, (dr7), rip, (cr0), cr2, cr3;
+# then fs_base and gs_base further on
+_EVENT_RFLAGS_TO_CR3 = struct.Struct('<Q8xQ8xQQ')
+_EVENT_FS_BASE = vm_event_regs_x86.fs_base.offset
+_EVENT_FS_GS = struct.Struct('<QQ')
+assert (vm_event_regs_x86.rflags.offset, vm_event_regs_x86.rip.offset,
+        vm_event_regs_x86.cr2.offset, vm_event_regs_x86.cr3.offset,
+        vm_event_regs_x86.gs_base.offset) == (128, 144, 160, 168, _EVENT_FS_BASE + 8)
 
 
 class _RegisterBatch:
@@ -244,8 +252,8 @@ class PhysicalCpu:
         # the 16 registers as bytes, for a copy into a request without a ctypes call
         self._gprs_bytes = memoryview((ctypes.c_char * 128).from_address(base + first)).cast('B')
         self._env_at = env_at
-        self._env_slots = [(name, ctypes.c_uint64.from_address(base + at))
-                           for name, at in self._env_at.items()]
+        self._env_values = [ctypes.c_uint64.from_address(base + self._env_at[name])
+                            for name in ('rip', 'cr2', 'cr3', 'fs_base', 'gs_base')]
         self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
         self._rip = ctypes.c_uint64.from_address(base + self._env_at['rip'])
         self.fault_cr2 = self.fault_rip = 0
@@ -558,20 +566,26 @@ class PhysicalCpu:
         return {name: getattr(regs, name) for name in _SNAPSHOT_NAMES}
 
     def snapshot_into(self, regs, in_fault_hook: bool = False) -> None:
-        """Fill a vm_event_regs_x86 (its first 16 fields are QEMU's env->regs order) from a
-        fresh context copy: one memmove for the general registers. in_fault_hook: the
+        """Fill a vm_event_regs_x86 as pack_event_regs does."""
+        self.pack_event_regs(memoryview(regs).cast('B'), 0, in_fault_hook)
+
+    def pack_event_regs(self, buf, at: int, in_fault_hook: bool = False) -> None:
+        """Write a vm_event_regs_x86 into buf at `at`: the general registers (its first
+        16 fields are QEMU's env->regs order, one slice copy), rip, rflags, cr2, cr3 and
+        the FS/GS bases, from a fresh context copy; dr7 and cr0 are written as zero, and
+        the fields after cr3 up to fs_base are left as they are. in_fault_hook: the
         exception hook's own copy still holds (no register written since), so none is
         made."""
         if not (in_fault_hook and self.ctx_fresh):
             self.uc.context_update(self._ctx)
-        memoryview(regs).cast('B')[:128] = self._gprs_bytes
-        for name, slot in self._env_slots:     # rip, cr2, cr3, fs_base, gs_base
-            setattr(regs, name, slot.value)
+        buf[at:at + 128] = self._gprs_bytes
+        rip, cr2, cr3, fs_base, gs_base = [slot.value for slot in self._env_values]
         if self._in_syscall:
-            regs.rip += _SYSCALL_LEN
+            rip += _SYSCALL_LEN
         if _UC_REG_READ(self._uch, x86.UC_X86_REG_RFLAGS, self._rflags_pointer):
             raise CpuError('reading RFLAGS failed')
-        regs.rflags = self._rflags_value.value
+        _EVENT_RFLAGS_TO_CR3.pack_into(buf, at + 128, self._rflags_value.value, rip, cr2, cr3)
+        _EVENT_FS_GS.pack_into(buf, at + _EVENT_FS_BASE, fs_base, gs_base)
 
     def dump(self) -> dict:
         values = self.snapshot()

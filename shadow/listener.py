@@ -19,6 +19,7 @@ Event, and applies the answer there: no ring, no pause, no stop and restart of t
 The events and their order are the same as through the ring.
 """
 import json
+import struct
 from typing import Iterator, Optional
 
 from pvshadow.shadow.abi import xen
@@ -37,9 +38,12 @@ def _access_value(access) -> int:
     return ACCESS_BY_NAME[access] if isinstance(access, str) else int(access)
 
 
-# What a response is built from, once per event: a template and the flags it may carry.
-_vm_event_st = xen.vm_event_st
-_RESPONSE = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION))
+# A request's head as the response needs it (version, flags, reason, vcpu_id,
+# altp2m_idx, mem_access.gfn), and a whole response in one pack: the same head, then
+# the mem_access flags, the rest zero.
+_REQUEST_HEAD = struct.Struct('<IIIIH6xQ')
+_RESPONSE = struct.Struct('<IIIIH6xQ16xI%dx' % (xen.vm_event_st.size() - 52))
+assert _RESPONSE.size == xen.vm_event_st.size()
 _ALTERNATE_P2M, _TOGGLE_SINGLESTEP = (xen.VM_EVENT_FLAG_ALTERNATE_P2M,
                                       xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP)
 _VCPU_PAUSED, _EMULATE = xen.VM_EVENT_FLAG_VCPU_PAUSED, xen.MEM_ACCESS_EMULATE
@@ -156,32 +160,27 @@ class Listener:
                 view: Optional[int] = None, toggle_singlestep: bool = False) -> None:
         if event.responded:
             return
-        request = event.request
+        _version, req_flags, reason, vcpu_id, req_view, gfn = \
+            _REQUEST_HEAD.unpack_from(event.request)
         if access is not None:
-            if event.view:
+            if req_flags & _ALTERNATE_P2M and req_view:      # the event's altp2m view
                 from pvshadow.shadow.toolstack import xc_altp2m_set_mem_access
-                xc_altp2m_set_mem_access(self.domain, event.view, event.gfn,
-                                         _access_value(access))
+                xc_altp2m_set_mem_access(self.domain, req_view, gfn, _access_value(access))
             else:
-                xc_set_mem_access(self.domain, _access_value(access), request.mem_access.gfn, 1)
+                xc_set_mem_access(self.domain, _access_value(access), gfn, 1)
         flags = (_ALTERNATE_P2M if view is not None else 0) | \
             (_TOGGLE_SINGLESTEP if toggle_singlestep else 0)
         if event.in_hook:
             if flags:
                 from pvshadow.shadow.mem_access import apply_response_flags
-                apply_response_flags(self.domain.vcpus[request.vcpu_id], flags, view or 0)
+                apply_response_flags(self.domain.vcpus[vcpu_id], flags, view or 0)
             event.emulate, event.responded = emulate, True
             return
-        rsp = _vm_event_st.from_buffer_copy(_RESPONSE)       # version set, the rest zero
-        rsp.flags = request.flags & _VCPU_PAUSED | flags
-        rsp.reason, rsp.vcpu_id = request.reason, request.vcpu_id
-        if view:
-            rsp.altp2m_idx = view
-        ma = rsp.mem_access
-        ma.gfn = request.mem_access.gfn
-        if emulate:
-            ma.flags = _EMULATE
-        self.ring.put_response(rsp)
+        # as xen-access answers: a zeroed response with the request's reason, vCPU and
+        # gfn, its pause flag, and what the answer asks
+        self.ring.put_response(_RESPONSE.pack(
+            xen.VM_EVENT_INTERFACE_VERSION, req_flags & _VCPU_PAUSED | flags, reason, vcpu_id,
+            view or 0, gfn, _EMULATE if emulate else 0))
         event.responded = True
 
     def altp2m_watch(self, default_access) -> int:

@@ -12,6 +12,7 @@ run once, single-stepped, with a temporary mapping that grants exactly that acce
 everything else is a violation. r and rx2rw map read-only and no-execute/executable; rw
 maps writable no-execute; rx read-only executable; rwx is unrestricted.
 """
+import struct
 from typing import Dict, Optional
 
 from pvshadow.shadow.abi import xen
@@ -75,6 +76,7 @@ class MemAccess:
         # with each request, returns whether to emulate; no ring, pause or CPU stop.
         self.in_hook = None
         self.stats = {'violations': 0, 'events': 0, 'relaxed': 0, 'granted_once': 0}
+        self._request = bytearray(xen.vm_event_st.size())     # _send's, reused
 
     view = None                              # the altp2m view an event comes from
 
@@ -288,26 +290,29 @@ class MemAccess:
         """Put the request on the ring (None), or hand it to the in-hook listener and
         return its answer (whether to emulate). in_fault_hook: the registers are still
         the exception hook's saved copy (read without another context copy)."""
-        req = _vm_event_st.from_buffer_copy(_REQUEST_PAUSED if pause else _REQUEST)
-        req.vcpu_id = vcpu.vcpu_id
-        ma = req.mem_access
-        ma.gfn, ma.offset, ma.gla = mfn, offset, va
-        ma.flags = need | _GLA_VALID | kind
+        req = self._request
+        flags = _VCPU_PAUSED if pause else 0
         if self.view is not None:
-            req.altp2m_idx = self.view
-            req.flags |= xen.VM_EVENT_FLAG_ALTERNATE_P2M
-        vcpu.cpu.snapshot_into(req.regs, in_fault_hook)
+            flags |= xen.VM_EVENT_FLAG_ALTERNATE_P2M
+        _REQUEST_HEAD.pack_into(req, 0, xen.VM_EVENT_INTERFACE_VERSION, flags,
+                                xen.VM_EVENT_REASON_MEM_ACCESS, vcpu.vcpu_id, self.view or 0,
+                                mfn, offset, va, need | _GLA_VALID | kind)
+        vcpu.cpu.pack_event_regs(req, _REQUEST_REGS, in_fault_hook)
         in_hook = self.in_hook if pause else None
         if in_hook is None:
             self.channel.put_request(req)
         self.stats['events'] += 1
-        if self.domain.tracer is not None:
-            from pvshadow.shadow.vm_event import mem_access_record
-            self.domain.tracer(mem_access_record(req))
-        if in_hook is not None:
-            # answered now: whether to emulate (a register the listener wrote through
-            # the CPU marks the exception hook's context copy stale)
-            return bool(in_hook(req))
+        if in_hook is None and self.domain.tracer is None:
+            pass                            # the ring's common case: no structure built
+        else:
+            request = _vm_event_st.from_buffer_copy(req)
+            if self.domain.tracer is not None:
+                from pvshadow.shadow.vm_event import mem_access_record
+                self.domain.tracer(mem_access_record(request))
+            if in_hook is not None:
+                # answered now: whether to emulate (a register the listener wrote through
+                # the CPU marks the exception hook's context copy stale)
+                return bool(in_hook(request))
         if pause:
             vcpu.paused_for_event = True
         vcpu.request_exit(Exit(ExitReason.VM_EVENT, message=f'{_RIGHTS[need]} on mfn {mfn:#x} '
@@ -319,15 +324,14 @@ class MemAccess:
         if self.channel is None:
             return -EINVAL
         vcpus = self.domain.vcpus
-        for rsp in self.channel.take_responses():
-            if rsp.vcpu_id >= len(vcpus):
+        for flags, vcpu_id, altp2m_idx, _gfn, access_flags in self.channel.take_responses():
+            if vcpu_id >= len(vcpus):
                 continue
-            v = vcpus[rsp.vcpu_id]
-            if rsp.mem_access.flags & _EMULATE:
+            v = vcpus[vcpu_id]
+            if access_flags & _EMULATE:
                 v.emulate_once = True
-            flags = rsp.flags
             if flags & _RESPONSE_EXTRAS:
-                apply_response_flags(v, flags, rsp.altp2m_idx)
+                apply_response_flags(v, flags, altp2m_idx)
             if flags & _VCPU_PAUSED:
                 v.paused_for_event = False
                 fault, v.event_fault = v.event_fault, None
@@ -420,12 +424,13 @@ _EMULATE, _VCPU_PAUSED = xen.MEM_ACCESS_EMULATE, xen.VM_EVENT_FLAG_VCPU_PAUSED
 _RESPONSE_EXTRAS = xen.VM_EVENT_FLAG_ALTERNATE_P2M | xen.VM_EVENT_FLAG_TOGGLE_SINGLESTEP
 _GLA_VALID = xen.MEM_ACCESS_GLA_VALID
 
-# A mem_access request's fixed fields, copied into each new request in one go.
-_REQUEST = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
-                                 reason=xen.VM_EVENT_REASON_MEM_ACCESS))
-_REQUEST_PAUSED = bytes(xen.vm_event_st(version=xen.VM_EVENT_INTERFACE_VERSION,
-                                        flags=xen.VM_EVENT_FLAG_VCPU_PAUSED,
-                                        reason=xen.VM_EVENT_REASON_MEM_ACCESS))
+# A mem_access request is written into one reused buffer with two packs: this one
+# (version, flags, reason, vcpu_id, altp2m_idx, then the mem_access member: gfn, offset,
+# gla, flags) and the registers (PhysicalCpu.pack_event_regs). The fields neither
+# writes stay zero.
+_REQUEST_HEAD = struct.Struct('<IIIIH6xQQQI4x')
+_REQUEST_REGS = xen.vm_event_st.regs.offset
+assert _REQUEST_HEAD.size == _REQUEST_REGS == 56
 
 
 def access_op(domain, op: xen.xen_mem_access_op, start: int = 0) -> int:

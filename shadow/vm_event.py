@@ -8,7 +8,7 @@ puts requests and consumes responses; `ListenerRing` is the other end, used by t
 in-process listener the toolstack API hands out.
 """
 import struct
-from collections import deque
+from collections import deque, namedtuple
 from typing import Optional
 
 from pvshadow.shadow.abi import xen
@@ -19,6 +19,15 @@ RING_SIZE = 1 << ((4096 - xen.RING_HEADER_SIZE) // _ENTRY).bit_length() - 1
 _IDX = struct.Struct('<I')
 _SLOTS = xen.RING_HEADER_SIZE              # the entries follow the shared-ring header
 REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT = 0, 4, 8, 12
+
+# What the hypervisor acts on in a response, read in one call: flags, vcpu_id,
+# altp2m_idx, and the union's first two fields (mem_access's gfn and, past its offset
+# and gla, its flags; mem_sharing's gfn overlays the same bytes).
+Response = namedtuple('Response', 'flags vcpu_id altp2m_idx gfn access_flags')
+_RESPONSE = struct.Struct('<4xI4xIH6xQ16xI')
+assert (xen.vm_event_st.flags.offset, xen.vm_event_st.vcpu_id.offset,
+        xen.vm_event_st.altp2m_idx.offset, xen.vm_event_st.mem_access.offset,
+        xen.vm_event_mem_access.flags.offset) == (4, 12, 16, 24, 24)
 
 
 class SharedRing:
@@ -35,10 +44,10 @@ class SharedRing:
     def read(self, idx: int) -> xen.vm_event_st:
         return xen.vm_event_st.from_buffer_copy(self.mem.view, self.slot(idx))   # one copy
 
-    def push(self, field: int, entry: xen.vm_event_st) -> None:
-        """entry into the slot the producer index at field names, then that index on
-        (the caller has checked there is room): a memoryview copy and two index moves,
-        once per event."""
+    def push(self, field: int, entry) -> None:
+        """entry (a vm_event_st, or its 312 bytes) into the slot the producer index at
+        field names, then that index on (the caller has checked there is room): a
+        memoryview copy and two index moves, once per event."""
         view, base = self.mem.view, self.base
         prod = _IDX.unpack_from(view, base + field)[0]
         slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
@@ -56,10 +65,11 @@ class VmEventChannel(SharedRing):
         self.req_free_from = 0           # responses consumed free request slots
         self.backlog = deque()           # requests waiting for a free slot
 
-    def put_request(self, req: xen.vm_event_st) -> None:
-        """On the ring if a slot is free and nothing waits before it; else queued."""
+    def put_request(self, req) -> None:
+        """req (a vm_event_st, or its bytes) on the ring if a slot is free and nothing
+        waits before it; else a copy of it queued."""
         if self.backlog or not self._put(req):
-            self.backlog.append(req)
+            self.backlog.append(bytes(req))
 
     def flush_backlog(self) -> None:
         while self.backlog and self._put(self.backlog[0]):
@@ -72,10 +82,11 @@ class VmEventChannel(SharedRing):
         return True
 
     def take_responses(self):
+        """Each response the listener has put since the last call, as a Response."""
         out = []
-        prod = self.index(RSP_PROD)
+        view, prod = self.mem.view, self.index(RSP_PROD)
         while self.rsp_cons != prod:
-            out.append(self.read(self.rsp_cons))
+            out.append(Response._make(_RESPONSE.unpack_from(view, self.slot(self.rsp_cons))))
             self.rsp_cons += 1
         self.flush_backlog()
         return out
@@ -95,7 +106,8 @@ class ListenerRing(SharedRing):
         self.req_cons = cons + 1
         return self.read(cons)
 
-    def put_response(self, rsp: xen.vm_event_st) -> None:
+    def put_response(self, rsp) -> None:
+        """rsp: a vm_event_st, or its bytes."""
         self.push(RSP_PROD, rsp)
 
 
