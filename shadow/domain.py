@@ -507,13 +507,14 @@ class Domain(DomainMemory):
             self._switch_to(v)                  # another domain's vCPU was on the CPU
             start = cpu.rip
         else:
-            self._load_gdt(v)
-            v.load_watches(cpu)
-            # from where the CPU is: cpu.run reads it from the context copy it takes
+            # Still on the CPU since it stopped: its GDT, LDT and watches are loaded, and
+            # whatever changes them while it is the CPU's guest (set_gdt, the debug
+            # registers, watchpoints, CPUID faulting) reloads them itself. Run from where
+            # the CPU is: cpu.run reads it from the context copy it takes.
             start = cpu.rip if self.breakpoints else None
         if start in self.breakpoints:
             self.skip_breakpoint = start        # continuing from a breakpoint stop
-        began = time.monotonic()
+        began = time.monotonic() if timeout else 0.0
         spurious = 0
         watchdog = cpu.watchdog(timeout)        # one timer for the whole run
         try:
