@@ -224,10 +224,7 @@ class Listener:
             if exit_.reason is not ExitReason.VM_EVENT:
                 self.exit = exit_
                 return
-            while True:
-                request = self.ring.get_request()
-                if request is None:
-                    break
+            for request in self.ring.take_requests():
                 event = Event(self, request)
                 self.events_seen += 1
                 yield event

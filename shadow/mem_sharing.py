@@ -416,8 +416,8 @@ def sharing_ring_op(d, vop) -> int:
             v.paused_for_event = False
         return 0
     if vop.op == xen.XEN_VM_EVENT_RESUME:
-        for rsp in channel.take_responses():
-            if rsp.vcpu_id < len(d.vcpus) and rsp.flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
-                d.vcpus[rsp.vcpu_id].paused_for_event = False
+        for flags, vcpu_id, *_ in channel.take_responses():
+            if vcpu_id < len(d.vcpus) and flags & xen.VM_EVENT_FLAG_VCPU_PAUSED:
+                d.vcpus[vcpu_id].paused_for_event = False
         return 0
     return -EINVAL

@@ -8,7 +8,7 @@ puts requests and consumes responses; `ListenerRing` is the other end, used by t
 in-process listener the toolstack API hands out.
 """
 import struct
-from collections import deque, namedtuple
+from collections import deque
 from typing import Optional
 
 from pvshadow.shadow.abi import xen
@@ -20,10 +20,11 @@ _IDX = struct.Struct('<I')
 _SLOTS = xen.RING_HEADER_SIZE              # the entries follow the shared-ring header
 REQ_PROD, REQ_EVENT, RSP_PROD, RSP_EVENT = 0, 4, 8, 12
 
-# What the hypervisor acts on in a response, read in one call: flags, vcpu_id,
-# altp2m_idx, and the union's first two fields (mem_access's gfn and, past its offset
-# and gla, its flags; mem_sharing's gfn overlays the same bytes).
-Response = namedtuple('Response', 'flags vcpu_id altp2m_idx gfn access_flags')
+_MASK = 0xFFFFFFFF                         # the indices are free-running 32-bit counters
+
+# What the hypervisor acts on in a response, read in one unpack: (flags, vcpu_id,
+# altp2m_idx, gfn, access_flags) -- the union's first field is mem_access's gfn (and
+# mem_sharing's), and past its offset and gla come its flags.
 _RESPONSE = struct.Struct('<4xI4xIH6xQ16xI')
 assert (xen.vm_event_st.flags.offset, xen.vm_event_st.vcpu_id.offset,
         xen.vm_event_st.altp2m_idx.offset, xen.vm_event_st.mem_access.offset,
@@ -44,15 +45,19 @@ class SharedRing:
     def read(self, idx: int) -> xen.vm_event_st:
         return xen.vm_event_st.from_buffer_copy(self.mem.view, self.slot(idx))   # one copy
 
-    def push(self, field: int, entry) -> None:
+    def push(self, field: int, entry, cons: Optional[int] = None) -> bool:
         """entry (a vm_event_st, or its 312 bytes) into the slot the producer index at
-        field names, then that index on (the caller has checked there is room): a
-        memoryview copy and two index moves, once per event."""
+        field names, then that index on: a memoryview copy and two index moves, once per
+        event. With cons (the consumer's index), only if the ring has room; returns
+        whether it was put."""
         view, base = self.mem.view, self.base
         prod = _IDX.unpack_from(view, base + field)[0]
+        if cons is not None and (prod - cons) & _MASK >= RING_SIZE:
+            return False
         slot = base + _SLOTS + (prod % RING_SIZE) * _ENTRY
         view[slot:slot + _ENTRY] = memoryview(entry).cast('B')
-        _IDX.pack_into(view, base + field, (prod + 1) & 0xFFFFFFFF)
+        _IDX.pack_into(view, base + field, (prod + 1) & _MASK)
+        return True
 
 
 class VmEventChannel(SharedRing):
@@ -62,33 +67,32 @@ class VmEventChannel(SharedRing):
         super().__init__(mem, mfn)
         mem.clear_frame(mfn)
         self.rsp_cons = 0
-        self.req_free_from = 0           # responses consumed free request slots
         self.backlog = deque()           # requests waiting for a free slot
 
     def put_request(self, req) -> None:
         """req (a vm_event_st, or its bytes) on the ring if a slot is free and nothing
-        waits before it; else a copy of it queued."""
-        if self.backlog or not self._put(req):
+        waits before it; else a copy of it queued. (A slot is free once the response
+        that reused it has been consumed.)"""
+        if self.backlog or not self.push(REQ_PROD, req, self.rsp_cons):
             self.backlog.append(bytes(req))
 
     def flush_backlog(self) -> None:
-        while self.backlog and self._put(self.backlog[0]):
+        while self.backlog and self.push(REQ_PROD, self.backlog[0], self.rsp_cons):
             self.backlog.popleft()
 
-    def _put(self, req: xen.vm_event_st) -> bool:
-        if self.index(REQ_PROD) - self.rsp_cons >= RING_SIZE:
-            return False
-        self.push(REQ_PROD, req)
-        return True
-
-    def take_responses(self):
-        """Each response the listener has put since the last call, as a Response."""
+    def take_responses(self) -> list:
+        """Each response the listener has put since the last call, in order, as a tuple
+        (flags, vcpu_id, altp2m_idx, gfn, access_flags); then the held-back requests
+        that now fit."""
+        view, base = self.mem.view, self.base
+        prod, cons = self.index(RSP_PROD), self.rsp_cons
         out = []
-        view, prod = self.mem.view, self.index(RSP_PROD)
-        while self.rsp_cons != prod:
-            out.append(Response._make(_RESPONSE.unpack_from(view, self.slot(self.rsp_cons))))
-            self.rsp_cons += 1
-        self.flush_backlog()
+        while cons != prod:
+            out.append(_RESPONSE.unpack_from(view, base + _SLOTS + (cons % RING_SIZE) * _ENTRY))
+            cons = (cons + 1) & _MASK
+        self.rsp_cons = cons
+        if self.backlog:
+            self.flush_backlog()
         return out
 
 
@@ -103,8 +107,18 @@ class ListenerRing(SharedRing):
         cons = self.req_cons
         if cons == self.index(REQ_PROD):
             return None
-        self.req_cons = cons + 1
+        self.req_cons = (cons + 1) & _MASK
         return self.read(cons)
+
+    def take_requests(self) -> list:
+        """Every request put since the last take, in order (xen-access's inner loop)."""
+        view, cons, prod = self.mem.view, self.req_cons, self.index(REQ_PROD)
+        out = []
+        while cons != prod:
+            out.append(xen.vm_event_st.from_buffer_copy(view, self.slot(cons)))
+            cons = (cons + 1) & _MASK
+        self.req_cons = cons
+        return out
 
     def put_response(self, rsp) -> None:
         """rsp: a vm_event_st, or its bytes."""

@@ -2,7 +2,7 @@
 ring's overflow held back and put on as responses free slots, responses back in order."""
 from pvshadow.shadow.abi import xen
 from pvshadow.shadow.machine import MachineMemory
-from pvshadow.shadow.vm_event import RING_SIZE, ListenerRing, VmEventChannel
+from pvshadow.shadow.vm_event import REQ_PROD, RING_SIZE, RSP_PROD, ListenerRing, VmEventChannel
 
 RING_MFN = 3
 
@@ -41,7 +41,7 @@ def test_responses_come_back_in_order_and_free_slots_for_the_held_back_requests(
         rsp.mem_access.gfn = req.mem_access.gfn
         listener.put_response(rsp)
     responses = channel.take_responses()
-    assert [r.gfn for r in responses] == [0x1000 + n for n in range(RING_SIZE)]
+    assert [gfn for _, _, _, gfn, _ in responses] == [0x1000 + n for n in range(RING_SIZE)]
     assert not channel.backlog
     rest = []
     while (req := listener.get_request()) is not None:
@@ -56,4 +56,22 @@ def test_the_indices_wrap_past_the_ring_size_many_times():
         req = listener.get_request()
         assert req.mem_access.gfn == 0x1000 + n and listener.get_request() is None
         listener.put_response(req)
-        assert [r.gfn for r in channel.take_responses()] == [0x1000 + n]
+        assert [gfn for _, _, _, gfn, _ in channel.take_responses()] == [0x1000 + n]
+
+
+def test_the_indices_run_on_past_two_to_the_32():
+    channel, listener = _rings()
+    start = (1 << 32) - 3                    # as if 2**32 - 3 events had gone before
+    for field in (REQ_PROD, RSP_PROD):
+        channel.mem.view[channel.base + field:channel.base + field + 4] = start.to_bytes(4, 'little')
+    channel.rsp_cons = listener.req_cons = start
+    for n in range(RING_SIZE):
+        channel.put_request(_request(n))
+    requests = listener.take_requests()
+    assert [req.mem_access.gfn for req in requests] == [0x1000 + n for n in range(RING_SIZE)]
+    assert listener.take_requests() == [] and listener.req_cons == RING_SIZE - 3
+    for req in requests:
+        listener.put_response(req)
+    assert [gfn for _, _, _, gfn, _ in channel.take_responses()] == \
+        [0x1000 + n for n in range(RING_SIZE)]
+    assert channel.take_responses() == [] and channel.rsp_cons == RING_SIZE - 3
