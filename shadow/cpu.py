@@ -15,6 +15,7 @@ to `guest.on_port_in`/`on_port_out`, and a refusal is made into a precise #GP wi
 I/O breakpoint (_init_io_trap).
 """
 import ctypes
+import operator
 import struct
 from typing import Optional
 
@@ -37,6 +38,8 @@ _UC_REG_READ = _uclib.uc_reg_read
 _UC_REG_READ_BATCH = _uclib.uc_reg_read_batch
 _UC_CONTEXT_SAVE = _uclib.uc_context_save
 _UC_CONTEXT_RESTORE = _uclib.uc_context_restore
+_UC_EMU_STOP = _uclib.uc_emu_stop
+_UC_EMU_START = _uclib.uc_emu_start
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
@@ -171,6 +174,20 @@ def _locate_context_fields(uc, ctx, base: int):
     return ctx.size, dr0, first, env_at
 
 
+def _env_reader(offsets):
+    """(first offset, a Struct, an itemgetter): the Struct unpacks the 64-bit fields at
+    these context offsets from the first one on, in offset order, in one call; the
+    getter puts them back in the order given."""
+    order = sorted(range(len(offsets)), key=offsets.__getitem__)
+    first = at = offsets[order[0]]
+    fmt = '<'
+    for i in order:
+        fmt += f'{offsets[i] - at}xQ'
+        at = offsets[i] + 8
+    return first, struct.Struct(fmt), operator.itemgetter(*(order.index(i)
+                                                            for i in range(len(offsets))))
+
+
 class CpuError(Exception):
     """Unicorn refused to go on (an internal error, not a guest fault)."""
 
@@ -252,8 +269,10 @@ class PhysicalCpu:
         # the 16 registers as bytes, for a copy into a request without a ctypes call
         self._gprs_bytes = memoryview((ctypes.c_char * 128).from_address(base + first)).cast('B')
         self._env_at = env_at
-        self._env_values = [ctypes.c_uint64.from_address(base + self._env_at[name])
-                            for name in ('rip', 'cr2', 'cr3', 'fs_base', 'gs_base')]
+        # rip, cr2, cr3 and the FS/GS bases in one unpack from the saved bytes
+        self._ctx_bytes = memoryview((ctypes.c_char * ctx.size).from_address(base)).cast('B')
+        self._env_first, self._env_values, self._env_order = _env_reader(
+            [env_at[name] for name in ('rip', 'cr2', 'cr3', 'fs_base', 'gs_base')])
         self._cr2 = ctypes.c_uint64.from_address(base + self._env_at['cr2'])
         self._rip = ctypes.c_uint64.from_address(base + self._env_at['rip'])
         self.fault_cr2 = self.fault_rip = 0
@@ -579,7 +598,8 @@ class PhysicalCpu:
         if not (in_fault_hook and self.ctx_fresh):
             self.uc.context_update(self._ctx)
         buf[at:at + 128] = self._gprs_bytes
-        rip, cr2, cr3, fs_base, gs_base = [slot.value for slot in self._env_values]
+        rip, cr2, cr3, fs_base, gs_base = self._env_order(
+            self._env_values.unpack_from(self._ctx_bytes, self._env_first))
         if self._in_syscall:
             rip += _SYSCALL_LEN
         if _UC_REG_READ(self._uch, x86.UC_X86_REG_RFLAGS, self._rflags_pointer):
@@ -698,21 +718,22 @@ class PhysicalCpu:
             # already in the cache were translated without that and would run to their
             # end (a single step would run a whole block).
             self.uc.ctl_flush_tb()
-        try:
-            self.uc.emu_start(rip, NEVER, timeout_us, count)
-        except UcError as exc:
-            # A hook that raised can also make Unicorn fail (an invalid-instruction hook
-            # that did not answer True): the hook's exception is the real story.
-            raised = getattr(self.uc, '_hook_exception', None)
-            if raised is not None:
-                raise HypervisorError(raised) from raised
-            raise CpuError(str(exc)) from exc
-        except Exception as exc:
-            # The binding re-raises here what a hook raised. No guest input should get
-            # this far; if one does, the run ends with an internal error, not a traceback.
-            raise HypervisorError(exc) from exc
+        # libunicorn directly, as the binding's emu_start does it: the binding's hook
+        # wrapper keeps what a hook raised in _hook_exception and stops the CPU.
+        uc = self.uc
+        uc._hook_exception = None
+        status = _UC_EMU_START(self._uch, rip, NEVER, timeout_us, count)
+        raised = uc._hook_exception
+        if raised is not None:
+            # No guest input should get this far; if one does, the run ends with an
+            # internal error, not a traceback. (A hook that raised can also make Unicorn
+            # fail, an invalid-instruction hook that did not answer True: the hook's
+            # exception is the real story.)
+            raise HypervisorError(raised) from raised
+        if status:
+            raise CpuError(str(UcError(status)))
         return self._stopped
 
     def stop(self) -> None:
         self._stopped = True
-        self.uc.emu_stop()
+        _UC_EMU_STOP(self._uch)             # cannot fail once the engine exists

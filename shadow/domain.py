@@ -22,6 +22,7 @@ from pvshadow.shadow.paging.types import PageTypes
 from pvshadow.shadow.physmap import DomainMemory, ReverseP2m
 from pvshadow.shadow.segments import destroy_ldt, ldt_args_ok, load_ldt, set_ldt
 from pvshadow.shadow.vcpu import VCpu
+from pvshadow.shadow.watchdog import NO_WATCHDOG
 from pvshadow.shadow.watch import Watch, WatchHit
 from pvshadow.shadow.xenspace import GDT_LIMIT, TRAMPOLINE_VA, XenSpace, gdt_va
 
@@ -516,7 +517,7 @@ class Domain(DomainMemory):
             self.skip_breakpoint = start        # continuing from a breakpoint stop
         began = time.monotonic() if timeout else 0.0
         spurious = 0
-        watchdog = cpu.watchdog(timeout)        # one timer for the whole run
+        watchdog = cpu.watchdog(timeout) if timeout else NO_WATCHDOG   # one for the run
         try:
             while not watchdog.fired:
                 try:
