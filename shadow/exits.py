@@ -1,7 +1,7 @@
 """What a run returns: an exit with a reason, KVM style."""
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional
+from typing import Callable, Optional
 
 
 class ExitReason(str, Enum):
@@ -37,6 +37,21 @@ class Exit:
         else:
             text = self.reason.value
         return f'{text}: {self.message}' if self.message else text
+
+
+class EventExit(Exit):
+    """A VM_EVENT exit whose message is formatted only when read: one is made for every
+    request put on a ring, and a listener that answers them rarely reads it."""
+
+    def __init__(self, describe: Callable[..., str], *args):
+        self.reason = ExitReason.VM_EVENT
+        self.registers = {}
+        self._describe = (describe, args)
+
+    @property
+    def message(self) -> str:
+        describe, args = self._describe
+        return describe(*args)
 
 
 def interrupted(registers: dict) -> Exit:

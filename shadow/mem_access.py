@@ -19,7 +19,7 @@ from pvshadow.shadow.abi import xen
 from pvshadow.shadow.abi.xen import (ACCESS_NAMES, EINVAL, MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X,
                             XENMEM_access_default, XENMEM_access_n2rwx, XENMEM_access_rw,
                             XENMEM_access_rwx, XENMEM_access_rx2rw)
-from pvshadow.shadow.exits import Exit, ExitReason
+from pvshadow.shadow.exits import EventExit, Exit, ExitReason
 from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
                                PFEC_INSN, PFEC_WRITE)
 
@@ -113,8 +113,12 @@ class MemAccess:
             self.set_default(access)
             return 0
         owns = self.valid
-        if start == 0 and not (owns(first) if nr == 1 else
-                               all(owns(first + i) for i in range(nr))):
+        if nr == 1 and start == 0:                  # a listener's answer: one frame
+            if not owns(first):
+                return -EINVAL
+            self.set_one(first, access)
+            return 0
+        if start == 0 and not all(owns(first + i) for i in range(nr)):
             return -EINVAL
         end = min(nr, start + CONTINUATION_CHUNK)
         for i in range(start, end):
@@ -176,15 +180,16 @@ class MemAccess:
     def _tables_refusing_ad(self, levels, need: int):
         """(table, index) of each entry whose A/D write this walk needs and whose table's
         access type refuses writes; each asked when reached (an answer for one table may
-        change the next one's type)."""
-        if self._tables_unwatched(levels):
-            return
+        change the next one's type). Callers ask _tables_unwatched first: the common
+        case then makes no generator."""
         for level, table_mfn, index, entry in levels:
             if _wants_ad(level, entry, need) and not PERMITS[self.get(table_mfn)] & W:
                 yield table_mfn, index
 
     def _gpt_violation(self, vcpu, levels, va: int, need: int) -> Optional[str]:
         """The walk is about to set A/D bits in a guest table: a write to that table."""
+        if self._tables_unwatched(levels):
+            return None
         for table_mfn, index in self._tables_refusing_ad(levels, need):
             if self._check(vcpu, table_mfn, index * 8, va, W,
                            xen.MEM_ACCESS_FAULT_IN_GPT) is HANDLED:
@@ -195,7 +200,8 @@ class MemAccess:
         """Whether on_fault would let this walk's access through with no event, grant or
         state change (every A/D-wanting table writable, the frame's access expressible
         in a shadow)."""
-        if next(self._tables_refusing_ad(levels, need), None) is not None:
+        if not self._tables_unwatched(levels) and \
+                next(self._tables_refusing_ad(levels, need), None) is not None:
             return False
         access = self.get(mfn)
         return bool(PERMITS[access] & need) and _expressible(access, need)
@@ -315,8 +321,7 @@ class MemAccess:
                 return bool(in_hook(request))
         if pause:
             vcpu.paused_for_event = True
-        vcpu.request_exit(Exit(ExitReason.VM_EVENT, message=f'{_RIGHTS[need]} on mfn {mfn:#x} '
-                               f'at {va:#x}{"" if pause else " (vCPU not paused)"}'))
+        vcpu.request_exit(EventExit(_describe_request, need, mfn, va, pause))
 
     # --- the listener's side ------------------------------------------------------------------
     def resume(self) -> int:
@@ -340,6 +345,11 @@ class MemAccess:
                     # through silently, so it does not fault a second time.
                     self.domain.paging.prefill(v, *fault)
         return 0
+
+
+def _describe_request(need: int, mfn: int, va: int, paused: bool) -> str:
+    """The message of a mem_access request's VM_EVENT exit."""
+    return f'{_RIGHTS[need]} on mfn {mfn:#x} at {va:#x}{"" if paused else " (vCPU not paused)"}'
 
 
 def apply_response_flags(v, flags: int, altp2m_idx: int) -> None:

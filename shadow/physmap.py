@@ -83,7 +83,8 @@ class DomainMemory:
         v.crash(message)
 
     def owns(self, mfn: int) -> bool:
-        return self.frames.is_valid(mfn) and self.frames.owner[mfn] == self.domid
+        frames = self.frames
+        return 0 <= mfn < frames.nr_frames and frames.owner[mfn] == self.domid
 
     def pfn_valid(self, pfn: int) -> bool:
         return pfn < len(self.p2m) and self.p2m[pfn] != INVALID_M2P_ENTRY

@@ -53,6 +53,16 @@ def test_a_write_watch_reports_each_write_to_the_page():
     assert d.stats['stores_emulated'] == 5 and d.stats['mem_access_single_steps'] == 0
 
 
+def test_the_vm_event_exit_names_the_access_the_frame_and_the_address():
+    d = boot()
+    listener = Listener(d)
+    watched = mfn_of(d, SYMBOLS['watched'])
+    listener.set_access('rx', watched)
+    exit_ = d.run(timeout=30)
+    assert exit_.reason is ExitReason.VM_EVENT
+    assert exit_.describe() == f'vm_event: -w- on mfn {watched:#x} at {SYMBOLS["watched"]:#x}'
+
+
 def test_an_in_hook_emulate_answer_is_applied_in_the_faulting_hook():
     """Answered inside the hook, "emulate" needs no second fault: the store is applied
     where the ring's resume would have the retry apply it."""
