@@ -122,8 +122,6 @@ def _desc_limit(desc: int) -> int:
     return (limit << 12) | 0xFFF if desc >> 32 & _DESC_G else limit
 _LDT_DESCRIPTOR_FLAGS = (1 << 15) | (2 << 8)      # present, system type 2 (LDT)
 
-# Runs never reach this address: the run loop returns only when a hook stops the CPU.
-NEVER = 0xFFFF82D0BFFFF000
 _SYSCALL_LEN = 2
 
 
@@ -207,6 +205,11 @@ class PhysicalCpu:
         self.mem = mem
         self.uc = uc = Uc(UC_ARCH_X86, UC_MODE_64)
         uc.mem_map_ptr(0, mem.size, UC_PROT_ALL, mem.host_address)
+        # A run ends only when a hook stops the CPU: exit points on, and none set. An
+        # `until` address would be looked up as code at the end of every emu_start, to
+        # drop its translation; an address the guest's tables do not map then makes a
+        # failed page walk that leaves env->old_exception set (docs/UNICORN.md item 23).
+        uc.ctl_exits_enabled(True)
         self.guest = None            # the vCPU whose hooks run; set by the scheduler
         self._in_syscall = False
         self._stopped = False
@@ -277,6 +280,7 @@ class PhysicalCpu:
         self._rip = ctypes.c_uint64.from_address(base + self._env_at['rip'])
         self.fault_cr2 = self.fault_rip = 0
         self.ctx_fresh = False                  # the saved copy still holds the CPU's state
+        self._copy_at_stop = False              # ... and the CPU stopped right after it
 
     def _init_long_mode(self):
         uc = self.uc
@@ -367,6 +371,10 @@ class PhysicalCpu:
             self.guest.on_exception(vector, error_code, software)
         finally:
             self._in_exception_hook = False
+        # A stop asked here ends the run right after this hook, with nothing else run:
+        # if no register was written since the copy was restored, the CPU stops in the
+        # state the copy holds (old_exception cleared), and the restart need take none.
+        self._copy_at_stop = self._stopped and self.ctx_fresh
 
     def _on_invalid_opcode(self, uc, _user):
         # Unicorn never raises #UD to the interrupt hook: an undefined opcode (ud2, and
@@ -375,10 +383,18 @@ class PhysicalCpu:
         self.guest.on_invalid_opcode()
         return True
 
-    def _clear_pending_exception(self) -> None:
+    def _clear_pending_exception(self) -> int:
         # A stop requested inside a hook can leave env->old_exception set too, and the
         # first fault after restarting would then arrive as a double fault. (And the
-        # I/O trap's hflags bit stays set, whatever the run before did.)
+        # I/O trap's hflags bit stays set, whatever the run before did.) Returns RIP.
+        if self._copy_at_stop and self.ctx_fresh:
+            # The exception hook stopped the CPU and nothing has written it since: its
+            # copy is the CPU's state. (The copy is never restored here: the CPU has left
+            # its execution loop since, which recomputed RFLAGS.)
+            self._copy_at_stop = False
+            if self._hflags.value & _HF_IOBPT and self._old_exception.value == -1:
+                return self._rip.value
+        self._copy_at_stop = False
         handle = self._ctx_handle
         if _UC_CONTEXT_SAVE(self._uch, handle):
             raise CpuError('saving the CPU context failed')
@@ -682,6 +698,7 @@ class PhysicalCpu:
         so the next fault would arrive as a double fault (docs/UNICORN.md item 20): it is
         cleared again here. (uc_mem_write would not do: it drops no translation.)"""
         self.uc.ctl_remove_cache(va, va + size)
+        self._copy_at_stop = False          # the CPU's state is not the copy's any more
         self._clear_pending_exception()
 
     # --- running ------------------------------------------------------------------------------
@@ -722,7 +739,7 @@ class PhysicalCpu:
         # wrapper keeps what a hook raised in _hook_exception and stops the CPU.
         uc = self.uc
         uc._hook_exception = None
-        status = _UC_EMU_START(self._uch, rip, NEVER, timeout_us, count)
+        status = _UC_EMU_START(self._uch, rip, 0, timeout_us, count)   # `until`: unused
         raised = uc._hook_exception
         if raised is not None:
             # No guest input should get this far; if one does, the run ends with an
