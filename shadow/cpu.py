@@ -40,6 +40,10 @@ _UC_CONTEXT_SAVE = _uclib.uc_context_save
 _UC_CONTEXT_RESTORE = _uclib.uc_context_restore
 _UC_EMU_STOP = _uclib.uc_emu_stop
 _UC_EMU_START = _uclib.uc_emu_start
+# libunicorn's callback types for the hooks added directly (_add_direct_hook)
+_HOOK_INTR = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
+_HOOK_SYSCALL = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p)
+_uc_hook_h = ctypes.c_size_t
 
 CR0_PE, CR0_MP, CR0_ET, CR0_NE, CR0_WP, CR0_PG = 1, 2, 0x10, 0x20, 1 << 16, 1 << 31
 CR4_PAE, CR4_OSFXSR, CR4_OSXMMEXCPT = 1 << 5, 1 << 9, 1 << 10
@@ -210,6 +214,7 @@ class PhysicalCpu:
         # drop its translation; an address the guest's tables do not map then makes a
         # failed page walk that leaves env->old_exception set (docs/UNICORN.md item 23).
         uc.ctl_exits_enabled(True)
+        self._uch = uc._uch          # libunicorn's handle, for the calls made directly
         self.guest = None            # the vCPU whose hooks run; set by the scheduler
         self._in_syscall = False
         self._stopped = False
@@ -218,8 +223,9 @@ class PhysicalCpu:
         self._init_exception_state()
         self._init_long_mode()
         self._init_io_trap()
-        uc.hook_add(UC_HOOK_INTR, self._on_interrupt)
-        uc.hook_add(UC_HOOK_INSN, self._on_syscall, None, 1, 0, x86.UC_X86_INS_SYSCALL)
+        self._add_direct_hook(UC_HOOK_INTR, _HOOK_INTR, self._on_interrupt)
+        self._add_direct_hook(UC_HOOK_INSN, _HOOK_SYSCALL, self._on_syscall,
+                              ctypes.c_int(x86.UC_X86_INS_SYSCALL))
         uc.hook_add(UC_HOOK_INSN, self._on_port_in, None, 1, 0, x86.UC_X86_INS_IN)
         uc.hook_add(UC_HOOK_INSN, self._on_port_out, None, 1, 0, x86.UC_X86_INS_OUT)
         uc.hook_add(UC_HOOK_INSN, self._on_cpuid, None, 1, 0, x86.UC_X86_INS_CPUID)
@@ -229,7 +235,6 @@ class PhysicalCpu:
         self._in_exception_hook = False  # inside _on_interrupt's handling (the rip setter)
         # RIP written through libunicorn directly: the binding's generic path costs 2.6 us
         # (reg_write) and 6.3 us (reg_write_batch) against 1.0 and 1.4 here.
-        self._uch = uc._uch
         self._rip_value = ctypes.c_uint64()
         self._rip_pointer = ctypes.byref(self._rip_value)
         self._rip_ids = (ctypes.c_int * 1)(x86.UC_X86_REG_RIP)
@@ -335,46 +340,50 @@ class PhysicalCpu:
         self.uc.reg_write(x86.UC_X86_REG_LDTR, (selector, base, limit, flags))
 
     # --- hooks ----------------------------------------------------------------------------
-    def _on_interrupt(self, uc, vector, _user):
-        handle = self._ctx_handle
-        if _UC_CONTEXT_SAVE(self._uch, handle):
-            raise CpuError('saving the CPU context failed')
-        error_code = self._error_code.value & 0xFFFFFFFF
-        software = self._is_int.value != 0
-        self.fault_cr2 = self._cr2.value        # what a #PF left in CR2, without a reg_read
-        self.fault_rip = self._rip.value        # the faulting instruction, likewise
-        self._old_exception.value = -1
-        if _UC_CONTEXT_RESTORE(self._uch, handle):
-            raise CpuError('restoring the CPU context failed')
-        self.ctx_fresh = True                   # the saved copy is the CPU's, until a write
-        if self._io_refused is not None and vector == 1:
-            # the I/O breakpoint _refuse_port pointed at the port: undo the access's
-            # effect on RAX and fault on the instruction instead
-            rip, rax = self._io_refused
-            self._io_refused = None
-            self.ctx_fresh = False
-            uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
-            uc.reg_write(x86.UC_X86_REG_RAX, rax)
-            self.rip = rip
-            vector, error_code, software = 13, 0, False
-        if vector == 8 and not software:
-            # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
-            # folding a fault into a stale earlier one (seen when a run is restarted after
-            # a stop requested inside this hook). With the state cleared, retrying the
-            # instruction raises the real fault with its own error code.
-            self._double_faults += 1
-            if self._double_faults <= 3:
-                return
-        self._double_faults = 0
-        self._in_exception_hook = True
+    def _on_interrupt(self, _handle, vector, _user):
+        # Registered with libunicorn directly (_add_direct_hook), as _on_syscall is.
         try:
-            self.guest.on_exception(vector, error_code, software)
-        finally:
-            self._in_exception_hook = False
-        # A stop asked here ends the run right after this hook, with nothing else run:
-        # if no register was written since the copy was restored, the CPU stops in the
-        # state the copy holds (old_exception cleared), and the restart need take none.
-        self._copy_at_stop = self._stopped and self.ctx_fresh
+            handle = self._ctx_handle
+            if _UC_CONTEXT_SAVE(self._uch, handle):
+                raise CpuError('saving the CPU context failed')
+            error_code = self._error_code.value & 0xFFFFFFFF
+            software = self._is_int.value != 0
+            self.fault_cr2 = self._cr2.value        # what a #PF left in CR2, without a reg_read
+            self.fault_rip = self._rip.value        # the faulting instruction, likewise
+            self._old_exception.value = -1
+            if _UC_CONTEXT_RESTORE(self._uch, handle):
+                raise CpuError('restoring the CPU context failed')
+            self.ctx_fresh = True                   # the saved copy is the CPU's, until a write
+            if self._io_refused is not None and vector == 1:
+                # the I/O breakpoint _refuse_port pointed at the port: undo the access's
+                # effect on RAX and fault on the instruction instead
+                rip, rax = self._io_refused
+                self._io_refused = None
+                self.ctx_fresh = False
+                self.uc.reg_write(x86.UC_X86_REG_DR3, _NO_PORT)
+                self.uc.reg_write(x86.UC_X86_REG_RAX, rax)
+                self.rip = rip
+                vector, error_code, software = 13, 0, False
+            if vector == 8 and not software:
+                # Nothing here delivers through an IDT, so a hardware #DF can only be Unicorn
+                # folding a fault into a stale earlier one (seen when a run is restarted after
+                # a stop requested inside this hook). With the state cleared, retrying the
+                # instruction raises the real fault with its own error code.
+                self._double_faults += 1
+                if self._double_faults <= 3:
+                    return
+            self._double_faults = 0
+            self._in_exception_hook = True
+            try:
+                self.guest.on_exception(vector, error_code, software)
+            finally:
+                self._in_exception_hook = False
+            # A stop asked here ends the run right after this hook, with nothing else run:
+            # if no register was written since the copy was restored, the CPU stops in the
+            # state the copy holds (old_exception cleared), and the restart need take none.
+            self._copy_at_stop = self._stopped and self.ctx_fresh
+        except BaseException as exc:
+            self._hook_raised(exc)
 
     def _on_invalid_opcode(self, uc, _user):
         # Unicorn never raises #UD to the interrupt hook: an undefined opcode (ud2, and
@@ -487,12 +496,36 @@ class PhysicalCpu:
         """The time-stamp counter the guest's rdtsc reads."""
         return self.uc.reg_read(x86.UC_X86_REG_MSR, 0x10)
 
-    def _on_syscall(self, uc, _user):
+    def _on_syscall(self, _handle, _user):
         self._in_syscall = True
         try:
             self.guest.on_syscall()
+        except BaseException as exc:
+            self._hook_raised(exc)
         finally:
             self._in_syscall = False
+
+    def _hook_raised(self, exc: BaseException) -> None:
+        """What the binding's hook wrapper does with an exception from a hook: keep the
+        first for run() to raise, and stop the CPU."""
+        uc = self.uc
+        if uc._hook_exception is None:
+            uc._hook_exception = exc
+        self._copy_at_stop = False
+        _UC_EMU_STOP(self._uch)
+
+    def _add_direct_hook(self, htype: int, functype, callback, *extra) -> None:
+        """A hook registered with libunicorn itself, its callback given libunicorn's
+        arguments: the binding's hook_add puts two Python frames of its own (a guard and
+        an adapter) before every call, and these run for every fault and hypercall. The
+        callback must catch its own exceptions (_hook_raised)."""
+        handle = _uc_hook_h()
+        fptr = functype(callback)
+        rc = _uclib.uc_hook_add(self._uch, ctypes.byref(handle), htype, fptr, None,
+                                ctypes.c_uint64(1), ctypes.c_uint64(0), *extra)
+        if rc:
+            raise CpuError(f'adding a hook failed: {UcError(rc)}')
+        self.uc._callbacks[handle.value] = fptr        # kept alive with the binding's own
 
     # --- registers --------------------------------------------------------------------------
     def reg(self, name: str) -> int:

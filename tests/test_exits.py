@@ -108,3 +108,22 @@ def test_a_hypervisor_bug_in_an_invalid_opcode_hook_is_an_internal_error_naming_
     assert result.exit.reason is ExitReason.INTERNAL_ERROR
     assert 'hypervisor error: RuntimeError: a bug in the #UD path' in result.exit.describe()
     assert result.domain.stats['hypervisor_errors'] == 1
+
+
+@pytest.mark.hypervisor_error_expected
+@pytest.mark.parametrize('path, method, body', [
+    ('fault', 'on_exception', 'test_main:\n    mov rax, [0]\n    ret\n'),
+    ('hypercall', 'on_syscall', 'test_main:\n    xor edi, edi\n    call hc_sched_op\n    ret\n')])
+def test_a_hypervisor_bug_in_the_fault_or_hypercall_hook_is_an_internal_error_naming_it(
+        tmp_path, monkeypatch, path, method, body):
+    """These two hooks are registered with libunicorn directly, without the binding's
+    guard: their own catches the exception and stops the CPU, and the exit names it."""
+    from pvshadow.shadow.vcpu import VCpu
+
+    def broken(self, *args):
+        raise RuntimeError(f'a bug in the {path} path')
+    monkeypatch.setattr(VCpu, method, broken)
+    result = run_body(tmp_path, body)
+    assert result.exit.reason is ExitReason.INTERNAL_ERROR
+    assert f'hypervisor error: RuntimeError: a bug in the {path} path' in result.exit.describe()
+    assert result.domain.stats['hypervisor_errors'] == 1
