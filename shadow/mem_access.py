@@ -21,7 +21,7 @@ from pvshadow.shadow.abi.xen import (ACCESS_NAMES, EINVAL, MEM_ACCESS_R, MEM_ACC
                             XENMEM_access_rwx, XENMEM_access_rx2rw)
 from pvshadow.shadow.exits import EventExit, Exit, ExitReason
 from pvshadow.shadow.paging.x86 import (_PAGE_ACCESSED, _PAGE_DIRTY, _PAGE_NX, _PAGE_PRESENT, _PAGE_RW,
-                               PFEC_INSN, PFEC_WRITE)
+                               ADDR_MASK, PFEC_INSN, PFEC_WRITE)
 
 R, W, X = MEM_ACCESS_R, MEM_ACCESS_W, MEM_ACCESS_X
 PERMITS = {0: 0, 1: R, 2: W, 3: R | W, 4: X, 5: R | X, 6: W | X, 7: R | W | X, 8: R | X, 9: 0}
@@ -281,8 +281,7 @@ class MemAccess:
             paging.set_levels_ad(levels, pfec)
         else:
             paging.set_walk_ad(vcpu, va, pfec)
-        if need == W and vcpu.emulator.emulate_store(va, mfn):
-            paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
+        if need == W and self._store_now(vcpu, mfn, va):
             return HANDLED                 # emulated as Xen does: no single step
         from pvshadow.shadow.paging.emulate import StepRequest
         flags = _PAGE_PRESENT | _PAGE_ACCESSED | (_PAGE_RW | _PAGE_DIRTY if need == W else 0)
@@ -290,6 +289,35 @@ class MemAccess:
             flags |= _PAGE_NX
         vcpu.request_step(StepRequest(va, mfn, 0, 0, grant_flags=flags))
         return HANDLED
+
+    def _store_now(self, vcpu, mfn: int, va: int) -> bool:
+        """Apply the store at RIP to frame mfn, as Xen's emulator would; False (nothing
+        done) for an instruction this path does not decode."""
+        if not vcpu.emulator.emulate_store(va, mfn):
+            return False
+        self.domain.paging.guest_wrote((mfn << 12) | (va & 0xFFF), 8)
+        return True
+
+    def _emulate_at_resume(self, v, va: int, error_code: int, walk, rip: int) -> bool:
+        """An "emulate" answer to a paused write: the store the vCPU would retry, applied
+        now, as its retry would apply it, when nothing changed since its fault (its walk
+        holds, it is the CPU's vCPU with RIP still on the faulting instruction, no step
+        or single-step monitoring pending, and the frame still refuses the write),
+        so the retry does not fault again. False: left to the retry."""
+        paging = self.domain.paging
+        root, levels, generation = walk
+        if access_of_fault(error_code) != W or v.cpu.guest is not v or \
+                v.pending_step is not None or v.monitor_step or \
+                not paging._walk_holds(v, root, generation) or v.cpu.rip != rip:
+            return False
+        mfn = (levels[3][3] & ADDR_MASK) >> 12
+        if PERMITS[self.get(mfn)] & W:
+            return False                   # writes let through as well: the retry fills
+        paging.set_levels_ad(levels, PFEC_WRITE)
+        if not self._store_now(v, mfn, va):
+            return False                   # the retry single-steps it under a grant
+        self.stats['granted_once'] += 1
+        return True
 
     def _send(self, vcpu, mfn: int, offset: int, va: int, need: int, kind: int,
               pause: bool, in_fault_hook: bool) -> Optional[bool]:
@@ -340,10 +368,16 @@ class MemAccess:
             if flags & _VCPU_PAUSED:
                 v.paused_for_event = False
                 fault, v.event_fault = v.event_fault, None
-                if fault is not None and not v.emulate_once:
-                    # The access the vCPU retries: filled now if the answer lets it
-                    # through silently, so it does not fault a second time.
-                    self.domain.paging.prefill(v, *fault)
+                if fault is None:
+                    continue
+                # The access the vCPU retries: filled now if the answer lets it through
+                # silently, or emulated now if the answer says so and nothing changed,
+                # so that it does not fault a second time.
+                va, error_code, walk, rip = fault
+                if not v.emulate_once:
+                    self.domain.paging.prefill(v, va, error_code, walk)
+                elif self._emulate_at_resume(v, va, error_code, walk, rip):
+                    v.emulate_once = False
         return 0
 
 

@@ -99,7 +99,7 @@ class VCpu:
         self.stepping = False
         self.step_grant = False           # ... and it runs under a mem_access grant
         self.paused_for_event = False     # waiting for a vm_event response
-        self.event_fault = None           # (va, error code, its walk) of the access it waits on
+        self.event_fault = None           # (va, error code, walk, rip) of the access it waits on
         self.online = vcpu_id == 0
         self.initialised = vcpu_id == 0
         self.blocked = False

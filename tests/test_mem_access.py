@@ -308,6 +308,34 @@ def test_a_resume_that_lets_the_access_through_fills_its_shadow_before_the_retry
     assert d.paging.audit() == []
 
 
+@pytest.mark.parametrize('rip_moved', [False, True])
+def test_an_emulate_answer_applies_the_store_at_resume_unless_the_vcpu_moved(rip_moved):
+    """"Emulate" on the ring: the store the vCPU would retry is applied at resume (no
+    second fault at that address), as the retry would; if RIP is no longer the faulting
+    instruction, it is left to the retry."""
+    d = boot()
+    listener = Listener(d)
+    listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
+    faults = []
+    page_fault = d.paging.page_fault
+    d.paging.page_fault = lambda v, cr2, error_code: faults.append(cr2) or \
+        page_fault(v, cr2, error_code)
+    for event in listener.events(timeout=30):
+        faults.clear()
+        event.respond(emulate=True)
+        if rip_moved:
+            rip = d.cpu.rip
+            d.cpu.rip = rip + 0x1000        # not the faulting instruction while it resumes
+            xc_mem_access_resume(d)
+            d.cpu.rip = rip
+        else:
+            xc_mem_access_resume(d)
+        d.run(budget=1)                     # the retry, or the instruction after the store
+        assert (event.gla in faults) is rip_moved, faults
+        break
+    assert d.stats['stores_emulated'] == 1   # at resume, or by the retry
+
+
 @pytest.mark.parametrize('tables_changed', [False, True])
 def test_the_resume_fill_reuses_the_faults_walk_only_if_no_guest_table_changed(tables_changed):
     """The walk the fault made is kept for the fill at resume; a guest-table change in

@@ -186,7 +186,8 @@ class ShadowPaging(PvPaging):
                 if outcome == 'handled':
                     self.last_outcome = 'access'
                     if vcpu.paused_for_event:         # for prefill at resume, with this
-                        vcpu.event_fault = (va, error_code, (root, levels, generation))
+                        vcpu.event_fault = (va, error_code, (root, levels, generation),
+                                            vcpu.cpu.fault_rip)
                     return None
                 if self.access.stats['events'] == events or \
                         self._walk_holds(vcpu, root, generation):
