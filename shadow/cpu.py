@@ -220,6 +220,7 @@ class PhysicalCpu:
         self._stopped = False
         self._double_faults = 0
         self._io_refused = None      # (rip, rax) of a port access being turned into #GP
+        self._watchdog = None        # its thread, from the first timed run on
         self._init_exception_state()
         self._init_long_mode()
         self._init_io_trap()
@@ -751,8 +752,12 @@ class PhysicalCpu:
         return pending
 
     def watchdog(self, seconds: Optional[float]):
-        """A wall-clock limit for one run (shadow.watchdog)."""
-        return Watchdog(self.uc, seconds) if seconds else NO_WATCHDOG
+        """A wall-clock limit for one run (shadow.watchdog): cancel() it when the run ends."""
+        if not seconds:
+            return NO_WATCHDOG
+        if self._watchdog is None:
+            self._watchdog = Watchdog(self.uc)
+        return self._watchdog.arm(seconds)
 
     def run(self, rip: Optional[int], count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip (None: from where the CPU is) until a hook stops the CPU; True if
