@@ -40,13 +40,19 @@ def strip_comments(source: str) -> str:
     accepts them on a line of their own."""
     out = []
     for line in source.splitlines():
-        quoted = False
-        for i, ch in enumerate(line):
-            if ch == '"' and (i == 0 or line[i - 1] != '\\'):
-                quoted = not quoted
-            elif ch == '#' and not quoted:
-                line = line[:i]
-                break
+        hash_at = line.find('#')
+        if hash_at < 0:
+            pass
+        elif '"' not in line[:hash_at]:     # the first # opens the comment (the common case)
+            line = line[:hash_at]
+        else:
+            quoted = False
+            for i, ch in enumerate(line):
+                if ch == '"' and (i == 0 or line[i - 1] != '\\'):
+                    quoted = not quoted
+                elif ch == '#' and not quoted:
+                    line = line[:i]
+                    break
         out.append(line.rstrip())
     return '\n'.join(out)
 

@@ -107,8 +107,7 @@ class Domain(DomainMemory):
         self.target = None                    # XEN_DOMCTL_set_target: the domain it serves
         self.targets = set()                  # pvshadow's target set: more clients it serves
         self.grants = None                    # shadow.grant_table.GrantTable, on first use
-        from pvshadow.shadow.iommu import Iommu
-        self.iommu = Iommu(self)              # what its devices reach (shadow.iommu)
+        self._iommu = None                    # what its devices reach: self.iommu
         self.iomem = set()                    # machine frames past RAM it may map (devices)
         self.slice = SLICE
         self.vcpus: List[VCpu] = [VCpu(self, i, cpu) for i in range(max_vcpus)]
@@ -131,6 +130,15 @@ class Domain(DomainMemory):
         self.watchpoints = {}                 # id -> Watch: a debugger's, not the guest's
 
     # --- paging mode -------------------------------------------------------------------------
+    @property
+    def iommu(self):
+        """What the domain's devices reach (shadow.iommu), made at its first use: most
+        domains have no device, and a short run need not import it."""
+        if self._iommu is None:
+            from pvshadow.shadow.iommu import Iommu
+            self._iommu = Iommu(self)
+        return self._iommu
+
     def _make_paging(self, mode: str):
         if self.translated:
             if mode not in ('shadow', 'translated'):

@@ -16,6 +16,15 @@ DEFAULT_MACHINE_MB = 256
 
 
 class Host:
+    @property
+    def sharing(self):
+        """The frames shared between translated domains (shadow.mem_sharing), made at
+        its first use: a host of PV domains alone never imports it."""
+        if self._sharing is None:
+            from pvshadow.shadow.mem_sharing import MemSharing
+            self._sharing = MemSharing(self)
+        return self._sharing
+
     def __init__(self, machine_mb: int = DEFAULT_MACHINE_MB):
         nr_frames = machine_mb * 256
         self.mem = MachineMemory(nr_frames)
@@ -30,8 +39,7 @@ class Host:
         self.types.grant_pte_dropped = self._grant_pte_dropped
         self.types.grant_mapped = self._grant_mapped
         self.devices = {}                 # mmio mfn -> device model (shadow.dma)
-        from pvshadow.shadow.mem_sharing import MemSharing
-        self.sharing = MemSharing(self)   # frames shared between translated domains
+        self._sharing = None              # frames shared between translated domains
         self.domains = {}
         self.zombies = {}                 # destroyed domains whose frames are still held
         self.store = XenStore()           # one xenstore for every domain
