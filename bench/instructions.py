@@ -7,10 +7,11 @@ clock is not, for comparing two versions of a Python path.
 
 Each scenario runs twice, each time in a process of its own under cachegrind: with the
 work it measures and without it (the same domain, the same touches, unwatched; or no
-faults, no stores), and prints the difference per event. Python's hash seed is fixed and modules are byte-compiled before counting, so a
-rerun gives the same figure to within a few hundred instructions. A count is not a
-time: Python code runs at fewer instructions a cycle than Unicorn's, so a ratio of
-counts is not a ratio of times. bench.py gives the times.
+faults, no stores), and prints the difference per event. Python's hash seed is fixed
+and modules are byte-compiled before counting, so a rerun gives the same figure to
+within a few hundred instructions. A count is not a time: Python code runs at fewer
+instructions a cycle than Unicorn's, so a ratio of counts is not a ratio of times.
+bench.py gives the times.
 """
 import argparse
 import os
@@ -33,7 +34,7 @@ SCENARIOS = {
 
 _CHILD = r'''
 import sys
-root, kind, arg, n, on = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5] == '1'
+root, kind, arg, n, on = sys.argv[1:4] + [int(sys.argv[4]), sys.argv[5] == '1']
 sys.path[:0] = [root, root + '/bench']
 import bench
 if kind in ('events', 'in-hook'):

@@ -35,8 +35,9 @@ def test_regs_reads_selectors_as_their_16_bits_every_time():
 def _cpu_old_exception(cpu) -> int:
     """QEMU's env->old_exception as the CPU holds it now (a context copy of its own)."""
     offset = ctypes.addressof(cpu._old_exception) - cpu._ctx_base
-    ctx = cpu.uc.context_save()
-    return ctypes.c_int.from_address(ctypes.cast(ctx.context, ctypes.c_void_p).value + offset).value
+    ctx = cpu.uc.context_save()                     # kept alive while it is read
+    base = ctypes.cast(ctx.context, ctypes.c_void_p).value
+    return ctypes.c_int.from_address(base + offset).value
 
 
 def test_a_run_stopped_in_the_fault_hook_ends_with_no_exception_pending():

@@ -63,7 +63,8 @@ def test_the_indices_run_on_past_two_to_the_32():
     channel, listener = _rings()
     start = (1 << 32) - 3                    # as if 2**32 - 3 events had gone before
     for field in (REQ_PROD, RSP_PROD):
-        channel.mem.view[channel.base + field:channel.base + field + 4] = start.to_bytes(4, 'little')
+        at = channel.base + field
+        channel.mem.view[at:at + 4] = start.to_bytes(4, 'little')
     channel.rsp_cons = listener.req_cons = start
     for n in range(RING_SIZE):
         channel.put_request(_request(n))
