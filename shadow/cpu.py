@@ -26,7 +26,7 @@ from unicorn import x86_const as x86
 
 from pvshadow.shadow.abi.xen import vm_event_regs_x86
 from pvshadow.shadow.machine import MachineMemory
-from pvshadow.shadow.watchdog import NO_WATCHDOG, Watchdog
+from pvshadow.shadow.watchdog import NO_WATCHDOG, arm as arm_watchdog
 
 try:                                     # the binding's handle on libunicorn (2.1.x)
     from unicorn.unicorn_py3.unicorn import uclib as _uclib
@@ -220,7 +220,6 @@ class PhysicalCpu:
         self._stopped = False
         self._double_faults = 0
         self._io_refused = None      # (rip, rax) of a port access being turned into #GP
-        self._watchdog = None        # its thread, from the first timed run on
         self._init_exception_state()
         self._init_long_mode()
         self._init_io_trap()
@@ -753,11 +752,7 @@ class PhysicalCpu:
 
     def watchdog(self, seconds: Optional[float]):
         """A wall-clock limit for one run (shadow.watchdog): cancel() it when the run ends."""
-        if not seconds:
-            return NO_WATCHDOG
-        if self._watchdog is None:
-            self._watchdog = Watchdog(self.uc)
-        return self._watchdog.arm(seconds)
+        return arm_watchdog(self.uc, seconds) if seconds else NO_WATCHDOG
 
     def run(self, rip: Optional[int], count: int = 0, timeout_us: int = 0) -> bool:
         """Run from rip (None: from where the CPU is) until a hook stops the CPU; True if

@@ -1,55 +1,49 @@
 """The run loops' wall-clock limit (PhysicalCpu.watchdog).
 
-One thread per CPU, started at its first timed run and kept: each run arms it with its
-deadline and disarms it when it ends. A run that ends before its time is up (every
-vm_event round trip does) costs two lock acquisitions and wakes no thread, where a
-thread per run cost about 170 us of CPU a run.
+One thread for the whole process, started at the first timed run and kept: each run
+arms it with its deadline and its CPU, and disarms it when it ends. A run that ends
+before its time is up (every vm_event round trip does) costs two lock acquisitions and
+wakes no thread, where a thread per run cost about 170 us of CPU a run. The thread holds
+a CPU only while one of its runs is armed, so a host that is gone is freed.
 """
 import os
 import threading
 import time
 
+_start_lock = threading.Lock()
+_watcher = None                           # the process's Watcher
+
 
 class RunLimit:
     """One run's limit: `fired` once the time is up; cancel() when the run ends."""
-    __slots__ = ('fired', '_watchdog')
+    __slots__ = ('fired', '_watcher')
 
-    def __init__(self, watchdog: 'Watchdog'):
+    def __init__(self, watcher: 'Watcher'):
         self.fired = False
-        self._watchdog = watchdog
+        self._watcher = watcher
 
     def cancel(self) -> None:
         """After this returns, the watchdog makes no stop for this run."""
-        self._watchdog.disarm(self)
+        self._watcher.disarm(self)
 
 
-class Watchdog:
-    """Once a run's time is up it stops the CPU, and again every 10 ms until the run is
-    cancelled (a stop asked for between two emu_starts is lost), in place of the timer
-    thread Unicorn starts for every emu_start given a timeout."""
+class Watcher:
+    """Once a run's time is up it stops that run's CPU, and again every 10 ms until the
+    run is cancelled (a stop asked for between two emu_starts is lost), in place of the
+    timer thread Unicorn starts for every emu_start given a timeout."""
 
-    def __init__(self, uc):
-        self._uc = uc
-        self._pid = None                  # the process its thread runs in
-
-    def _start(self) -> None:
-        """The thread, and the lock it shares with the runs: at the first timed run, and
-        again in a forked child (which has neither the thread nor a usable lock: the
-        thread may have held it when the process forked)."""
+    def __init__(self):
         self._cond = threading.Condition(threading.Lock())
-        self._run = None                  # the armed RunLimit
-        self._deadline = 0.0              # its time.monotonic() deadline
+        self._armed = {}                  # RunLimit -> [deadline (time.monotonic()), uc]
         self._sleeping_until = None       # what the thread waits for (None: a notify)
-        self._pid = os.getpid()
+        self.pid = os.getpid()
         threading.Thread(target=self._watch, daemon=True, name='pvshadow-watchdog').start()
 
-    def arm(self, seconds: float) -> RunLimit:
-        if self._pid != os.getpid():
-            self._start()
+    def arm(self, uc, seconds: float) -> RunLimit:
         run = RunLimit(self)
         deadline = time.monotonic() + seconds
         with self._cond:
-            self._run, self._deadline = run, deadline
+            self._armed[run] = [deadline, uc]
             # The thread sleeping until an earlier time finds the new deadline when it
             # wakes; it is woken only if it would sleep past it.
             if self._sleeping_until is None or deadline < self._sleeping_until:
@@ -57,28 +51,43 @@ class Watchdog:
         return run
 
     def disarm(self, run: RunLimit) -> None:
-        if self._pid != os.getpid():
-            return                        # armed before a fork: no thread here to stop
+        if self.pid != os.getpid():
+            return                        # armed before a fork: no thread here to stop it
         with self._cond:
-            if self._run is run:
-                self._run = None
+            self._armed.pop(run, None)
 
     def _watch(self) -> None:
-        with self._cond:
+        armed, cond = self._armed, self._cond
+        with cond:
             while True:
-                run = self._run
-                if run is None:
+                if not armed:
                     self._sleeping_until = None
-                    self._cond.wait()
+                    cond.wait()
                     continue
+                run = min(armed, key=lambda r: armed[r][0])
+                entry = armed[run]
                 now = time.monotonic()
-                if now < self._deadline:
-                    self._sleeping_until = self._deadline
-                    self._cond.wait(self._deadline - now)
-                    continue
-                run.fired = True
-                self._uc.emu_stop()       # under the lock: never after disarm returned
-                self._deadline = now + 0.01
+                if now >= entry[0]:
+                    run.fired = True
+                    entry[1].emu_stop()   # under the lock: never after disarm returned
+                    entry[0] = now + 0.01
+                self._sleeping_until = deadline = entry[0]
+                del run, entry            # the thread holds no run and no CPU while it waits
+                cond.wait(deadline - now)
+
+
+def arm(uc, seconds: float) -> RunLimit:
+    """A limit of `seconds` for a run on `uc`: cancel() it when the run ends. The first
+    call in a process (or in a forked child, which has no thread and may have inherited
+    its lock held) starts the thread."""
+    global _watcher
+    watcher = _watcher
+    if watcher is None or watcher.pid != os.getpid():
+        with _start_lock:
+            if _watcher is None or _watcher.pid != os.getpid():
+                _watcher = Watcher()
+            watcher = _watcher
+    return watcher.arm(uc, seconds)
 
 
 class _NoWatchdog:

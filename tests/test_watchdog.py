@@ -1,10 +1,12 @@
-"""The run loops' wall-clock watchdog: one thread per CPU, armed for each timed run."""
+"""The run loops' wall-clock watchdog: one thread a process, armed for each timed run."""
+import gc
 import os
 import threading
 import time
+import weakref
 
 from pvshadow.shadow.listener import Listener
-from pvshadow.shadow.watchdog import Watchdog
+from pvshadow.shadow.watchdog import Watcher, arm
 from tests.test_mem_access import SYMBOLS, boot, mfn_of
 
 
@@ -25,7 +27,7 @@ def _wait_for(condition, seconds=5.0):
 
 def test_a_run_whose_time_is_up_is_stopped_until_it_is_cancelled():
     uc = CountingCpu()
-    run = Watchdog(uc).arm(0.02)
+    run = Watcher().arm(uc, 0.02)
     assert _wait_for(lambda: uc.stops >= 2)     # again every 10 ms
     assert run.fired
     run.cancel()
@@ -36,36 +38,52 @@ def test_a_run_whose_time_is_up_is_stopped_until_it_is_cancelled():
 
 def test_a_run_cancelled_in_time_is_never_stopped_and_the_next_run_is():
     uc = CountingCpu()
-    watchdog = Watchdog(uc)
-    first = watchdog.arm(0.05)
+    watcher = Watcher()
+    first = watcher.arm(uc, 0.05)
     first.cancel()
-    second = watchdog.arm(0.1)        # a later deadline than the one the thread sleeps to
+    second = watcher.arm(uc, 0.1)     # a later deadline than the one the thread sleeps to
     assert _wait_for(lambda: second.fired)
     second.cancel()
     assert not first.fired and uc.stops >= 1
 
 
-def test_many_timed_runs_share_one_watchdog_thread():
+def test_two_cpus_runs_at_once_are_each_stopped_at_their_own_time():
+    early, late = CountingCpu(), CountingCpu()
+    watcher = Watcher()
+    slow = watcher.arm(late, 0.3)
+    fast = watcher.arm(early, 0.02)
+    assert _wait_for(lambda: fast.fired)
+    assert not slow.fired and late.stops == 0
+    fast.cancel()
+    assert _wait_for(lambda: slow.fired)
+    slow.cancel()
+
+
+def test_timed_runs_share_one_thread_and_a_finished_host_is_freed(monkeypatch):
     d = boot()
     listener = Listener(d)
     listener.set_access('rx', mfn_of(d, SYMBOLS['watched']))
-    before = {t for t in threading.enumerate() if t.name == 'pvshadow-watchdog'}
+    started = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, 'start', lambda t: started.append(t) or start(t))
     runs = 0
     for event in listener.events(timeout=30):      # a timed run for each event
         event.respond(emulate=True)
         runs += 1
     assert runs >= 5 and listener.exit.clean
-    started = {t for t in threading.enumerate() if t.name == 'pvshadow-watchdog'} - before
-    assert len(started) == 1
+    assert len(started) <= 1                       # the process's first timed run's
+    engine = weakref.ref(d.cpu.uc)
+    del d, listener, event
+    gc.collect()
+    assert engine() is None             # the thread holds no CPU between runs
 
 
 def test_a_forked_child_gets_a_watchdog_thread_of_its_own():
     uc = CountingCpu()
-    watchdog = Watchdog(uc)
-    watchdog.arm(30).cancel()                  # the parent's thread exists
+    arm(uc, 30).cancel()                       # the parent's thread exists
     pid = os.fork()
     if pid == 0:                               # the child: that thread is not there
-        run = watchdog.arm(0.02)
+        run = arm(uc, 0.02)
         os._exit(0 if _wait_for(lambda: run.fired) else 1)
     _, status = os.waitpid(pid, 0)
     assert os.waitstatus_to_exitcode(status) == 0
