@@ -36,7 +36,7 @@ class Watcher:
         self._cond = threading.Condition(threading.Lock())
         self._armed = {}                  # RunLimit -> [deadline (time.monotonic()), uc]
         self._sleeping_until = None       # what the thread waits for (None: a notify)
-        self.pid = os.getpid()
+        self.forked_away = False          # in a forked child: no thread, its lock unusable
         threading.Thread(target=self._watch, daemon=True, name='pvshadow-watchdog').start()
 
     def arm(self, uc, seconds: float) -> RunLimit:
@@ -51,7 +51,7 @@ class Watcher:
         return run
 
     def disarm(self, run: RunLimit) -> None:
-        if self.pid != os.getpid():
+        if self.forked_away:
             return                        # armed before a fork: no thread here to stop it
         with self._cond:
             self._armed.pop(run, None)
@@ -78,16 +78,27 @@ class Watcher:
 
 def arm(uc, seconds: float) -> RunLimit:
     """A limit of `seconds` for a run on `uc`: cancel() it when the run ends. The first
-    call in a process (or in a forked child, which has no thread and may have inherited
-    its lock held) starts the thread."""
+    call in a process (a forked child's included) starts the thread."""
     global _watcher
     watcher = _watcher
-    if watcher is None or watcher.pid != os.getpid():
+    if watcher is None:
         with _start_lock:
-            if _watcher is None or _watcher.pid != os.getpid():
+            if _watcher is None:
                 _watcher = Watcher()
             watcher = _watcher
     return watcher.arm(uc, seconds)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has no watchdog thread, and the lock may have been held when the
+    process forked: the child starts its own at its first timed run."""
+    global _watcher, _start_lock
+    if _watcher is not None:
+        _watcher.forked_away = True
+    _watcher, _start_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 class _NoWatchdog:
