@@ -336,9 +336,8 @@ class MemAccess:
         if in_hook is None:
             self.channel.put_request(req)
         self.stats['events'] += 1
-        if in_hook is None and self.domain.tracer is None:
-            pass                            # the ring's common case: no structure built
-        else:
+        if in_hook is not None or self.domain.tracer is not None:
+            # (the ring's common case builds no structure)
             request = _vm_event_st.from_buffer_copy(req)
             if self.domain.tracer is not None:
                 from pvshadow.shadow.vm_event import mem_access_record

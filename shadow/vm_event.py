@@ -84,11 +84,10 @@ class VmEventChannel(SharedRing):
         """Each response the listener has put since the last call, in order, as a tuple
         (flags, vcpu_id, altp2m_idx, gfn, access_flags); then the held-back requests
         that now fit."""
-        view, base = self.mem.view, self.base
-        prod, cons = self.index(RSP_PROD), self.rsp_cons
+        view, prod, cons = self.mem.view, self.index(RSP_PROD), self.rsp_cons
         out = []
         while cons != prod:
-            out.append(_RESPONSE.unpack_from(view, base + _SLOTS + (cons % RING_SIZE) * _ENTRY))
+            out.append(_RESPONSE.unpack_from(view, self.slot(cons)))
             cons = (cons + 1) & _MASK
         self.rsp_cons = cons
         if self.backlog:
