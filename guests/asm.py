@@ -38,23 +38,22 @@ _REGISTERS = frozenset(
 def strip_comments(source: str) -> str:
     """Drop `#` comments (to end of line, outside string literals): keystone only
     accepts them on a line of their own."""
-    out = []
-    for line in source.splitlines():
-        hash_at = line.find('#')
-        if hash_at < 0:
-            pass
-        elif '"' not in line[:hash_at]:     # the first # opens the comment (the common case)
-            line = line[:hash_at]
-        else:
-            quoted = False
-            for i, ch in enumerate(line):
-                if ch == '"' and (i == 0 or line[i - 1] != '\\'):
-                    quoted = not quoted
-                elif ch == '#' and not quoted:
-                    line = line[:i]
-                    break
-        out.append(line.rstrip())
-    return '\n'.join(out)
+    return '\n'.join((_drop_comment(line) if '#' in line else line).rstrip()
+                     for line in source.splitlines())
+
+
+def _drop_comment(line: str) -> str:
+    """The line before its first `#` outside a string literal."""
+    hash_at = line.index('#')
+    if '"' not in line[:hash_at]:           # no string before it (the common case)
+        return line[:hash_at]
+    quoted = False
+    for i, ch in enumerate(line):
+        if ch == '"' and (i == 0 or line[i - 1] != '\\'):
+            quoted = not quoted
+        elif ch == '#' and not quoted:
+            return line[:i]
+    return line
 
 
 MAX_SOURCE_BYTES = 4 << 20            # a source with its includes
