@@ -129,7 +129,6 @@ class Domain(DomainMemory):
         self.skip_breakpoint = None
         self.watchpoints = {}                 # id -> Watch: a debugger's, not the guest's
 
-    # --- paging mode -------------------------------------------------------------------------
     @property
     def iommu(self):
         """What the domain's devices reach (shadow.iommu), made at its first use: most
@@ -139,6 +138,7 @@ class Domain(DomainMemory):
             self._iommu = Iommu(self)
         return self._iommu
 
+    # --- paging mode -------------------------------------------------------------------------
     def _make_paging(self, mode: str):
         if self.translated:
             if mode not in ('shadow', 'translated'):

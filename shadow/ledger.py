@@ -71,7 +71,7 @@ def _sharing_refs(domains):
     """(mfn, holder) for the references shared frames' reverse maps hold."""
     for d in domains:
         host = getattr(d, 'host', None)
-        if host is not None and host.sharing is not None:
+        if host is not None:
             return list(host.sharing.ledger_refs())
     return []
 
